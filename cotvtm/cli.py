@@ -1,0 +1,115 @@
+"""The ``cotvtm`` command: soundtrack, demo, build-tiny.
+
+Exit status: 0 when every input succeeded or was already done, 1 when the batch
+finished but some inputs failed (see the manifest), 2 for a usage or set-up error.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
+from cotvtm.errors import CotvtmError
+
+EXIT_USAGE = 2
+
+
+def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
+    d = SoundtrackConfig()
+    m = p.add_argument_group("models (a preset, and per-component hub ids or local dirs)")
+    m.add_argument("--preset", default="tiny", choices=["tiny", "fast", "paper"])
+    for name in ("clip", "t5", "musicgen", "rationale", "prior"):
+        m.add_argument(f"--{name}", default=None, metavar="REF")
+    m.add_argument("--cache-dir", type=Path, default=None, help="where the tiny preset is built")
+    g = p.add_argument_group("music")
+    g.add_argument("--mode", default=d.mode, choices=["continuous", "independent"])
+    g.add_argument("--window-seconds", type=float, default=d.window_s)
+    g.add_argument("--frames-per-window", type=int, default=d.frames_per_window)
+    g.add_argument("--frame-reader", default=d.frame_reader, choices=["pyav", "decord"])
+    g.add_argument("--prompt-seconds", type=float, default=d.prompt_s)
+    g.add_argument("--crossfade-seconds", type=float, default=d.crossfade_s)
+    g.add_argument("--guidance-scale", type=float, default=d.guidance_scale)
+    g.add_argument("--top-k", type=int, default=d.top_k)
+    g.add_argument("--prior-steps", type=int, default=None)
+    g.add_argument("--seed", type=int, default=d.seed)
+    r = p.add_argument_group("resources")
+    r.add_argument("--video-batch", type=int, default=None, help="videos per model batch")
+    r.add_argument("--decode-actors", type=int, default=None)
+    r.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+
+
+def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
+    models = ModelChoice(preset=a.preset, clip=a.clip, t5=a.t5, musicgen=a.musicgen, rationale=a.rationale,
+                         prior=a.prior)
+    cfg = SoundtrackConfig(models=models, window_s=a.window_seconds, frames_per_window=a.frames_per_window,
+                           frame_reader=a.frame_reader, mode=a.mode, prompt_s=a.prompt_seconds,
+                           crossfade_s=a.crossfade_seconds, guidance_scale=a.guidance_scale, top_k=a.top_k,
+                           prior_steps=a.prior_steps, seed=a.seed)
+    res = Resources.detect(video_batch=a.video_batch, decode_actors=a.decode_actors, device=a.device)
+    return cfg.validate(), res
+
+
+def _soundtrack(a: argparse.Namespace) -> int:
+    from cotvtm.pipelines.runner import run
+
+    cfg, res = _config(a)
+    return run(a.input, a.output, cfg, res, cache_dir=a.cache_dir).exit_code
+
+
+def _demo(a: argparse.Namespace) -> int:
+    from cotvtm.pipelines.runner import run
+    from cotvtm.video.samples import make_sample_videos
+
+    inputs = Path(a.workdir) / "inputs"
+    videos = make_sample_videos(inputs)
+    print(f"cotvtm demo: {len(videos)} sample videos in {inputs}")
+    cfg, res = _config(a)
+    summary = run(str(inputs), str(Path(a.workdir) / "outputs"), cfg, res, cache_dir=a.cache_dir)
+    print(f"cotvtm demo: soundtracked videos and sidecars are in {summary.output}")
+    return summary.exit_code
+
+
+def _build_tiny(a: argparse.Namespace) -> int:
+    from cotvtm import models
+
+    refs = models.resolve("tiny", cache_dir=a.cache_dir, seed=a.seed)
+    for name, ref in vars(refs).items():
+        print(f"{name:10s} {ref}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cotvtm", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n", 2)[2])
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("soundtrack", help="add music to every video under INPUT, writing to OUTPUT")
+    s.add_argument("input", help="a folder (searched recursively) or one video file")
+    s.add_argument("output", help="the output folder (created if missing)")
+    _add_soundtrack_options(s)
+    s.set_defaults(func=_soundtrack)
+    d = sub.add_parser("demo", help="make sample videos and soundtrack them with the tiny models")
+    d.add_argument("--workdir", default="demo_out")
+    _add_soundtrack_options(d)
+    d.set_defaults(func=_demo)
+    b = sub.add_parser("build-tiny", help="build the tiny preset's models and print where they are")
+    b.add_argument("--cache-dir", type=Path, default=None)
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=_build_tiny)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CotvtmError as exc:
+        print(f"cotvtm: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cotvtm: interrupted; finished outputs are kept, rerun to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The soundtrack job's settings, and the hash that names its outputs."""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+from cotvtm.errors import CotvtmError
+from cotvtm.music.compose import MODES
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".mpg", ".mpeg", ".flv", ".3gp")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    preset: str = "tiny"
+    clip: str | None = None
+    t5: str | None = None
+    musicgen: str | None = None
+    rationale: str | None = None
+    prior: str | None = None
+
+
+@dataclass(frozen=True)
+class SoundtrackConfig:
+    """Everything that changes what the job writes (so it all goes into the hash)."""
+
+    models: ModelChoice = field(default_factory=ModelChoice)
+    window_s: float = 10.0
+    frames_per_window: int = 8
+    frame_reader: str = "pyav"
+    mode: str = "continuous"
+    prompt_s: float = 2.0
+    crossfade_s: float = 0.25
+    guidance_scale: float = 3.0
+    top_k: int = 250
+    temperature: float = 1.0
+    prior_steps: int | None = None  # None: the prior checkpoint's own default
+    prior_sampler: str | None = None
+    prior_guidance: float | None = None
+    seed: int = 0
+
+    def validate(self) -> "SoundtrackConfig":
+        if self.mode not in MODES:
+            raise CotvtmError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not 0 < self.prompt_s < self.window_s:
+            raise CotvtmError("--prompt-seconds must be positive and shorter than the window")
+        if not 0 <= self.crossfade_s <= self.prompt_s:
+            raise CotvtmError("--crossfade-seconds must be between 0 and the prompt length")
+        if self.frames_per_window < 1:
+            raise CotvtmError("--frames-per-window must be at least 1")
+        return self
+
+    def digest(self, models_fingerprint: str) -> str:
+        """Output names are a pure function of input key + this digest (idempotent reruns)."""
+        payload = json.dumps({"config": asdict(self), "models": models_fingerprint}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """How the Ray stages are sized; does not change the output, so it is not hashed."""
+
+    decode_actors: int = 1
+    mux_actors: int = 1
+    model_actors: int = 1
+    model_cpus: float = 0.25
+    mux_cpus: float = 0.25
+    gpus_per_model_actor: float = 0.0
+    video_batch: int = 4
+    device: str = "cpu"
+
+    @classmethod
+    def detect(cls, **overrides) -> "Resources":
+        """GPU model actors when CUDA is present (three share one GPU), light CPU ones otherwise."""
+        import torch
+
+        if torch.cuda.is_available():
+            base = cls(model_cpus=1.0, gpus_per_model_actor=0.3, device="cuda", video_batch=16)
+        else:
+            base = cls()
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,27 @@
+"""Start or join Ray the way this project runs it."""
+
+import os
+
+# Ray binds to the machine's network address unless told otherwise; these keep a
+# local run on 127.0.0.1 and skip token auth, which a single-user local run does not need.
+LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def init_ray(num_cpus: int | None = None) -> None:
+    """Join the cluster named by RAY_ADDRESS, or start a local one on loopback."""
+    for key, value in LOCAL_ENV.items():
+        os.environ.setdefault(key, value)
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
+                 runtime_env={"env_vars": dict(LOCAL_ENV)})
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = True
+    ctx.enable_operator_progress_bars = True

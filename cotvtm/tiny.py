@@ -1,0 +1,140 @@
+"""The `tiny` preset: real architectures at toy size, random weights, local tokenizers.
+
+Each builder writes a Hugging Face-format directory (config, safetensors, tokenizer or
+processor) that is then loaded through the very same ``from_pretrained`` path a real
+checkpoint uses. Nothing is downloaded; everything is deterministic given the seed.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from cotvtm.tiny_corpus import sentences
+
+TINY_VERSION = 1  # bump when a builder changes, so stale caches are rebuilt
+CLIP_DIM = 32
+T5_DIM = 32
+RATIONALE_DIM = 32
+IMAGE_SIZE = 32
+SAMPLE_RATE = 8000
+HOP = (8, 5, 5, 4)  # 800 samples per frame -> 10 codec frames per second
+CODEBOOK_SIZE = 64
+NUM_CODEBOOKS = 4
+COMPONENTS = ("clip", "t5", "musicgen", "rationale", "prior")
+
+
+def _clip_tokenizer():
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer().train_new_from_iterator(sentences(), vocab_size=400)
+
+
+def _t5_tokenizer():
+    from transformers import T5Tokenizer
+
+    return T5Tokenizer(extra_ids=0).train_new_from_iterator(sentences(), vocab_size=300)
+
+
+def build_clip(out: Path, seed: int) -> None:
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
+
+    tok = _clip_tokenizer()
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    text = dict(small, vocab_size=len(tok), max_position_embeddings=77,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = CLIPConfig(text_config=text, vision_config=dict(small, image_size=IMAGE_SIZE, patch_size=8),
+                        projection_dim=CLIP_DIM)
+    torch.manual_seed(seed)
+    CLIPModel(config).save_pretrained(out)
+    images = CLIPImageProcessorPil(size={"shortest_edge": IMAGE_SIZE},
+                                crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(out)
+
+
+def _t5_config(vocab_size: int):
+    from transformers import T5Config
+
+    return T5Config(vocab_size=vocab_size, d_model=T5_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+
+
+def build_musicgen_and_t5(musicgen_out: Path, t5_out: Path, seed: int) -> None:
+    """MusicGen with its Encodec, plus its T5 text encoder saved on its own.
+
+    The standalone T5 directory holds exactly MusicGen's text-encoder weights, so E_m
+    computed by the encoder job lives in MusicGen's own conditioning space.
+    """
+    from transformers import (EncodecConfig, EncodecFeatureExtractor, GenerationConfig, MusicgenConfig,
+                              MusicgenDecoderConfig, MusicgenForConditionalGeneration, MusicgenProcessor)
+
+    tok = _t5_tokenizer()
+    frame_rate = SAMPLE_RATE // int(torch.tensor(HOP).prod())
+    # transformers 5: num_quantizers = 1000 * bandwidth // (frame_rate * log2(codebook_size))
+    bandwidth = NUM_CODEBOOKS * frame_rate * (CODEBOOK_SIZE.bit_length() - 1) / 1000
+    audio = EncodecConfig(sampling_rate=SAMPLE_RATE, upsampling_ratios=list(HOP), num_filters=4, hidden_size=16,
+                          codebook_size=CODEBOOK_SIZE, target_bandwidths=[bandwidth], num_lstm_layers=1)
+    assert audio.num_quantizers == NUM_CODEBOOKS, audio.num_quantizers
+    decoder = MusicgenDecoderConfig(vocab_size=CODEBOOK_SIZE, num_codebooks=NUM_CODEBOOKS, hidden_size=32,
+                                    ffn_dim=64, num_hidden_layers=2, num_attention_heads=2,
+                                    pad_token_id=CODEBOOK_SIZE, bos_token_id=CODEBOOK_SIZE)
+    config = MusicgenConfig(text_encoder=_t5_config(len(tok)), audio_encoder=audio, decoder=decoder)
+    torch.manual_seed(seed)
+    model = MusicgenForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=CODEBOOK_SIZE, pad_token_id=CODEBOOK_SIZE, bos_token_id=CODEBOOK_SIZE,
+        do_sample=True, guidance_scale=3.0, top_k=250, max_length=1500)
+    model.save_pretrained(musicgen_out)
+    features = EncodecFeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0)
+    MusicgenProcessor(feature_extractor=features, tokenizer=tok).save_pretrained(musicgen_out)
+    model.text_encoder.save_pretrained(t5_out)
+    tok.save_pretrained(t5_out)
+
+
+def build_rationale(out: Path, seed: int) -> None:
+    """A small Llama-style encoder standing in for LLM2Vec's Llama-3-8B."""
+    from transformers import LlamaConfig, LlamaModel, LlamaTokenizer
+
+    tok = LlamaTokenizer().train_new_from_iterator(sentences(), vocab_size=400)
+    tok.pad_token = tok.eos_token
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=RATIONALE_DIM, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=512, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    LlamaModel(config).save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def build_prior(out: Path, seed: int) -> None:
+    """An untrained two-stage prior with the tiny encoders' dimensions."""
+    from cotvtm.prior import PriorConfig, TwoStagePrior
+
+    torch.manual_seed(seed)
+    TwoStagePrior(PriorConfig.tiny()).save_pretrained(out)
+
+
+def build_all(root: Path, seed: int = 0) -> dict[str, Path]:
+    """Build every tiny component under ``root`` (atomically, once) and return their paths."""
+    root = Path(root) / f"tiny-v{TINY_VERSION}-seed{seed}"
+    paths = {name: root / name for name in COMPONENTS}
+    if (root / "COMPLETE").exists():
+        return paths
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        build_clip(staging / "clip", seed)
+        build_musicgen_and_t5(staging / "musicgen", staging / "t5", seed)
+        build_rationale(staging / "rationale", seed)
+        build_prior(staging / "prior", seed)
+        (staging / "COMPLETE").write_text("ok\n")
+        try:
+            os.rename(staging, root)
+        except OSError:  # another process finished first; theirs is identical
+            if not (root / "COMPLETE").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths
