@@ -64,15 +64,28 @@ def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, 
 
 
 def _describe(ref: str | None) -> str | None:
-    """Local directories are identified by their config content, hub ids by name."""
+    """Local directories are identified by their content, hub ids by name."""
     if ref is None or not Path(ref).is_dir():
         return ref
     digest = hashlib.sha256()
-    for name in sorted(("config.json", "model.safetensors", "generation_config.json")):
-        path = Path(ref) / name
-        if path.exists():
-            digest.update(path.read_bytes() if path.stat().st_size < 64 << 20 else str(path.stat()).encode())
+    for path in sorted(Path(ref).glob("*.json")) + sorted(Path(ref).glob("*.safetensors")):
+        digest.update(path.name.encode())
+        digest.update(_tensor_bytes_digest(path) if path.suffix == ".safetensors" else path.read_bytes())
     return f"{Path(ref).name}:{digest.hexdigest()[:16]}"
+
+
+def _tensor_bytes_digest(path: Path, limit: int = 256 << 20) -> bytes:
+    """Hash of the tensor data (not the header, whose metadata order varies between saves).
+
+    Files over ``limit`` are identified by size and modification time instead of content.
+    """
+    size = path.stat().st_size
+    if size > limit:
+        return f"{size}:{path.stat().st_mtime_ns}".encode()
+    with open(path, "rb") as handle:
+        header = int.from_bytes(handle.read(8), "little")
+        handle.seek(8 + header)
+        return hashlib.sha256(handle.read()).digest()
 
 
 def _quiet_transformers() -> None:

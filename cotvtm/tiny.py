@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from cotvtm.tiny_corpus import sentences
+from cotvtm import tiny_vocab
 
-TINY_VERSION = 1  # bump when a builder changes, so stale caches are rebuilt
+TINY_VERSION = 4  # bump when a builder changes, so stale caches are rebuilt
 CLIP_DIM = 32
 T5_DIM = 32
 RATIONALE_DIM = 32
@@ -29,13 +29,14 @@ COMPONENTS = ("clip", "t5", "musicgen", "rationale", "prior")
 def _clip_tokenizer():
     from transformers import CLIPTokenizer
 
-    return CLIPTokenizer().train_new_from_iterator(sentences(), vocab_size=400)
+    vocab, merges = tiny_vocab.clip_vocab()
+    return CLIPTokenizer(vocab=vocab, merges=merges)
 
 
 def _t5_tokenizer():
     from transformers import T5Tokenizer
 
-    return T5Tokenizer(extra_ids=0).train_new_from_iterator(sentences(), vocab_size=300)
+    return T5Tokenizer(vocab=tiny_vocab.t5_vocab(), extra_ids=0)
 
 
 def build_clip(out: Path, seed: int) -> None:
@@ -79,10 +80,12 @@ def build_musicgen_and_t5(musicgen_out: Path, t5_out: Path, seed: int) -> None:
     assert audio.num_quantizers == NUM_CODEBOOKS, audio.num_quantizers
     decoder = MusicgenDecoderConfig(vocab_size=CODEBOOK_SIZE, num_codebooks=NUM_CODEBOOKS, hidden_size=32,
                                     ffn_dim=64, num_hidden_layers=2, num_attention_heads=2,
-                                    pad_token_id=CODEBOOK_SIZE, bos_token_id=CODEBOOK_SIZE)
+                                    pad_token_id=CODEBOOK_SIZE, bos_token_id=CODEBOOK_SIZE,
+                                    initializer_factor=0.2)  # wide enough that conditioning moves the logits
     config = MusicgenConfig(text_encoder=_t5_config(len(tok)), audio_encoder=audio, decoder=decoder)
     torch.manual_seed(seed)
     model = MusicgenForConditionalGeneration(config)
+    _randomise_codebooks(model.audio_encoder)
     model.generation_config = GenerationConfig(
         decoder_start_token_id=CODEBOOK_SIZE, pad_token_id=CODEBOOK_SIZE, bos_token_id=CODEBOOK_SIZE,
         do_sample=True, guidance_scale=3.0, top_k=250, max_length=1500)
@@ -93,11 +96,21 @@ def build_musicgen_and_t5(musicgen_out: Path, t5_out: Path, seed: int) -> None:
     tok.save_pretrained(t5_out)
 
 
+def _randomise_codebooks(encodec) -> None:
+    """Encodec initialises its codebooks to zeros (they are learned by k-means), which
+    would decode every code to the same sound; random codebooks make codes audible."""
+    with torch.no_grad():
+        for layer in encodec.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+
+
 def build_rationale(out: Path, seed: int) -> None:
     """A small Llama-style encoder standing in for LLM2Vec's Llama-3-8B."""
     from transformers import LlamaConfig, LlamaModel, LlamaTokenizer
 
-    tok = LlamaTokenizer().train_new_from_iterator(sentences(), vocab_size=400)
+    vocab, merges = tiny_vocab.llama_vocab()
+    tok = LlamaTokenizer(vocab=vocab, merges=merges)
     tok.pad_token = tok.eos_token
     config = LlamaConfig(vocab_size=len(tok), hidden_size=RATIONALE_DIM, intermediate_size=64,
                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,

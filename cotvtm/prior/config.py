@@ -36,6 +36,7 @@ class PriorConfig:
     sample_steps: int = 200
     sampler: str = "ddpm"
     guidance_scale: float = 3.0
+    music_scale: float = 1.0  # diffusion runs on E_m * music_scale: set ~1 / std(E_m) of the data
     mask_threshold: float = 0.1  # token kept if its RMS > this x the row's max token RMS
     variant: str = "full"
     trained: bool = False  # set True by training; random weights otherwise

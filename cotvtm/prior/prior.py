@@ -89,8 +89,8 @@ class TwoStagePrior(nn.Module):
     ) -> torch.Tensor:
         """Stage-2 objective on zero-padded targets E_m (B, L, music_dim).
 
-        Diffusion variants: epsilon MSE with both conditions dropped together for a
-        ``cond_dropout`` fraction of rows. ``mlp_mlp``: MSE(music_mlp(E_r), E_m).
+        Diffusion variants: epsilon MSE on E_m * ``music_scale``, with both conditions dropped
+        together (null tokens) for a ``cond_dropout`` fraction of rows. ``mlp_mlp``: MSE(music_mlp(E_r), E_m).
         e_r is the rationale embedding to condition on (teacher's or stage 1's; ignored by
         ``no_rationale``).
         """
@@ -101,7 +101,7 @@ class TwoStagePrior(nn.Module):
         keep = torch.rand(e_m.shape[0], generator=generator, device=source) >= self.config.cond_dropout
         keep = keep.to(e_m.device)
         eps_fn = lambda x, t: self.diff(x, t, e_v, e_r, keep)  # noqa: E731
-        return self.schedule.training_loss(eps_fn, e_m, generator=generator)
+        return self.schedule.training_loss(eps_fn, e_m * self.config.music_scale, generator=generator)
 
     def guided_eps_fn(self, e_v: torch.Tensor, e_r: torch.Tensor | None, guidance_scale: float) -> EpsFn:
         """eps_fn(x, t) for the sampler with classifier-free guidance.
@@ -159,7 +159,7 @@ class TwoStagePrior(nn.Module):
                     eps_fn, (e_v.shape[0], c.music_len, c.music_dim),
                     steps=steps or c.sample_steps, method=method or c.sampler, eta=eta,
                     generator=generator, device=self.device,
-                )
+                ) / c.music_scale
         finally:
             self.train(was_training)
         mask = token_mask(e_m, c.mask_threshold if mask_threshold is None else mask_threshold)

@@ -8,6 +8,7 @@ presentation time is at or after it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -17,6 +18,9 @@ from cotvtm.errors import MediaError
 
 READERS = ("pyav", "decord")
 TIME_EPS_S = 1e-6  # a frame stamped 0.3 s must count as "at or after 0.3"
+SEEK_MARGINS_S = (0.0, 2.0, 10.0, float("inf"))  # seek again this far back when a seek lands late
+DECORD_EPS_S = 1e-3  # decord keeps timestamps as float32: 1000.1 s comes back as 1000.09998
+_DECORD_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")  # "[08:16:40] /src/x.cc:486: "
 
 
 @dataclass
@@ -61,7 +65,9 @@ def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     if short_side is None or short_side <= 0:
         return width, height
     scale = short_side / min(width, height)
-    return (short_side, max(1, round(height * scale))) if width <= height else (max(1, round(width * scale)), short_side)
+    if width <= height:
+        return short_side, max(1, round(height * scale))
+    return max(1, round(width * scale)), short_side
 
 
 def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -81,49 +87,63 @@ def _check_reached(path, wanted: float, last_time: float | None, interval: float
 
 
 def _read_pyav(path, times: list[float], short_side, rotation: int, stats: ReadStats) -> np.ndarray:
-    """Seek once to the keyframe at or before the first timestamp, decode forward, convert only
-    the chosen frames, and stop after the last timestamp."""
-    import av
-
+    """Seek once to the keyframe at or before the first timestamp, decode forward, stop after the
+    last timestamp, and convert only the chosen frames (scaled by swscale in the same step)."""
     with _open_pyav(path) as container:
         stream = container.streams.video[0]
-        base = float(stream.time_base)
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        interval = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
+        for margin in SEEK_MARGINS_S:
+            picks = _scan_pyav(path, container, stream, times, max(0.0, times[0] - margin), stats)
+            if picks is not None:
+                break
         size = scaled_size(stream.codec_context.width, stream.codec_context.height, short_side)
-        chosen: list[np.ndarray] = []
-        frame, frame_time, converted_time, packet_time = None, None, None, times[0]
-
-        def take() -> None:
-            """Keep ``frame`` for the next timestamp; convert it unless it was just converted."""
-            nonlocal converted_time
-            if converted_time != frame_time:
+        frames, previous = [], None
+        for frame in picks:
+            if frame is not previous:
                 stats.frames_converted += 1
-                image = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
-                chosen.append(_upright(image, rotation))
-                converted_time = frame_time
-            else:
-                chosen.append(chosen[-1])
+                image = _upright(frame.to_ndarray(format="rgb24", width=size[0], height=size[1]), rotation)
+            frames.append(image)
+            previous = frame
+        return np.stack(frames)
 
-        try:
-            container.seek(int((start + times[0]) / base), stream=stream, backward=True)
-            for packet in container.demux(stream):
-                if packet.pts is not None:
-                    packet_time = packet.pts * base - start
-                for frame in packet.decode():
-                    stats.frames_decoded += 1
-                    frame_time = frame.time - start
-                    while len(chosen) < len(times) and frame_time + TIME_EPS_S >= times[len(chosen)]:
-                        take()
-                    if len(chosen) == len(times):
-                        return np.stack(chosen)
-        except av.FFmpegError as e:
-            reason = f"decoding failed at {packet_time:.1f} s ({_av_reason(e)})"
-            raise MediaError(path, f"truncated or corrupt: {reason}") from None
-        _check_reached(path, times[len(chosen)], frame_time, interval)
-        while len(chosen) < len(times):
-            take()
-        return np.stack(chosen)
+
+def _scan_pyav(path, container, stream, times: list[float], target: float, stats: ReadStats) -> list | None:
+    """The frame shown at each of ``times``, decoding forward from a seek to ``target``.
+
+    Returns None when the seek landed after ``times[0]`` (MPEG-TS seeks by byte position and
+    lands late; a seek before the first keyframe fails): the caller retries from earlier.
+    """
+    import av
+
+    base = float(stream.time_base)
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    picks, last, last_time, packet_time = [], None, None, target
+    try:
+        # At target 0 seek to pts 0, not to start_time: MPEG-TS lands on the 2nd keyframe for that.
+        offset = int((start + target) / base) if target > 0 else min(0, stream.start_time or 0)
+        container.seek(offset, stream=stream, backward=True)
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                packet_time = packet.pts * base - start
+            for frame in packet.decode():
+                stats.frames_decoded += 1
+                frame_time = frame.time - start
+                if last is None and target > 0 and frame_time > times[0] + TIME_EPS_S:
+                    return None
+                last, last_time = frame, frame_time
+                while len(picks) < len(times) and frame_time + TIME_EPS_S >= times[len(picks)]:
+                    picks.append(frame)
+                if len(picks) == len(times):
+                    return picks
+    except av.FFmpegError as e:
+        if last is None and target > 0:
+            return None
+        reason = f"decoding failed at {packet_time:.1f} s ({_av_reason(e)})"
+        raise MediaError(path, f"truncated or corrupt: {reason}") from None
+    if last is None and target > 0:
+        return None
+    interval = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
+    _check_reached(path, times[len(picks)], last_time, interval)
+    return picks + [last] * (len(times) - len(picks))
 
 
 def _open_pyav(path):
@@ -150,27 +170,34 @@ def _read_decord(path, times: list[float], short_side, rotation: int, stats: Rea
         import decord
     except ImportError:
         raise RuntimeError("reader='decord' needs the optional package decord (pip install decord)") from None
-    with _open_pyav(path) as container:  # header only: the stored size, which decord does not expose
-        width, height = container.streams.video[0].codec_context.width, container.streams.video[0].codec_context.height
+    width, height = _stored_size(path)
     if rotation in (90, 270):
         width, height = height, width
     w, h = scaled_size(width, height, short_side)
     try:
         vr = decord.VideoReader(os.fspath(path), ctx=decord.cpu(0), width=w, height=h)
         starts = vr.get_frame_timestamp(np.arange(len(vr)))[:, 0] if len(vr) else np.zeros(0)
-        index = np.searchsorted(starts, np.asarray(times) - TIME_EPS_S, side="left")
+        index = np.searchsorted(starts, np.asarray(times) - DECORD_EPS_S, side="left")
         if index[-1] >= len(starts):
             missing = times[int(np.argmax(index >= len(starts)))]
-            fps = vr.get_avg_fps()
-            _check_reached(path, missing, float(starts[-1]) if len(starts) else None, 1.0 / fps if fps else 0.0)
+            last = float(starts[-1]) if len(starts) else None
+            _check_reached(path, missing, last, 1.0 / vr.get_avg_fps() if vr.get_avg_fps() else 0.0)
             index = np.minimum(index, len(starts) - 1)
         unique, inverse = np.unique(index, return_inverse=True)
         batch = vr.get_batch(unique.tolist()).asnumpy()
     except (decord.DECORDError, RuntimeError, IndexError) as e:
-        reason = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
-        raise MediaError(path, f"truncated or corrupt: decord failed ({reason})") from None
+        reason = _DECORD_LOG_PREFIX.sub("", str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        raise MediaError(path, f"truncated or corrupt: decord failed ({reason[:200]})") from None
     stats.frames_converted += len(unique)
     return batch[inverse]
+
+
+def _stored_size(path) -> tuple[int, int]:
+    """(width, height) of the stored picture from the container header (no decoding):
+    decord only reports sizes after its own rotation."""
+    with _open_pyav(path) as container:
+        context = container.streams.video[0].codec_context
+        return context.width, context.height
 
 
 def _av_reason(error: Exception) -> str:

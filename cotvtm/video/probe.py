@@ -17,7 +17,7 @@ FFPROBE = "ffprobe"
 PROBE_TIMEOUT_S = 60
 STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"}
 _LOG_PREFIX = re.compile(r"^\[[^\]]+ @ 0x[0-9a-f]+\]\s*")  # "[mov,mp4,... @ 0x5563...] "
-_GENERIC_LINES = {"Conversion failed!", "Exiting normally, received signal 2."}
+_GENERIC_LINE = re.compile(r"^(Conversion failed!|Error initializing output stream .*|Exiting normally.*)$")
 
 
 def ffmpeg_url(path: str | os.PathLike) -> str:
@@ -27,21 +27,27 @@ def ffmpeg_url(path: str | os.PathLike) -> str:
 
 
 def summarise_stderr(stderr: str | bytes, *urls: str) -> str:
-    """ffmpeg's stderr in one line: its last meaningful line, with the file name and the
-    "[demuxer @ 0x...]" prefix stripped, plus the line before it as detail when different."""
+    """ffmpeg's stderr in one line: its last own message (e.g. "Invalid data found when
+    processing input") and, in brackets, the last message of the component that failed (the
+    "[mov @ 0x...] moov atom not found" line), with file names and generic lines dropped."""
     if isinstance(stderr, bytes):
         stderr = stderr.decode("utf-8", "replace")
-    lines = []
+    own, component = [], []
     for line in stderr.splitlines():
-        line = _LOG_PREFIX.sub("", line.strip())
+        line = line.strip()
         for url in urls:
             line = line.replace(url + ": ", "").replace(url, "<file>")
-        if line and line not in _GENERIC_LINES and line not in lines[-1:]:
-            lines.append(line)
-    if not lines:
+        if not line or _GENERIC_LINE.match(line):
+            continue
+        if _LOG_PREFIX.match(line):
+            component.append(_LOG_PREFIX.sub("", line))
+        else:
+            own.append(line)
+    if not own and not component:
         return "no error message"
-    main = lines[-1]
-    return f"{main} ({lines[-2]})" if len(lines) > 1 else main
+    if not own or not component:
+        return (own or component)[-1]
+    return f"{own[-1]} ({component[-1]})"
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:

@@ -1,0 +1,110 @@
+"""Put the generated music into the original video: stream-copy the picture, encode the audio.
+
+One ffmpeg call per video, written next to the output under a temporary name and renamed into
+place, so an output either is complete or does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from cotvtm.errors import MediaError
+from cotvtm.video.probe import ffmpeg_url, summarise_stderr
+
+FFMPEG = "ffmpeg"
+MUX_TIMEOUT_S = 600
+AUDIO_BITRATE = "192k"
+AUDIO_CODECS = {  # by output container; the video stream is always copied as is
+    ".mp4": "aac", ".m4v": "aac", ".mov": "aac", ".mkv": "aac", ".ts": "aac", ".avi": "aac",
+    ".webm": "libopus",
+}
+FASTSTART = {".mp4", ".m4v", ".mov"}  # index first, so players can start before the download ends
+
+
+def fit_length(audio: np.ndarray, sample_rate: int, duration: float) -> np.ndarray:
+    """Trim or zero-pad ``audio`` (``(n,)`` or ``(channels, n)``) to exactly
+    ``round(duration * sample_rate)`` samples, the length ``mux_audio`` expects."""
+    audio = np.asarray(audio)
+    target = round(duration * sample_rate)
+    have = audio.shape[-1]
+    if have >= target:
+        return audio[..., :target]
+    pad = [(0, 0)] * (audio.ndim - 1) + [(0, target - have)]
+    return np.pad(audio, pad)
+
+
+def mux_audio(
+    video_path: str | os.PathLike,
+    audio: np.ndarray,
+    sample_rate: int,
+    out_path: str | os.PathLike,
+    duration: float,
+) -> Path:
+    """Write ``out_path``: the first video stream of ``video_path`` copied bit for bit (codec,
+    frames, rotation and metadata kept) plus ``audio`` as its only audio track.
+
+    ``audio`` is float mono ``(n,)`` or ``(channels, n)`` and must already be ``duration`` long
+    (see ``fit_length``), so no ``-t``/``-shortest`` is needed and the tracks end together.
+    """
+    out_path = Path(out_path)
+    ext = out_path.suffix.lower()
+    if ext not in AUDIO_CODECS:
+        raise MediaError(out_path, f"unsupported output container {ext or '(no extension)'!r}; "
+                                   f"use one of {', '.join(sorted(AUDIO_CODECS))}")
+    samples = _as_frames_by_channels(audio)
+    expected = round(duration * sample_rate)
+    if len(samples) != expected:
+        raise ValueError(f"audio has {len(samples)} samples, expected {expected} "
+                         f"({duration} s at {sample_rate} Hz): call fit_length first")
+    fd, wav = tempfile.mkstemp(prefix="cotvtm-", suffix=".wav")
+    os.close(fd)
+    tmp_out = out_path.with_name(f".{out_path.name}.tmp-{secrets.token_hex(4)}{ext}")
+    try:
+        sf.write(wav, samples, sample_rate, subtype="FLOAT")
+        _run_ffmpeg(video_path, _mux_command(video_path, wav, tmp_out, ext))
+        os.replace(tmp_out, out_path)
+    finally:
+        for leftover in (wav, tmp_out):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+    return out_path
+
+
+def _as_frames_by_channels(audio: np.ndarray) -> np.ndarray:
+    """soundfile wants ``(n, channels)``; the models produce ``(n,)`` or ``(channels, n)``."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        return audio
+    if audio.ndim == 2:
+        return audio.T
+    raise ValueError(f"audio must be (n,) or (channels, n), got shape {audio.shape}")
+
+
+def _mux_command(video_path, wav: str, out: Path, ext: str) -> list[str]:
+    cmd = [
+        FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y",
+        "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav),
+        "-map", "0:v:0", "-map", "1:a:0", "-map_metadata", "0",
+        "-c:v", "copy", "-c:a", AUDIO_CODECS[ext], "-b:a", AUDIO_BITRATE,
+    ]
+    if ext in FASTSTART:
+        cmd += ["-movflags", "+faststart"]
+    return cmd + [ffmpeg_url(out)]
+
+
+def _run_ffmpeg(video_path, cmd: list[str]) -> None:
+    """Run ffmpeg; a failure becomes MediaError with the last meaningful stderr line."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=MUX_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise MediaError(video_path, f"mux did not finish in {MUX_TIMEOUT_S} s") from None
+    if proc.returncode != 0:
+        urls = [arg for arg in cmd if arg.startswith("file:")]
+        raise MediaError(video_path, f"mux failed: {summarise_stderr(proc.stderr, *urls)}")
