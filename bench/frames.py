@@ -44,25 +44,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (seconds, size) in VIDEOS.items():
             start = time.perf_counter()
-            path = make_video(Path(tmp) / name, seconds, size=size, fps=25, extra_args=("-preset", "veryfast"))
+            path = make_video(Path(tmp) / name, seconds, size=size, fps=25,
+                              extra_args=("-preset", "veryfast"))
             info = probe(path)
             print(f"\n{name}: {info.duration:.1f} s, {info.width}x{info.height}, {info.fps:g} fps, "
                   f"made in {time.perf_counter() - start:.1f} s; median of {REPEATS} runs, ms")
-            print(f"{'window':>14} " + " ".join(f"{r:>8}" for r in readers) + "   decord/pyav")
+            print(f"{'window':>14} " + " ".join(f"{r:>8}" for r in readers) + "  decord/pyav")
             totals = dict.fromkeys(readers, 0.0)
             for window in plan_windows(info.duration):
                 times = sample_times(window)
-                medians = {
-                    r: statistics.median(time_window(path, times, info.rotation, r) for _ in range(REPEATS))
-                    for r in readers
-                }
+                runs = {r: [] for r in readers}
+                for _ in range(REPEATS):  # interleaved, so a burst of load hits both readers
+                    for r in readers:
+                        runs[r].append(time_window(path, times, info.rotation, r))
+                medians = {r: statistics.median(timings) for r, timings in runs.items()}
                 for r in readers:
                     totals[r] += medians[r]
-                ratio = f"{medians['decord'] / medians['pyav']:.2f}" if "decord" in medians else "-"
-                span = f"{window.start:.0f}-{window.end:.0f} s"
-                print(f"{span:>14} " + " ".join(f"{medians[r] * 1e3:8.0f}" for r in readers) + f"   {ratio:>11}")
-            ratio = f"{totals['decord'] / totals['pyav']:.2f}" if "decord" in totals else "-"
-            print(f"{'all windows':>14} " + " ".join(f"{totals[r] * 1e3:8.0f}" for r in readers) + f"   {ratio:>11}")
+                print_row(f"{window.start:.0f}-{window.end:.0f} s", medians)
+            print_row("all windows", totals)
+
+
+def print_row(label: str, seconds: dict[str, float]) -> None:
+    ratio = f"{seconds['decord'] / seconds['pyav']:.2f}" if "decord" in seconds else "-"
+    print(f"{label:>14} " + " ".join(f"{s * 1e3:8.0f}" for s in seconds.values()) + f"  {ratio:>11}")
 
 
 if __name__ == "__main__":

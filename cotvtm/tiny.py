@@ -14,7 +14,7 @@ import torch
 
 from cotvtm import tiny_vocab
 
-TINY_VERSION = 4  # bump when a builder changes, so stale caches are rebuilt
+TINY_VERSION = 5  # bump when a builder changes, so stale caches are rebuilt
 CLIP_DIM = 32
 T5_DIM = 32
 RATIONALE_DIM = 32

@@ -55,7 +55,16 @@ def compose(backend, tracks: list[Track], cfg: ComposeConfig) -> list[np.ndarray
         _independent(backend, tracks, cfg)
     else:
         raise ValueError(f"unknown music mode {cfg.mode!r}; choose one of {MODES}")
+    for track in tracks:
+        track.audio = master(track.audio)
     return [t.audio for t in tracks]
+
+
+def master(audio: np.ndarray, peak: float = 0.89) -> np.ndarray:
+    """Remove any DC offset and keep peaks below ~-1 dBFS so the AAC/Opus encode never clips."""
+    audio = audio - audio.mean() if len(audio) else audio
+    top = float(np.abs(audio).max()) if len(audio) else 0.0
+    return (audio * (peak / top) if top > peak else audio).astype(np.float32)
 
 
 def _samples(backend, seconds: float) -> int:

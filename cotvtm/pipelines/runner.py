@@ -80,7 +80,7 @@ def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = N
             _record(summary, Outcome(key, "skipped", reason="output exists for this config",
                                      output=str(video), sidecar=str(sidecar)), run_id, echo)
         else:
-            items.append({"job": VideoJob(key, str(path), str(video), str(sidecar))})
+            items.append(VideoJob(key, str(path), str(video), str(sidecar)))
     if items:
         base = {"cotvtm": __version__, "run_id": run_id, "config_digest": digest, "config": asdict(cfg),
                 "models": asdict(refs), "prior_trained": trained,

@@ -11,6 +11,7 @@ turns a per-file failure into ``job.error`` so one bad input never stops the bat
 """
 
 import json
+import pickle
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cotvtm import __version__
 from cotvtm.config import Resources, SoundtrackConfig
 from cotvtm.errors import CotvtmError, MediaError
 from cotvtm.models import ModelRefs
@@ -31,13 +31,18 @@ from cotvtm.video.windows import plan_windows, sample_times
 
 
 def _jobs(batch) -> list[VideoJob]:
-    return list(batch["job"])
+    return [pickle.loads(blob) for blob in batch["job"]]
 
 
 def _batch(jobs: list[VideoJob]) -> dict:
+    """Rows carry the pickled job: a plain binary column Arrow stores without complaint."""
     column = np.empty(len(jobs), dtype=object)
-    column[:] = jobs
+    column[:] = [pickle.dumps(job, protocol=5) for job in jobs]
     return {"job": column}
+
+
+def job_row(job: VideoJob) -> dict:
+    return {"job": pickle.dumps(job, protocol=5)}
 
 
 def _use_threads(count: float) -> None:
@@ -169,6 +174,7 @@ class Mux:
             started = time.perf_counter()
             try:
                 audio = fit_length(job.audio, job.sample_rate, job.info.duration)
+                Path(job.out_video).parent.mkdir(parents=True, exist_ok=True)
                 mux_audio(job.src, audio, job.sample_rate, job.out_video, job.info.duration)
                 job.seconds["mux"] = time.perf_counter() - started
                 atomic_write_bytes(job.out_sidecar, json.dumps(self.sidecar(job), indent=2).encode())
@@ -193,7 +199,7 @@ class Mux:
         }
 
 
-def build(items: list[dict], refs: ModelRefs, cfg: SoundtrackConfig, res: Resources, dims: dict,
+def build(jobs: list[VideoJob], refs: ModelRefs, cfg: SoundtrackConfig, res: Resources, dims: dict,
           short_side: int, sidecar_base: dict):
     """The Ray Data plan; nothing runs until its rows are consumed."""
     import ray.data
@@ -203,7 +209,7 @@ def build(items: list[dict], refs: ModelRefs, cfg: SoundtrackConfig, res: Resour
         return ActorPoolStrategy(size=size)
 
     model = dict(num_cpus=res.model_cpus, num_gpus=res.gpus_per_model_actor)
-    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+    ds = ray.data.from_items([job_row(job) for job in jobs], override_num_blocks=max(1, len(jobs)))
     ds = ds.map_batches(Decode, fn_constructor_kwargs=dict(cfg=cfg, short_side=short_side),
                         batch_size=1, compute=pool(res.decode_actors), num_cpus=1)
     ds = ds.map_batches(Embed, fn_constructor_kwargs=dict(refs=refs, device=res.device, threads=res.model_cpus),

@@ -35,7 +35,8 @@ def _randn(shape, generator: torch.Generator | None, like: torch.Tensor | None =
 
 
 class CosineSchedule:
-    """alpha_bar(t) = f(t) / f(0), f(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2), betas <= 0.999."""
+    """Improved-DDPM cosine schedule: f(t) = cos^2((t / T + s) / (1 + s) * pi / 2), s = 0.008,
+    beta_t = min(1 - f(t + 1) / f(t), 0.999), so alphas_cumprod[t] = f(t + 1) / f(0) until the clip."""
 
     def __init__(self, train_steps: int = 1000):
         self.train_steps = train_steps

@@ -66,6 +66,10 @@ class TwoStagePrior(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
     # ---- stage 1 -------------------------------------------------------------------------
 
     def forward_rationale(self, e_v: torch.Tensor) -> torch.Tensor:
@@ -137,7 +141,7 @@ class TwoStagePrior(nn.Module):
         eta: float = 0.0,
         mask_threshold: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """E_v (B, clip_dim) -> (E_m (B, L, music_dim) float, mask (B, L) long).
+        """E_v (B, clip_dim) -> (E_m (B, L, music_dim) in the model's dtype, mask (B, L) long).
 
         None arguments take the config's values. Runs in eval mode (restored afterwards);
         deterministic given `generator` (a CPU generator gives the same result on any device).
@@ -146,24 +150,24 @@ class TwoStagePrior(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            e_v = e_v.to(self.device, torch.float32)
-            e_r = self.mlp(e_v) if self.mlp is not None else None
-            if self.music_mlp is not None:
-                e_m = self.music_mlp(e_r)
-            else:
-                eps_fn = self.guided_eps_fn(
-                    e_v, e_r if c.variant == "full" else None,
-                    c.guidance_scale if guidance_scale is None else guidance_scale,
-                )
-                e_m = self.schedule.sample(
-                    eps_fn, (e_v.shape[0], c.music_len, c.music_dim),
-                    steps=steps or c.sample_steps, method=method or c.sampler, eta=eta,
-                    generator=generator, device=self.device,
-                ) / c.music_scale
+            e_m = self._generate(e_v.to(self.device, self.dtype), steps, method, guidance_scale, generator, eta)
         finally:
             self.train(was_training)
         mask = token_mask(e_m, c.mask_threshold if mask_threshold is None else mask_threshold)
         return e_m * mask[..., None].to(e_m.dtype), mask
+
+    def _generate(self, e_v, steps, method, guidance_scale, generator, eta) -> torch.Tensor:
+        c = self.config
+        e_r = self.mlp(e_v) if self.mlp is not None else None
+        if self.music_mlp is not None:
+            return self.music_mlp(e_r)
+        eps_fn = self.guided_eps_fn(e_v, e_r, c.guidance_scale if guidance_scale is None else guidance_scale)
+        shape = (e_v.shape[0], c.music_len, c.music_dim)
+        x0 = self.schedule.sample(
+            eps_fn, shape, steps=steps or c.sample_steps, method=method or c.sampler, eta=eta,
+            generator=generator, device=self.device, dtype=self.dtype,
+        )
+        return x0 / c.music_scale
 
     # ---- persistence ---------------------------------------------------------------------
 

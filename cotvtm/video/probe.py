@@ -118,7 +118,8 @@ def _video_stream(path: Path, streams: list[dict], fmt: dict) -> dict:
     ]
     if not videos:
         kinds = sorted({s.get("codec_type", "unknown") for s in streams})
-        found = "audio-only file" if kinds == ["audio"] else f"streams: {', '.join(kinds)}" if kinds else "no streams"
+        found = "audio-only file" if kinds == ["audio"] else f"streams: {', '.join(kinds)}"
+        found = found if kinds else "no streams"
         raise MediaError(path, f"not a video: ffprobe found no video stream ({found})")
     if fmt.get("format_name") in STILL_IMAGE_FORMATS:
         raise MediaError(path, f"not a video: still image ({fmt['format_name']})")

@@ -12,7 +12,9 @@ FRAMES_PER_WINDOW = 8
 TOLERANCE_S = 1e-6  # float noise in probed durations (10.0000001 s is one 10 s window)
 
 
-def plan_windows(duration: float, window_s: float = WINDOW_S, min_tail_s: float = MIN_TAIL_S) -> list[Window]:
+def plan_windows(
+    duration: float, window_s: float = WINDOW_S, min_tail_s: float = MIN_TAIL_S
+) -> list[Window]:
     """Split ``[0, duration]`` into contiguous windows of ``window_s`` seconds.
 
     Rule: ``ceil(duration / window_s)`` windows (ignoring an excess below ``TOLERANCE_S``);

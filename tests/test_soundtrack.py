@@ -1,0 +1,149 @@
+"""End to end: a folder of good and bad files through the Ray pipeline, as a user runs it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
+from cotvtm.pipelines.runner import run
+from cotvtm.video.samples import make_audio, make_video
+
+pytestmark = pytest.mark.slow
+GOOD = ["long counter.mp4", "it's rotated.mov", "sub/short.webm"]
+BAD = {
+    "empty.mp4": "empty file",
+    "notes.mp4": "not a media file",
+    "truncated.mp4": "not a media file",
+    "tone.m4a": "no video stream",
+    "gone.mp4": "file not found",
+}
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("library")
+    make_video(root / GOOD[0], duration=12, audio=True)  # two windows, the last 2 s
+    make_video(root / GOOD[1], duration=3, source="mandelbrot", rotate=90)
+    (root / "sub").mkdir()
+    make_video(root / GOOD[2], duration=4, source="smptebars", codec="libvpx-vp9", extra_args=("-b:v", "200k"))
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "notes.mp4").write_text("these are not frames\n")
+    whole = make_video(tmp_path_factory.mktemp("whole") / "whole.mp4", duration=6).read_bytes()
+    (root / "truncated.mp4").write_bytes(whole[: len(whole) // 3])  # moov atom at the end: cut off
+    make_audio(root / "tone.m4a", duration=2)
+    os.symlink(root / "missing-target.mp4", root / "gone.mp4")
+    (root / "README.txt").write_text("not media: ignored\n")
+    return root
+
+
+def _ffprobe(path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_packets", "-show_streams", "-show_format",
+                          "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def _stream(info: dict, kind: str) -> dict:
+    return next(s for s in info["streams"] if s["codec_type"] == kind)
+
+
+def _duration(stream: dict) -> float:
+    """Matroska/WebM keep per-stream durations in a tag (HH:MM:SS.fraction)."""
+    if "duration" in stream:
+        return float(stream["duration"])
+    h, m, sec = stream["tags"]["DURATION"].split(":")
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+
+
+def _audio_rms(path) -> float:
+    with av.open(str(path)) as container:
+        samples = [f.to_ndarray().ravel() for f in container.decode(audio=0)]
+    return float(np.sqrt(np.mean(np.concatenate(samples) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def cli_run(library, tmp_path_factory, ray_session, model_cache):
+    """The job as `ray job submit` runs it: a subprocess that joins the running Ray."""
+    out = tmp_path_factory.mktemp("out")
+    env = dict(os.environ, RAY_ADDRESS=ray_session, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "jobs.soundtrack", str(library), str(out),
+                           "--cache-dir", str(model_cache)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    return proc, out
+
+
+def test_exit_status_and_summary_say_what_happened(cli_run):
+    proc, _ = cli_run
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # finished, some inputs failed
+    assert f"{len(GOOD)} succeeded, {len(BAD)} failed, 0 skipped (1 non-media files ignored)" in proc.stdout, \
+        proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_one_manifest_row_per_input_with_specific_reasons(cli_run):
+    _, out = cli_run
+    rows = {r["key"]: r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
+    assert set(rows) == set(GOOD) | set(BAD)
+    for key in GOOD:
+        assert rows[key]["status"] == "ok" and Path(rows[key]["output"]).exists()
+    for key, reason in BAD.items():
+        assert rows[key]["status"] == "error" and reason in rows[key]["reason"], rows[key]
+
+
+@pytest.mark.parametrize("key", GOOD)
+def test_video_stream_is_copied_and_music_fills_the_video(cli_run, library, key):
+    _, out = cli_run
+    row = next(r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines()) if r["key"] == key)
+    src, dst = _ffprobe(library / key), _ffprobe(row["output"])
+    src_v, dst_v = _stream(src, "video"), _stream(dst, "video")
+    for field in ("codec_name", "nb_read_packets", "width", "height"):
+        assert src_v[field] == dst_v[field], field
+    audio = _stream(dst, "audio")
+    assert abs(_duration(audio) - _duration(dst_v)) <= 0.1
+    assert _audio_rms(row["output"]) > 1e-3
+    assert len([s for s in dst["streams"] if s["codec_type"] == "audio"]) == 1  # the original audio is replaced
+
+
+def test_sidecar_records_windows_models_and_untrained_prior(cli_run):
+    _, out = cli_run
+    row = next(r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())
+               if r["key"] == GOOD[0])
+    sidecar = json.loads(Path(row["sidecar"]).read_text())
+    assert [(w["start"], w["end"]) for w in sidecar["windows"]] == [(0.0, 10.0), (10.0, 12.0)]
+    assert sidecar["prior_trained"] is False and "untrained" in sidecar["note"]
+    assert sidecar["config"]["mode"] == "continuous" and sidecar["input"] == GOOD[0]
+
+
+def test_rotation_metadata_survives(cli_run, library):
+    _, out = cli_run
+    [output] = (out).glob("it's rotated.*.mov")
+    side = _stream(_ffprobe(output), "video").get("side_data_list", [{}])
+    assert any(abs(abs(s.get("rotation", 0)) - 90) < 1 for s in side)
+
+
+def test_rerun_skips_finished_outputs_and_retries_failures(cli_run, library, model_cache):
+    _, out = cli_run
+    before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
+    summary = run(str(library), str(out), SoundtrackConfig(), Resources(), cache_dir=model_cache,
+                  echo=lambda _: None)
+    assert (summary.ok, summary.failed, summary.skipped) == (0, len(BAD), len(GOOD))
+    assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == before
+    rows = (out / "manifest.jsonl").read_text().splitlines()
+    assert len(rows) == 2 * (len(GOOD) + len(BAD))  # appended, never rewritten
+
+
+def test_independent_mode_and_new_config_write_new_outputs(library, tmp_path, model_cache, ray_session):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(library / GOOD[0], src / "a.mp4")
+    cfg = SoundtrackConfig(mode="independent", models=ModelChoice(preset="tiny"))
+    summary = run(str(src), str(tmp_path / "out"), cfg, Resources(), cache_dir=model_cache, echo=lambda _: None)
+    assert summary.ok == 1 and summary.exit_code == 0
+    [output] = (tmp_path / "out").glob("a.*.mp4")
+    assert output.name != "a.mp4" and abs(_duration(_stream(_ffprobe(output), "audio")) - 12.0) <= 0.1
