@@ -88,7 +88,7 @@ def _tensor_bytes_digest(path: Path, limit: int = 256 << 20) -> bytes:
         return hashlib.sha256(handle.read()).digest()
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     from transformers.utils import logging
 
     logging.set_verbosity_error()
@@ -96,7 +96,7 @@ def _quiet_transformers() -> None:
 
 
 def _load(loader, ref: str, what: str, **kwargs):
-    _quiet_transformers()
+    quiet_transformers()
     try:
         return loader.from_pretrained(ref, **kwargs)
     except (OSError, ValueError) as exc:

@@ -135,6 +135,9 @@ def build_all(root: Path, seed: int = 0) -> dict[str, Path]:
     paths = {name: root / name for name in COMPONENTS}
     if (root / "COMPLETE").exists():
         return paths
+    from cotvtm.models import quiet_transformers
+
+    quiet_transformers()
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
