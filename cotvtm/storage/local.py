@@ -1,10 +1,17 @@
 """Local-folder storage: listing inputs and writing outputs atomically."""
 
+from __future__ import annotations  # a method named `list` shadows the builtin in annotations
+
 import os
+import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cotvtm.errors import CotvtmError
+from cotvtm.storage.errors import ObjectNotFound, ObjectTooLarge, StorageError
+from cotvtm.storage.store import ObjectInfo, wanted
+from cotvtm.storage.uri import check_key, check_prefix
 
 
 def list_files(root: str | Path, extensions: tuple[str, ...]) -> tuple[list[tuple[str, Path]], int]:
@@ -49,3 +56,97 @@ def append_line(path: str | Path, line: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line.rstrip("\n") + "\n")
+
+
+def atomic_copy(src: str | Path, dst: str | Path, chunk: int = 1 << 20) -> None:
+    """Copy through a temporary name beside ``dst``, then rename: ``dst`` is whole or absent."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(src, "rb") as source:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                shutil.copyfileobj(source, handle, chunk)
+            os.replace(tmp, dst)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class LocalStore:
+    """A folder as a store. Writes go to a temporary name in the same folder, then a rename.
+
+    Listing does not follow directory symlinks; file symlinks are listed (broken ones too), and
+    reading one that resolves outside the root is refused, so each gets a clear error.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def uri(self, key: str = "") -> str:
+        return str(self.root / key) if key else str(self.root)
+
+    def local_path(self, key: str) -> Path:
+        path = self.root.joinpath(*check_key(key, f"{self.root}/").split("/"))
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise StorageError(str(path), "symlink points outside the store's root; refused")
+        return path
+
+    def _existing(self, key: str) -> Path:
+        path = self.local_path(key)
+        if not path.is_file():
+            raise ObjectNotFound(str(path), "is a folder, not a file" if path.is_dir() else "file not found")
+        return path
+
+    def list(self, prefix: str = "", extensions: Iterable[str] | None = None) -> Iterator[ObjectInfo]:
+        folder = self.root.joinpath(*check_prefix(prefix, f"{self.root}/").split("/")[:-1])
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(folder):  # directory symlinks are not followed
+            dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+            base = Path(dirpath).relative_to(self.root).as_posix()
+            keys += [name if base == "." else f"{base}/{name}" for name in filenames]
+        for key in sorted(keys):
+            if key.startswith(prefix) and wanted(key, extensions):
+                yield self._info(key)
+
+    def _info(self, key: str) -> ObjectInfo:
+        path = self.root / key
+        try:
+            stat = path.stat()
+        except OSError:  # a broken symlink is still listed: reading it gives the reason
+            stat = path.lstat()
+        return ObjectInfo(key=key, size=stat.st_size, mtime=stat.st_mtime)
+
+    def info(self, key: str) -> ObjectInfo:
+        self._existing(key)
+        return self._info(key)
+
+    def exists(self, key: str) -> bool:
+        return self.local_path(key).is_file()
+
+    def download(self, key: str, local_path: str | Path, max_bytes: int | None = None) -> Path:
+        path = self._existing(key)
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise ObjectTooLarge(str(path), f"{size} bytes is over the limit of {max_bytes} bytes")
+        atomic_copy(path, local_path)
+        return Path(local_path)
+
+    def upload(self, local_path: str | Path, key: str) -> None:
+        atomic_copy(local_path, self.local_path(key))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        atomic_write_bytes(self.local_path(key), data)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._existing(key).read_bytes()
+
+    def append_line(self, key: str, line: str) -> None:
+        append_line(self.local_path(key), line)
+
+    def read_lines(self, key: str) -> list[str]:
+        path = self.local_path(key)
+        return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []

@@ -1,0 +1,145 @@
+"""The embedding job as a Ray Data pipeline: labelled records -> embedding shards.
+
+    labels -> Visual   (CLIP: image / video frames with the image tower; captions without
+                        media with the text tower, E_vt standing in for E_v as in the paper)
+           -> Rationale (bidirectional LLM, mean-pooled: E_r from X_rt)
+           -> Music     (MusicGen's T5: E_m sequence + mask from X_mt)
+           -> Parquet shards + index.json
+"""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cotvtm import models
+from cotvtm.errors import CotvtmError, MediaError
+from cotvtm.training.shards import DATA, ROWS_PER_FILE, ShardIndex, write_index
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+MAX_VIDEO_WINDOWS = 3  # a video-text pair is summarised by its first windows' frames
+
+
+def _threads(count: float) -> None:
+    torch.set_num_threads(max(1, int(count)))
+
+
+class Visual:
+    def __init__(self, clip_ref: str, device: str, threads: float = 1):
+        from cotvtm.encoders.clip import ClipEncoder
+
+        _threads(threads)
+        self.clip = ClipEncoder(clip_ref, device)
+
+    def __call__(self, batch: dict) -> dict:
+        vectors, sources = [], []
+        for caption, media in zip(batch["caption"], batch["media"]):
+            vector, source = self._media(media) if media else (None, "caption")
+            if vector is None:
+                vector = self.clip.embed_texts([str(caption)])[0]
+            vectors.append(vector)
+            sources.append(source)
+        return {**batch, "e_v": np.stack(vectors).astype(np.float32), "visual_source": np.array(sources)}
+
+    def _media(self, media: str):
+        """Image tower on the picture or the video's sampled frames; None -> use the caption."""
+        try:
+            if Path(media).suffix.lower() in IMAGE_EXTENSIONS:
+                from PIL import Image
+
+                with Image.open(media) as image:
+                    return self.clip.embed_images(np.asarray(image.convert("RGB"))[None])[0], "image"
+            return self._video(media), "video"
+        except (MediaError, OSError, ValueError):
+            return None, "caption (media unreadable)"
+
+    def _video(self, path: str) -> np.ndarray:
+        from cotvtm.video.frames import read_window_frames
+        from cotvtm.video.probe import probe
+        from cotvtm.video.windows import plan_windows, sample_times
+
+        info = probe(path)
+        windows = plan_windows(info.duration)[:MAX_VIDEO_WINDOWS]
+        frames = np.stack([read_window_frames(path, sample_times(w), self.clip.image_size, info.rotation)
+                           for w in windows])
+        return self.clip.embed_windows(frames).mean(axis=0)
+
+
+class Rationale:
+    def __init__(self, ref: str, device: str, threads: float = 1):
+        from cotvtm.encoders.rationale import RationaleEncoder
+
+        _threads(threads)
+        self.encoder = RationaleEncoder(ref, device)
+
+    def __call__(self, batch: dict) -> dict:
+        return {**batch, "e_r": self.encoder.encode([str(t) for t in batch["x_rt"]])}
+
+
+class Music:
+    def __init__(self, ref: str, length: int, device: str, threads: float = 1):
+        from cotvtm.encoders.music_text import MusicTextEncoder
+
+        _threads(threads)
+        self.encoder = MusicTextEncoder(ref, length, device)
+
+    def __call__(self, batch: dict) -> dict:
+        e_m, mask = self.encoder.encode([str(t) for t in batch["x_mt"]])
+        return {**batch, "e_m": e_m, "mask": mask}
+
+
+def _rows(labels_dir: str) -> list[dict]:
+    from cotvtm.teacher.records import read_labels
+
+    rows = [{"id": r.id, "caption": r.caption, "media": r.media or "", "x_rt": r.x_rt, "x_mt": r.x_mt}
+            for r in read_labels(labels_dir)]
+    if not rows:
+        raise CotvtmError(f"{labels_dir} holds no labelled records with status ok")
+    return rows
+
+
+def _music_std(data_dir: Path) -> float:
+    """Std of E_m over real (unpadded) tokens, from up to 4096 rows."""
+    import ray.data
+
+    sample = ray.data.read_parquet(str(data_dir)).limit(4096).take_batch(4096, batch_format="numpy")
+    real = sample["e_m"][sample["mask"].astype(bool)]
+    return float(real.std()) if real.size else 1.0
+
+
+def run_embed(labels_dir: str, out_dir: str, refs: models.ModelRefs, music_len: int, device: str = "cpu",
+              batch_size: int = 64, model_cpus: float = 0.5) -> ShardIndex:
+    """Embed every labelled record; (re)writes ``out_dir`` and returns its index."""
+    import ray.data
+    from ray.data import ActorPoolStrategy
+
+    from cotvtm.raycluster import init_ray
+
+    init_ray()
+    rows = _rows(labels_dir)
+    data_dir = Path(out_dir) / DATA
+    shutil.rmtree(data_dir, ignore_errors=True)
+    gpu = 0.3 if device.startswith("cuda") else 0
+    common = dict(batch_size=batch_size, compute=ActorPoolStrategy(size=1), num_cpus=model_cpus, num_gpus=gpu)
+    ds = ray.data.from_items(rows)
+    ds = ds.map_batches(Visual, fn_constructor_kwargs=dict(clip_ref=refs.clip, device=device, threads=model_cpus),
+                        **common)
+    ds = ds.map_batches(Rationale, fn_constructor_kwargs=dict(ref=refs.rationale, device=device,
+                                                              threads=model_cpus), **common)
+    ds = ds.map_batches(Music, fn_constructor_kwargs=dict(ref=refs.t5, length=music_len, device=device,
+                                                          threads=model_cpus), **common)
+    ds.write_parquet(str(data_dir), min_rows_per_file=ROWS_PER_FILE)
+    index = ShardIndex(
+        encoders={"clip": refs.clip, "rationale": refs.rationale, "t5": refs.t5, "fingerprint": refs.fingerprint()},
+        dims=_dims(refs, music_len), count=len(rows), music_std=_music_std(data_dir), sources=[str(labels_dir)])
+    write_index(out_dir, index)
+    return index
+
+
+def _dims(refs: models.ModelRefs, music_len: int) -> dict:
+    from transformers import AutoConfig
+
+    return {"clip_dim": AutoConfig.from_pretrained(refs.clip).projection_dim,
+            "rationale_dim": AutoConfig.from_pretrained(refs.rationale).hidden_size,
+            "music_dim": AutoConfig.from_pretrained(refs.t5).d_model, "music_len": music_len}

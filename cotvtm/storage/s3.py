@@ -1,0 +1,255 @@
+"""S3 (and S3-compatible) storage through boto3.
+
+Credentials come from the standard chain (environment, profile, instance role). Retries are
+botocore's adaptive mode; whole-file transfers go through boto3's transfer manager, which
+retries interrupted downloads, writes them to a temporary name first, and uploads large
+files in parts. A PUT or a completed multipart upload is atomic: nobody sees half an object.
+"""
+
+from __future__ import annotations  # a method named `list` shadows the builtin in annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from threading import Lock
+
+import boto3
+from boto3.exceptions import RetriesExceededError, S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    FlexibleChecksumError,
+    IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+from cotvtm.storage.errors import ObjectNotFound, ObjectTooLarge, StorageError
+from cotvtm.storage.store import ObjectInfo, wanted
+from cotvtm.storage.uri import S3Location, check_key, check_prefix
+
+MiB = 1 << 20
+CHECKSUM = "CRC32"
+READ_ATTEMPTS = 5  # hand-rolled body reads: botocore does not retry a reset mid-body
+ROWS_SUFFIX = ".rows/"  # append_line(key) writes one object per row under key + ROWS_SUFFIX
+READ_THREADS = 16
+
+_STREAM_ERRORS = (ResponseStreamingError, IncompleteReadError, ReadTimeoutError,
+                  ConnectionClosedError, FlexibleChecksumError)
+_DENIED = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+           "AllAccessDisabled", "InvalidToken", "ExpiredToken", "AccountProblem"}
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+def endpoint_from_env() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def make_client(endpoint_url: str | None = None):
+    """An S3 client: standard credential chain, adaptive retries, bounded timeouts.
+
+    With an explicit endpoint (an S3-compatible server such as SeaweedFS or MinIO) requests use
+    path-style addressing, since such servers rarely resolve bucket subdomains.
+    """
+    options = dict(retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=10,
+                   read_timeout=60, max_pool_connections=32)
+    if endpoint_url:
+        options["s3"] = {"addressing_style": "path"}
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=Config(**options))
+
+
+def default_transfer() -> TransferConfig:
+    """Parts of 16 MiB above 16 MiB, 8 in flight; the classic (pure Python) transfer client."""
+    return TransferConfig(multipart_threshold=16 * MiB, multipart_chunksize=16 * MiB,
+                          max_concurrency=8, preferred_transfer_client="classic")
+
+
+class _RowStamp:
+    """Strictly increasing nanosecond stamps within a process, so its rows sort in append order."""
+
+    def __init__(self):
+        self._last = 0
+        self._lock = Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(time.time_ns(), self._last + 1)
+            return self._last
+
+
+_stamp = _RowStamp()
+
+
+class S3Store:
+    """``s3://bucket/prefix`` as a store. Picklable: the client is rebuilt where it lands."""
+
+    def __init__(self, location: S3Location, endpoint_url: str | None = None,
+                 transfer: TransferConfig | None = None, page_size: int = 1000):
+        self.location = location
+        self.endpoint_url = endpoint_url or endpoint_from_env()
+        self.transfer = transfer or default_transfer()
+        self.page_size = page_size
+        self.client = make_client(self.endpoint_url)
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.uri()!r})"
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "client"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.client = make_client(self.endpoint_url)
+
+    def uri(self, key: str = "") -> str:
+        return self.location.uri(key)
+
+    def local_path(self, key: str) -> None:
+        return None
+
+    def _key(self, key: str) -> str:
+        return self.location.key(check_key(key, self.uri()))
+
+    # -- reading -------------------------------------------------------------------------
+
+    def list(self, prefix: str = "", extensions: Iterable[str] | None = None) -> Iterator[ObjectInfo]:
+        start = len(self.location.prefix)
+        full = self.location.key(check_prefix(prefix, self.uri()))
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.location.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size})
+        with self._errors(prefix):
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    key = obj["Key"][start:]
+                    if key and not key.endswith("/") and wanted(key, extensions):
+                        yield ObjectInfo(key=key, size=obj["Size"], mtime=obj["LastModified"].timestamp(),
+                                         etag=obj.get("ETag", "").strip('"') or None)
+
+    def info(self, key: str) -> ObjectInfo:
+        with self._errors(key):
+            head = self.client.head_object(Bucket=self.location.bucket, Key=self._key(key),
+                                           ChecksumMode="ENABLED")
+        return ObjectInfo(key=key, size=head["ContentLength"], mtime=head["LastModified"].timestamp(),
+                          etag=head.get("ETag", "").strip('"') or None, checksum=_checksum(head))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.info(key)
+            return True
+        except ObjectNotFound:
+            return False
+
+    def download(self, key: str, local_path: str | Path, max_bytes: int | None = None) -> Path:
+        """Through the transfer manager (retried, ranged, written to a temporary name first)."""
+        size = self.info(key).size
+        if max_bytes is not None and size > max_bytes:
+            raise ObjectTooLarge(self.uri(key), f"{size} bytes is over the limit of {max_bytes} bytes")
+        path = Path(local_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._errors(key):
+            self.client.download_file(self.location.bucket, self._key(key), str(path), Config=self.transfer)
+        if max_bytes is not None and path.stat().st_size > max_bytes:  # replaced meanwhile
+            path.unlink()
+            raise ObjectTooLarge(self.uri(key), f"grew over the limit of {max_bytes} bytes while downloading")
+        return path
+
+    def get_bytes(self, key: str) -> bytes:
+        """One GET; a connection reset mid-body is retried here, since botocore does not."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            with self._errors(key):
+                body = self.client.get_object(Bucket=self.location.bucket, Key=self._key(key))["Body"]
+            try:
+                with body:
+                    return body.read()
+            except _STREAM_ERRORS as exc:
+                if attempt == READ_ATTEMPTS:
+                    raise StorageError(self.uri(key), f"read failed {attempt} times: {exc}") from exc
+            time.sleep(min(0.1 * 2 ** attempt, 2.0))
+
+    # -- writing -------------------------------------------------------------------------
+
+    def upload(self, local_path: str | Path, key: str) -> None:
+        """Transfer manager: one PUT, or a multipart upload above the threshold; CRC32 checksums."""
+        with self._errors(key):
+            self.client.upload_file(str(local_path), self.location.bucket, self._key(key),
+                                    ExtraArgs={"ChecksumAlgorithm": CHECKSUM}, Config=self.transfer)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with self._errors(key):
+            self.client.put_object(Bucket=self.location.bucket, Key=self._key(key), Body=data,
+                                   ChecksumAlgorithm=CHECKSUM)
+
+    def append_line(self, key: str, line: str) -> None:
+        """S3 cannot append: each row is its own object, ``<key>.rows/<ns stamp>-<random>.jsonl``.
+
+        Every row is durable and whole as soon as this returns, writers never coordinate, and
+        the zero-padded stamps make the listing order the append order (ties across processes
+        are broken by the random part).
+        """
+        row = f"{check_key(key, self.uri())}{ROWS_SUFFIX}{_stamp.next():020d}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.put_bytes(row, (line.rstrip("\n") + "\n").encode("utf-8"))
+
+    def read_lines(self, key: str) -> list[str]:
+        rows = sorted(info.key for info in self.list(check_key(key, self.uri()) + ROWS_SUFFIX))
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            bodies = list(pool.map(self.get_bytes, rows))
+        return [line for body in bodies for line in body.decode("utf-8").splitlines()]
+
+    # -- errors --------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, key: str = ""):
+        """Turn botocore's exceptions into one-line StorageErrors that name the URI."""
+        uri = self.uri(key)
+        try:
+            yield
+        except (S3UploadFailedError, RetriesExceededError) as exc:
+            cause = getattr(exc, "last_exception", None) or exc.__context__
+            raise self._translate(cause if isinstance(cause, Exception) else exc, uri) from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, uri) from exc
+
+    def _translate(self, exc: Exception, uri: str) -> StorageError:
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+            return StorageError(uri, "no AWS credentials found (set AWS_ACCESS_KEY_ID and "
+                                     "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or use an instance role)")
+        if isinstance(exc, EndpointConnectionError):
+            return StorageError(uri, f"cannot reach the S3 endpoint {exc.kwargs.get('endpoint_url', '')}")
+        if not isinstance(exc, ClientError):
+            return StorageError(uri, f"S3 request failed: {exc}")
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code == "NoSuchBucket" or (code in _MISSING and not self._bucket_exists()):
+            return StorageError(uri, f"bucket {self.location.bucket!r} does not exist")
+        if code in _MISSING:
+            return ObjectNotFound(uri, "no such object")
+        if code in _DENIED:
+            return StorageError(uri, f"access denied ({code}): check the credentials and the bucket policy")
+        return StorageError(uri, f"S3 error {code}: {error.get('Message') or exc}")
+
+    def _bucket_exists(self) -> bool:
+        """HEAD answers carry no error body, so a 404 there may mean the bucket is missing."""
+        try:
+            self.client.head_bucket(Bucket=self.location.bucket)
+            return True
+        except ClientError as exc:
+            return str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchBucket", "NotFound")
+        except BotoCoreError:
+            return True
+
+
+def _checksum(head: dict) -> str | None:
+    for name in ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"):
+        if head.get(f"Checksum{name}"):
+            return f"{name.lower()}:{head[f'Checksum{name}']}"
+    return None

@@ -1,0 +1,82 @@
+"""One small interface over a local folder or an ``s3://bucket/prefix``.
+
+Keys are '/'-separated paths relative to the store's root. Both backends skip hidden keys (a
+path part starting with '.', like the temporary names of local writes) and never show a
+half-written object. Local folders and AWS S3 list in key order; some S3-compatible servers
+(SeaweedFS) list folder by folder, so callers that need an order sort.
+"""
+
+from __future__ import annotations  # a method named `list` shadows the builtin in annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cotvtm.storage.uri import is_s3_uri, local_root, parse_s3_uri
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str  # relative to the store's root
+    size: int  # bytes
+    mtime: float  # seconds since the epoch
+    etag: str | None = None  # S3 ETag without quotes; None locally
+    checksum: str | None = None  # e.g. "crc32:NhCmhg==" when S3 stored one (``info`` only)
+
+
+class Store(Protocol):
+    def list(self, prefix: str = "", extensions: Iterable[str] | None = None) -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix``; ``extensions`` like ('.mp4',), any case."""
+
+    def info(self, key: str) -> ObjectInfo:
+        """Size, time and checksum of one object; raises ObjectNotFound."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def download(self, key: str, local_path: str | Path, max_bytes: int | None = None) -> Path:
+        """Copy to a local file (appears complete or not at all); raises ObjectTooLarge."""
+
+    def upload(self, local_path: str | Path, key: str) -> None:
+        """Publish a local file under ``key`` atomically."""
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def append_line(self, key: str, line: str) -> None:
+        """Add one row to the log at ``key`` (a manifest); rows are never rewritten."""
+
+    def read_lines(self, key: str) -> list[str]:
+        """Every row appended at ``key``, oldest first; [] when there are none."""
+
+    def uri(self, key: str = "") -> str:
+        """Where ``key`` lives, for messages."""
+
+    def local_path(self, key: str) -> Path | None:
+        """The file behind ``key`` when the store is local, else None."""
+
+
+def open_store(uri: str | Path, endpoint_url: str | None = None, transfer=None) -> Store:
+    """A store for a local path or an ``s3://bucket/prefix`` URI.
+
+    ``endpoint_url`` (else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``) selects an
+    S3-compatible server; ``transfer`` is a boto3 ``TransferConfig`` for uploads/downloads.
+    """
+    if is_s3_uri(uri):
+        from cotvtm.storage.s3 import S3Store  # boto3 is imported only when S3 is used
+
+        return S3Store(parse_s3_uri(str(uri)), endpoint_url=endpoint_url, transfer=transfer)
+    from cotvtm.storage.local import LocalStore
+
+    return LocalStore(local_root(uri))
+
+
+def wanted(key: str, extensions: Iterable[str] | None) -> bool:
+    """Not hidden, and with a wanted extension (case-insensitive) when extensions are given."""
+    if any(part.startswith(".") for part in key.split("/")):
+        return False
+    if extensions is None:
+        return True
+    name = key.rsplit("/", 1)[-1].lower()
+    return any(name.endswith(ext.lower()) for ext in extensions)

@@ -1,0 +1,164 @@
+"""Drive one dataset build: collect captions, skip labelled ones, label the rest on Ray, report.
+
+The driver is the only writer: it appends each record the actors return to the labels
+directory as soon as it arrives, so an interrupted build keeps everything finished and a
+rerun sends nothing for captions that already have a label for this prompt version and
+model (failed ones are skipped too, unless ``retry_failed``).
+"""
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from cotvtm.errors import CotvtmError
+from cotvtm.teacher import offline
+from cotvtm.teacher.client import TEACHER as LLM_TEACHER
+from cotvtm.teacher.config import BuildConfig
+from cotvtm.teacher.ingest import CaptionItem, read_manifests
+from cotvtm.teacher.prompt import DIRECT_PROMPT_VERSION, PROMPT_VERSION
+from cotvtm.teacher.records import ShardWriter, done_ids, labels_dir, read_labels
+from cotvtm.teacher.scenes import sample_scenes, write_description
+
+SHOWN_FAILURES = 20  # failures printed one by one; the rest are only counted
+
+
+@dataclass
+class BuildSummary:
+    labels_dir: str
+    teacher: str
+    model: str
+    prompt_version: str
+    total: int = 0
+    skipped_ok: int = 0
+    skipped_failed: int = 0
+    ok: int = 0
+    failed: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    seconds: float = 0.0
+    reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def labelled(self) -> int:
+        return self.ok + self.failed
+
+    @property
+    def exit_code(self) -> int:
+        """0: every caption has a label (now or before); 1: some failed (see their reasons)."""
+        return 1 if self.failed or self.skipped_failed else 0
+
+    def usage(self) -> str:
+        if self.teacher == offline.TEACHER:
+            return "offline rules, no LLM requests"
+        cost = "" if self.cost is None else f", est. cost ${self.cost:.4f}"
+        return (f"{self.requests} requests, {self.prompt_tokens:,} prompt + {self.completion_tokens:,} "
+                f"completion tokens{cost}")
+
+    def progress(self, todo: int) -> str:
+        rate = self.labelled / self.seconds if self.seconds > 0 else 0.0
+        return (f"progress {self.labelled}/{todo} ({self.ok} ok, {self.failed} failed); {self.usage()}; "
+                f"{rate:.1f} captions/s")
+
+    def line(self) -> str:
+        skipped = f"{self.skipped_ok} already labelled"
+        if self.skipped_failed:
+            skipped += f", {self.skipped_failed} failed before (rerun with --retry-failed)"
+        return (f"cotvtm label: {self.ok} labelled, {self.failed} failed, {skipped}; {self.usage()}; "
+                f"labels in {self.labels_dir}")
+
+
+def identity(cfg: BuildConfig) -> tuple[str, str, str]:
+    """(teacher, model, prompt version): what names the labels directory."""
+    version = PROMPT_VERSION if cfg.cot else DIRECT_PROMPT_VERSION
+    if cfg.endpoint is None:
+        return offline.TEACHER, offline.MODEL, version
+    return LLM_TEACHER, cfg.endpoint.model, version
+
+
+def collect_items(cfg: BuildConfig) -> list[CaptionItem]:
+    """Manifest captions, then generated scenes (written now by the template filler, or later by the LLM)."""
+    items = read_manifests(list(cfg.manifests))
+    writer = cfg.writer()
+    source = f"scenes(seed={cfg.seed}, writer={writer})"
+    for scene in sample_scenes(cfg.scenes, cfg.seed):
+        ident = f"{scene.id}-{writer}"
+        if writer == "template":
+            items.append(CaptionItem(ident, write_description(scene), source=source))
+        else:
+            items.append(CaptionItem(ident, "", source=source, scene=scene.text))
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise CotvtmError(f"duplicate caption id {item.id!r}")
+        seen.add(item.id)
+    return items
+
+
+def run(cfg: BuildConfig, echo=print) -> BuildSummary:
+    """Label every caption of ``cfg`` that has no label yet; never raises for one bad caption."""
+    cfg.validate()
+    api_key = cfg.endpoint.api_key() if cfg.endpoint is not None else ""
+    items = collect_items(cfg)
+    teacher, model, version = identity(cfg)
+    out = labels_dir(cfg.out, version, model)
+    summary = BuildSummary(str(out), teacher, model, version, total=len(items))
+    skip = done_ids(out, retry_failed=cfg.retry_failed)
+    if skip:
+        labelled = {r.id for r in read_labels(out, status="ok")}
+        summary.skipped_ok = sum(1 for i in items if i.id in skip and i.id in labelled)
+        summary.skipped_failed = sum(1 for i in items if i.id in skip and i.id not in labelled)
+    todo = [item for item in items if item.id not in skip]
+    echo(f"cotvtm label: {len(items)} captions, {len(items) - len(todo)} skipped, {len(todo)} to label "
+         f"with {teacher} {model} (prompt {version}) into {out}")
+    if todo:
+        _stream(todo, cfg, api_key, summary, echo)
+    echo(summary.line())
+    return summary
+
+
+def _stream(todo: list[CaptionItem], cfg: BuildConfig, api_key: str, summary: BuildSummary, echo) -> None:
+    from cotvtm.raycluster import init_ray
+    from cotvtm.teacher import stage
+
+    init_ray()
+    ds = stage.plan(todo, cfg.endpoint, cfg.cot, api_key, actors=cfg.actors, batch_size=cfg.batch_size)
+    started = last = time.monotonic()
+    shown = -1
+    with ShardWriter(summary.labels_dir, cfg.shard_size) as writer:
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                lines = [str(line) for line in batch["record"]]
+                writer.write_many(lines)
+                for line, requests in zip(lines, batch["requests"]):
+                    _count(summary, json.loads(line), int(requests), echo)
+                summary.seconds = time.monotonic() - started
+                if cfg.endpoint is not None:
+                    summary.cost = cfg.endpoint.cost(summary.prompt_tokens, summary.completion_tokens)
+                if time.monotonic() - last >= cfg.progress_s:
+                    last, shown = time.monotonic(), summary.labelled
+                    echo(summary.progress(len(todo)))
+        except Exception as exc:  # an infrastructure failure (Ray, disk): finished labels are kept
+            raise CotvtmError(f"labelling stopped after {summary.labelled} captions: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}; finished labels are kept, "
+                              f"rerun to continue") from None
+    summary.seconds = time.monotonic() - started
+    if shown != summary.labelled:
+        echo(summary.progress(len(todo)))
+
+
+def _count(summary: BuildSummary, record: dict, requests: int, echo) -> None:
+    summary.requests += requests
+    summary.prompt_tokens += record["usage"].get("prompt_tokens", 0)
+    summary.completion_tokens += record["usage"].get("completion_tokens", 0)
+    if record["status"] == "ok":
+        summary.ok += 1
+        return
+    summary.failed += 1
+    summary.reasons[record["reason"]] += 1
+    if summary.failed <= SHOWN_FAILURES:
+        echo(f"failed   {record['id']}: {record['reason']}")
+    elif summary.failed == SHOWN_FAILURES + 1:
+        echo("failed   (further failures are counted, not shown; they are in the labels with their reasons)")

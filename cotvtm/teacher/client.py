@@ -1,0 +1,250 @@
+"""The LLM teacher: an OpenAI-compatible chat endpoint through the ``openai`` package.
+
+Why its own retry loop: the client's built-in retries (``max_retries``) honour Retry-After
+but have fixed backoff constants (0.5 s doubling to 8 s) and no hook to count attempts;
+here the backoff is configurable (tests run with milliseconds), every attempt is counted,
+and the in-flight limit covers exactly the time a request is on the wire, not the time
+it sleeps before a retry. So the client is built with ``max_retries=0``.
+
+Per caption: rate limiter -> concurrency slot -> request; 429, 5xx, 408/409, timeouts and
+connection errors are retried with exponential backoff (or the server's Retry-After);
+other 4xx fail the caption at once. An answer that is not the required JSON (invalid,
+incomplete, missing fields, truncated by the token limit) is sent back with the error for
+at most ``repair_attempts`` more turns. Whatever happens, ``label`` returns a record:
+``ok``, or ``failed`` with a one-line reason.
+"""
+
+import asyncio
+import email.utils
+import random
+import time
+from dataclasses import dataclass, field
+
+import openai
+
+from cotvtm.teacher.config import EndpointConfig
+from cotvtm.teacher.ingest import CaptionItem
+from cotvtm.teacher.limiter import RateLimiter, estimate_tokens
+from cotvtm.teacher.prompt import (DIRECT_PROMPT_VERSION, PROMPT_VERSION, cot_prompt, direct_prompt,
+                                   repair_message, scene_prompt)
+from cotvtm.teacher.records import LabelRecord
+from cotvtm.teacher.schema import AnswerError, parse_answer, x_mt, x_rt
+
+TEACHER = "openai"
+RETRYABLE_STATUS = {408, 409, 429}
+
+
+class RequestFailed(Exception):
+    """A request that cannot succeed (retries exhausted, or a non-retryable error)."""
+
+    def __init__(self, reason: str, raw: str = ""):
+        super().__init__(reason)
+        self.reason, self.raw = reason, raw
+
+
+@dataclass
+class Reply:
+    content: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Usage:
+    """What one caption (or one actor, summed) cost."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, reply: Reply) -> None:
+        self.prompt_tokens += reply.prompt_tokens
+        self.completion_tokens += reply.completion_tokens
+
+    def tokens(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+
+
+@dataclass
+class Labelled:
+    record: LabelRecord
+    usage: Usage = field(default_factory=Usage)
+
+
+def retry_after_s(headers) -> float | None:
+    """The server's requested delay: retry-after-ms, retry-after in seconds, or an HTTP date."""
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / scale)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    parsed = email.utils.parsedate_tz(value) if value else None
+    return max(0.0, email.utils.mktime_tz(parsed) - time.time()) if parsed else None
+
+
+def make_client(cfg: EndpointConfig, api_key: str | None = None) -> openai.AsyncOpenAI:
+    """The async client, with its own retries off (this module retries)."""
+    api_key = api_key if api_key is not None else cfg.api_key()
+    if cfg.api_version:
+        return openai.AsyncAzureOpenAI(azure_endpoint=cfg.base_url, api_version=cfg.api_version,
+                                       api_key=api_key, timeout=cfg.timeout_s, max_retries=0)
+    return openai.AsyncOpenAI(base_url=cfg.base_url, api_key=api_key, timeout=cfg.timeout_s, max_retries=0)
+
+
+class LLMTeacher:
+    """Labels caption items through one endpoint; many ``label`` calls may run at once."""
+
+    teacher = TEACHER
+
+    def __init__(self, cfg: EndpointConfig, cot: bool = True, client: openai.AsyncOpenAI | None = None):
+        self.cfg = cfg
+        self.cot = cot
+        self.model = cfg.model
+        self.prompt_version = PROMPT_VERSION if cot else DIRECT_PROMPT_VERSION
+        self.client = client or make_client(cfg)
+        self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
+        self.slots: asyncio.Semaphore | None = None
+        self.json_mode = cfg.json_mode
+
+    # --- one request, with retries -------------------------------------------------------
+    async def complete(self, messages: list[dict], usage: Usage, json_mode: bool = True) -> Reply:
+        """One chat completion; retried on transient errors. Raises ``RequestFailed``."""
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(self.cfg.concurrency)
+        estimate = estimate_tokens(messages, self.cfg.max_tokens)
+        last = "no attempt made"
+        for attempt in range(self.cfg.max_retries + 1):
+            delay = None
+            await self.limiter.acquire(estimate)
+            try:
+                async with self.slots:
+                    usage.requests += 1
+                    response = await self.client.chat.completions.create(
+                        **self._request(messages, json_mode and self.json_mode))
+            except openai.APITimeoutError:
+                last = f"timed out after {self.cfg.timeout_s:g} s"
+            except openai.APIConnectionError as exc:
+                last = f"connection failed ({exc.__cause__ or exc})"
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                if status == 400 and self.json_mode and "response_format" in str(exc.message):
+                    self.json_mode = False  # the server has no JSON mode: the prompt still asks for JSON
+                    last = "the server rejected response_format"
+                    delay = 0.0
+                elif status in RETRYABLE_STATUS or status >= 500:
+                    kind = "rate limited" if status == 429 else "server error"
+                    last = f"{kind} (HTTP {status}): {_message(exc)}"
+                    delay = retry_after_s(exc.response.headers)
+                    if delay is not None:
+                        delay = min(delay, self.cfg.max_retry_after_s)
+                else:
+                    raise RequestFailed(f"HTTP {status}: {_message(exc)}") from None
+            else:
+                self.limiter.settle(estimate, _tokens(response))
+                return _reply(response)
+            self.limiter.settle(estimate, 0)
+            if attempt < self.cfg.max_retries:
+                if delay is None:
+                    delay = min(self.cfg.backoff_s * 2 ** attempt, self.cfg.max_backoff_s) * random.uniform(0.75, 1)
+                await asyncio.sleep(delay)
+        raise RequestFailed(f"{last}; gave up after {self.cfg.max_retries + 1} attempts")
+
+    def _request(self, messages: list[dict], json_mode: bool) -> dict:
+        request = {"model": self.cfg.model, "messages": messages}
+        if self.cfg.temperature is not None:
+            request["temperature"] = self.cfg.temperature
+        if self.cfg.max_tokens:
+            request["max_tokens"] = self.cfg.max_tokens
+        if json_mode:
+            request["response_format"] = {"type": "json_object"}
+        return request
+
+    # --- one caption -----------------------------------------------------------------------
+    async def describe_scene(self, scene: str, usage: Usage) -> str:
+        """A visual description of a generated scene, written by the model."""
+        reply = await self.complete(scene_prompt(scene).messages(), usage, json_mode=False)
+        usage.add(reply)
+        text = reply.content.strip().strip('"').strip()
+        if reply.finish_reason == "length":
+            raise RequestFailed("scene description truncated (finish_reason=length)")
+        if not text:
+            raise RequestFailed("scene description: empty answer")
+        return text
+
+    async def answer(self, caption: str, usage: Usage) -> tuple[str, object]:
+        """The model's raw text and validated answer, with repair turns. Raises ``RequestFailed``."""
+        prompt = cot_prompt(caption) if self.cot else direct_prompt(caption)
+        messages = prompt.messages()
+        raw, problem = "", "no answer"
+        for turn in range(self.cfg.repair_attempts + 1):
+            reply = await self.complete(messages, usage)
+            usage.add(reply)
+            raw = reply.content
+            try:
+                if reply.finish_reason == "content_filter":
+                    raise RequestFailed("answer blocked by the content filter (finish_reason=content_filter)", raw)
+                if reply.finish_reason == "length":
+                    limit = f" (max_tokens={self.cfg.max_tokens})" if self.cfg.max_tokens else ""
+                    raise AnswerError(f"truncated output: the answer hit the token limit{limit} "
+                                      f"(finish_reason=length)")
+                return raw, parse_answer(raw, self.cot)
+            except AnswerError as exc:
+                problem = exc.reason
+                messages = messages + [{"role": "assistant", "content": raw},
+                                       {"role": "user", "content": repair_message(problem)}]
+        turns = self.cfg.repair_attempts
+        raise RequestFailed(f"{problem} (after {turns} repair attempt{'s' if turns != 1 else ''})", raw)
+
+    async def label(self, item: CaptionItem) -> Labelled:
+        """Never raises for a caption's own failure: the record says what went wrong."""
+        usage = Usage()
+        caption = item.caption
+        record = LabelRecord(id=item.id, caption=caption, media=item.media, source=item.source,
+                             teacher=TEACHER, model=self.model, prompt_version=self.prompt_version, status="failed")
+        try:
+            if not caption and item.scene:
+                caption = record.caption = await self.describe_scene(item.scene, usage)
+            raw, answer = await self.answer(caption, usage)
+        except RequestFailed as exc:
+            record.reason, record.raw = exc.reason, exc.raw
+        except Exception as exc:  # a client bug must not lose the caption: it is recorded and retried on request
+            record.reason = f"unexpected error: {type(exc).__name__}: {exc}"
+        else:
+            record.status, record.raw = "ok", raw
+            record.parsed, record.x_rt, record.x_mt = answer.model_dump(), x_rt(answer), x_mt(answer)
+        record.usage = usage.tokens()
+        return Labelled(record, usage)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:200]
+    return str(exc.message)[:200]
+
+
+def _tokens(response) -> int:
+    usage = getattr(response, "usage", None)
+    return (usage.prompt_tokens or 0) + (usage.completion_tokens or 0) if usage else 0
+
+
+def _reply(response) -> Reply:
+    if not response.choices:
+        raise RequestFailed("the server returned no choices")
+    choice = response.choices[0]
+    usage = response.usage
+    return Reply(content=choice.message.content or "", finish_reason=choice.finish_reason or "",
+                 prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
+                 completion_tokens=(usage.completion_tokens or 0) if usage else 0)

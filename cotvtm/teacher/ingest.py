@@ -1,0 +1,138 @@
+"""Caption manifests (JSONL, CSV, Parquet) -> caption items for the teacher.
+
+A manifest row has an ``id``, a ``caption`` and optionally a media path in an ``image``,
+``video`` or ``media`` column (the first non-empty one is kept). Relative media paths are
+resolved against the manifest's folder; URIs (``s3://...``) are kept as written. Bad input
+raises ``CotvtmError`` naming the file and the line (or row) and the column at fault.
+"""
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cotvtm.errors import CotvtmError
+
+MEDIA_COLUMNS = ("image", "video", "media")
+FORMATS = (".jsonl", ".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class CaptionItem:
+    """A caption waiting for a label. ``scene`` is set (and ``caption`` empty) for a generated
+    scene whose visual description an LLM still has to write."""
+
+    id: str
+    caption: str
+    media: str | None = None
+    source: str = ""
+    scene: str = ""
+
+
+def _media(row: dict, base: Path) -> str | None:
+    for column in MEDIA_COLUMNS:
+        value = row.get(column)
+        if value is None or (isinstance(value, float) and value != value):  # None or NaN
+            continue
+        value = str(value).strip()
+        if value:
+            if "://" in value or Path(value).is_absolute():
+                return value
+            return str((base / value).resolve())
+    return None
+
+
+def _item(row: dict, where: str, path: Path) -> CaptionItem:
+    for column in ("id", "caption"):
+        if column not in row or row[column] is None:
+            raise CotvtmError(f"{where}: missing '{column}'")
+    ident, caption = row["id"], row["caption"]
+    if isinstance(ident, bool) or not isinstance(ident, (str, int)):
+        raise CotvtmError(f"{where}: column 'id' must be a string or an integer, not {type(ident).__name__}")
+    if not isinstance(caption, str):
+        raise CotvtmError(f"{where}: column 'caption' must be text, not {type(caption).__name__}")
+    ident = str(ident).strip()
+    if not ident:
+        raise CotvtmError(f"{where}: empty 'id'")
+    if not caption.strip():
+        raise CotvtmError(f"{where}: empty 'caption'")
+    return CaptionItem(ident, caption.strip(), _media(row, path.parent), source=path.name)
+
+
+def _jsonl(path: Path) -> list[CaptionItem]:
+    items = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            where = f"{path} line {number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CotvtmError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(row, dict):
+                raise CotvtmError(f"{where}: expected a JSON object, found {type(row).__name__}")
+            items.append(_item(row, where, path))
+    return items
+
+
+def _csv(path: Path) -> list[CaptionItem]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        _require_columns(path, header)
+        items = []
+        for row in reader:
+            where = f"{path} line {reader.line_num}"
+            if None in row:
+                raise CotvtmError(f"{where}: more fields than the header has ({len(header)})")
+            items.append(_item(row, where, path))
+    return items
+
+
+def _parquet(path: Path) -> list[CaptionItem]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CotvtmError(f"{path}: not a readable Parquet file ({exc})") from None
+    _require_columns(path, table.column_names)
+    columns = [c for c in ("id", "caption", *MEDIA_COLUMNS) if c in table.column_names]
+    rows = table.select(columns).to_pylist()
+    return [_item(row, f"{path} row {index}", path) for index, row in enumerate(rows)]
+
+
+def _require_columns(path: Path, header: list[str]) -> None:
+    missing = [c for c in ("id", "caption") if c not in header]
+    if missing:
+        found = ", ".join(header) if header else "none"
+        raise CotvtmError(f"{path}: missing column {', '.join(repr(c) for c in missing)} (found: {found})")
+
+
+def read_manifest(path: str | Path) -> list[CaptionItem]:
+    """The caption items of one manifest, in file order."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise CotvtmError(f"{path}: unsupported manifest type '{suffix or path.name}' (use .jsonl, .csv or .parquet)")
+    if not path.is_file():
+        raise CotvtmError(f"{path}: manifest not found")
+    try:
+        reader = {".jsonl": _jsonl, ".csv": _csv, ".parquet": _parquet}[suffix]
+        return reader(path)
+    except UnicodeDecodeError as exc:
+        raise CotvtmError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def read_manifests(paths: list[str | Path]) -> list[CaptionItem]:
+    """All items of several manifests; an id may appear only once across them."""
+    items, seen = [], {}
+    for path in paths:
+        for item in read_manifest(path):
+            if item.id in seen:
+                raise CotvtmError(f"duplicate caption id {item.id!r} (in {seen[item.id]} and {path})")
+            seen[item.id] = str(path)
+            items.append(item)
+    return items

@@ -1,0 +1,1 @@
+"""Distillation of the CoT teacher into the two-stage prior, on Ray Train."""

@@ -1,0 +1,70 @@
+"""Run the distillation on Ray Train and export the prior for the soundtrack job."""
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from cotvtm.prior import PriorConfig, TwoStagePrior
+from cotvtm.storage.local import atomic_write_bytes
+from cotvtm.training.config import DistillConfig
+from cotvtm.training.loop import PRIOR_DIR, train_loop
+from cotvtm.training.shards import read_index, load_split
+
+
+@dataclass
+class DistillResult:
+    prior_dir: Path
+    metrics: dict
+    run_dir: str
+
+
+def prior_config(cfg: DistillConfig, index) -> PriorConfig:
+    """The prior's shape follows the encoders that made the shards."""
+    base = PriorConfig.tiny if cfg.arch == "tiny" else PriorConfig.paper
+    return base(clip_dim=index.dims["clip_dim"], rationale_dim=index.dims["rationale_dim"],
+                music_dim=index.dims["music_dim"], music_len=index.dims["music_len"], variant=cfg.variant,
+                music_scale=1.0 / max(index.music_std, 1e-6))
+
+
+def run_name(shards: str, out: str, cfg: DistillConfig) -> str:
+    """Same inputs and settings -> same name, so a rerun resumes the interrupted run."""
+    key = json.dumps([str(Path(shards).resolve()), str(Path(out).resolve()), cfg.to_dict()], sort_keys=True)
+    return "distill-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def distill(shards: str, out: str, cfg: DistillConfig, storage_path: str | None = None) -> DistillResult:
+    """Train both stages (resuming a run of the same name) and write ``out``/prior."""
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    index = read_index(shards)
+    train, val = load_split(shards, cfg.val_fraction)
+    storage_path = storage_path or str(Path(out).resolve() / "runs")
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"distill": cfg.to_dict(), "prior": prior_config(cfg, index).to_dict()},
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
+                                     resources_per_worker={"CPU": 1}),
+        run_config=RunConfig(name=run_name(shards, out, cfg), storage_path=storage_path,
+                             failure_config=FailureConfig(max_failures=3),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+        datasets={"train": train, "val": val},
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+    )
+    result = trainer.fit()
+    return DistillResult(_export(result.checkpoint, Path(out), index, cfg, result.metrics), result.metrics,
+                         str(result.path))
+
+
+def _export(checkpoint, out: Path, index, cfg: DistillConfig, metrics: dict) -> Path:
+    """The final prior, marked trained, with a record of how it was made."""
+    with checkpoint.as_directory() as directory:
+        prior = TwoStagePrior.from_pretrained(Path(directory) / PRIOR_DIR)
+    prior.config = replace(prior.config, trained=True)
+    target = out / PRIOR_DIR
+    prior.save_pretrained(target)
+    record = {"distill": cfg.to_dict(), "shards": {"encoders": index.encoders, "dims": index.dims,
+                                                   "count": index.count}, "final_metrics": metrics}
+    atomic_write_bytes(target / "training.json", json.dumps(record, indent=2, default=str).encode())
+    return target

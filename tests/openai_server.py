@@ -1,0 +1,187 @@
+"""An OpenAI-compatible Chat Completions server on 127.0.0.1, for tests and benchmarks.
+
+It speaks the real protocol (``POST /v1/chat/completions``, the ``chat.completion`` JSON
+envelope, ``usage``, ``finish_reason``, OpenAI-style error bodies), so the real ``openai``
+client talks to it unchanged. It answers like a well-behaved model unless the caption asks
+for trouble with a tag; a caption's request count (repair turns included) is its attempt:
+
+    #429          first attempt: 429 with Retry-After (``retry_after``), then good answers
+    #500          first two attempts: 500, then good answers
+    #500-always   always 500
+    #slow         first attempt sleeps ``slow_s`` (past the client's timeout), then good
+    #slow-always  always sleeps ``slow_s``
+    #badjson      always text that is not JSON
+    #badjson-once first attempt not JSON, then good
+    #fenced       good JSON inside a code fence with prose around it
+    #lists        good JSON with lists where strings are expected
+    #missing      always JSON without step2.music_elements.rhythm
+    #length       always the first half of a good answer, finish_reason "length"
+    #400          always 400 (a request error that must not be retried)
+
+Every request is logged (arrival time, caption, tags, attempt, status); ``max_in_flight`` is
+the most requests it was handling at once.
+"""
+
+import asyncio
+import json
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+_CAPTION = re.compile(r"(?:Caption|Scene): (.+)$", re.MULTILINE)
+_TAG = re.compile(r"#([a-z0-9-]+)")
+
+
+@dataclass
+class Logged:
+    at: float
+    caption: str
+    kind: str  # cot | direct | scene
+    tags: set
+    attempt: int
+    status: int = 200
+    body: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+
+
+def good_answer(caption: str, lists: bool = False) -> dict:
+    instruments = ["piano", "strings"] if lists else "piano, strings"
+    return {
+        "step1": {"reasoning": f"The caption shows: {caption}",
+                  "visual_elements": {"object": "the scene", "emotion": "calm", "dynamic": "slow",
+                                      "color": "warm"},
+                  "visual_description": caption},
+        "step2": {"reasoning": "Calm and slow visuals suit gentle music.",
+                  "music_elements": {"genre": "ambient", "instruments": instruments, "emotion": "serene",
+                                     "rhythm": "slow"}},
+        "step3": {"music_description": f"Gentle ambient piano and strings for: {caption}"},
+    }
+
+
+class FakeOpenAI:
+    """Start with ``start()``; ``base_url`` is then ready for ``openai.AsyncOpenAI(base_url=...)``."""
+
+    def __init__(self, latency: float = 0.0, slow_s: float = 2.0, retry_after: str = "1"):
+        self.latency, self.slow_s, self.retry_after = latency, slow_s, retry_after
+        self.log: list[Logged] = []
+        self.attempts: Counter = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.base_url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> "FakeOpenAI":
+        self._thread.start()
+        port = asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def _serve(self) -> int:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        site = web.SockSite(self._runner, sock)
+        await site.start()
+        return sock.getsockname()[1]
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def reset(self) -> None:
+        """Forget the log and the peak (attempt counts are kept: they drive the tags)."""
+        self.log.clear()
+        self.max_in_flight = 0
+
+    def __enter__(self) -> "FakeOpenAI":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- queries -----------------------------------------------------------------------
+    def requests_for(self, text: str) -> list[Logged]:
+        return [entry for entry in self.log if text in entry.caption]
+
+    # --- the endpoint --------------------------------------------------------------------
+    async def _chat(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._respond(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        first_user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        matches = _CAPTION.findall(first_user)
+        caption = matches[-1].strip() if matches else ""
+        kind = "scene" if "Scene: " in first_user else ("cot" if "Step 1." in first_user else "direct")
+        tags = set(_TAG.findall(caption))
+        attempt = self.attempts[caption]
+        self.attempts[caption] += 1
+        entry = Logged(time.monotonic(), caption, kind, tags, attempt, body=body, headers=dict(request.headers))
+        self.log.append(entry)
+
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if "slow-always" in tags or ("slow" in tags and attempt == 0):
+            await asyncio.sleep(self.slow_s)
+        if "429" in tags and attempt == 0:
+            return self._error(entry, 429, "Rate limit reached for requests", {"Retry-After": self.retry_after})
+        if "500-always" in tags or ("500" in tags and attempt < 2):
+            return self._error(entry, 500, "The server had an error while processing your request")
+        if "400" in tags:
+            return self._error(entry, 400, "Invalid value for 'messages'")
+
+        finish = "stop"
+        if kind == "scene":
+            content = f"A wide view of {caption.rstrip('.')}, in soft light."
+        elif kind == "direct":
+            content = json.dumps({"music_description": f"Gentle ambient music for: {caption}"})
+        elif "badjson" in tags or ("badjson-once" in tags and attempt == 0):
+            content = "Sure! Here is the music: calm piano, slow tempo. {step1: not json}"
+        elif "missing" in tags:
+            answer = good_answer(caption)
+            del answer["step2"]["music_elements"]["rhythm"]
+            content = json.dumps(answer)
+        elif "length" in tags:
+            full = json.dumps(good_answer(caption), indent=2)
+            content, finish = full[: len(full) // 2], "length"
+        elif "fenced" in tags:
+            content = f"Here is my reasoning as JSON:\n```json\n{json.dumps(good_answer(caption), indent=2)}\n```\nEnjoy!"
+        else:
+            content = json.dumps(good_answer(caption, lists="lists" in tags))
+        return self._completion(body, content, finish)
+
+    def _completion(self, body: dict, content: str, finish: str) -> web.Response:
+        prompt_tokens = sum(len(m.get("content") or "") for m in body["messages"]) // 4
+        completion_tokens = max(1, len(content) // 4)
+        return web.json_response({
+            "id": f"chatcmpl-{len(self.log)}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", ""),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": finish, "logprobs": None}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        })
+
+    def _error(self, entry: Logged, status: int, message: str, headers: dict | None = None) -> web.Response:
+        entry.status = status
+        kind = {429: "rate_limit_exceeded", 500: "server_error"}.get(status, "invalid_request_error")
+        return web.json_response({"error": {"message": message, "type": kind, "param": None, "code": None}},
+                                 status=status, headers=headers)
