@@ -9,6 +9,7 @@ class StageConfig:
     batch_size: int = 256
     epochs: int = 1
     weight_decay: float = 0.01
+    lr_schedule: str = "constant"  # constant | cosine
 
 
 @dataclass(frozen=True)

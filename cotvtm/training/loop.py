@@ -13,7 +13,7 @@ import torch
 
 from cotvtm.prior import PriorConfig, TwoStagePrior
 from cotvtm.training.config import DistillConfig, StageConfig
-from cotvtm.training.recipe import StageObjective, evaluate, optimizer_for, train_epoch, trainable_params
+from cotvtm.training.recipe import StageObjective, evaluate, optimizer_for, set_lr, train_epoch, trainable_params
 
 STATE = "train_state.pt"
 PRIOR_DIR = "prior"
@@ -64,6 +64,7 @@ def train_loop(loop_config: dict) -> None:
             if optimizer_state is not None and index == done and done > 0 and steps[done - 1][0] == stage:
                 optimizer.load_state_dict(optimizer_state)
             current = stage
+        set_lr(optimizer, settings, epoch)
         train_loss = train_epoch(objective, optimizer, _batches(train_shard, settings.batch_size, device))
         last_of_stage = index + 1 == len(steps) or steps[index + 1][0] != stage
         if (epoch + 1) % cfg.checkpoint_every == 0 or last_of_stage:
