@@ -39,6 +39,9 @@ def distill(shards: str, out: str, cfg: DistillConfig, storage_path: str | None 
     from ray.train.torch import TorchTrainer
 
     index = read_index(shards)
+    finished = _finished(Path(out), index, cfg)
+    if finished is not None:
+        return finished
     train, val = load_split(shards, cfg.val_fraction)
     storage_path = storage_path or str(Path(out).resolve() / "runs")
     trainer = TorchTrainer(
@@ -53,18 +56,37 @@ def distill(shards: str, out: str, cfg: DistillConfig, storage_path: str | None 
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
     result = trainer.fit()
-    return DistillResult(_export(result.checkpoint, Path(out), index, cfg, result.metrics), result.metrics,
-                         str(result.path))
+    prior_dir = _export(result.checkpoint, Path(out), index, cfg, result.metrics, str(result.path))
+    return DistillResult(prior_dir, result.metrics, str(result.path))
 
 
-def _export(checkpoint, out: Path, index, cfg: DistillConfig, metrics: dict) -> Path:
+def _shard_record(index) -> dict:
+    return {"encoders": index.encoders, "dims": index.dims, "count": index.count}
+
+
+def _finished(out: Path, index, cfg: DistillConfig) -> DistillResult | None:
+    """A prior already exported from the same shards and settings: nothing to do.
+
+    (An interrupted run is different: Ray Train resumes it from its latest checkpoint,
+    because the rerun uses the same run name and storage path.)
+    """
+    record_path = out / PRIOR_DIR / "training.json"
+    if not record_path.exists():
+        return None
+    record = json.loads(record_path.read_text())
+    if record.get("distill") != json.loads(json.dumps(cfg.to_dict())) or record.get("shards") != _shard_record(index):
+        return None
+    return DistillResult(out / PRIOR_DIR, record["final_metrics"], record.get("run_dir", ""))
+
+
+def _export(checkpoint, out: Path, index, cfg: DistillConfig, metrics: dict, run_dir: str) -> Path:
     """The final prior, marked trained, with a record of how it was made."""
     with checkpoint.as_directory() as directory:
         prior = TwoStagePrior.from_pretrained(Path(directory) / PRIOR_DIR)
     prior.config = replace(prior.config, trained=True)
     target = out / PRIOR_DIR
     prior.save_pretrained(target)
-    record = {"distill": cfg.to_dict(), "shards": {"encoders": index.encoders, "dims": index.dims,
-                                                   "count": index.count}, "final_metrics": metrics}
+    record = {"distill": cfg.to_dict(), "shards": _shard_record(index), "final_metrics": metrics,
+              "run_dir": run_dir}
     atomic_write_bytes(target / "training.json", json.dumps(record, indent=2, default=str).encode())
     return target

@@ -1,0 +1,82 @@
+"""Distillation on Ray Train: shards in, a trained prior out that the soundtrack job loads."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cotvtm import models
+from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
+from cotvtm.pipelines.runner import run
+from cotvtm.prior import TwoStagePrior
+from cotvtm.training.config import DistillConfig, StageConfig
+from cotvtm.training.distill import distill
+from cotvtm.training.shards import read_index, write_arrays
+from cotvtm.video.samples import make_video
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, ray_session):
+    rng = np.random.default_rng(0)
+    n = 240
+    directory = tmp_path_factory.mktemp("shards")
+    mask = np.ones((n, 8), np.int64)
+    mask[:, 6:] = 0
+    e_m = rng.standard_normal((n, 8, 32)).astype(np.float32) * mask[..., None]
+    write_arrays(directory, {"id": [f"c{i}" for i in range(n)], "e_v": rng.standard_normal((n, 32)),
+                             "e_r": rng.standard_normal((n, 32)), "e_m": e_m, "mask": mask})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def trained(shards, tmp_path_factory):
+    stage = StageConfig(lr=1e-3, batch_size=64, epochs=2)
+    cfg = DistillConfig(arch="tiny", stage1=stage, stage2=stage, val_fraction=0.1)
+    out = tmp_path_factory.mktemp("distilled")
+    return distill(str(shards), str(out), cfg), cfg, out
+
+
+def test_index_describes_the_shards(shards):
+    index = read_index(shards)
+    assert index.count == 240 and index.dims == {"clip_dim": 32, "rationale_dim": 32, "music_dim": 32,
+                                                 "music_len": 8}
+
+
+def test_both_stages_run_and_the_exported_prior_is_marked_trained(trained):
+    result, cfg, _ = trained
+    assert result.metrics["stage"] == 2 and result.metrics["step"] == len(cfg.epochs()) == 4
+    assert np.isfinite(result.metrics["val_loss"]) and result.metrics["val_loss"] > 0
+    prior = TwoStagePrior.from_pretrained(result.prior_dir)
+    assert prior.config.trained and prior.config.variant == "full"
+    record = json.loads((result.prior_dir / "training.json").read_text())
+    assert record["shards"]["count"] == 240 and record["distill"]["stage1"]["epochs"] == 2
+
+
+def test_rerun_with_the_same_settings_keeps_the_trained_prior(trained, shards):
+    result, cfg, out = trained
+    before = (result.prior_dir / "model.safetensors").stat().st_mtime_ns
+    again = distill(str(shards), str(out), cfg)
+    assert again.run_dir == result.run_dir and again.metrics["step"] == result.metrics["step"]
+    assert (result.prior_dir / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_prior_output_fits_musicgen_and_the_soundtrack_job_uses_it(trained, tiny_refs, tmp_path, model_cache):
+    result, _, _ = trained
+    prior = models.load_prior(str(result.prior_dir), clip_dim=32, music_dim=32, rationale_dim=32)
+    e_m, mask = prior.sample(torch.randn(2, 32), generator=torch.Generator().manual_seed(0))
+    musicgen, _ = models.load_musicgen(tiny_refs.musicgen)
+    assert e_m.shape == (2, prior.config.music_len, musicgen.config.text_encoder.d_model)
+    assert mask.shape == e_m.shape[:2] and mask[:, 0].all()
+
+    (tmp_path / "in").mkdir()
+    make_video(tmp_path / "in" / "clip.mp4", duration=3)
+    cfg = SoundtrackConfig(models=ModelChoice(preset="tiny", prior=str(result.prior_dir)))
+    summary = run(str(tmp_path / "in"), str(tmp_path / "out"), cfg, Resources(), cache_dir=model_cache,
+                  echo=lambda _: None)
+    assert summary.ok == 1
+    sidecar = json.loads(next((tmp_path / "out").glob("clip.*.json")).read_text())
+    assert sidecar["prior_trained"] is True and sidecar["models"]["prior"] == str(result.prior_dir)
+    assert sidecar["note"] is None
