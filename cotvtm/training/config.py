@@ -23,6 +23,7 @@ class DistillConfig:
     checkpoint_every: int = 1  # epochs between checkpoints (and always at a stage's end)
     num_workers: int = 1
     use_gpu: bool = False
+    placement: str = "PACK"  # Ray placement strategy for the workers: PACK | SPREAD | STRICT_SPREAD
     seed: int = 0
 
     def to_dict(self) -> dict:

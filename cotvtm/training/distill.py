@@ -48,7 +48,7 @@ def distill(shards: str, out: str, cfg: DistillConfig, storage_path: str | None 
         train_loop,
         train_loop_config={"distill": cfg.to_dict(), "prior": prior_config(cfg, index).to_dict()},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
-                                     resources_per_worker={"CPU": 1}),
+                                     resources_per_worker={"CPU": 1}, placement_strategy=cfg.placement),
         run_config=RunConfig(name=run_name(shards, out, cfg), storage_path=storage_path,
                              failure_config=FailureConfig(max_failures=3),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
