@@ -1,4 +1,4 @@
-"""The ``cotvtm`` command: soundtrack, demo, build-tiny.
+"""The ``cotvtm`` command: soundtrack, demo, label, embed, distill, build-tiny.
 
 Exit status: 0 when every input succeeded or was already done, 1 when the batch
 finished but some inputs failed (see the manifest), 2 for a usage or set-up error.
@@ -57,16 +57,11 @@ def _soundtrack(a: argparse.Namespace) -> int:
 
 
 def _demo(a: argparse.Namespace) -> int:
-    from cotvtm.pipelines.runner import run
-    from cotvtm.video.samples import make_sample_videos
+    from cotvtm.demo import DemoPlan, run_demo
 
-    inputs = Path(a.workdir) / "inputs"
-    videos = make_sample_videos(inputs)
-    print(f"cotvtm demo: {len(videos)} sample videos in {inputs}")
     cfg, res = _config(a)
-    summary = run(str(inputs), str(Path(a.workdir) / "outputs"), cfg, res, cache_dir=a.cache_dir)
-    print(f"cotvtm demo: soundtracked videos and sidecars are in {summary.output}")
-    return summary.exit_code
+    plan = DemoPlan(Path(a.workdir), scenes=a.scenes, epochs=a.epochs)
+    return run_demo(plan, cfg, res, cache_dir=a.cache_dir).exit_code
 
 
 def _build_tiny(a: argparse.Namespace) -> int:
@@ -88,14 +83,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("output", help="the output folder (created if missing)")
     _add_soundtrack_options(s)
     s.set_defaults(func=_soundtrack)
-    d = sub.add_parser("demo", help="make sample videos and soundtrack them with the tiny models")
+    d = sub.add_parser("demo", help="train a tiny prior offline, then soundtrack sample videos with it")
     d.add_argument("--workdir", default="demo_out")
+    d.add_argument("--scenes", type=int, default=240, help="generated scenes to label and train on")
+    d.add_argument("--epochs", type=int, default=30, help="epochs per distillation stage")
     _add_soundtrack_options(d)
     d.set_defaults(func=_demo)
     b = sub.add_parser("build-tiny", help="build the tiny preset's models and print where they are")
     b.add_argument("--cache-dir", type=Path, default=None)
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=_build_tiny)
+    from cotvtm.teacher.cli import add_subcommand as add_label
+    from cotvtm.training.cli import add_distill, add_embed
+
+    add_label(sub)
+    add_embed(sub)
+    add_distill(sub)
     return p
 
 

@@ -8,9 +8,11 @@ LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disable
 
 
 def init_ray(num_cpus: int | None = None) -> None:
-    """Join the cluster named by RAY_ADDRESS, or start a local one on loopback."""
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
+    """Join the cluster named by RAY_ADDRESS, or start a local one on loopback.
+
+    The loopback settings must be in the environment before Ray is first imported;
+    ``cotvtm/__init__.py`` puts them there.
+    """
     import ray
 
     if ray.is_initialized():

@@ -17,6 +17,7 @@ for trouble with a tag; a caption's request count (repair turns included) is its
     #missing      always JSON without step2.music_elements.rhythm
     #length       always the first half of a good answer, finish_reason "length"
     #400          always 400 (a request error that must not be retried)
+    #nojsonmode   400 whenever the request asks for response_format (a server without JSON mode)
 
 Every request is logged (arrival time, caption, tags, attempt, status); ``max_in_flight`` is
 the most requests it was handling at once.
@@ -45,8 +46,12 @@ class Logged:
     tags: set
     attempt: int
     status: int = 200
+    done_at: float = 0.0
     body: dict = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
+
+
+_ENTRY = web.RequestKey("entry", Logged)
 
 
 def good_answer(caption: str, lists: bool = False) -> dict:
@@ -100,6 +105,7 @@ class FakeOpenAI:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
 
     def reset(self) -> None:
         """Forget the log and the peak (attempt counts are kept: they drive the tags)."""
@@ -116,6 +122,19 @@ class FakeOpenAI:
     def requests_for(self, text: str) -> list[Logged]:
         return [entry for entry in self.log if text in entry.caption]
 
+    def span(self) -> float:
+        """Seconds from the first arrival to the last answer."""
+        done = [e for e in self.log if e.done_at]
+        return max(e.done_at for e in done) - min(e.at for e in done) if done else 0.0
+
+    def mean_in_flight(self) -> float:
+        """Average requests in flight between the first arrival and the last answer."""
+        done = [e for e in self.log if e.done_at]
+        if not done:
+            return 0.0
+        span = max(e.done_at for e in done) - min(e.at for e in done)
+        return sum(e.done_at - e.at for e in done) / span if span > 0 else 0.0
+
     # --- the endpoint --------------------------------------------------------------------
     async def _chat(self, request: web.Request) -> web.Response:
         self.in_flight += 1
@@ -124,6 +143,8 @@ class FakeOpenAI:
             return await self._respond(request)
         finally:
             self.in_flight -= 1
+            if _ENTRY in request:
+                request[_ENTRY].done_at = time.monotonic()
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -136,6 +157,7 @@ class FakeOpenAI:
         self.attempts[caption] += 1
         entry = Logged(time.monotonic(), caption, kind, tags, attempt, body=body, headers=dict(request.headers))
         self.log.append(entry)
+        request[_ENTRY] = entry
 
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -147,6 +169,8 @@ class FakeOpenAI:
             return self._error(entry, 500, "The server had an error while processing your request")
         if "400" in tags:
             return self._error(entry, 400, "Invalid value for 'messages'")
+        if "nojsonmode" in tags and "response_format" in body:
+            return self._error(entry, 400, "response_format is not supported by this model")
 
         finish = "stop"
         if kind == "scene":
@@ -163,7 +187,8 @@ class FakeOpenAI:
             full = json.dumps(good_answer(caption), indent=2)
             content, finish = full[: len(full) // 2], "length"
         elif "fenced" in tags:
-            content = f"Here is my reasoning as JSON:\n```json\n{json.dumps(good_answer(caption), indent=2)}\n```\nEnjoy!"
+            fenced = json.dumps(good_answer(caption), indent=2)
+            content = f"Here is my reasoning as JSON:\n```json\n{fenced}\n```\nEnjoy!"
         else:
             content = json.dumps(good_answer(caption, lists="lists" in tags))
         return self._completion(body, content, finish)

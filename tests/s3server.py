@@ -170,7 +170,8 @@ def start_s3_server(weed: str | None = None) -> S3Server:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    cwd=workdir, env={**os.environ, "TMPDIR": str(workdir)})
     grpc = dict(zip(("master", "volume", "filer", "s3"), ports[1::2]))
-    server = S3Server(endpoint=f"http://127.0.0.1:{ports[6]}", workdir=workdir, process=process, grpc_ports=grpc)
+    server = S3Server(endpoint=f"http://127.0.0.1:{ports[6]}", workdir=workdir, process=process,
+                      grpc_ports=grpc)
     try:
         _wait_ready(server, time.monotonic() + START_TIMEOUT_S)
     except BaseException:

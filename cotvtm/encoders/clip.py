@@ -14,6 +14,7 @@ class ClipEncoder:
         self.device = device
         self.batch_size = batch_size
         self.dim = int(self.model.config.projection_dim)
+        self.max_text_tokens = int(self.model.config.text_config.max_position_embeddings)
 
     @property
     def image_size(self) -> int:
@@ -35,7 +36,7 @@ class ClipEncoder:
         out = []
         for start in range(0, len(texts), self.batch_size):
             tokens = self.processor(text=texts[start: start + self.batch_size], padding=True, truncation=True,
-                                    return_tensors="pt").to(self.device)
+                                    max_length=self.max_text_tokens, return_tensors="pt").to(self.device)
             out.append(self._normalise(self.model.get_text_features(**tokens)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 

@@ -9,6 +9,7 @@
     ingest.py   caption manifests (JSONL, CSV, Parquet)
     records.py  labelled records on disk: read_labels, done_ids (the interface consumers use)
     stage.py    the Ray Data labelling stage
+    config.py   endpoint and build settings
     build.py    the build driver; cli.py its options
 """
 

@@ -121,40 +121,46 @@ class LLMTeacher:
         estimate = estimate_tokens(messages, self.cfg.max_tokens)
         last = "no attempt made"
         for attempt in range(self.cfg.max_retries + 1):
-            delay = None
             await self.limiter.acquire(estimate)
             try:
                 async with self.slots:
                     usage.requests += 1
                     response = await self.client.chat.completions.create(
                         **self._request(messages, json_mode and self.json_mode))
-            except openai.APITimeoutError:
-                last = f"timed out after {self.cfg.timeout_s:g} s"
-            except openai.APIConnectionError as exc:
-                last = f"connection failed ({exc.__cause__ or exc})"
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                if status == 400 and self.json_mode and "response_format" in str(exc.message):
-                    self.json_mode = False  # the server has no JSON mode: the prompt still asks for JSON
-                    last = "the server rejected response_format"
-                    delay = 0.0
-                elif status in RETRYABLE_STATUS or status >= 500:
-                    kind = "rate limited" if status == 429 else "server error"
-                    last = f"{kind} (HTTP {status}): {_message(exc)}"
-                    delay = retry_after_s(exc.response.headers)
-                    if delay is not None:
-                        delay = min(delay, self.cfg.max_retry_after_s)
-                else:
-                    raise RequestFailed(f"HTTP {status}: {_message(exc)}") from None
+            except openai.APIError as exc:
+                self.limiter.settle(estimate, 0)
+                last, delay = self._transient(exc)
             else:
                 self.limiter.settle(estimate, _tokens(response))
                 return _reply(response)
-            self.limiter.settle(estimate, 0)
             if attempt < self.cfg.max_retries:
-                if delay is None:
-                    delay = min(self.cfg.backoff_s * 2 ** attempt, self.cfg.max_backoff_s) * random.uniform(0.75, 1)
-                await asyncio.sleep(delay)
-        raise RequestFailed(f"{last}; gave up after {self.cfg.max_retries + 1} attempts")
+                await asyncio.sleep(self._backoff(attempt) if delay is None else delay)
+        attempts = self.cfg.max_retries + 1
+        raise RequestFailed(f"{last}; gave up after {attempts} attempt{'s' if attempts != 1 else ''}")
+
+    def _transient(self, exc: openai.APIError) -> tuple[str, float | None]:
+        """Why a request failed and the delay the server asked for; raises if a retry cannot help."""
+        if isinstance(exc, openai.APITimeoutError):
+            return f"timed out after {self.cfg.timeout_s:g} s", None
+        if isinstance(exc, openai.APIConnectionError):
+            return f"connection failed ({exc.__cause__ or exc})", None
+        if not isinstance(exc, openai.APIStatusError):
+            raise RequestFailed(f"unusable response: {exc}")
+        status = exc.status_code
+        if status == 400 and self.json_mode and "response_format" in str(exc.message):
+            self.json_mode = False  # the server has no JSON mode; the prompt still asks for JSON
+            return "the server rejected response_format", 0.0
+        if status not in RETRYABLE_STATUS and status < 500:
+            raise RequestFailed(f"HTTP {status}: {_message(exc)}")
+        kind = "rate limited" if status == 429 else "server error"
+        delay = retry_after_s(exc.response.headers)
+        if delay is not None:
+            delay = min(delay, self.cfg.max_retry_after_s)
+        return f"{kind} (HTTP {status}): {_message(exc)}", delay
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential, capped, with jitter so that many failed calls do not retry in step."""
+        return min(self.cfg.backoff_s * 2 ** attempt, self.cfg.max_backoff_s) * random.uniform(0.75, 1.0)
 
     def _request(self, messages: list[dict], json_mode: bool) -> dict:
         request = {"model": self.cfg.model, "messages": messages}

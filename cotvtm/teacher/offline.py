@@ -13,6 +13,7 @@ Step 3 fills a description template from the music elements.
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 from cotvtm.teacher.ingest import CaptionItem
 from cotvtm.teacher.prompt import DIRECT_PROMPT_VERSION, PROMPT_VERSION, clean_caption
@@ -153,45 +154,67 @@ def _quote(words: list[str]) -> str:
     return ", ".join(f"'{w}'" for w in dict.fromkeys(words))
 
 
-def reason(caption: str) -> CotAnswer:
-    """The three steps for one caption."""
+@dataclass(frozen=True)
+class Visuals:
+    """Step 1's findings: classes, and the caption words that decided them."""
+
+    text: str
+    objects: str
+    emotion: str
+    motion: str
+    colour: str
+    hits: dict
+
+
+def see(caption: str) -> Visuals:
+    """Step 1: objects, emotion, motion and colour from the caption's words."""
     text = clean_caption(caption)
     words = _words(text)
     objects = _objects(words)
     emotion, emotion_hits = _classify(words, EMOTION_WORDS, "calm")
     motion, motion_hits = _classify(words, MOTION_WORDS, "moderate")
     colour, colour_hits = _classify(words, COLOUR_WORDS, "neutral")
-    adjective, extra = TIMBRE[colour]
-    instruments = INSTRUMENTS[emotion] + [extra]
-    object_text = ", ".join(objects) if objects else "the scene as a whole"
+    return Visuals(text, ", ".join(objects) if objects else "the scene as a whole", emotion, motion, colour,
+                   {"emotion": emotion_hits, "motion": motion_hits, "colour": colour_hits})
 
-    step1_reasoning = _an(" ".join([
-        f"The main objects are: {object_text}.",
-        f"Words such as {_quote(emotion_hits)} convey a {emotion} emotion." if emotion_hits
-        else f"No strong emotion words appear, so the mood is taken as {emotion}.",
-        f"The motion ({_quote(motion_hits)}) is {motion}." if motion_hits else "The motion is moderate.",
-        f"The colors ({_quote(colour_hits)}) are {colour}." if colour_hits else "No colors are named.",
-    ]))
-    step2_reasoning = _an(f"A {emotion} scene suits {GENRE[emotion]} music with {', '.join(INSTRUMENTS[emotion])}; "
-                       f"{motion} movement sets a {RHYTHM[motion].split(' with ')[0]}; "
-                       f"{COLOUR_TEXT[colour]} add a {adjective} timbre with {extra}.")
-    description = _an(f"A {MUSIC_EMOTION[emotion]} {GENRE[emotion]} piece with {', '.join(instruments[:-1])} "
-                   f"and {instruments[-1]}, {adjective} in timbre, at a {RHYTHM[motion]}.")
-    return CotAnswer.model_validate({
-        "step1": {
-            "reasoning": step1_reasoning,
-            "visual_elements": {"object": object_text, "emotion": emotion, "dynamic": DYNAMIC[motion],
-                                "color": COLOUR_TEXT[colour]},
-            "visual_description": text.rstrip(".") + _an(f": a {emotion} scene with {DYNAMIC[motion]} and "
-                                                          f"{COLOUR_TEXT[colour]}."),
-        },
-        "step2": {
-            "reasoning": step2_reasoning,
-            "music_elements": {"genre": GENRE[emotion], "instruments": ", ".join(instruments),
-                               "emotion": MUSIC_EMOTION[emotion], "rhythm": RHYTHM[motion]},
-        },
-        "step3": {"music_description": description},
-    })
+
+def _step1(v: Visuals) -> dict:
+    hits = v.hits
+    reasoning = " ".join([
+        f"The main objects are: {v.objects}.",
+        f"Words such as {_quote(hits['emotion'])} convey a {v.emotion} emotion." if hits["emotion"]
+        else f"No strong emotion words appear, so the mood is taken as {v.emotion}.",
+        f"The motion ({_quote(hits['motion'])}) is {v.motion}." if hits["motion"] else "The motion is moderate.",
+        f"The colors ({_quote(hits['colour'])}) are {v.colour}." if hits["colour"] else "No colors are named.",
+    ])
+    summary = f": a {v.emotion} scene with {DYNAMIC[v.motion]} and {COLOUR_TEXT[v.colour]}."
+    return {"reasoning": _an(reasoning),
+            "visual_elements": {"object": v.objects, "emotion": v.emotion, "dynamic": DYNAMIC[v.motion],
+                                "color": COLOUR_TEXT[v.colour]},
+            "visual_description": v.text.rstrip(".") + _an(summary)}
+
+
+def _step2(v: Visuals) -> dict:
+    adjective, extra = TIMBRE[v.colour]
+    reasoning = (f"A {v.emotion} scene suits {GENRE[v.emotion]} music with {', '.join(INSTRUMENTS[v.emotion])}; "
+                 f"{v.motion} movement sets a {RHYTHM[v.motion].split(' with ')[0]}; "
+                 f"{COLOUR_TEXT[v.colour]} add a {adjective} timbre with {extra}.")
+    return {"reasoning": _an(reasoning),
+            "music_elements": {"genre": GENRE[v.emotion], "instruments": ", ".join(INSTRUMENTS[v.emotion] + [extra]),
+                               "emotion": MUSIC_EMOTION[v.emotion], "rhythm": RHYTHM[v.motion]}}
+
+
+def _step3(v: Visuals) -> dict:
+    adjective, extra = TIMBRE[v.colour]
+    description = (f"A {MUSIC_EMOTION[v.emotion]} {GENRE[v.emotion]} piece with "
+                   f"{', '.join(INSTRUMENTS[v.emotion])} and {extra}, {adjective} in timbre, at a {RHYTHM[v.motion]}.")
+    return {"music_description": _an(description)}
+
+
+def reason(caption: str) -> CotAnswer:
+    """The three steps for one caption."""
+    v = see(caption)
+    return CotAnswer.model_validate({"step1": _step1(v), "step2": _step2(v), "step3": _step3(v)})
 
 
 class OfflineTeacher:
@@ -209,8 +232,7 @@ class OfflineTeacher:
         answer = reason(caption)
         if not self.cot:
             answer = DirectAnswer(music_description=x_mt(answer))
-        parsed = answer.model_dump()
         return LabelRecord(id=item.id, caption=caption, media=item.media, source=item.source,
                            teacher=TEACHER, model=MODEL, prompt_version=self.prompt_version, status="ok",
-                           raw=answer.model_dump_json(),
-                           parsed=parsed, x_rt=x_rt(answer), x_mt=x_mt(answer))
+                           raw=answer.model_dump_json(), parsed=answer.model_dump(), x_rt=x_rt(answer),
+                           x_mt=x_mt(answer))

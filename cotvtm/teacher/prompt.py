@@ -32,12 +32,22 @@ OBJECTIVE = (
     "text-to-music model can turn into that music."
 )
 
-STEPS = """Reason in three steps:
-Step 1. Visual elements. Identify the key visual elements of the caption: the object (the main subjects and the setting), the emotion (the mood the scene conveys), the dynamic (how much and how fast things move) and the color (the dominant colors, light and tone). Then write a short visual description that combines them.
-Step 2. Music elements. From the visual elements, infer the music elements that match them: the genre, the instruments, the emotion the music should convey and the rhythm (tempo and beat). Explain how each one follows from the visuals.
-Step 3. Music description. Combine the music elements into one fluent music description of one or two sentences. Describe instrumental music only: no lyrics, no vocals, no names of artists or songs.
-
-Answer with one JSON object only, in exactly the format of the example answer: the key "step1" (holding "reasoning", "visual_elements" with "object", "emotion", "dynamic" and "color", and "visual_description"), the key "step2" (holding "reasoning" and "music_elements" with "genre", "instruments", "emotion" and "rhythm") and the key "step3" (holding "music_description"). Every value is a non-empty string."""
+STEPS = "\n".join([
+    "Reason in three steps:",
+    "Step 1. Visual elements. Identify the key visual elements of the caption: the object (the main subjects and "
+    "the setting), the emotion (the mood the scene conveys), the dynamic (how much and how fast things move) and "
+    "the color (the dominant colors, light and tone). Then write a short visual description that combines them.",
+    "Step 2. Music elements. From the visual elements, infer the music elements that match them: the genre, the "
+    "instruments, the emotion the music should convey and the rhythm (tempo and beat). Explain how each one "
+    "follows from the visuals.",
+    "Step 3. Music description. Combine the music elements into one fluent music description of one or two "
+    "sentences. Describe instrumental music only: no lyrics, no vocals, no names of artists or songs.",
+    "",
+    'Answer with one JSON object only, in exactly the format of the example answer: the key "step1" (holding '
+    '"reasoning", "visual_elements" with "object", "emotion", "dynamic" and "color", and "visual_description"), '
+    'the key "step2" (holding "reasoning" and "music_elements" with "genre", "instruments", "emotion" and '
+    '"rhythm") and the key "step3" (holding "music_description"). Every value is a non-empty string.',
+])
 
 EXAMPLE_CAPTION = "A red hot air balloon drifts slowly across a clear blue sky."
 

@@ -95,9 +95,14 @@ def read_labels(path: str | Path, status: str | None = "ok") -> Iterator[LabelRe
             yield record
 
 
+def statuses(path: str | Path) -> dict[str, str]:
+    """Each id's latest status ("ok" or "failed")."""
+    return {ident: record.status for ident, record in _latest(path).items()}
+
+
 def done_ids(path: str | Path, retry_failed: bool = False) -> set[str]:
     """Ids a run must not send again: labelled ones, and failed ones unless retrying failures."""
-    return {r.id for r in _latest(path).values() if r.status == "ok" or (r.status == "failed" and not retry_failed)}
+    return {ident for ident, status in statuses(path).items() if status == "ok" or not retry_failed}
 
 
 class ShardWriter:

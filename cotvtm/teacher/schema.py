@@ -22,7 +22,8 @@ import json
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
+from pydantic_core import PydanticCustomError
 
 from cotvtm.errors import CotvtmError
 
@@ -34,7 +35,14 @@ def _flatten(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, BeforeValidator(_flatten), StringConstraints(strip_whitespace=True, min_length=1)]
+def _non_empty(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise PydanticCustomError("empty", "is empty")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_flatten), AfterValidator(_non_empty)]
 
 
 class VisualElements(BaseModel):
@@ -130,7 +138,7 @@ def _describe(error: ValidationError) -> str:
         path = ".".join(str(p) for p in item["loc"]) or "answer"
         if item["type"] == "missing":
             missing.append(path)
-        elif item["type"] == "string_too_short":
+        elif item["type"] == "empty":
             wrong.append(f"{path} is empty")
         else:
             wrong.append(f"{path}: {item['msg']}")

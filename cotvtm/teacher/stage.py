@@ -80,4 +80,6 @@ def plan(items: list[CaptionItem], endpoint: EndpointConfig | None, cot: bool, a
     blocks = max(1, math.ceil(len(rows) / (size * ASYNC_BATCHES_PER_TASK)))
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
     return ds.map_batches(LLMLabel, fn_constructor_kwargs=dict(endpoint=share, cot=cot, api_key=api_key),
-                          batch_size=size, compute=ActorPoolStrategy(size=actors), num_cpus=0.25)
+                          batch_size=size, num_cpus=0.25,
+                          # two tasks per actor: the next block starts while the last one's slowest calls finish
+                          compute=ActorPoolStrategy(size=actors, max_concurrent_calls_per_actor=2))

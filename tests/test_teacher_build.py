@@ -1,0 +1,160 @@
+"""End to end: the dataset job on Ray, offline and against the local server; resume; CLI errors."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cotvtm.teacher import read_labels
+from cotvtm.teacher.build import run
+from cotvtm.teacher.cli import add_subcommand, config_from_args, main
+from cotvtm.teacher.config import BuildConfig, EndpointConfig
+from cotvtm.teacher.records import shards
+from openai_server import FakeOpenAI
+
+pytestmark = pytest.mark.slow
+
+FLAKY = {  # caption -> the failure reason it must end with, or None for a label
+    "A calm lake at dawn.": None,
+    "#429 A crowded night market.": None,
+    "#500 A skyline at sunset.": None,
+    "#slow A forest in fog.": None,
+    "#badjson-once A dog running on a beach.": None,
+    "#fenced A candle in a dark room.": None,
+    "#500-always A storm at sea.": "server error (HTTP 500)",
+    "#slow-always A desert road.": "timed out after 0.5 s",
+    "#badjson A cat on a sofa.": "invalid JSON",
+    "#missing A wedding dance.": "JSON missing fields: step2.music_elements.rhythm",
+    "#length A snowy mountain.": "finish_reason=length",
+}
+
+
+def job(args: list[str], ray_address: str) -> subprocess.CompletedProcess:
+    """The job as `ray job submit` runs it: a subprocess that joins the running Ray."""
+    env = dict(os.environ, RAY_ADDRESS=ray_address, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "jobs.build_dataset", *args], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=Path(__file__).parents[1])
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeOpenAI(slow_s=1.5) as srv:
+        yield srv
+
+
+def test_offline_job(ray_session, tmp_path):
+    manifest = write_jsonl(tmp_path / "captions.jsonl", [
+        {"id": "b", "caption": "A colorful hot air balloon floats over green hills at sunrise.", "image": "b.jpg"},
+        {"id": "c", "caption": "Two police cars chase a motorbike through a dark street."},
+    ])
+    (tmp_path / "more.csv").write_text("id,caption,video\nv1,A crowd dancing at a concert.,clips/v1.mp4\n")
+    proc = job([str(manifest), str(tmp_path / "more.csv"), "--scenes", "12", "--seed", "3",
+                "-o", str(tmp_path / "out"), "--shard-size", "5"], ray_session)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "cotvtm label: 15 labelled, 0 failed, 0 already labelled; offline rules, no LLM requests" in proc.stdout
+    out = tmp_path / "out" / "labels-cot-v1-offline-rules-v1"
+    assert [p.name for p in shards(out)] == ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
+    records = {r.id: r for r in read_labels(out)}
+    assert len(records) == 15 and all(r.teacher == "offline-rules" and r.x_mt and r.x_rt for r in records.values())
+    assert records["b"].media == str(tmp_path / "b.jpg") and records["v1"].media == str(tmp_path / "clips/v1.mp4")
+    assert records["v1"].source == "more.csv"
+    scenes = [r for r in records.values() if r.id.startswith("scene-3-")]
+    assert len(scenes) == 12 and all(r.source == "scenes(seed=3, writer=template)" for r in scenes)
+
+
+def test_job_against_the_server_then_resume(ray_session, server, tmp_path):
+    rows = [{"id": f"f{i}", "caption": caption} for i, caption in enumerate(FLAKY)]
+    rows += [{"id": f"p{i}", "caption": f"A quiet street number {i}."} for i in range(20)]
+    manifest = write_jsonl(tmp_path / "captions.jsonl", rows)
+    out = tmp_path / "out"
+    args = [str(manifest), "-o", str(out), "--base-url", server.base_url, "--model", "fake-model",
+            "--timeout", "0.5", "--max-retries", "2", "--backoff", "0.01", "--repair-attempts", "1",
+            "--concurrency", "6", "--price-in", "2.5", "--price-out", "10"]
+    proc = job(args, ray_session)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # finished; some captions failed
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert server.max_in_flight <= 6
+    labels = out / "labels-cot-v1-fake-model"
+    records = {r.id: r for r in read_labels(labels, status=None)}
+    assert set(records) == {row["id"] for row in rows}
+    for row in rows:
+        record, expected = records[row["id"]], FLAKY.get(row["caption"])
+        if expected is None:
+            assert record.status == "ok" and record.teacher == "openai" and record.model == "fake-model"
+        else:
+            assert record.status == "failed" and expected in record.reason, record.reason
+    sent = len(server.log)
+    assert f"cotvtm label: 26 labelled, 5 failed, 0 already labelled; {sent} requests" in proc.stdout
+    assert "est. cost $" in proc.stdout
+
+    # a rerun sends nothing: every caption has a record (ok, or failed and not asked to retry)
+    server.reset()
+    cfg = config_from_args(_parse(args))
+    summary = run(cfg, echo=lambda line: None)
+    assert len(server.log) == 0
+    assert (summary.skipped_ok, summary.skipped_failed, summary.exit_code) == (26, 5, 1)
+
+    # a new caption in the manifest: only it is sent
+    write_jsonl(manifest, rows + [{"id": "new", "caption": "A new caption."}])
+    summary = run(cfg, echo=lambda line: None)
+    assert [e.caption for e in server.log] == ["A new caption."] and summary.ok == 1
+
+    # --retry-failed sends exactly the failed ones again
+    server.reset()
+    summary = run(replace(cfg, retry_failed=True), echo=lambda line: None)
+    assert {e.caption for e in server.log} == {c for c, reason in FLAKY.items() if reason}
+    assert summary.failed == 5 and summary.skipped_ok == 27
+    assert len(list(read_labels(labels, status=None))) == 32  # still one (latest) record per id
+
+
+def test_no_cot_labels_go_to_their_own_directory(ray_session, server, tmp_path):
+    manifest = write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "caption": "A kite over a field."}])
+    endpoint = EndpointConfig(model="fake-model", base_url=server.base_url, timeout_s=2, backoff_s=0.01)
+    summary = run(BuildConfig(out=str(tmp_path), manifests=(str(manifest),), endpoint=endpoint, cot=False),
+                  echo=lambda line: None)
+    assert summary.ok == 1 and summary.labels_dir.endswith("labels-direct-v1-fake-model")
+    [record] = read_labels(summary.labels_dir)
+    assert record.x_mt == "Gentle ambient music for: A kite over a field." and record.x_rt == ""
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parent = argparse.ArgumentParser(prog="cotvtm")
+    add_subcommand(parent.add_subparsers(dest="command"))
+    return parent.parse_args(["label", *argv])
+
+
+def test_label_subcommand_hook():
+    args = _parse(["a.jsonl", "-o", "out", "--scenes", "4", "--concurrency", "8", "--rpm", "100"])
+    assert args.command == "label" and args.func.__name__ == "run_label"
+    args = _parse(["a.jsonl", "-o", "out", "--model", "gpt-4o", "--rpm", "100", "--no-cot"])
+    cfg = config_from_args(args)
+    assert cfg.endpoint.model == "gpt-4o" and cfg.endpoint.rpm == 100 and cfg.cot is False
+    assert cfg.endpoint.base_url == "https://api.openai.com/v1" and cfg.writer() == "llm"
+    assert config_from_args(_parse(["a.jsonl", "-o", "out"])).endpoint is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["missing.jsonl", "-o", "OUT"], "missing.jsonl: manifest not found"),
+    (["-o", "OUT"], "nothing to label: give caption manifests and/or --scenes N"),
+    (["--scenes", "3", "-o", "OUT", "--base-url", "http://127.0.0.1:9/v1"], "--base-url needs --model"),
+    (["--scenes", "3", "-o", "OUT", "--model", "m", "--base-url", "ftp://x"], "--base-url must be an http(s) URL"),
+    (["--scenes", "3", "-o", "OUT", "--scene-writer", "llm"], "--scene-writer llm needs an endpoint"),
+    (["--scenes", "3", "-o", "OUT", "--model", "m", "--base-url", "http://h/v1", "--concurrency", "0"],
+     "--concurrency must be at least 1"),
+])
+def test_usage_errors_are_one_line(tmp_path, capsys, argv, message):
+    argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
