@@ -80,7 +80,8 @@ def write_arrays(directory: str | Path, arrays: dict, encoders: dict | None = No
     mask = np.asarray(arrays.get("mask", np.ones(e_m.shape[:2])), np.int64)
     columns = {"id": np.asarray(arrays["id"]).astype(str), "e_v": np.asarray(arrays["e_v"], np.float32),
                "e_r": np.asarray(arrays["e_r"], np.float32), "e_m": e_m, "mask": mask}
-    ds = ray.data.from_items([{k: v[i] for k, v in columns.items()} for i in range(len(e_m))])
+    ds = ray.data.from_items([{**{k: v[i] for k, v in columns.items()}, "id": str(columns["id"][i])}
+                              for i in range(len(e_m))])
     ds.write_parquet(str(Path(directory) / DATA), min_rows_per_file=ROWS_PER_FILE)
     real = e_m[mask.astype(bool)]
     index = ShardIndex(encoders=encoders or {}, count=len(e_m), music_std=float(real.std()) if real.size else 1.0,
