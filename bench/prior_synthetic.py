@@ -30,7 +30,7 @@ def train(task, variant: str, epochs: int, seed: int) -> TwoStagePrior:
 
 
 def one_to_many(epochs: int, seed: int) -> None:
-    task = synthetic.one_to_many(inputs=12, k=4, samples_per_input=200, seed=seed)
+    task = synthetic.one_to_many(inputs=8, k=3, samples_per_input=200, seed=seed)
     inputs = task.test_inputs.repeat_interleave(32, 0)
     allowed = task.test_targets.repeat_interleave(32, 0)
     for variant, label in (("no_rationale", "EmbedDiff"), ("mlp_mlp", "MLP regressor")):
@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     for seed in range(args.seeds):
-        print(f"seed {seed}: one-to-many (12 inputs x 4 targets, 32 samples per input)")
+        print(f"seed {seed}: one-to-many (8 inputs x 3 targets, 32 samples per input)")
         one_to_many(args.epochs, seed)
         print(f"seed {seed}: latent chain (256 training inputs, 128 held out, 6 latent classes)")
         latent_chain(args.epochs, seed)
