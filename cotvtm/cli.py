@@ -21,6 +21,8 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     for name in ("clip", "t5", "musicgen", "rationale", "prior"):
         m.add_argument(f"--{name}", default=None, metavar="REF")
     m.add_argument("--cache-dir", type=Path, default=None, help="where the tiny preset is built")
+    m.add_argument("--endpoint-url", default=None,
+                   help="S3-compatible endpoint for s3:// inputs, outputs and models (else AWS_ENDPOINT_URL)")
     g = p.add_argument_group("music")
     g.add_argument("--mode", default=d.mode, choices=["continuous", "independent"])
     g.add_argument("--window-seconds", type=float, default=d.window_s)
@@ -53,7 +55,7 @@ def _soundtrack(a: argparse.Namespace) -> int:
     from cotvtm.pipelines.runner import run
 
     cfg, res = _config(a)
-    return run(a.input, a.output, cfg, res, cache_dir=a.cache_dir).exit_code
+    return run(a.input, a.output, cfg, res, cache_dir=a.cache_dir, endpoint_url=a.endpoint_url).exit_code
 
 
 def _demo(a: argparse.Namespace) -> int:
@@ -79,8 +81,8 @@ def parser() -> argparse.ArgumentParser:
                                 epilog=__doc__.split("\n", 2)[2])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("soundtrack", help="add music to every video under INPUT, writing to OUTPUT")
-    s.add_argument("input", help="a folder (searched recursively) or one video file")
-    s.add_argument("output", help="the output folder (created if missing)")
+    s.add_argument("input", help="a folder or s3://bucket/prefix (searched recursively), or one video file")
+    s.add_argument("output", help="the output folder or s3://bucket/prefix")
     _add_soundtrack_options(s)
     s.set_defaults(func=_soundtrack)
     d = sub.add_parser("demo", help="train a tiny prior offline, then soundtrack sample videos with it")

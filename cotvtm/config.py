@@ -68,6 +68,7 @@ class Resources:
     gpus_per_model_actor: float = 0.0
     video_batch: int = 4
     device: str = "cpu"
+    max_input_bytes: int = 64 << 30  # a larger remote input is refused, not downloaded
 
     @classmethod
     def detect(cls, **overrides) -> "Resources":

@@ -50,8 +50,12 @@ PRESETS = {
 }
 
 
-def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, **overrides) -> ModelRefs:
-    """Turn a preset name plus per-component overrides into concrete references."""
+def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, endpoint_url: str | None = None,
+            **overrides) -> ModelRefs:
+    """Turn a preset name plus per-component overrides into concrete references.
+
+    ``s3://`` references are downloaded once into ``<cache>/s3`` and become local directories.
+    """
     if preset == "tiny":
         from cotvtm import tiny
 
@@ -60,7 +64,11 @@ def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, 
         refs = PRESETS[preset]
     else:
         raise ModelError(f"unknown model preset {preset!r}; choose one of tiny, {', '.join(PRESETS)}")
-    return replace(refs, **{k: str(v) for k, v in overrides.items() if v is not None})
+    refs = replace(refs, **{k: str(v) for k, v in overrides.items() if v is not None})
+    from cotvtm.storage import resolve_model_dir
+
+    cache = Path(cache_dir or DEFAULT_CACHE) / "s3"
+    return ModelRefs(**{k: resolve_model_dir(v, cache, endpoint_url) if v else v for k, v in asdict(refs).items()})
 
 
 def _describe(ref: str | None) -> str | None:

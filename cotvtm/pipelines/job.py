@@ -16,9 +16,8 @@ class VideoJob:
     small as it moves on. ``error`` set means later stages pass the job through.
     """
 
-    key: str  # input key, relative to the input root
-    src: str  # local path of the input
-    out_video: str
+    key: str  # input key, relative to the input store's root
+    out_video: str  # output keys, relative to the output store's root
     out_sidecar: str
     info: VideoInfo | None = None
     windows: list[Window] = field(default_factory=list)

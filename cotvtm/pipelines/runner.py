@@ -9,7 +9,8 @@ from pathlib import Path, PurePosixPath
 from cotvtm import __version__, models
 from cotvtm.config import VIDEO_EXTENSIONS, Resources, SoundtrackConfig
 from cotvtm.pipelines.job import Outcome, VideoJob
-from cotvtm.storage.local import append_line, list_files
+from cotvtm.errors import CotvtmError
+from cotvtm.storage import Store, is_s3_uri, open_store
 
 # Audio-only and odd files are listed too, so that they get an error row, not silence.
 LISTED_EXTENSIONS = VIDEO_EXTENSIONS + (".m4a", ".mp3", ".wav", ".aac", ".flac", ".ogg", ".opus")
@@ -37,12 +38,24 @@ class Summary:
         return 1 if self.failed else 0
 
 
-def output_paths(out_root: Path, key: str, digest: str) -> tuple[Path, Path]:
-    """Output names are a pure function of the input key and the config digest."""
+def output_keys(key: str, digest: str) -> tuple[str, str]:
+    """Output keys are a pure function of the input key and the config digest."""
     rel = PurePosixPath(key)
     suffix = rel.suffix.lower() if rel.suffix.lower() in KEEP_CONTAINER else ".mkv"
-    stem = out_root.joinpath(*rel.parent.parts, rel.stem)
-    return Path(f"{stem}.{digest}{suffix}"), Path(f"{stem}.{digest}.json")
+    stem = str(rel.with_suffix(""))
+    return f"{stem}.{digest}{suffix}", f"{stem}.{digest}.json"
+
+
+def _inputs(source: str, endpoint_url: str | None) -> tuple[Store, list[str], int]:
+    """The input store, the keys to process (sorted) and how many other files were ignored."""
+    if not is_s3_uri(source) and Path(source).is_file():
+        return open_store(Path(source).parent), [Path(source).name], 0
+    if not is_s3_uri(source) and not Path(source).is_dir():
+        raise CotvtmError(f"input {source} does not exist or is not a folder")
+    store = open_store(source, endpoint_url)
+    keys = sorted(info.key for info in store.list())
+    wanted = [k for k in keys if PurePosixPath(k).suffix.lower() in LISTED_EXTENSIONS]
+    return store, wanted, len(keys) - len(wanted)
 
 
 def _model_facts(refs: models.ModelRefs) -> tuple[dict, int, bool]:
@@ -60,52 +73,56 @@ def _model_facts(refs: models.ModelRefs) -> tuple[dict, int, bool]:
 
 
 def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = None,
-        cache_dir: Path | None = None, echo=print) -> Summary:
-    """Soundtrack every video under ``source`` into ``dest``; never raises for a bad input."""
+        cache_dir: Path | None = None, echo=print, endpoint_url: str | None = None) -> Summary:
+    """Soundtrack every video under ``source`` into ``dest`` (folders or s3:// prefixes).
+
+    Never raises for a bad input: each one gets an error row in the manifest.
+    """
     cfg.validate()
     res = res or Resources.detect()
     choice = asdict(cfg.models)
-    refs = models.resolve(choice.pop("preset"), cache_dir=cache_dir, seed=cfg.seed, **choice)
+    refs = models.resolve(choice.pop("preset"), cache_dir=cache_dir, seed=cfg.seed, endpoint_url=endpoint_url,
+                          **choice)
     dims, short_side, trained = _model_facts(refs)
     digest = cfg.digest(refs.fingerprint())
-    out_root = Path(dest)
-    out_root.mkdir(parents=True, exist_ok=True)
-    summary = Summary(output=str(out_root), manifest=str(out_root / MANIFEST))
-    files, summary.ignored = list_files(source, LISTED_EXTENSIONS)
+    src, keys, ignored = _inputs(source, endpoint_url)
+    out = open_store(dest, endpoint_url)
+    summary = Summary(output=out.uri(), manifest=out.uri(MANIFEST), ignored=ignored)
+    done = {info.key for info in out.list()}
     run_id = uuid.uuid4().hex[:12]
-    items = []
-    for key, path in files:
-        video, sidecar = output_paths(out_root, key, digest)
-        if video.exists() and sidecar.exists():
-            _record(summary, Outcome(key, "skipped", reason="output exists for this config",
-                                     output=str(video), sidecar=str(sidecar)), run_id, echo)
+    jobs = []
+    for key in keys:
+        video, sidecar = output_keys(key, digest)
+        if video in done and sidecar in done:
+            _record(summary, out, Outcome(key, "skipped", reason="output exists for this config",
+                                          output=out.uri(video), sidecar=out.uri(sidecar)), run_id, echo)
         else:
-            items.append(VideoJob(key, str(path), str(video), str(sidecar)))
-    if items:
+            jobs.append(VideoJob(key, video, sidecar))
+    if jobs:
         base = {"cotvtm": __version__, "run_id": run_id, "config_digest": digest, "config": asdict(cfg),
                 "models": asdict(refs), "prior_trained": trained,
                 "note": None if trained else "the prior is untrained (random weights): the music does not yet "
                                              "reflect the video; train one with the distillation job"}
-        _stream(items, refs, cfg, res, dims, short_side, base, summary, run_id, echo)
+        _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo, src, out)
     echo(summary.line())
     return summary
 
 
-def _stream(items, refs, cfg, res, dims, short_side, base, summary, run_id, echo) -> None:
+def _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo, src, out) -> None:
     from cotvtm.pipelines import soundtrack
     from cotvtm.raycluster import init_ray
 
     init_ray()
-    ds = soundtrack.build(items, refs, cfg, res, dims, short_side, base)
+    ds = soundtrack.build(jobs, refs, cfg, res, dims, short_side, base, src, out)
     for row in ds.iter_rows():
-        _record(summary, Outcome(**{k: _plain(v) for k, v in row.items()}), run_id, echo)
+        _record(summary, out, Outcome(**{k: _plain(v) for k, v in row.items()}), run_id, echo)
 
 
 def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _record(summary: Summary, outcome: Outcome, run_id: str, echo) -> None:
+def _record(summary: Summary, out: Store, outcome: Outcome, run_id: str, echo) -> None:
     """Append the manifest row as soon as an input is finished, and say so."""
     summary.outcomes.append(outcome)
     if outcome.status == "ok":
@@ -118,4 +135,4 @@ def _record(summary: Summary, outcome: Outcome, run_id: str, echo) -> None:
         summary.failed += 1
         echo(f"error    {outcome.key}: {outcome.reason}")
     row = {"run_id": run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **asdict(outcome)}
-    append_line(summary.manifest, json.dumps(row))
+    out.append_line(MANIFEST, json.dumps(row))

@@ -13,8 +13,8 @@ turns a per-file failure into ``job.error`` so one bad input never stops the bat
 import json
 import pickle
 import time
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import asdict, replace
+from pathlib import PurePosixPath
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ from cotvtm.config import Resources, SoundtrackConfig
 from cotvtm.errors import CotvtmError, MediaError
 from cotvtm.models import ModelRefs
 from cotvtm.pipelines.job import Outcome, VideoJob
-from cotvtm.storage.local import atomic_write_bytes
+from cotvtm.storage import Store, StorageError
+from cotvtm.storage.scratch import Scratch
 from cotvtm.video.frames import read_window_frames
 from cotvtm.video.mux import fit_length, mux_audio
 from cotvtm.video.probe import probe
@@ -51,11 +52,16 @@ def _use_threads(count: float) -> None:
 
 
 class Decode:
-    """Probe, plan the windows and decode only their sampled frames."""
+    """Probe, plan the windows and decode only their sampled frames.
 
-    def __init__(self, cfg: SoundtrackConfig, short_side: int, threads: float = 1):
+    A remote input is downloaded to this actor's scratch folder and removed once decoded
+    (the mux stage, possibly on another node, fetches it again).
+    """
+
+    def __init__(self, cfg: SoundtrackConfig, short_side: int, src: Store, max_bytes: int, threads: float = 1):
         _use_threads(threads)
-        self.cfg, self.short_side = cfg, short_side
+        self.cfg, self.short_side, self.src, self.max_bytes = cfg, short_side, src, max_bytes
+        self.scratch = Scratch()
 
     def __call__(self, batch) -> dict:
         jobs = _jobs(batch)
@@ -63,7 +69,7 @@ class Decode:
             started = time.perf_counter()
             try:
                 self.decode(job)
-            except MediaError as exc:
+            except (MediaError, StorageError) as exc:
                 job.fail("decode", exc.reason)
             except Exception as exc:  # a decoder bug must not stop the batch either
                 job.fail("decode", f"unexpected decode failure: {type(exc).__name__}: {exc}")
@@ -71,12 +77,17 @@ class Decode:
         return _batch(jobs)
 
     def decode(self, job: VideoJob) -> None:
-        job.info = probe(job.src)
-        job.windows = plan_windows(job.info.duration, self.cfg.window_s)
-        frames = [read_window_frames(job.src, sample_times(w, self.cfg.frames_per_window), self.short_side,
-                                     rotation=job.info.rotation, reader=self.cfg.frame_reader)
-                  for w in job.windows]
-        job.frames = np.stack(frames)
+        path, temporary = self.scratch.fetch(self.src, job.key, self.max_bytes)
+        try:
+            job.info = replace(probe(path), path=job.key)
+            job.windows = plan_windows(job.info.duration, self.cfg.window_s)
+            frames = [read_window_frames(path, sample_times(w, self.cfg.frames_per_window), self.short_side,
+                                         rotation=job.info.rotation, reader=self.cfg.frame_reader)
+                      for w in job.windows]
+            job.frames = np.stack(frames)
+        finally:
+            if temporary:
+                path.unlink(missing_ok=True)
 
 
 class _ModelStage:
@@ -160,10 +171,16 @@ class Music(_ModelStage):
 
 
 class Mux:
-    """Write the soundtracked video and its sidecar; emit one manifest row per job."""
+    """Write the soundtracked video and its sidecar; emit one manifest row per job.
 
-    def __init__(self, sidecar_base: dict):
-        self.sidecar_base = sidecar_base
+    Local outputs are muxed in place (atomically); remote ones are muxed in scratch and
+    uploaded (an S3 object is never visible half-written). The sidecar goes last, so a
+    video without its sidecar is an unfinished output that a rerun redoes.
+    """
+
+    def __init__(self, sidecar_base: dict, src: Store, out: Store, max_bytes: int):
+        self.sidecar_base, self.src, self.out, self.max_bytes = sidecar_base, src, out, max_bytes
+        self.scratch = Scratch()
 
     def __call__(self, batch) -> dict:
         rows = [asdict(self.finish(job)) for job in _jobs(batch)]
@@ -173,25 +190,40 @@ class Mux:
         if job.error is None:
             started = time.perf_counter()
             try:
-                audio = fit_length(job.audio, job.sample_rate, job.info.duration)
-                Path(job.out_video).parent.mkdir(parents=True, exist_ok=True)
-                mux_audio(job.src, audio, job.sample_rate, job.out_video, job.info.duration)
+                self.write(job)
                 job.seconds["mux"] = time.perf_counter() - started
-                atomic_write_bytes(job.out_sidecar, json.dumps(self.sidecar(job), indent=2).encode())
-            except CotvtmError as exc:
+                self.out.put_bytes(job.out_sidecar, json.dumps(self.sidecar(job), indent=2).encode())
+            except (CotvtmError, ValueError) as exc:
                 job.fail("mux", getattr(exc, "reason", str(exc)))
             except Exception as exc:
                 job.fail("mux", f"unexpected mux failure: {type(exc).__name__}: {exc}")
         if job.error is not None:
             return Outcome(job.key, "error", reason=f"{job.error_stage}: {job.error}")
-        return Outcome(job.key, "ok", output=job.out_video, sidecar=job.out_sidecar,
+        return Outcome(job.key, "ok", output=self.out.uri(job.out_video), sidecar=self.out.uri(job.out_sidecar),
                        windows=len(job.windows), duration=job.info.duration)
+
+    def write(self, job: VideoJob) -> None:
+        audio = fit_length(job.audio, job.sample_rate, job.info.duration)
+        source, temporary = self.scratch.fetch(self.src, job.key, self.max_bytes)
+        target = self.out.local_path(job.out_video)
+        staged = target is None
+        target = self.scratch.path_for(job.out_video) if staged else target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            mux_audio(source, audio, job.sample_rate, target, job.info.duration)
+            if staged:
+                self.out.upload(target, job.out_video)
+        finally:
+            if temporary:
+                source.unlink(missing_ok=True)
+            if staged:
+                target.unlink(missing_ok=True)
 
     def sidecar(self, job: VideoJob) -> dict:
         return {
             **self.sidecar_base,
             "input": job.key,
-            "output": Path(job.out_video).name,
+            "output": PurePosixPath(job.out_video).name,
             "video": asdict(job.info),
             "windows": [{"index": w.index, "start": w.start, "end": w.end} for w in job.windows],
             "sample_rate": job.sample_rate,
@@ -200,7 +232,7 @@ class Mux:
 
 
 def build(jobs: list[VideoJob], refs: ModelRefs, cfg: SoundtrackConfig, res: Resources, dims: dict,
-          short_side: int, sidecar_base: dict):
+          short_side: int, sidecar_base: dict, src: Store, out: Store):
     """The Ray Data plan; nothing runs until its rows are consumed."""
     import ray.data
     from ray.data import ActorPoolStrategy
@@ -208,10 +240,14 @@ def build(jobs: list[VideoJob], refs: ModelRefs, cfg: SoundtrackConfig, res: Res
     def pool(size: int) -> ActorPoolStrategy:
         return ActorPoolStrategy(size=size)
 
-    model = dict(num_cpus=res.model_cpus, num_gpus=res.gpus_per_model_actor)
+    from cotvtm.raycluster import worker_runtime_env
+
+    env = worker_runtime_env()
+    model = dict(num_cpus=res.model_cpus, num_gpus=res.gpus_per_model_actor, runtime_env=env)
     ds = ray.data.from_items([job_row(job) for job in jobs], override_num_blocks=max(1, len(jobs)))
-    ds = ds.map_batches(Decode, fn_constructor_kwargs=dict(cfg=cfg, short_side=short_side),
-                        batch_size=1, compute=pool(res.decode_actors), num_cpus=1)
+    ds = ds.map_batches(Decode, fn_constructor_kwargs=dict(cfg=cfg, short_side=short_side, src=src,
+                                                           max_bytes=res.max_input_bytes),
+                        batch_size=1, compute=pool(res.decode_actors), num_cpus=1, runtime_env=env)
     ds = ds.map_batches(Embed, fn_constructor_kwargs=dict(refs=refs, device=res.device, threads=res.model_cpus),
                         batch_size=res.video_batch, compute=pool(res.model_actors), **model)
     ds = ds.map_batches(Prior, fn_constructor_kwargs=dict(refs=refs, cfg=cfg, device=res.device, dims=dims,
@@ -220,5 +256,6 @@ def build(jobs: list[VideoJob], refs: ModelRefs, cfg: SoundtrackConfig, res: Res
     ds = ds.map_batches(Music, fn_constructor_kwargs=dict(refs=refs, cfg=cfg, device=res.device,
                                                           threads=res.model_cpus),
                         batch_size=res.video_batch, compute=pool(res.model_actors), **model)
-    return ds.map_batches(Mux, fn_constructor_kwargs=dict(sidecar_base=sidecar_base),
-                          batch_size=1, compute=pool(res.mux_actors), num_cpus=res.mux_cpus)
+    return ds.map_batches(Mux, fn_constructor_kwargs=dict(sidecar_base=sidecar_base, src=src, out=out,
+                                                          max_bytes=res.max_input_bytes),
+                          batch_size=1, compute=pool(res.mux_actors), num_cpus=res.mux_cpus, runtime_env=env)

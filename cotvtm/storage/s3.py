@@ -90,6 +90,10 @@ class _RowStamp:
 _stamp = _RowStamp()
 
 
+TRANSFER_SETTINGS = ("multipart_threshold", "multipart_chunksize", "max_concurrency", "num_download_attempts",
+                     "max_io_queue", "io_chunksize", "use_threads")
+
+
 class S3Store:
     """``s3://bucket/prefix`` as a store. Picklable: the client is rebuilt where it lands."""
 
@@ -105,10 +109,16 @@ class S3Store:
         return f"S3Store({self.uri()!r})"
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "client"}
+        """No client (not picklable, holds credentials); the transfer config travels as its
+        settings, since a TransferConfig does not survive pickling intact."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("client", "transfer")}
+        state["transfer_settings"] = {k: getattr(self.transfer, k) for k in TRANSFER_SETTINGS}
+        return state
 
     def __setstate__(self, state: dict) -> None:
+        settings = state.pop("transfer_settings")
         self.__dict__.update(state)
+        self.transfer = TransferConfig(**settings)
         self.client = make_client(self.endpoint_url)
 
     def uri(self, key: str = "") -> str:

@@ -1,0 +1,89 @@
+"""A multi-node Ray cluster on one machine, kept on 127.0.0.1, for trying `ray job submit`.
+
+    python cluster/local_cluster.py --dashboard-port 8265 [--workers 1] [--head-cpus 2] [--worker-cpus 2]
+
+Starts a head node (with the dashboard, which is also the job-submission server) and one or
+more worker nodes, each with its own CPUs, all in this process tree and all on loopback. It
+prints the submission address, then runs until Ctrl-C / SIGTERM and stops every node.
+
+It uses ``ray.cluster_utils.Cluster`` rather than ``ray start``: with the loopback setting
+below a second ``ray start`` process cannot join the head (see DESIGN.md, "Facts measured").
+Token authentication is off (RAY_AUTH_MODE=disabled): nothing listens beyond 127.0.0.1.
+The nodes run this interpreter, so ``python`` in a job's entrypoint is this virtual
+environment's Python (its directory is put first on PATH for the nodes).
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dashboard-port", type=int, default=8265, help="job-submission (dashboard) port")
+    p.add_argument("--workers", type=int, default=1, help="worker nodes besides the head")
+    p.add_argument("--head-cpus", type=float, default=2, help="logical CPUs the head offers")
+    p.add_argument("--worker-cpus", type=float, default=2, help="logical CPUs each worker node offers")
+    p.add_argument("--object-store-mb", type=int, default=300, help="object store per node (MiB)")
+    p.add_argument("--ready-file", type=Path, default=None,
+                   help="write the addresses here as JSON once every node is up")
+    return p.parse_args(argv)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def node_ports() -> dict:
+    """Each node's agent gets its own free port: the fixed default (52365) collides with the
+    other nodes of this cluster and with any other Ray on the machine, and a head whose agent
+    cannot bind accepts no job ("No available agent to submit job")."""
+    return {"dashboard_agent_listen_port": free_port()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    # Ray reads these when it starts its processes; child processes (the nodes, the jobs) inherit them.
+    os.environ.update(LOOPBACK_ENV)
+    os.environ.pop("RAY_ADDRESS", None)
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+    from ray.cluster_utils import Cluster
+
+    store = args.object_store_mb * 1024 * 1024
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": args.head_cpus, "include_dashboard": True, "dashboard_port": args.dashboard_port,
+        "object_store_memory": store, **node_ports()})
+    try:
+        for _ in range(args.workers):
+            cluster.add_node(num_cpus=args.worker_cpus, object_store_memory=store, **node_ports())
+        cluster.wait_for_nodes()
+        info = {"address": f"http://127.0.0.1:{args.dashboard_port}", "gcs_address": cluster.address,
+                "nodes": 1 + args.workers, "pid": os.getpid()}
+        print(f"cotvtm: {info['nodes']} Ray nodes up on 127.0.0.1; submit jobs with "
+              f"ray job submit --address {info['address']} ...", flush=True)
+        if args.ready_file:
+            tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+            tmp.write_text(json.dumps(info))
+            tmp.replace(args.ready_file)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+    finally:
+        cluster.shutdown()
+    print("cotvtm: local cluster stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

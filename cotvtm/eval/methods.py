@@ -1,0 +1,164 @@
+"""The compared methods: each turns every test item into music of the item's length.
+
+    cot-vtm        CLIP -> distilled prior (full) -> E_m -> MusicGen
+    mlp_mlp        the same with the MLP-MLP ablation prior
+    no_rationale   the same with the no-rationale ablation prior
+    caption2music  captioner -> caption as MusicGen's text prompt
+    cot2music      captioner -> teacher with the CoT prompt -> music description -> MusicGen
+    llm2music      captioner -> teacher with the direct prompt -> music description -> MusicGen
+
+"Mapping" is everything from decoded frames to MusicGen's conditioning (CLIP and the prior,
+or the captioner and the teacher); "decoding" is MusicGen. They are timed and their peak
+memory measured separately, as in the paper's Table 5. Models are loaded before the clock
+starts. For the text methods MusicGen's own T5 encoding falls inside decoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cotvtm.eval.config import PRIOR_METHODS, EvalConfig
+from cotvtm.eval.measure import Usage, measure
+from cotvtm.eval.priors import load_prior, parameters
+from cotvtm.eval.testset import Item
+
+
+@dataclass
+class Generated:
+    method: str
+    audio: list[np.ndarray]  # per item, exactly the item's length
+    sample_rate: int
+    mapping: Usage
+    decoding: Usage
+    mapping_params: int  # parameters of the local models in the mapping (a remote LLM is not counted)
+    texts: list[str | None] = field(default_factory=list)  # what MusicGen was prompted with (text methods)
+    notes: list[str] = field(default_factory=list)
+
+
+class Toolkit:
+    """Models shared by the methods, each loaded once."""
+
+    def __init__(self, cfg: EvalConfig, refs):
+        from cotvtm.encoders.clip import ClipEncoder
+        from cotvtm.music.musicgen import MusicGenBackend, SamplingConfig
+
+        self.cfg, self.refs = cfg, refs
+        self.clip = ClipEncoder(refs.clip, cfg.device)
+        self.music = MusicGenBackend(refs.musicgen, cfg.device,
+                                     SamplingConfig(guidance_scale=cfg.guidance_scale, top_k=cfg.top_k))
+        self._captioner = None
+
+    @property
+    def captioner(self):
+        if self._captioner is None:
+            from cotvtm.eval.captioner import BLIP_PAPER, load_captioner
+
+            ref = self.cfg.captioner or ("retrieval" if self.cfg.preset == "tiny" else BLIP_PAPER)
+            self._captioner = load_captioner(ref, self.clip, self.cfg.device)
+        return self._captioner
+
+    def chunks(self, count: int):
+        return [slice(s, min(s + self.cfg.batch_size, count)) for s in range(0, count, self.cfg.batch_size)]
+
+
+def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
+    audio = audio[:samples]
+    return np.pad(audio, (0, samples - len(audio))).astype(np.float32)
+
+
+def _decode(kit: Toolkit, items: list[Item], generate) -> tuple[list[np.ndarray], Usage]:
+    """MusicGen over batches of items; ``generate(chunk, seconds, seed)`` -> (B, samples)."""
+    rate, out, usage = kit.music.sample_rate, [], Usage()
+    for index, chunk in enumerate(kit.chunks(len(items))):
+        group = items[chunk]
+        with measure(kit.cfg.device) as part:
+            audio = generate(chunk, max(i.seconds for i in group), kit.cfg.seed + index)
+        usage.add(part)
+        out += [_fit(a, int(round(i.seconds * rate))) for a, i in zip(audio, group)]
+    return out, usage
+
+
+def run_prior(kit: Toolkit, items: list[Item], method: str, prior_dir: str | None) -> Generated:
+    variant = PRIOR_METHODS[method]
+    prior = load_prior(prior_dir, variant, kit.clip.dim, int(kit.music.model.config.text_encoder.d_model),
+                       kit.cfg.seed).to(kit.cfg.device)
+    hidden, masks, mapping = [], [], Usage()
+    generator = torch.Generator().manual_seed(kit.cfg.seed)
+    for chunk in kit.chunks(len(items)):
+        with measure(kit.cfg.device) as part:
+            e_v = np.stack([kit.clip.embed_images(i.frames).mean(0) for i in items[chunk]])
+            e_m, mask = prior.sample(torch.from_numpy(e_v), steps=kit.cfg.prior_steps, generator=generator)
+        mapping.add(part)
+        hidden.append(e_m.float().cpu())
+        masks.append(mask.cpu())
+    hidden, masks = torch.cat(hidden), torch.cat(masks)
+    audio, decoding = _decode(kit, items, lambda c, s, seed: kit.music.generate(hidden[c], masks[c], s, seed=seed))
+    notes = [] if prior.config.trained else ["untrained prior"]
+    return Generated(method, audio, kit.music.sample_rate, mapping, decoding,
+                     parameters(prior) + parameters(kit.clip.model.vision_model), [None] * len(items), notes)
+
+
+def _captions(kit: Toolkit, items: list[Item]) -> list[str]:
+    if kit.cfg.captions == "manifest" and all(i.caption for i in items):
+        return [i.caption for i in items]
+    made = kit.captioner([i.frames for i in items])
+    if kit.cfg.captions == "manifest":
+        return [i.caption or c for i, c in zip(items, made)]
+    return made
+
+
+def describe_music(captions: list[str], cot: bool, endpoint) -> tuple[list[str], list[str]]:
+    """The teacher's music description per caption (offline rules, or an LLM endpoint), and notes."""
+    from cotvtm.teacher.ingest import CaptionItem
+
+    items = [CaptionItem(f"eval-{i}", c) for i, c in enumerate(captions)]
+    if endpoint is None:
+        from cotvtm.teacher.offline import OfflineTeacher
+
+        teacher = OfflineTeacher(cot=cot)
+        return [teacher.label(item).x_mt for item in items], []
+    records = asyncio.run(_ask_llm(items, cot, endpoint))
+    failed = [r for r in records if r.status != "ok"]
+    notes = [f"{len(failed)} of {len(records)} teacher calls failed (first: {failed[0].reason}); their captions "
+             "were used as prompts"] if failed else []
+    return [r.x_mt if r.status == "ok" else r.caption for r in records], notes
+
+
+async def _ask_llm(items, cot: bool, endpoint):
+    from cotvtm.teacher.client import LLMTeacher
+
+    teacher = LLMTeacher(endpoint, cot=cot)
+    try:
+        return [labelled.record for labelled in await asyncio.gather(*(teacher.label(i) for i in items))]
+    finally:
+        await teacher.close()
+
+
+def run_text(kit: Toolkit, items: list[Item], method: str) -> Generated:
+    captioner = kit.captioner  # loaded outside the clock
+    texts, notes, mapping = [], [], Usage()
+    for chunk in kit.chunks(len(items)):
+        with measure(kit.cfg.device) as part:
+            captions = _captions(kit, items[chunk])
+            if method == "caption2music":
+                described, why = captions, []
+            else:
+                described, why = describe_music(captions, method == "cot2music", kit.cfg.endpoint)
+        mapping.add(part)
+        texts += described
+        notes += why
+    audio, decoding = _decode(kit, items, lambda c, s, seed: kit.music.generate_from_text(texts[c], s, seed=seed))
+    local = parameters(captioner.model) if hasattr(captioner, "model") else parameters(kit.clip.model)
+    if method != "caption2music":
+        notes.append("teacher: offline rules" if kit.cfg.endpoint is None else f"teacher: {kit.cfg.endpoint.model}")
+    return Generated(method, audio, kit.music.sample_rate, mapping, decoding, local, texts, notes)
+
+
+def run_method(kit: Toolkit, items: list[Item], method: str, prior_dirs: dict) -> Generated:
+    if method in PRIOR_METHODS:
+        return run_prior(kit, items, method, prior_dirs.get(PRIOR_METHODS[method]))
+    return run_text(kit, items, method)

@@ -1,0 +1,206 @@
+"""Paired test sets: a manifest of (visual, reference music) entries -> evaluation items.
+
+A manifest is JSONL (one object a line) or CSV with the columns ``id``, ``visual`` (also
+accepted: ``video`` or ``image``), ``audio`` (the reference music; for a video it may be the
+video file itself, whose audio track is then the reference) and optionally ``caption``.
+Relative paths are resolved against the manifest's folder.
+
+A video is cut into windows logically, exactly as the soundtrack job does it
+(``plan_windows``, frames decoded at ``sample_times`` only); window i is paired with the same
+span of the reference audio. An image is one item, paired with the first ``window_s`` seconds
+of its reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cotvtm.errors import CotvtmError, MediaError
+from cotvtm.video.frames import read_window_frames
+from cotvtm.video.probe import ffmpeg_url, probe, summarise_stderr
+from cotvtm.video.windows import plan_windows, sample_times
+
+REFERENCE_RATE = 32000  # references are kept at this rate and resampled for each metric model
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+VISUAL_COLUMNS = ("visual", "video", "image")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One manifest row."""
+
+    id: str
+    visual: str
+    audio: str
+    caption: str | None = None
+    where: str = ""  # "manifest.jsonl:3", for messages
+
+
+@dataclass
+class Item:
+    """What is evaluated: one image, or one window of a video, with its reference music."""
+
+    id: str
+    entry: str
+    kind: str  # image | video
+    visual: str
+    start: float
+    end: float
+    frames: np.ndarray  # (F, H, W, 3) uint8
+    reference: np.ndarray  # mono float32 at REFERENCE_RATE
+    caption: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class TestSet:
+    manifest: str
+    entries: int
+    items: list[Item]
+    notes: list[str] = field(default_factory=list)
+
+
+def _rows(path: Path) -> list[tuple[str, dict]]:
+    if path.suffix.lower() == ".jsonl":
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CotvtmError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise CotvtmError(f"{path}:{number}: expected a JSON object")
+            rows.append((f"{path}:{number}", row))
+        return rows
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8") as handle:
+            return [(f"{path}:{number}", row) for number, row in enumerate(csv.DictReader(handle), 2)]
+    raise CotvtmError(f"{path}: unsupported test-set manifest (use .jsonl or .csv)")
+
+
+def _path(value, base: Path) -> str:
+    value = str(value).strip()
+    return value if Path(value).is_absolute() else str((base / value).resolve())
+
+
+def _entry(where: str, row: dict, base: Path) -> Entry:
+    ident = str(row.get("id") or "").strip()
+    visual = next((row[c] for c in VISUAL_COLUMNS if row.get(c)), None)
+    if not ident:
+        raise CotvtmError(f"{where}: missing 'id'")
+    if not visual:
+        raise CotvtmError(f"{where}: missing 'visual' (a video or image path)")
+    if not row.get("audio"):
+        raise CotvtmError(f"{where}: missing 'audio' (the reference music)")
+    entry = Entry(ident, _path(visual, base), _path(row["audio"], base), (row.get("caption") or "").strip() or None,
+                  where)
+    for name in (entry.visual, entry.audio):
+        if not Path(name).is_file():
+            raise CotvtmError(f"{where}: file not found: {name}")
+    return entry
+
+
+def read_manifest(path: str | Path) -> list[Entry]:
+    """Entries of a JSONL or CSV manifest; one clear error naming the file and line otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CotvtmError(f"{path}: test-set manifest not found")
+    entries = [_entry(where, row, path.parent) for where, row in _rows(path)]
+    seen = set()
+    for entry in entries:
+        if entry.id in seen:
+            raise CotvtmError(f"{entry.where}: duplicate id {entry.id!r}")
+        seen.add(entry.id)
+    if not entries:
+        raise CotvtmError(f"{path}: no entries")
+    return entries
+
+
+def decode_audio(path: str, rate: int = REFERENCE_RATE) -> np.ndarray:
+    """The file's first audio stream as mono float32 at ``rate`` (ffmpeg resamples and downmixes)."""
+    proc = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", ffmpeg_url(path), "-map", "0:a:0", "-ac", "1",
+                           "-ar", str(rate), "-f", "f32le", "-"], capture_output=True)
+    if proc.returncode != 0:
+        reason = summarise_stderr(proc.stderr, ffmpeg_url(path)) or "ffmpeg failed"
+        if "matches no streams" in reason:
+            reason = "no audio stream to use as the reference music"
+        raise MediaError(path, reason)
+    audio = np.frombuffer(proc.stdout, np.float32).copy()
+    if len(audio) == 0:
+        raise MediaError(path, "the audio stream is empty")
+    return audio
+
+
+def _span(audio: np.ndarray, start: float, end: float) -> tuple[np.ndarray, bool]:
+    """Reference samples for [start, end); zero-padded (and flagged) where the reference is shorter."""
+    a, b = int(round(start * REFERENCE_RATE)), int(round(end * REFERENCE_RATE))
+    piece = audio[a:b]
+    short = len(piece) < b - a
+    return (np.pad(piece, (0, b - a - len(piece))) if short else piece), short
+
+
+def _image_frames(path: str, short_side: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise MediaError(path, f"not an image PIL can read ({exc})") from None
+    scale = short_side / min(image.size)
+    if scale < 1:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    return np.asarray(image)[None]
+
+
+def _video_items(entry: Entry, audio: np.ndarray, cfg) -> tuple[list[Item], bool]:
+    info = probe(entry.visual)
+    windows = plan_windows(info.duration, cfg.window_s)
+    items, padded = [], False
+    for window in windows:
+        frames = read_window_frames(entry.visual, sample_times(window, cfg.frames_per_window), cfg.short_side,
+                                    info.rotation, cfg.frame_reader)
+        reference, short = _span(audio, window.start, window.end)
+        padded |= short
+        ident = entry.id if len(windows) == 1 else f"{entry.id}#{window.index}"
+        items.append(Item(ident, entry.id, "video", entry.visual, window.start, window.end, frames, reference,
+                          entry.caption))
+    return items, padded
+
+
+def _image_item(entry: Entry, audio: np.ndarray, cfg) -> Item:
+    seconds = min(len(audio) / REFERENCE_RATE, cfg.window_s)
+    reference, _ = _span(audio, 0.0, seconds)
+    return Item(entry.id, entry.id, "image", entry.visual, 0.0, seconds, _image_frames(entry.visual, cfg.short_side),
+                reference, entry.caption)
+
+
+def load_testset(manifest: str | Path, cfg) -> TestSet:
+    """Read the manifest and load every item (frames and reference); ``cfg`` is an ``EvalConfig``."""
+    entries = read_manifest(manifest)
+    items, padded = [], []
+    for entry in entries:
+        try:
+            audio = decode_audio(entry.audio)
+            if Path(entry.visual).suffix.lower() in IMAGE_EXTENSIONS:
+                items.append(_image_item(entry, audio, cfg))
+                continue
+            video_items, short = _video_items(entry, audio, cfg)
+        except MediaError as exc:
+            raise CotvtmError(f"{entry.where}: {exc}") from None
+        items.extend(video_items)
+        if short:
+            padded.append(entry.id)
+    notes = [f"reference shorter than its video, padded with silence: {', '.join(padded)}"] if padded else []
+    return TestSet(str(manifest), len(entries), items, notes)

@@ -1,0 +1,48 @@
+"""The soundtrack job from a bucket to a bucket on a real S3 server (SeaweedFS on loopback)."""
+
+import json
+import subprocess
+
+import pytest
+from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
+
+from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.pipelines.runner import run
+from cotvtm.storage import open_store
+from cotvtm.video.samples import make_video
+
+pytestmark = pytest.mark.slow
+
+
+def test_bucket_in_bucket_out_and_nothing_outside_the_prefix(s3_server, s3_env, tmp_path, model_cache,
+                                                             ray_session):
+    source, target = s3_server.make_bucket(), s3_server.make_bucket()
+    src = open_store(f"s3://{source}/library")
+    for name, seconds in (("a.mp4", 12), ("nested/b c.mov", 3)):
+        local = make_video(tmp_path / name.replace("/", "_"), duration=seconds)
+        src.upload(local, name)
+    src.put_bytes("broken.mp4", b"not a video at all")
+    src.put_bytes("notes.txt", b"ignored")
+    before_source = sorted(o.key for o in open_store(f"s3://{source}").list())
+
+    summary = run(f"s3://{source}/library", f"s3://{target}/results/run1", SoundtrackConfig(), Resources(),
+                  cache_dir=model_cache, echo=lambda _: None)
+    assert (summary.ok, summary.failed, summary.ignored) == (2, 1, 1), [o.reason for o in summary.outcomes]
+    assert sorted(o.key for o in open_store(f"s3://{source}").list()) == before_source  # input untouched
+
+    everything = sorted(o.key for o in open_store(f"s3://{target}").list())
+    assert everything and all(k.startswith("results/run1/") for k in everything)
+    out = open_store(f"s3://{target}/results/run1")
+    rows = [json.loads(line) for line in out.read_lines("manifest.jsonl")]
+    assert {r["key"]: r["status"] for r in rows} == {"a.mp4": "ok", "nested/b c.mov": "ok", "broken.mp4": "error"}
+    [video] = [k for k in (o.key for o in out.list()) if k.startswith("nested/b c.") and k.endswith(".mov")]
+    local = out.download(video, tmp_path / "out.mov")
+    streams = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(local)],
+                                        capture_output=True, text=True, check=True).stdout)["streams"]
+    assert sorted(s["codec_type"] for s in streams) == ["audio", "video"]
+    sidecar = json.loads(out.get_bytes(video.rsplit(".", 1)[0] + ".json"))
+    assert sidecar["input"] == "nested/b c.mov" and sidecar["video"]["path"] == "nested/b c.mov"
+
+    again = run(f"s3://{source}/library", f"s3://{target}/results/run1", SoundtrackConfig(), Resources(),
+                cache_dir=model_cache, echo=lambda _: None)
+    assert (again.ok, again.skipped) == (0, 2)
