@@ -33,6 +33,11 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guidance-scale", type=float, default=d.guidance_scale)
     g.add_argument("--top-k", type=int, default=d.top_k)
     g.add_argument("--prior-steps", type=int, default=None)
+    g.add_argument("--audio", default=d.audio, choices=["replace", "duck"],
+                   help="replace the video's audio with the music, or keep it (ducked) under the music")
+    g.add_argument("--duck-gain", type=float, default=d.duck_gain, help="gain of the original audio with --audio duck")
+    g.add_argument("--image-seconds", type=float, default=d.image_seconds, help="music length for image inputs")
+    g.add_argument("--image-video", action="store_true", help="also write a still-image video for image inputs")
     g.add_argument("--seed", type=int, default=d.seed)
     r = p.add_argument_group("resources")
     r.add_argument("--video-batch", type=int, default=None, help="videos per model batch")
@@ -46,7 +51,8 @@ def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
     cfg = SoundtrackConfig(models=models, window_s=a.window_seconds, frames_per_window=a.frames_per_window,
                            frame_reader=a.frame_reader, mode=a.mode, prompt_s=a.prompt_seconds,
                            crossfade_s=a.crossfade_seconds, guidance_scale=a.guidance_scale, top_k=a.top_k,
-                           prior_steps=a.prior_steps, seed=a.seed)
+                           prior_steps=a.prior_steps, audio=a.audio, duck_gain=a.duck_gain,
+                           image_seconds=a.image_seconds, image_video=a.image_video, seed=a.seed)
     res = Resources.detect(video_batch=a.video_batch, decode_actors=a.decode_actors, device=a.device)
     return cfg.validate(), res
 

@@ -37,15 +37,25 @@ class SoundtrackConfig:
     prior_steps: int | None = None  # None: the prior checkpoint's own default
     prior_sampler: str | None = None
     prior_guidance: float | None = None
+    image_seconds: float = 10.0  # length of the music made for an image input
+    image_video: bool = False  # also write a still-image video for an image input
+    audio: str = "replace"  # replace the video's audio, or "duck": keep it quietly under the music
+    duck_gain: float = 0.25
     seed: int = 0
 
     def validate(self) -> "SoundtrackConfig":
+        if self.audio not in ("replace", "duck"):
+            raise CotvtmError(f"--audio must be replace or duck, not {self.audio!r}")
+        if not 0 < self.duck_gain <= 1:
+            raise CotvtmError("--duck-gain must be in (0, 1]")
         if self.mode not in MODES:
             raise CotvtmError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if not 0 < self.prompt_s < self.window_s:
             raise CotvtmError("--prompt-seconds must be positive and shorter than the window")
         if not 0 <= self.crossfade_s <= self.prompt_s:
             raise CotvtmError("--crossfade-seconds must be between 0 and the prompt length")
+        if self.image_seconds <= 0:
+            raise CotvtmError("--image-seconds must be positive")
         if self.frames_per_window < 1:
             raise CotvtmError("--frames-per-window must be at least 1")
         return self

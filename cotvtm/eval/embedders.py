@@ -44,7 +44,7 @@ from cotvtm.eval.nets import Cnn14, Cnn14Config, VGGish, VGGishConfig, VisualCon
 ROLES = ("fd", "fad", "kl", "ib", "p10", "ems_audio", "ems_visual")
 PANNS_16K = "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth?download=1"
 VGGISH_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
-TINY_EVAL_VERSION = 1
+TINY_EVAL_VERSION = 2
 
 # zero-shot prompt pairs: (positive, negative) for valence, then arousal
 VISUAL_VA_PROMPTS = (("a photo with a pleasant, happy mood", "a photo with an unpleasant, sad mood"),
@@ -234,7 +234,7 @@ class JointTiny:
 
     @torch.inference_mode()
     def embed_visual(self, frames: list[np.ndarray]) -> np.ndarray:
-        return np.stack([self.visual(torch.as_tensor(f, device=self.device)).mean(0).float().cpu().numpy()
+        return np.stack([self.visual(torch.tensor(f, device=self.device)).mean(0).float().cpu().numpy()
                          for f in frames])
 
 
@@ -379,9 +379,20 @@ def _save(out: Path, config: dict, net: torch.nn.Module) -> None:
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out / "model.safetensors"))
 
 
+def _spread(net: torch.nn.Module) -> torch.nn.Module:
+    """He-normal weights and zero biases: PyTorch's default init shrinks the signal ~0.6x per
+    layer, which leaves a deep random net's output almost constant whatever the input."""
+    for module in net.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    return net
+
+
 def _tiny_cnn14(classes: int, embed_dim: int = 32) -> Cnn14:
     mel = MelConfig(16000, 512, 512, 160, 32, 50.0, 8000.0)
-    net = Cnn14(Cnn14Config(mel=mel, widths=(4, 8, 8, 16, 16, 32), embed_dim=embed_dim, classes=classes))
+    net = _spread(Cnn14(Cnn14Config(mel=mel, widths=(4, 8, 8, 16, 16, 32), embed_dim=embed_dim, classes=classes)))
     net.bn0.running_mean.fill_(-40.0)  # centre the dB log-mel, as trained statistics would
     net.bn0.running_var.fill_(400.0)
     return net
@@ -412,11 +423,11 @@ def build_tiny(cache_dir: Path, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         net = _tiny_cnn14(classes=16)
         _save(staging / "cnn14", {"cnn14": net.cfg.to_dict()}, net)
-        vggish = VGGish(VGGishConfig(widths=(4, 8, 16, 16), fc=(64, 64, 16)))
+        vggish = _spread(VGGish(VGGishConfig(widths=(4, 8, 16, 16), fc=(64, 64, 16))))
         _save(staging / "vggish", {"vggish": vggish.cfg.to_dict()}, vggish)
         va = _tiny_cnn14(classes=2)
         _save(staging / "va", {"cnn14": va.cfg.to_dict()}, va)
-        audio, visual = _tiny_cnn14(classes=16), VisualNet(VisualConfig(dim=16))
+        audio, visual = _tiny_cnn14(classes=16), _spread(VisualNet(VisualConfig(dim=16)))
         joint = torch.nn.ModuleDict({"audio": audio, "visual": visual})
         _save(staging / "joint", {"cnn14": audio.cfg.to_dict(), "visual": visual.cfg.to_dict()}, joint)
         _tiny_hubert(staging / "hubert")

@@ -19,6 +19,7 @@ class VideoJob:
     key: str  # input key, relative to the input store's root
     out_video: str  # output keys, relative to the output store's root
     out_sidecar: str
+    out_still: str | None = None  # image inputs: the optional still-image video
     info: VideoInfo | None = None
     windows: list[Window] = field(default_factory=list)
     frames: np.ndarray | None = None  # (windows, frames, H, W, 3) uint8

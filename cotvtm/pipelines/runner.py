@@ -1,5 +1,6 @@
 """Drive one soundtrack run: list inputs, skip finished ones, stream the pipeline, report."""
 
+import hashlib
 import json
 import time
 import uuid
@@ -11,11 +12,13 @@ from cotvtm.config import VIDEO_EXTENSIONS, Resources, SoundtrackConfig
 from cotvtm.pipelines.job import Outcome, VideoJob
 from cotvtm.errors import CotvtmError
 from cotvtm.storage import Store, is_s3_uri, open_store
+from cotvtm.video.image import IMAGE_EXTENSIONS, is_image
 
 # Audio-only and odd files are listed too, so that they get an error row, not silence.
-LISTED_EXTENSIONS = VIDEO_EXTENSIONS + (".m4a", ".mp3", ".wav", ".aac", ".flac", ".ogg", ".opus")
+LISTED_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS + (".m4a", ".mp3", ".wav", ".aac", ".flac", ".ogg", ".opus")
 KEEP_CONTAINER = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".ts", ".avi"}
 MANIFEST = "manifest.jsonl"
+MAX_STEM_BYTES = 200
 
 
 @dataclass
@@ -39,10 +42,19 @@ class Summary:
 
 
 def output_keys(key: str, digest: str) -> tuple[str, str]:
-    """Output keys are a pure function of the input key and the config digest."""
+    """Output keys are a pure function of the input key and the config digest.
+
+    Folders are mirrored; a file name too long for a file system (255 bytes) once the digest
+    and extension are added is cut and made unique with a hash of the whole key.
+    """
     rel = PurePosixPath(key)
     suffix = rel.suffix.lower() if rel.suffix.lower() in KEEP_CONTAINER else ".mkv"
-    stem = str(rel.with_suffix(""))
+    suffix = ".m4a" if is_image(key) else suffix  # image-to-music: the music itself
+    name = rel.stem
+    if len(name.encode()) > MAX_STEM_BYTES:
+        cut = name.encode()[:MAX_STEM_BYTES - 17].decode(errors="ignore")
+        name = f"{cut}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    stem = str(rel.parent / name) if str(rel.parent) != "." else name
     return f"{stem}.{digest}{suffix}", f"{stem}.{digest}.json"
 
 
@@ -97,7 +109,8 @@ def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = N
             _record(summary, out, Outcome(key, "skipped", reason="output exists for this config",
                                           output=out.uri(video), sidecar=out.uri(sidecar)), run_id, echo)
         else:
-            jobs.append(VideoJob(key, video, sidecar))
+            still = video[: -len(".m4a")] + ".mp4" if is_image(key) and cfg.image_video else None
+            jobs.append(VideoJob(key, video, sidecar, out_still=still))
     if jobs:
         base = {"cotvtm": __version__, "run_id": run_id, "config_digest": digest, "config": asdict(cfg),
                 "models": asdict(refs), "prior_trained": trained,

@@ -26,6 +26,7 @@ from cotvtm.pipelines.job import Outcome, VideoJob
 from cotvtm.storage import Store, StorageError
 from cotvtm.storage.scratch import Scratch
 from cotvtm.video.frames import read_window_frames
+from cotvtm.video.image import image_frames, is_image, probe_image, write_audio, write_still_video
 from cotvtm.video.mux import fit_length, mux_audio
 from cotvtm.video.probe import probe
 from cotvtm.video.windows import plan_windows, sample_times
@@ -79,6 +80,9 @@ class Decode:
     def decode(self, job: VideoJob) -> None:
         path, temporary = self.scratch.fetch(self.src, job.key, self.max_bytes)
         try:
+            if is_image(job.key):
+                self.decode_image(job, path)
+                return
             job.info = replace(probe(path), path=job.key)
             job.windows = plan_windows(job.info.duration, self.cfg.window_s)
             frames = [read_window_frames(path, sample_times(w, self.cfg.frames_per_window), self.short_side,
@@ -88,6 +92,14 @@ class Decode:
         finally:
             if temporary:
                 path.unlink(missing_ok=True)
+
+
+    def decode_image(self, job: VideoJob, path) -> None:
+        """An image stands for every window of a clip ``image_seconds`` long."""
+        job.info = replace(probe_image(path, self.cfg.image_seconds), path=job.key)
+        job.windows = plan_windows(job.info.duration, self.cfg.window_s)
+        frames = image_frames(path, self.cfg.frames_per_window, self.short_side)
+        job.frames = np.repeat(frames[None], len(job.windows), axis=0)
 
 
 class _ModelStage:
@@ -178,8 +190,9 @@ class Mux:
     video without its sidecar is an unfinished output that a rerun redoes.
     """
 
-    def __init__(self, sidecar_base: dict, src: Store, out: Store, max_bytes: int):
+    def __init__(self, sidecar_base: dict, src: Store, out: Store, max_bytes: int, duck_gain: float = 0.0):
         self.sidecar_base, self.src, self.out, self.max_bytes = sidecar_base, src, out, max_bytes
+        self.duck_gain = duck_gain
         self.scratch = Scratch()
 
     def __call__(self, batch) -> dict:
@@ -210,12 +223,30 @@ class Mux:
         target = self.scratch.path_for(job.out_video) if staged else target
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            mux_audio(source, audio, job.sample_rate, target, job.info.duration)
+            if is_image(job.key):
+                write_audio(audio, job.sample_rate, target)
+            else:
+                keep = self.duck_gain if job.info.has_audio else 0.0
+                mux_audio(source, audio, job.sample_rate, target, job.info.duration, keep_original=keep)
             if staged:
                 self.out.upload(target, job.out_video)
+            if job.out_still:
+                self.write_still(job, source, audio)
         finally:
             if temporary:
                 source.unlink(missing_ok=True)
+            if staged:
+                target.unlink(missing_ok=True)
+
+    def write_still(self, job: VideoJob, image, audio) -> None:
+        target = self.out.local_path(job.out_still)
+        staged = target is None
+        target = self.scratch.path_for(job.out_still) if staged else target
+        try:
+            write_still_video(image, audio, job.sample_rate, target)
+            if staged:
+                self.out.upload(target, job.out_still)
+        finally:
             if staged:
                 target.unlink(missing_ok=True)
 
@@ -227,6 +258,7 @@ class Mux:
             "video": asdict(job.info),
             "windows": [{"index": w.index, "start": w.start, "end": w.end} for w in job.windows],
             "sample_rate": job.sample_rate,
+            "still_video": PurePosixPath(job.out_still).name if job.out_still else None,
             "seconds": {k: round(v, 3) for k, v in job.seconds.items()},
         }
 
@@ -256,6 +288,7 @@ def build(jobs: list[VideoJob], refs: ModelRefs, cfg: SoundtrackConfig, res: Res
     ds = ds.map_batches(Music, fn_constructor_kwargs=dict(refs=refs, cfg=cfg, device=res.device,
                                                           threads=res.model_cpus),
                         batch_size=res.video_batch, compute=pool(res.model_actors), **model)
+    duck = cfg.duck_gain if cfg.audio == "duck" else 0.0
     return ds.map_batches(Mux, fn_constructor_kwargs=dict(sidecar_base=sidecar_base, src=src, out=out,
-                                                          max_bytes=res.max_input_bytes),
+                                                          max_bytes=res.max_input_bytes, duck_gain=duck),
                           batch_size=1, compute=pool(res.mux_actors), num_cpus=res.mux_cpus, runtime_env=env)

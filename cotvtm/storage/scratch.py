@@ -18,8 +18,15 @@ class Scratch:
     """A private temporary folder (one per actor) for copies of remote objects."""
 
     def __init__(self, prefix: str = "cotvtm-"):
-        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
-        weakref.finalize(self, shutil.rmtree, self.dir, True)  # gone with the actor
+        self.prefix = prefix
+        self._dir: Path | None = None  # made on first use: local-only runs leave nothing behind
+
+    @property
+    def dir(self) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix=self.prefix))
+            weakref.finalize(self, shutil.rmtree, self._dir, True)  # gone with the actor
+        return self._dir
 
     def path_for(self, key: str) -> Path:
         suffix = re.sub(r"[^A-Za-z0-9.]", "", PurePosixPath(key).suffix)[:12].lower()
@@ -34,4 +41,5 @@ class Scratch:
         return store.download(key, self.path_for(key), max_bytes=max_bytes), True
 
     def close(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)

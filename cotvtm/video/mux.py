@@ -46,6 +46,7 @@ def mux_audio(
     sample_rate: int,
     out_path: str | os.PathLike,
     duration: float,
+    keep_original: float = 0.0,
 ) -> Path:
     """Write ``out_path``: the first video stream of ``video_path`` copied bit for bit (codec,
     frames, rotation and metadata kept) plus ``audio`` as its only audio track.
@@ -68,7 +69,7 @@ def mux_audio(
     tmp_out = out_path.with_name(f".{out_path.name}.tmp-{secrets.token_hex(4)}{ext}")
     try:
         sf.write(wav, samples, sample_rate, subtype="FLOAT")
-        _run_ffmpeg(video_path, _mux_command(video_path, wav, tmp_out, ext))
+        _run_ffmpeg(video_path, _mux_command(video_path, wav, tmp_out, ext, keep_original))
         os.replace(tmp_out, out_path)
     finally:
         for leftover in (wav, tmp_out):
@@ -87,13 +88,17 @@ def _as_frames_by_channels(audio: np.ndarray) -> np.ndarray:
     raise ValueError(f"audio must be (n,) or (channels, n), got shape {audio.shape}")
 
 
-def _mux_command(video_path, wav: str, out: Path, ext: str) -> list[str]:
-    cmd = [
-        FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y",
-        "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav),
-        "-map", "0:v:0", "-map", "1:a:0", "-map_metadata", "0",
-        "-c:v", "copy", "-c:a", AUDIO_CODECS[ext], "-b:a", AUDIO_BITRATE,
-    ]
+def _mux_command(video_path, wav: str, out: Path, ext: str, keep_original: float = 0.0) -> list[str]:
+    """``keep_original`` > 0 mixes the video's own first audio track, at that gain, under the music."""
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y",
+           "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav), "-map", "0:v:0"]
+    if keep_original > 0:
+        mix = (f"[0:a:0]volume={keep_original:.4f}[orig];"
+               "[1:a:0][orig]amix=inputs=2:duration=first:dropout_transition=0:normalize=0[mix]")
+        cmd += ["-filter_complex", mix, "-map", "[mix]"]
+    else:
+        cmd += ["-map", "1:a:0"]
+    cmd += ["-map_metadata", "0", "-c:v", "copy", "-c:a", AUDIO_CODECS[ext], "-b:a", AUDIO_BITRATE]
     if ext in FASTSTART:
         cmd += ["-movflags", "+faststart"]
     return cmd + [ffmpeg_url(out)]

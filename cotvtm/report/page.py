@@ -1,0 +1,186 @@
+"""The HTML of the report: a header with the run's numbers, the errors, then one section per input.
+
+Every value that comes from a file name, a sidecar or the manifest passes through ``esc``;
+every link is relative to the page and encoded per path segment (``links.relative_url``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from cotvtm.report.collect import Collected, Entry
+from cotvtm.report.links import relative_url
+from cotvtm.report.style import CSS
+from cotvtm.report.text import clock, esc, span
+from cotvtm.report.totals import Totals
+
+# Past this many players, browsers fetch nothing until a video is played: a page of ten thousand
+# inputs must not open ten thousand connections to the bucket.
+PRELOAD_LIMIT = 100
+STATUS_ORDER = ("ok", "error", "skipped")
+
+
+def render(collected: Collected, totals: Totals, title: str, root_uri: str, page_key: str) -> str:
+    sections = [_section(i, e, page_key, i < PRELOAD_LIMIT) for i, e in enumerate(collected.entries)]
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
+        _header(totals, title, root_uri),
+        "<main>", _errors(collected.entries), f"<h2>Inputs ({len(collected.entries)})</h2>",
+        *sections, "</main>", _footer(collected), "</body></html>", ""])
+
+
+# -- header ------------------------------------------------------------------------------
+
+def _header(t: Totals, title: str, root_uri: str) -> str:
+    cards = [_card(t.run.get(s, 0), f"{s} (this run)", s) for s in STATUS_ORDER]
+    cards.append(_card(span(t.run_video_seconds), "video soundtracked (this run)", ""))
+    speed = t.realtime()
+    if speed:
+        cards.append(_card(f"{speed[0]:.2f}× realtime", f"throughput ({speed[1]})", ""))
+    return (f'<header class="top"><h1>{esc(title)}</h1><div class="where">{esc(root_uri)}</div>'
+            f'<div class="cards">{"".join(cards)}</div>{_facts(t)}</header>')
+
+
+def _card(value, label: str, kind: str) -> str:
+    return f'<div class="card {esc(kind)}"><b>{esc(value)}</b><span>{esc(label)}</span></div>'
+
+
+def _facts(t: Totals) -> str:
+    latest = ", ".join(f"{t.latest.get(s, 0)} {s}" for s in STATUS_ORDER)
+    rows = [("all inputs", f"{sum(t.latest.values())} ({latest}; latest row per input)"),
+            ("video with music", f"{t.video_seconds / 3600:.3f} h in all; {t.run_video_seconds / 3600:.3f} h this run")]
+    if t.stage_seconds:
+        parts = ", ".join(f"{k} {span(v)}" for k, v in t.stage_seconds.items())
+        rows.append(("stage time", f"{span(t.compute_seconds)} in all: {parts}"))
+    if t.wall_seconds:
+        rows.append(("wall time", span(t.wall_seconds)))
+    for name, ref in (t.models or {}).items():
+        rows.append((f"model: {name}", ref if ref else "none"))
+    html_rows = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
+    return f'<dl class="facts">{html_rows}{_prior(t)}{_digests(t)}</dl>'
+
+
+def _prior(t: Totals) -> str:
+    if t.prior_trained is None:
+        return ""
+    if t.prior_trained:
+        return "<dt>prior</dt><dd>trained</dd>"
+    note = f": {esc(t.note)}" if t.note else ""
+    return f'<dt>prior</dt><dd class="warn">untrained{note}</dd>'
+
+
+def _digests(t: Totals) -> str:
+    if not t.digests:
+        return ""
+    more = f" ({len(t.digests)} configurations)" if len(t.digests) > 1 else ""
+    return f"<dt>config digest</dt><dd><code>{esc(', '.join(t.digests))}</code>{esc(more)}</dd>"
+
+
+# -- errors ------------------------------------------------------------------------------
+
+def _errors(entries: list[Entry]) -> str:
+    failed = [(i, e) for i, e in enumerate(entries) if e.status == "error"]
+    if not failed:
+        return ""
+    rows = "".join(f'<tr><td><a class="key" href="#in-{i}">{esc(e.key)}</a></td>'
+                   f'<td class="reason">{esc(e.row.get("reason", ""))}</td></tr>' for i, e in failed)
+    return (f"<h2>Errors ({len(failed)})</h2><div class=\"errors\"><table>"
+            f"<tr><th>input</th><th>reason</th></tr>{rows}</table></div>")
+
+
+# -- one input ---------------------------------------------------------------------------
+
+def _section(index: int, entry: Entry, page_key: str, preload: bool) -> str:
+    status = entry.status if entry.status in STATUS_ORDER else "unknown"
+    head = (f'<h3><span class="badge {status}">{esc(entry.status)}</span>'
+            f'<span class="key">{esc(entry.key)}</span>{_meta(entry)}</h3>')
+    if entry.status == "error":
+        body = f'<div class="reason">{esc(entry.row.get("reason", "")) or "no reason recorded"}</div>'
+    else:
+        body = f'<div class="body"><div>{_player(entry, page_key, preload)}</div><div>{_details(entry)}</div></div>'
+    return f'<section class="input {status}" id="in-{index}">{head}{body}</section>'
+
+
+def _meta(entry: Entry) -> str:
+    parts = []
+    if entry.duration:
+        parts.append(clock(entry.duration))
+    video = (entry.sidecar or {}).get("video") or {}
+    if video.get("width") and video.get("height"):
+        parts.append(f"{video['width']}×{video['height']}")
+    if video.get("codec"):
+        parts.append(str(video["codec"]))
+    if entry.status == "skipped":
+        parts.append(f"skipped: {entry.row.get('reason', '')}")
+    if entry.row.get("time"):
+        parts.append(str(entry.row["time"]))
+    return f'<span class="meta">{esc(" · ".join(parts))}</span>' if parts else ""
+
+
+def _player(entry: Entry, page_key: str, preload: bool) -> str:
+    if entry.video_key is None:
+        return f'<div class="problem">{esc(entry.problem or "no output video")}</div>'
+    src = relative_url(page_key, entry.video_key)
+    side = relative_url(page_key, entry.sidecar_key) if entry.sidecar_key else None
+    links = f'<a href="{esc(src)}">video</a>' + (f'<a href="{esc(side)}">sidecar</a>' if side else "")
+    return (f'<video controls preload="{"metadata" if preload else "none"}" src="{esc(src)}"></video>'
+            f'<div class="links">{links}</div>')
+
+
+def _details(entry: Entry) -> str:
+    sidecar = entry.sidecar or {}
+    parts = [_windows(sidecar.get("windows")), _timings(sidecar.get("seconds"))]
+    if sidecar:
+        shown = {k: sidecar.get(k) for k in ("config_digest", "run_id", "sample_rate", "config") if k in sidecar}
+        parts.append(f"<details><summary>settings</summary><pre>{esc(json.dumps(shown, indent=2))}</pre></details>")
+    return "".join(parts)
+
+
+def _windows(windows) -> str:
+    if not isinstance(windows, list) or not windows:
+        return '<p class="muted">no windows recorded</p>'
+    rows = "".join(_window(w) for w in windows if isinstance(w, dict))
+    return (f'<table class="windows"><tr><th>window</th><th>what the music follows</th></tr>{rows}</table>')
+
+
+def _window(window: dict) -> str:
+    when = f"{esc(window.get('index', ''))}: {clock(_num(window.get('start')))}–{clock(_num(window.get('end')))}"
+    return f'<tr><td class="when">{when}</td><td>{_explanations(window.get("explanations"))}</td></tr>'
+
+
+def _explanations(items) -> str:
+    if not isinstance(items, list) or not items:
+        return '<span class="muted">no explanations in this sidecar</span>'
+    lines = []
+    for item in items:
+        item = item if isinstance(item, dict) else {"description": item}
+        score = item.get("score")
+        shown = f' <span class="score">({score:.3f})</span>' if isinstance(score, (int, float)) else ""
+        lines.append(f"<li>{esc(item.get('description', ''))}{shown}</li>")
+    return f"<ol>{''.join(lines)}</ol>"
+
+
+def _timings(seconds) -> str:
+    if not isinstance(seconds, dict) or not seconds:
+        return ""
+    values = {str(k): _num(v) for k, v in seconds.items()}
+    top = max(values.values()) or 1.0
+    rows = "".join(f'<div class="row"><span>{esc(k)}</span><div class="bar" style="width:{100 * v / top:.1f}%">'
+                   f'</div><span class="secs">{v:.2f} s</span></div>' for k, v in values.items())
+    return f'<div class="timings"><b>stage times</b> <span class="muted">(seconds per video)</span>{rows}</div>'
+
+
+def _footer(collected: Collected) -> str:
+    bad = f" · {collected.bad_lines} unreadable manifest lines ignored" if collected.bad_lines else ""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return f"<footer>Made by cotvtm from manifest.jsonl and the sidecars at {esc(stamp)}{esc(bad)}.</footer>"
+
+
+def _num(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0

@@ -1,0 +1,75 @@
+"""The numbers at the top of the page: counts, hours of video, throughput, models."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from cotvtm.report.collect import Collected, Entry
+
+
+@dataclass
+class Totals:
+    latest: Counter  # status -> inputs, latest row per input
+    run: Counter  # status -> inputs, the latest run only
+    video_seconds: float  # video with music in the output (ok or skipped)
+    run_video_seconds: float  # video soundtracked by the latest run
+    stage_seconds: dict[str, float]  # per stage, summed over the latest run's videos
+    wall_seconds: float | None  # the latest run's wall time, when the caller knows it
+    models: dict | None = None
+    prior_trained: bool | None = None
+    note: str | None = None
+    digests: list[str] = field(default_factory=list)
+
+    @property
+    def compute_seconds(self) -> float:
+        return sum(self.stage_seconds.values())
+
+    def realtime(self) -> tuple[float, str] | None:
+        """Seconds of video per second, and what time it is measured against.
+
+        Wall time when known (what a user waits for); otherwise the sum of per-video stage
+        times, which is one worker's worth of work and ignores overlap between stages.
+        """
+        if self.run_video_seconds <= 0:
+            return None
+        if self.wall_seconds:
+            return self.run_video_seconds / self.wall_seconds, "wall time"
+        if self.compute_seconds > 0:
+            return self.run_video_seconds / self.compute_seconds, "summed stage time"
+        return None
+
+
+def totals(collected: Collected, wall_seconds: float | None = None) -> Totals:
+    entries = collected.entries
+    ran = [e for e in entries if e.key in collected.run_keys]
+    done = [e for e in entries if e.status in ("ok", "skipped") and e.sidecar is not None]
+    made = [e for e in ran if e.status == "ok"]
+    result = Totals(latest=Counter(e.status for e in entries), run=Counter(e.status for e in ran),
+                    video_seconds=sum(e.duration for e in done),
+                    run_video_seconds=sum(e.duration for e in made),
+                    stage_seconds=_stages(made), wall_seconds=wall_seconds)
+    _models(result, made or done)
+    return result
+
+
+def _stages(entries: list[Entry]) -> dict[str, float]:
+    summed: dict[str, float] = {}
+    for entry in entries:
+        for stage, seconds in ((entry.sidecar or {}).get("seconds") or {}).items():
+            if isinstance(seconds, (int, float)):
+                summed[stage] = summed.get(stage, 0.0) + float(seconds)
+    return summed
+
+
+def _models(result: Totals, entries: list[Entry]) -> None:
+    """Models and prior state from the newest sidecar (by manifest time); every digest seen."""
+    with_sidecar = [e for e in entries if e.sidecar]
+    if not with_sidecar:
+        return
+    newest = max(with_sidecar, key=lambda e: str(e.row.get("time", ""))).sidecar
+    result.models = newest.get("models") if isinstance(newest.get("models"), dict) else None
+    result.prior_trained = newest.get("prior_trained")
+    result.note = newest.get("note")
+    digests = (str(e.sidecar.get("config_digest")) for e in with_sidecar if e.sidecar.get("config_digest"))
+    result.digests = list(dict.fromkeys(digests))
