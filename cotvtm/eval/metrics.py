@@ -104,7 +104,8 @@ def kl_sigmoid(generated_logits: np.ndarray, reference_logits: np.ndarray) -> fl
 
     This is audioldm_eval's ``kullback_leibler_divergence_sigmoid`` (and the PaSST-based KL of
     later work): multi-label taggers give independent per-class probabilities, and the sum
-    runs over the positive terms only, not the full Bernoulli KL.
+    runs over the positive terms only, not the full Bernoulli KL. Kept as published so numbers
+    compare with the literature; unlike a true divergence it can come out negative.
     """
     _paired(generated_logits, reference_logits)
     return float(kl(_sigmoid(reference_logits), _sigmoid(generated_logits)).mean())

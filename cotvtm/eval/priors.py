@@ -22,8 +22,8 @@ import torch
 from cotvtm.errors import CotvtmError
 from cotvtm.prior import PriorConfig, TwoStagePrior
 
-SCENES = 160
-EPOCHS = 25
+SCENES = 120
+EPOCHS = 20
 MUSIC_LEN = 16
 FLAGS = {"full": "--prior-full", "mlp_mlp": "--prior-mlp-mlp", "no_rationale": "--prior-no-rationale"}
 

@@ -24,7 +24,7 @@ class Column:
     key: str
     label: str
     better: str | None
-    digits: int = 3
+    digits: int | None = None  # None: four significant digits
     quality: bool = True  # a quality metric (plotted in metrics.png) rather than a cost
 
     def header(self) -> str:
@@ -51,10 +51,10 @@ class Results:
     notes: list[str] = field(default_factory=list)
 
 
-def _fmt(value, digits: int) -> str:
+def _fmt(value, digits: int | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return f"{value:.{digits}f}"
+    return f"{value:.4g}" if digits is None else f"{value:.{digits}f}"
 
 
 def _best(rows: list[dict], col: Column):

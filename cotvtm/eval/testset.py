@@ -133,7 +133,7 @@ def decode_audio(path: str, rate: int = REFERENCE_RATE) -> np.ndarray:
                            "-ar", str(rate), "-f", "f32le", "-"], capture_output=True)
     if proc.returncode != 0:
         reason = summarise_stderr(proc.stderr, ffmpeg_url(path)) or "ffmpeg failed"
-        if "matches no streams" in reason:
+        if b"matches no streams" in proc.stderr:
             reason = "no audio stream to use as the reference music"
         raise MediaError(path, reason)
     audio = np.frombuffer(proc.stdout, np.float32).copy()

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from cotvtm import __version__, models
 from cotvtm.config import VIDEO_EXTENSIONS, Resources, SoundtrackConfig
 from cotvtm.pipelines.job import Outcome, VideoJob
+from cotvtm.report import write_report
 from cotvtm.errors import CotvtmError
 from cotvtm.storage import Store, is_s3_uri, open_store
 from cotvtm.video.image import IMAGE_EXTENSIONS, is_image
@@ -30,10 +31,18 @@ class Summary:
     output: str = ""
     manifest: str = ""
     outcomes: list[Outcome] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
         return (f"cotvtm: {self.ok} succeeded, {self.failed} failed, {self.skipped} skipped"
-                f" ({self.ignored} non-media files ignored); outputs in {self.output}; manifest {self.manifest}")
+                f" ({self.ignored} non-media files ignored); {self.throughput()}; outputs in {self.output};"
+                f" manifest {self.manifest}")
+
+    def throughput(self) -> str:
+        """Media soundtracked in this run, and how fast relative to real time."""
+        seconds = sum(o.duration for o in self.outcomes if o.status == "ok")
+        wall = max(time.monotonic() - self.started, 1e-6)
+        return f"{seconds / 3600:.3f} h of media in {wall:.0f} s ({seconds / wall:.1f}x real time)"
 
     @property
     def exit_code(self) -> int:
@@ -117,6 +126,11 @@ def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = N
                 "note": None if trained else "the prior is untrained (random weights): the music does not yet "
                                              "reflect the video; train one with the distillation job"}
         _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo, src, out)
+    try:  # a report that cannot be written must not hide a finished batch
+        rows = [asdict(o) for o in summary.outcomes]
+        echo(f"report   {write_report(out, rows, wall_seconds=time.monotonic() - summary.started)}")
+    except CotvtmError as exc:
+        echo(f"report not written: {exc}")
     echo(summary.line())
     return summary
 

@@ -15,6 +15,8 @@ from cotvtm.report.style import CSS
 from cotvtm.report.text import clock, esc, span
 from cotvtm.report.totals import Totals
 
+# The frame a player shows before it is played: without a start time browsers show black.
+POSTER_AT = "#t=0.1"
 # Past this many players, browsers fetch nothing until a video is played: a page of ten thousand
 # inputs must not open ten thousand connections to the bucket.
 PRELOAD_LIMIT = 100
@@ -126,7 +128,7 @@ def _player(entry: Entry, page_key: str, preload: bool) -> str:
     src = relative_url(page_key, entry.video_key)
     side = relative_url(page_key, entry.sidecar_key) if entry.sidecar_key else None
     links = f'<a href="{esc(src)}">video</a>' + (f'<a href="{esc(side)}">sidecar</a>' if side else "")
-    return (f'<video controls preload="{"metadata" if preload else "none"}" src="{esc(src)}"></video>'
+    return (f'<video controls preload="{"metadata" if preload else "none"}" src="{esc(src + POSTER_AT)}"></video>'
             f'<div class="links">{links}</div>')
 
 

@@ -39,11 +39,13 @@ section.input h3 { margin:0 0 10px; font-size:15px; display:flex; gap:10px; alig
 .body { display:grid; grid-template-columns:minmax(260px,420px) 1fr; gap:18px; }
 video { width:100%; background:#000; border-radius:6px; display:block; }
 .links { font-size:12px; margin-top:6px; } .links a { color:var(--accent); margin-right:12px; }
-.reason { background:var(--err-bg); color:var(--err); border-radius:6px; padding:8px 12px; font-family:ui-monospace,"DejaVu Sans Mono",monospace;
-          font-size:13px; white-space:pre-wrap; word-break:break-word; }
+.reason { background:var(--err-bg); color:var(--err); border-radius:6px; padding:8px 12px;
+          font-family:ui-monospace,"DejaVu Sans Mono",monospace; font-size:13px;
+          white-space:pre-wrap; word-break:break-word; }
 .problem { background:#fff7e6; color:#8a5300; border-radius:6px; padding:8px 12px; }
 .windows td.when { white-space:nowrap; font-variant-numeric:tabular-nums; width:1%; }
-.windows ol { margin:0; padding-left:18px; } .windows li .score { color:var(--muted); font-variant-numeric:tabular-nums; }
+.windows ol { margin:0; padding-left:18px; }
+.windows li .score { color:var(--muted); font-variant-numeric:tabular-nums; }
 .muted { color:var(--muted); }
 .timings { margin-top:10px; font-size:12px; }
 .timings .row { display:grid; grid-template-columns:64px 1fr 64px; gap:8px; align-items:center; margin:2px 0; }
@@ -52,5 +54,6 @@ video { width:100%; background:#000; border-radius:6px; display:block; }
 details { margin-top:8px; font-size:12px; } details pre { background:var(--bg); padding:8px; border-radius:6px;
           overflow:auto; max-height:320px; }
 footer { color:var(--muted); font-size:12px; padding:0 32px 30px; }
-@media (max-width: 800px) { .body { grid-template-columns:1fr; } main, header.top { padding-left:14px; padding-right:14px; } }
+@media (max-width: 800px) { .body { grid-template-columns:1fr; }
+                            main, header.top { padding-left:14px; padding-right:14px; } }
 """

@@ -14,6 +14,7 @@ class Totals:
     run: Counter  # status -> inputs, the latest run only
     video_seconds: float  # video with music in the output (ok or skipped)
     run_video_seconds: float  # video soundtracked by the latest run
+    timed_video_seconds: float  # the part of it whose sidecars give stage times
     stage_seconds: dict[str, float]  # per stage, summed over the latest run's videos
     wall_seconds: float | None  # the latest run's wall time, when the caller knows it
     models: dict | None = None
@@ -36,7 +37,7 @@ class Totals:
         if self.wall_seconds:
             return self.run_video_seconds / self.wall_seconds, "wall time"
         if self.compute_seconds > 0:
-            return self.run_video_seconds / self.compute_seconds, "summed stage time"
+            return self.timed_video_seconds / self.compute_seconds, "summed stage time"
         return None
 
 
@@ -45,10 +46,12 @@ def totals(collected: Collected, wall_seconds: float | None = None) -> Totals:
     ran = [e for e in entries if e.key in collected.run_keys]
     done = [e for e in entries if e.status in ("ok", "skipped") and e.sidecar is not None]
     made = [e for e in ran if e.status == "ok"]
+    timed = [e for e in made if (e.sidecar or {}).get("seconds")]
     result = Totals(latest=Counter(e.status for e in entries), run=Counter(e.status for e in ran),
                     video_seconds=sum(e.duration for e in done),
                     run_video_seconds=sum(e.duration for e in made),
-                    stage_seconds=_stages(made), wall_seconds=wall_seconds)
+                    timed_video_seconds=sum(e.duration for e in timed),
+                    stage_seconds=_stages(timed), wall_seconds=wall_seconds)
     _models(result, made or done)
     return result
 

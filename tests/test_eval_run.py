@@ -1,0 +1,131 @@
+"""`python -m jobs.evaluate` end to end on a small ffmpeg-made paired set with tiny models,
+plus the report and the LLM-teacher baselines on their own."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cotvtm.eval.config import METHODS
+from cotvtm.eval.methods import describe_music
+from cotvtm.eval.report import Results, markdown
+from cotvtm.teacher.config import EndpointConfig
+from cotvtm.video.samples import make_audio, make_video
+from openai_server import FakeOpenAI
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory):
+    d = tmp_path_factory.mktemp("paired")
+    make_video(d / "counter.mp4", 3, source="testsrc2", audio=True)  # 2 windows of 2 s; own audio = reference
+    make_video(d / "fractal.mp4", 2, source="mandelbrot")
+    make_audio(d / "fractal.m4a", 2)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(d / "noise.png")
+    make_audio(d / "noise.m4a", 3)
+    rows = [{"id": "counter", "visual": "counter.mp4", "audio": "counter.mp4", "caption": "a bright test pattern"},
+            {"id": "fractal", "visual": "fractal.mp4", "audio": "fractal.m4a"},
+            {"id": "noise", "visual": "noise.png", "audio": "noise.m4a"}]
+    (d / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d / "pairs.jsonl"
+
+
+def _evaluate(*args, timeout=300):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "jobs.evaluate", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def run(paired, tmp_path_factory, model_cache, tiny_refs):
+    out = tmp_path_factory.mktemp("evaluation")
+    proc = _evaluate(paired, out, "--cache-dir", model_cache, "--window-seconds", 2, "--frames-per-window", 2)
+    return proc, out
+
+
+def test_the_command_writes_the_full_table_for_every_method(run):
+    proc, out = run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    table = (out / "results.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert [r.split(" | ")[0][2:].rstrip(" †") for r in rows] == [*METHODS, "ground truth"]
+    for header in ("FD ↓", "FAD ↓", "KL softmax ↓", "KL sigmoid ↓", "IB ↑", "EMS ↓", "P@10 ↑", "mapping s/item ↓",
+                   "mapping peak MB ↓", "MusicGen s/item ↓"):
+        assert header in table
+    assert "†" not in table  # the tiny priors were distilled first, not random
+    assert "tiny preset" in table and "only 4 candidates" in table
+    with open(out / "results.csv", newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert [r["method"] for r in records] == [*METHODS, "ground truth"]
+    for record in records[:-1]:
+        for key in ("fd", "fad", "kl_softmax", "kl_sigmoid", "ib", "ems", "p_at_k", "map_s", "decode_s"):
+            assert np.isfinite(float(record[key])), (record["method"], key)
+        assert float(record["fd"]) >= 0 and float(record["decode_s"]) > 0
+    assert records[-1]["fd"] == "" and records[-1]["ib"] != ""
+
+
+def test_plots_are_valid_pngs(run):
+    _, out = run
+    for name in ("metrics.png", "tradeoff.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG)
+        with Image.open(out / name) as image:
+            image.verify()
+        with Image.open(out / name) as image:
+            assert image.size[0] > 400 and image.size[1] > 200
+
+
+def test_generated_audio_prompts_and_priors_are_kept(run):
+    _, out = run
+    items = ["counter#0", "counter#1", "fractal", "noise"]
+    for method in METHODS:
+        assert sorted(p.stem for p in (out / "audio" / method).glob("*.wav")) == sorted(items)
+    texts = [json.loads(line) for line in (out / "texts.jsonl").read_text().splitlines()]
+    assert {t["method"] for t in texts} == {"caption2music", "cot2music", "llm2music"}
+    assert all(t["text"] for t in texts)
+    for variant in ("full", "mlp_mlp", "no_rationale"):
+        config = json.loads((out / "priors" / variant / "config.json").read_text())
+        assert config["trained"] is True and config["variant"] == variant
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["k"] == 10 and len(summary["rows"]) == len(METHODS) + 1
+
+
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, paired):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "x", "visual": "missing.mp4", "audio": "missing.m4a"}) + "\n")
+    proc = _evaluate(bad, tmp_path / "out", timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "bad.jsonl:1: file not found" in proc.stderr
+    proc = _evaluate(paired, tmp_path / "out", "--preset", "paper", "--method", "cot-vtm", "--method", "mlp_mlp",
+                     timeout=60)
+    assert proc.returncode == 2 and "--prior-full, --prior-mlp-mlp" in proc.stderr
+
+
+def test_markdown_marks_direction_best_values_and_untrained_priors():
+    rows = [{"method": "cot-vtm", "fd": 1.0, "ib": 0.3, "notes": ["untrained prior"]},
+            {"method": "llm2music", "fd": 2.0, "ib": 0.2, "notes": ["teacher: offline rules"]},
+            {"method": "ground truth", "ib": 0.9, "notes": []}]
+    text = markdown(Results(rows, notes=["a note"]))
+    assert "| cot-vtm † | **1** |" in text and "| llm2music | 2 |" in text
+    assert "**0.3**" in text and "**0.9**" not in text  # the ground truth is not a contender
+    assert "† untrained prior" in text and "- llm2music: teacher: offline rules" in text and "- a note" in text
+
+
+def test_cot_and_direct_baselines_through_an_llm_endpoint():
+    with FakeOpenAI() as server:
+        endpoint = EndpointConfig(model="fake-model", base_url=server.base_url, api_key_env="COTVTM_TEST_KEY",
+                                  max_retries=0, repair_attempts=0)
+        texts, notes = describe_music(["A kite.", "#400 A field."], cot=False, endpoint=endpoint)
+        assert texts == ["Gentle ambient music for: A kite.", "#400 A field."]  # a failed call falls back
+        assert "1 of 2 teacher calls failed (first: HTTP 400" in notes[0]
+        texts, notes = describe_music(["A kite."], cot=True, endpoint=endpoint)
+        assert texts[0] and notes == [] and [e.kind for e in server.log][-1] == "cot"
+    offline, _ = describe_music(["A calm lake at dawn."], cot=True, endpoint=None)
+    assert "piece" in offline[0]

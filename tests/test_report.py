@@ -1,0 +1,243 @@
+"""report.html: built from an output store alone; names escaped, links relative and encoded.
+
+The output store here is made by hand (manifest rows, sidecars and tiny ffmpeg-made videos laid
+out as the soundtrack job lays them out), so these tests need no models and no Ray.
+"""
+
+import functools
+import http.server
+import json
+import threading
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
+
+from cotvtm.report import REPORT, render_report, write_report
+from cotvtm.report.links import key_of, relative_url
+from cotvtm.report.screenshot import find_chromium, screenshot
+from cotvtm.report.text import visible
+from cotvtm.storage import open_store
+from cotvtm.video.samples import make_video
+
+DIGEST = "0123abcd45"
+SCRIPT = "<script>alert(1)</script>.mp4"
+WEIRD = "we ird/it's \"q\" #1?%20 ü\nline.mp4"  # space, quotes, '#', '?', '%', unicode, newline
+OK = {  # input key -> (duration, explanations or None)
+    "a/one.mp4": (2.0, [{"description": "calm piano over a slow sunrise", "score": 0.91},
+                        {"description": "soft ambient pads", "score": 0.87}]),
+    SCRIPT: (1.0, None),
+    WEIRD: (1.0, None),
+}
+ERRORS = {"bad/empty.mp4": "decode: empty file (0 bytes)",
+          "bad/<img src=x onerror=alert(2)>.mp4": "decode: not a media file ffmpeg can read: <moov> & friends"}
+SKIPPED = "b/skipped.mp4"
+NO_SIDECAR = "c/lost.mp4"
+RUN = "run-new"
+
+
+def outputs(key: str) -> tuple[str, str]:
+    stem = key.rsplit(".", 1)[0]
+    return f"{stem}.{DIGEST}.mp4", f"{stem}.{DIGEST}.json"
+
+
+def sidecar(key: str, duration: float, explanations, trained: bool = True) -> dict:
+    windows = [{"index": 0, "start": 0.0, "end": duration}]
+    if explanations:
+        windows[0]["explanations"] = explanations
+    return {"input": key, "output": outputs(key)[0].rsplit("/", 1)[-1], "run_id": RUN, "config_digest": DIGEST,
+            "video": {"duration": duration, "width": 64, "height": 36, "codec": "h264"},
+            "windows": windows, "sample_rate": 8000, "config": {"mode": "continuous"},
+            "seconds": {"decode": 0.2, "embed": 0.05, "prior": 0.1, "music": 0.6, "mux": 0.1},
+            "models": {"clip": "tiny/clip", "musicgen": "tiny/musicgen", "prior": "runs/prior"},
+            "prior_trained": trained, "note": None}
+
+
+def row(out, key: str, status: str, run_id: str = RUN, time: str = "2025-01-02T00:00:00Z", **fields) -> dict:
+    if status in ("ok", "skipped"):
+        video, side = outputs(key)
+        fields = {"output": out.uri(video), "sidecar": out.uri(side), **fields}
+    return {"run_id": run_id, "time": time, "key": key, "status": status, "reason": "", "output": "",
+            "sidecar": "", "windows": 0, "duration": 0.0, **fields}
+
+
+def _build(out, tmp: Path) -> list[dict]:
+    """Videos, sidecars and manifest rows as a run leaves them, plus an unreadable last line."""
+    clip = make_video(tmp / "clip.mp4", duration=1, size="64x36", fps=5, source="testsrc2")
+    rows = [row(out, "bad/empty.mp4", "ok", run_id="run-old", time="2025-01-01T00:00:00Z")]  # superseded
+    for key, (duration, explanations) in OK.items():
+        video, side = outputs(key)
+        out.upload(clip, video)
+        out.put_bytes(side, json.dumps(sidecar(key, duration, explanations)).encode())
+        rows.append(row(out, key, "ok", windows=1, duration=duration))
+    video, side = outputs(SKIPPED)
+    out.upload(clip, video)
+    out.put_bytes(side, json.dumps(sidecar(SKIPPED, 3.0, None)).encode())
+    rows.append(row(out, SKIPPED, "skipped", reason="output exists for this config"))
+    rows.append(row(out, NO_SIDECAR, "ok", windows=1, duration=1.0))
+    rows += [row(out, key, "error", reason=reason) for key, reason in ERRORS.items()]
+    for item in rows:
+        out.append_line("manifest.jsonl", json.dumps(item))
+    out.append_line("manifest.jsonl", '{"key": "cut off')
+    return rows
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    out = open_store(tmp_path_factory.mktemp("out"))
+    _build(out, tmp_path_factory.mktemp("media"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(store) -> str:
+    write_report(store, title="Library <report>")
+    return store.local_path(REPORT).read_text(encoding="utf-8")
+
+
+class Page(HTMLParser):
+    """Tags, video sources, links and text of a page, as a browser's parser sees them."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.videos, self.links, self.text = [], [], [], []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if tag == "video":
+            self.videos.append(attrs)
+        if tag == "a":
+            self.links.append(attrs.get("href"))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    @property
+    def all_text(self) -> str:
+        return "".join(self.text)
+
+
+def resolve(page_dir: Path, src: str) -> Path:
+    """What a browser opens for a relative src: the fragment dropped, each segment decoded."""
+    parts = urlsplit(src)
+    assert not parts.scheme and not parts.netloc and not parts.query, src
+    return page_dir.joinpath(*(unquote(segment) for segment in parts.path.split("/")))
+
+
+def test_video_sources_are_relative_encoded_and_point_at_the_outputs(store, page):
+    parsed = Page(page)
+    root = store.local_path(REPORT).parent
+    found = {resolve(root, v["src"]) for v in parsed.videos}
+    wanted = {store.local_path(outputs(key)[0]) for key in [*OK, SKIPPED]}
+    assert found == wanted and all(path.is_file() for path in found)
+    for video in parsed.videos:
+        assert set(urlsplit(video["src"]).path) <= set("abcdefghijklmnopqrstuvwxyz0123456789%._-/ABCDEF"), video
+        assert video["preload"] == "metadata" and "controls" in video
+
+
+def test_hostile_names_render_as_text(page):
+    parsed = Page(page)
+    assert "script" not in parsed.tags and "img" not in parsed.tags
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.mp4" in page
+    assert "moov" not in parsed.tags
+    assert SCRIPT in parsed.all_text and "bad/<img src=x onerror=alert(2)>.mp4" in parsed.all_text
+    assert visible(WEIRD) in parsed.all_text  # the newline shows as "\n", the rest as typed
+    assert "Library <report>" in parsed.all_text
+
+
+def test_counts_reasons_and_latest_row_per_input(page):
+    text = Page(page).all_text
+    assert "4 ok, 2 error, 1 skipped" in text  # empty.mp4's older ok row is superseded
+    assert "1 unreadable manifest lines ignored" in text
+    for reason in ERRORS.values():
+        assert reason in text
+    assert "the sidecar is missing from the output" in text
+    assert f"Errors ({len(ERRORS)})" in text and "Inputs (7)" in text
+
+
+def test_header_has_hours_throughput_models_and_prior(page):
+    text = Page(page).all_text
+    assert "0.001 h this run" in text  # 2 + 1 + 1 + 1 s of ok video
+    assert "1.27× realtime" in text  # 4 s of video with sidecars over 3 x 1.05 s of stage time
+    assert "throughput (summed stage time)" in text
+    assert "model: musicgen" in text and "tiny/musicgen" in text
+    assert "untrained" not in text and "trained" in text and DIGEST in text
+
+
+def test_windows_show_explanations_and_timings(page):
+    text = Page(page).all_text
+    assert "calm piano over a slow sunrise (0.910)" in text
+    assert "no explanations in this sidecar" in text
+    assert "0:00.0–0:02.0" in text and "music" in text and "0.60 s" in text
+
+
+def test_summary_rows_decide_this_run_and_wall_time(store):
+    only = [{"key": SCRIPT, "status": "ok", "reason": "", "output": store.uri(outputs(SCRIPT)[0]),
+             "sidecar": store.uri(outputs(SCRIPT)[1]), "windows": 1, "duration": 1.0}]
+    text = Page(render_report(store, only, wall_seconds=4.0)).all_text
+    assert "0.25× realtime" in text and "throughput (wall time)" in text
+    assert "1.0 s" in text and "wall time" in text
+
+
+def test_write_is_atomic_and_returns_the_uri(store, page):
+    root = store.local_path(REPORT).parent
+    assert write_report(store) == store.uri(REPORT)
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]
+
+
+def test_pages_open_over_http_from_the_folder(store, page):
+    """A bucket served over HTTP decodes paths as a plain web server does."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(store.local_path(REPORT).parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler.log_message = lambda *args: None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        for video in Page(page).videos:
+            src = urlsplit(video["src"]).path
+            with urllib.request.urlopen(base + src, timeout=10) as answer:
+                assert answer.status == 200 and answer.read(8)[4:8] == b"ftyp"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_links_are_relative_and_keys_come_back():
+    assert relative_url("report.html", "a b/c#?.mp4") == "a%20b/c%23%3F.mp4"
+    assert relative_url("report.html", "x:y.mp4") == "x%3Ay.mp4"  # never read as a URL scheme
+    assert relative_url("sub/report.html", "sub/v.mp4") == "v.mp4"
+    assert relative_url("sub/report.html", "v.mp4") == "../v.mp4"
+    assert key_of("s3://b/out", "s3://b/out/a/v.json") == "a/v.json"
+    assert key_of("s3://b/out", "s3://b/other/v.json") is None
+    assert key_of("/tmp/x/../out", "/tmp/out/a/v.json") == "a/v.json"
+
+
+def test_report_on_s3_links_to_objects_in_the_bucket(tmp_path, s3_env):  # noqa: F811
+    bucket = s3_env.make_bucket()
+    out = open_store(f"s3://{bucket}/reports/run")
+    _build(out, tmp_path)
+    assert write_report(out) == f"s3://{bucket}/reports/run/{REPORT}"
+    parsed = Page(out.get_bytes(REPORT).decode())
+    keys = {"/".join(unquote(s) for s in urlsplit(v["src"]).path.split("/")) for v in parsed.videos}
+    assert keys == {outputs(key)[0] for key in [*OK, SKIPPED]}
+    assert all(out.exists(key) for key in keys)
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
+def test_chromium_draws_the_page(store, page, tmp_path):
+    from PIL import Image
+
+    png = screenshot(store.local_path(REPORT).resolve().as_uri(), tmp_path / "report.png", size=(1024, 900))
+    image = Image.open(png)
+    image.verify()
+    image = Image.open(png).convert("RGB")
+    assert image.size == (1024, 900)
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert len(colours) > 300  # text, badges, video frames: not a blank or error page
+    assert max(count for count, _ in colours) < 0.8 * image.width * image.height

@@ -1,0 +1,98 @@
+"""Interrupted runs: a killed stage worker and a killed driver still end with complete outputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cotvtm.video.samples import make_video
+
+pytestmark = pytest.mark.slow
+VIDEOS = 6
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resilience")
+    for i in range(VIDEOS):
+        make_video(root / f"clip{i}.mp4", duration=8 + i, size="64x48", fps=8)
+    return root
+
+
+def _start(library: Path, out: Path, ray_address: str, cache: Path) -> subprocess.Popen:
+    env = dict(os.environ, RAY_ADDRESS=ray_address, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "jobs.soundtrack", str(library), str(out), "--cache-dir",
+                             str(cache), "--video-batch", "1"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _rows(out: Path) -> list[dict]:
+    manifest = out / "manifest.jsonl"
+    return [json.loads(line) for line in manifest.read_text().splitlines()] if manifest.exists() else []
+
+
+def _wait(predicate, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _processes(title: str) -> list[int]:
+    """Ray names its worker processes after what they run (e.g. ray::MapWorker(MapBatches(Music)))."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and title in (entry / "cmdline").read_bytes().decode(errors="ignore"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _assert_complete(out: Path) -> None:
+    videos = sorted(out.glob("clip*.mp4"))
+    assert len(videos) == VIDEOS
+    for video in videos:
+        assert video.with_suffix(".json").exists()
+        streams = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(video)],
+                                            capture_output=True, text=True, check=True).stdout)["streams"]
+        assert sorted(s["codec_type"] for s in streams) == ["audio", "video"]
+
+
+def test_killed_music_worker_is_replaced_and_the_run_completes(library, tmp_path, ray_session, model_cache):
+    out = tmp_path / "out"
+    proc = _start(library, out, ray_session, model_cache)
+    _wait(lambda: _processes("MapBatches(Music)") and len(_rows(out)) >= 1)
+    for pid in _processes("MapBatches(Music)"):
+        os.kill(pid, signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    rows = _rows(out)
+    assert sorted(r["key"] for r in rows) == [f"clip{i}.mp4" for i in range(VIDEOS)]  # no duplicates
+    assert all(r["status"] == "ok" for r in rows)
+    _assert_complete(out)
+
+
+def test_killed_driver_then_rerun_finishes_only_what_was_left(library, tmp_path, ray_session, model_cache):
+    out = tmp_path / "out"
+    proc = _start(library, out, ray_session, model_cache)
+    _wait(lambda: len(_rows(out)) >= 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)  # let the job's actors go down with it
+    # finished = complete on disk (the sidecar is written last); some may lack a manifest row
+    finished = {p.name.split(".")[0] + ".mp4" for p in out.glob("clip*.json")}
+    assert {r["key"] for r in _rows(out)} <= finished and 2 <= len(finished) < VIDEOS
+    rerun = _start(library, out, ray_session, model_cache)
+    stdout, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    second = [r for r in _rows(out) if r["run_id"] != _rows(out)[0]["run_id"]]
+    assert {r["key"] for r in second if r["status"] == "skipped"} == finished
+    assert {r["key"] for r in second if r["status"] == "ok"} == {f"clip{i}.mp4" for i in range(VIDEOS)} - finished
+    _assert_complete(out)
