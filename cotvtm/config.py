@@ -62,7 +62,8 @@ class SoundtrackConfig:
 
     def digest(self, models_fingerprint: str) -> str:
         """Output names are a pure function of input key + this digest (idempotent reruns)."""
-        payload = json.dumps({"config": asdict(self), "models": models_fingerprint}, sort_keys=True)
+        settings = {k: v for k, v in asdict(self).items() if k != "models"}  # models: by content, not path
+        payload = json.dumps({"config": settings, "models": models_fingerprint}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 

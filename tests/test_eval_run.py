@@ -129,3 +129,17 @@ def test_cot_and_direct_baselines_through_an_llm_endpoint():
         assert texts[0] and notes == [] and [e.kind for e in server.log][-1] == "cot"
     offline, _ = describe_music(["A calm lake at dawn."], cot=True, endpoint=None)
     assert "piece" in offline[0]
+
+
+def test_the_subcommand_registers_on_a_parent_parser(paired, tmp_path):
+    import argparse
+
+    from cotvtm.eval.cli import add_subcommand, config_from_args
+
+    parent = argparse.ArgumentParser(prog="cotvtm")
+    add_subcommand(parent.add_subparsers(dest="command"))
+    args = parent.parse_args(["evaluate", str(paired), str(tmp_path), "--method", "cot-vtm", "--prior-full", "p",
+                              "--fd", "cnn14:x", "--device", "cpu"])
+    cfg = config_from_args(args)
+    assert args.func.__name__ == "run_evaluate" and cfg.methods == ("cot-vtm",)
+    assert cfg.priors == {"full": "p"} and cfg.eval_overrides == {"fd": "cnn14:x"}

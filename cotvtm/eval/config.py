@@ -44,7 +44,8 @@ class EvalConfig:
     def validate(self) -> EvalConfig:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
-            raise CotvtmError(f"unknown method {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(METHODS)}")
+            wrong = unknown[0] if unknown else "(none)"
+            raise CotvtmError(f"unknown method {wrong!r}; choose from {', '.join(METHODS)}")
         if self.captions not in CAPTION_SOURCES:
             raise CotvtmError(f"--captions must be one of {', '.join(CAPTION_SOURCES)}")
         for name, value in (("--window-seconds", self.window_s), ("--frames-per-window", self.frames_per_window),

@@ -153,8 +153,11 @@ def run_text(kit: Toolkit, items: list[Item], method: str) -> Generated:
         notes += why
     audio, decoding = _decode(kit, items, lambda c, s, seed: kit.music.generate_from_text(texts[c], s, seed=seed))
     local = parameters(captioner.model) if hasattr(captioner, "model") else parameters(kit.clip.model)
-    if method != "caption2music":
-        notes.append("teacher: offline rules" if kit.cfg.endpoint is None else f"teacher: {kit.cfg.endpoint.model}")
+    if method != "caption2music" and kit.cfg.endpoint is not None:
+        notes.append(f"teacher: {kit.cfg.endpoint.model}")
+    elif method != "caption2music":
+        notes.append("teacher: offline rules" + ("" if method == "cot2music" else
+                     " (they have no separate direct path: the same descriptions as cot2music)"))
     return Generated(method, audio, kit.music.sample_rate, mapping, decoding, local, texts, notes)
 
 

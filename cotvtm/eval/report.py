@@ -140,7 +140,7 @@ def plot_tradeoff(results: Results, path: Path) -> None:
     for i, row in enumerate(rows):
         right.scatter(row.get("map_s") or 0.0, row.get("map_mb") or 0.0, color=f"C{i}")
         right.annotate(names[i], (row.get("map_s") or 0.0, row.get("map_mb") or 0.0), fontsize=8,
-                       xytext=(4, 4), textcoords="offset points")
+                       xytext=(4, 4 + 9 * (i % 3)), textcoords="offset points")  # staggered: close points
     right.set_xlabel("mapping seconds per item ↓")
     right.set_ylabel("mapping peak memory (MB) ↓")
     right.set_title("visual-to-music mapping cost")

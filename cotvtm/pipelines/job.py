@@ -26,6 +26,7 @@ class VideoJob:
     e_v: np.ndarray | None = None  # (windows, clip_dim)
     e_m: np.ndarray | None = None  # (windows, L, music_dim)
     mask: np.ndarray | None = None  # (windows, L)
+    explanations: list[list[dict]] = field(default_factory=list)  # per window: nearest teacher descriptions
     audio: np.ndarray | None = None  # (samples,) float32
     sample_rate: int = 0
     error: str | None = None

@@ -143,7 +143,10 @@ class Prior(_ModelStage):
         from cotvtm.models import load_prior
 
         _use_threads(threads)
+        from cotvtm.prior.explain import ExplanationIndex
+
         self.prior = load_prior(refs.prior, **dims).to(device)
+        self.explain = ExplanationIndex.load(refs.prior)
         self.cfg, self.device = cfg, device
 
     def process(self, jobs: list[VideoJob]) -> None:
@@ -157,6 +160,8 @@ class Prior(_ModelStage):
         for job in jobs:
             count = len(job.e_v)
             job.e_m, job.mask = e_m[offset: offset + count], mask[offset: offset + count]
+            if self.explain is not None:
+                job.explanations = self.explain.nearest(job.e_m, job.mask)
             offset += count
 
 
@@ -256,7 +261,9 @@ class Mux:
             "input": job.key,
             "output": PurePosixPath(job.out_video).name,
             "video": asdict(job.info),
-            "windows": [{"index": w.index, "start": w.start, "end": w.end} for w in job.windows],
+            "windows": [{"index": w.index, "start": w.start, "end": w.end,
+                         **({"explanations": job.explanations[w.index]} if job.explanations else {})}
+                        for w in job.windows],
             "sample_rate": job.sample_rate,
             "still_video": PurePosixPath(job.out_still).name if job.out_still else None,
             "seconds": {k: round(v, 3) for k, v in job.seconds.items()},

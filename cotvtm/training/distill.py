@@ -56,8 +56,22 @@ def distill(shards: str, out: str, cfg: DistillConfig, storage_path: str | None 
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
     result = trainer.fit()
-    prior_dir = _export(result.checkpoint, Path(out), index, cfg, result.metrics, str(result.path))
+    prior_dir = _export(result.checkpoint, Path(out), index, cfg, result.metrics, str(result.path), shards)
     return DistillResult(prior_dir, result.metrics, str(result.path))
+
+
+def index_explanations(shards: str, prior_dir: Path) -> None:
+    """Store the training set's music descriptions with the prior (when the shards have them)."""
+    import ray.data
+
+    from cotvtm.prior.explain import ExplanationIndex
+    from cotvtm.training.shards import DATA
+
+    ds = ray.data.read_parquet(str(Path(shards) / DATA))
+    if "x_mt" not in ds.columns():
+        return
+    batch = ds.select_columns(["x_mt", "e_m", "mask"]).take_batch(50_000, batch_format="numpy")
+    ExplanationIndex.build(list(batch["x_mt"]), batch["e_m"], batch["mask"]).save(prior_dir)
 
 
 def _shard_record(index) -> dict:
@@ -79,13 +93,14 @@ def _finished(out: Path, index, cfg: DistillConfig) -> DistillResult | None:
     return DistillResult(out / PRIOR_DIR, record["final_metrics"], record.get("run_dir", ""))
 
 
-def _export(checkpoint, out: Path, index, cfg: DistillConfig, metrics: dict, run_dir: str) -> Path:
+def _export(checkpoint, out: Path, index, cfg: DistillConfig, metrics: dict, run_dir: str, shards: str) -> Path:
     """The final prior, marked trained, with a record of how it was made."""
     with checkpoint.as_directory() as directory:
         prior = TwoStagePrior.from_pretrained(Path(directory) / PRIOR_DIR)
     prior.config = replace(prior.config, trained=True)
     target = out / PRIOR_DIR
     prior.save_pretrained(target)
+    index_explanations(shards, target)
     record = {"distill": cfg.to_dict(), "shards": _shard_record(index), "final_metrics": metrics,
               "run_dir": run_dir}
     atomic_write_bytes(target / "training.json", json.dumps(record, indent=2, default=str).encode())
