@@ -64,7 +64,8 @@ def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, 
         refs = PRESETS[preset]
     else:
         raise ModelError(f"unknown model preset {preset!r}; choose one of tiny, {', '.join(PRESETS)}")
-    refs = replace(refs, **{k: str(v) for k, v in overrides.items() if v is not None})
+    given = {k: str(Path(v).absolute()) if Path(str(v)).exists() else str(v) for k, v in overrides.items() if v}
+    refs = replace(refs, **given)
     from cotvtm.storage import resolve_model_dir
 
     cache = Path(cache_dir or DEFAULT_CACHE) / "s3"

@@ -20,6 +20,10 @@ def _tone(freq, seconds=2.0, rate=16000):
     return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
+def embedders_rate(clip, rate, source=16000):
+    return resample(clip, source, rate)
+
+
 def test_slaney_mel_scale_and_filters():
     assert _slaney_mel(1000.0) == pytest.approx(15.0)
     assert _slaney_hz(_slaney_mel(np.array([60.0, 440.0, 7000.0]))) == pytest.approx([60.0, 440.0, 7000.0])
@@ -64,8 +68,10 @@ def test_every_tiny_evaluation_model_runs_deterministically_on_music_and_silence
     assert joint.embed_audio(clips).shape == joint.embed_visual(frames).shape == (3, 16)
     p10 = embedders.load(tiny_eval.p10).embed(clips)
     assert all(e.shape == (1, 32) and np.isfinite(e).all() for e in p10)
-    va = embedders.load(tiny_eval.ems_audio).audio_va(clips)
-    assert va.shape == (3, 2) and (np.abs(va) <= 1).all()
+    va = embedders.load(tiny_eval.ems_audio).audio_va([embedders_rate(c, 48000) for c in clips])
+    assert tiny_eval.ems_audio.startswith("clap-va:") and va.shape == (3, 2) and (np.abs(va) <= 1).all()
+    regressor = embedders.load(f"cnn14-va:{tiny_eval.fd.split(':', 1)[1].replace('cnn14', 'va')}")
+    assert regressor.audio_va(clips).shape == (3, 2)
     visual = embedders.load(tiny_eval.ems_visual).visual_va(frames)
     assert visual.shape == (3, 2) and (np.abs(visual) <= 1).all()
 

@@ -6,8 +6,10 @@ A reference is ``KIND:LOCATION`` (the location may itself contain colons, e.g. a
                              checkpoint file is read as published (``{"model": state_dict}``);
                              "16k" in its name selects the 16 kHz front end.
     vggish:URL|FILE.pth|DIR  VGGish per-0.96 s embeddings (FAD), torchvggish's weights.
-    hf:ID|DIR                a transformers audio encoder (MERT, HuBERT, wav2vec 2.0): mean of
-                             all hidden layers over time (P@10). MERT needs trust_remote_code.
+    hf:ID|DIR                a transformers audio encoder (HuBERT, wav2vec 2.0, ...): mean of
+                             all hidden layers over time (P@10)
+    hf-remote:ID|DIR         the same for checkpoints that ship their own modelling code (MERT):
+                             loaded with trust_remote_code, so name only repositories you trust
     clip-va:ID|DIR           valence/arousal of frames by CLIP zero-shot prompts (EMS, visual side)
     clap-va:ID|DIR           valence/arousal of music by CLAP zero-shot prompts (EMS, music side)
     cnn14-va:DIR             a CNN14 regressor with two outputs, tanh -> (valence, arousal)
@@ -44,7 +46,7 @@ from cotvtm.eval.nets import Cnn14, Cnn14Config, VGGish, VGGishConfig, VisualCon
 ROLES = ("fd", "fad", "kl", "ib", "p10", "ems_audio", "ems_visual")
 PANNS_16K = "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth?download=1"
 VGGISH_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
-TINY_EVAL_VERSION = 2
+TINY_EVAL_VERSION = 3
 
 # zero-shot prompt pairs: (positive, negative) for valence, then arousal
 VISUAL_VA_PROMPTS = (("a photo with a pleasant, happy mood", "a photo with an unpleasant, sad mood"),
@@ -71,7 +73,7 @@ PAPER = EvalModels(
     fad=f"vggish:{VGGISH_URL}",
     kl=f"cnn14:{PANNS_16K}",
     ib="imagebind:huge",
-    p10="hf:m-a-p/MERT-v1-95M",
+    p10="hf-remote:m-a-p/MERT-v1-95M",
     ems_audio="clap-va:laion/clap-htsat-unfused",
     ems_visual="clip-va:openai/clip-vit-base-patch32",
 )
@@ -84,7 +86,7 @@ def resolve_eval_models(preset: str, cache_dir: Path, seed: int = 0, clip_ref: s
         root = build_tiny(cache_dir, seed)
         base = EvalModels(fd=f"cnn14:{root / 'cnn14'}", fad=f"vggish:{root / 'vggish'}", kl=f"cnn14:{root / 'cnn14'}",
                           ib=f"joint:{root / 'joint'}", p10=f"hf:{root / 'hubert'}",
-                          ems_audio=f"cnn14-va:{root / 'va'}", ems_visual=f"clip-va:{clip_ref}")
+                          ems_audio=f"clap-va:{root / 'clap'}", ems_visual=f"clip-va:{clip_ref}")
     elif preset in ("paper", "fast"):
         base = PAPER
     else:
@@ -137,13 +139,12 @@ class VGGishAudio:
 class HFAudio:
     """A transformers speech/music encoder; features = mean over layers and time."""
 
-    def __init__(self, ref: str, device: str):
+    def __init__(self, ref: str, device: str, remote: bool = False):
         from transformers import AutoFeatureExtractor, AutoModel
 
         from cotvtm.models import quiet_transformers
 
         quiet_transformers()
-        remote = "MERT" in ref  # MERT ships its own modelling code
         try:
             self.extractor = AutoFeatureExtractor.from_pretrained(ref, trust_remote_code=remote)
             self.model = AutoModel.from_pretrained(ref, trust_remote_code=remote).to(device).eval()
@@ -347,6 +348,7 @@ LOADERS = {
     "cnn14-va": lambda loc, dev: Cnn14Audio(load_cnn14(loc), dev),
     "vggish": lambda loc, dev: VGGishAudio(load_vggish(loc), dev),
     "hf": HFAudio,
+    "hf-remote": lambda loc, dev: HFAudio(loc, dev, remote=True),
     "clip-va": ClipVA,
     "clap-va": ClapVA,
     "imagebind": ImageBindJoint,
@@ -401,9 +403,6 @@ def _tiny_cnn14(classes: int, embed_dim: int = 32) -> Cnn14:
 def _tiny_hubert(out: Path) -> None:
     from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
-    from cotvtm.models import quiet_transformers
-
-    quiet_transformers()
     config = HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                           conv_dim=(16, 16, 16), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2),
                           num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=4)
@@ -412,11 +411,37 @@ def _tiny_hubert(out: Path) -> None:
                              return_attention_mask=False).save_pretrained(out)
 
 
+def _byte_level_vocab() -> dict[str, int]:
+    """RoBERTa's byte-level alphabet (GPT-2's bytes_to_unicode) with no merges: one token per byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    rest = [b for b in range(256) if b not in printable]
+    chars = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(rest))]
+    return {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>", *chars])}
+
+
+def _tiny_clap(out: Path) -> None:
+    """CLAP (HTSAT audio tower, RoBERTa text tower) at toy size, for the EMS music side."""
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, RobertaTokenizer
+
+    vocab = _byte_level_vocab()
+    text = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=64, max_position_embeddings=80, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    audio = dict(depths=[1, 1], num_attention_heads=[2, 2], patch_embeds_hidden_size=16, hidden_size=32,
+                 num_hidden_layers=2)
+    ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=16)).save_pretrained(out)
+    # clips longer than 10 s are cut at a random offset (rand_trunc), as for laion/clap-htsat-unfused
+    ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc"),
+                  tokenizer=RobertaTokenizer(vocab=vocab, merges=[])).save_pretrained(out)
+
+
 def build_tiny(cache_dir: Path, seed: int = 0) -> Path:
     """Write the tiny evaluation models under ``cache_dir`` (atomically, once); returns their folder."""
     root = Path(cache_dir) / f"eval-tiny-v{TINY_EVAL_VERSION}-seed{seed}"
     if (root / "COMPLETE").exists():
         return root
+    from cotvtm.models import quiet_transformers
+
+    quiet_transformers()
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
@@ -431,6 +456,7 @@ def build_tiny(cache_dir: Path, seed: int = 0) -> Path:
         joint = torch.nn.ModuleDict({"audio": audio, "visual": visual})
         _save(staging / "joint", {"cnn14": audio.cfg.to_dict(), "visual": visual.cfg.to_dict()}, joint)
         _tiny_hubert(staging / "hubert")
+        _tiny_clap(staging / "clap")
         (staging / "COMPLETE").write_text("ok\n")
         try:
             os.rename(staging, root)

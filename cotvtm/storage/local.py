@@ -88,7 +88,7 @@ class LocalStore:
     """
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # URIs in manifests and reports stay valid from anywhere
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
