@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import sys
-import threading
+import time
 from pathlib import Path
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
@@ -50,6 +50,27 @@ def node_ports() -> dict:
     return {"dashboard_agent_listen_port": free_port()}
 
 
+def wait_for_job_agents(cluster, timeout_s: float = 120) -> None:
+    """Block until every node's dashboard agent has registered: until then the head refuses
+    jobs ("No available agent to submit job")."""
+    from ray._private.ray_constants import KV_NAMESPACE_DASHBOARD
+    from ray.dashboard.consts import DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX
+
+    gcs = cluster.head_node.get_gcs_client()
+    deadline = time.monotonic() + timeout_s
+    for node in [cluster.head_node, *cluster.worker_nodes]:
+        key = f"{DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX}{node.node_id}".encode()
+        while not gcs.internal_kv_get(key, KV_NAMESPACE_DASHBOARD):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the dashboard agent of node {node.node_id} did not start; see "
+                                   f"{node.get_session_dir_path()}/logs/dashboard_agent*.log")
+            time.sleep(0.2)
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # Ray reads these when it starts its processes; child processes (the nodes, the jobs) inherit them.
@@ -60,25 +81,30 @@ def main(argv: list[str] | None = None) -> int:
     from ray.cluster_utils import Cluster
 
     store = args.object_store_mb * 1024 * 1024
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": args.head_cpus, "include_dashboard": True, "dashboard_port": args.dashboard_port,
-        "object_store_memory": store, **node_ports()})
+    cluster = Cluster(initialize_head=False)
     try:
+        cluster.add_node(num_cpus=args.head_cpus, include_dashboard=True, dashboard_port=args.dashboard_port,
+                         object_store_memory=store, **node_ports())
         for _ in range(args.workers):
             cluster.add_node(num_cpus=args.worker_cpus, object_store_memory=store, **node_ports())
         cluster.wait_for_nodes()
+        wait_for_job_agents(cluster)
+        # SIGTERM stops the whole cluster like Ctrl-C (set after the nodes start: Ray installs a
+        # handler of its own when a node starts, which drains for 30 s and leaves the others).
+        signal.signal(signal.SIGTERM, _interrupt)
         info = {"address": f"http://127.0.0.1:{args.dashboard_port}", "gcs_address": cluster.address,
-                "nodes": 1 + args.workers, "pid": os.getpid()}
-        print(f"cotvtm: {info['nodes']} Ray nodes up on 127.0.0.1; submit jobs with "
-              f"ray job submit --address {info['address']} ...", flush=True)
+                "nodes": 1 + args.workers, "pid": os.getpid(),
+                "session_dir": cluster.head_node.get_session_dir_path()}
         if args.ready_file:
             tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
             tmp.write_text(json.dumps(info))
             tmp.replace(args.ready_file)
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        stop.wait()
+        print(f"cotvtm: {info['nodes']} Ray nodes up on 127.0.0.1 (session {info['session_dir']}); "
+              f"submit jobs with: ray job submit --address {info['address']} ...; Ctrl-C stops them", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
     finally:
         cluster.shutdown()
     print("cotvtm: local cluster stopped", flush=True)

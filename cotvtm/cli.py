@@ -1,4 +1,4 @@
-"""The ``cotvtm`` command: soundtrack, demo, label, embed, distill, build-tiny.
+"""The ``cotvtm`` command: soundtrack, demo, label, embed, distill, evaluate, build-tiny.
 
 Exit status: 0 when every input succeeded or was already done, 1 when the batch
 finished but some inputs failed (see the manifest), 2 for a usage or set-up error.
@@ -101,12 +101,14 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cache-dir", type=Path, default=None)
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=_build_tiny)
+    from cotvtm.eval.cli import add_subcommand as add_evaluate
     from cotvtm.teacher.cli import add_subcommand as add_label
     from cotvtm.training.cli import add_distill, add_embed
 
     add_label(sub)
     add_embed(sub)
     add_distill(sub)
+    add_evaluate(sub)
     return p
 
 

@@ -20,10 +20,6 @@ def _tone(freq, seconds=2.0, rate=16000):
     return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def embedders_rate(clip, rate, source=16000):
-    return resample(clip, source, rate)
-
-
 def test_slaney_mel_scale_and_filters():
     assert _slaney_mel(1000.0) == pytest.approx(15.0)
     assert _slaney_hz(_slaney_mel(np.array([60.0, 440.0, 7000.0]))) == pytest.approx([60.0, 440.0, 7000.0])
@@ -53,7 +49,7 @@ def test_resample_keeps_pitch_and_duration():
     assert np.array_equal(resample(tone, 8000, 8000), tone)
 
 
-def test_every_tiny_evaluation_model_runs_deterministically_on_music_and_silence(tiny_eval):
+def test_every_tiny_evaluation_model_runs_deterministically_on_music_and_silence(tiny_eval, model_cache):
     clips = [_tone(440.0), np.zeros(24000, np.float32), _tone(3000.0, 0.1)]  # a clip shorter than the net's input
     frames = [np.random.default_rng(i).integers(0, 255, (3, 40, 60, 3), dtype=np.uint8) for i in range(3)]
     fd = embedders.load(tiny_eval.fd)
@@ -68,9 +64,9 @@ def test_every_tiny_evaluation_model_runs_deterministically_on_music_and_silence
     assert joint.embed_audio(clips).shape == joint.embed_visual(frames).shape == (3, 16)
     p10 = embedders.load(tiny_eval.p10).embed(clips)
     assert all(e.shape == (1, 32) and np.isfinite(e).all() for e in p10)
-    va = embedders.load(tiny_eval.ems_audio).audio_va([embedders_rate(c, 48000) for c in clips])
+    va = embedders.load(tiny_eval.ems_audio).audio_va([resample(c, 16000, 48000) for c in clips])
     assert tiny_eval.ems_audio.startswith("clap-va:") and va.shape == (3, 2) and (np.abs(va) <= 1).all()
-    regressor = embedders.load(f"cnn14-va:{tiny_eval.fd.split(':', 1)[1].replace('cnn14', 'va')}")
+    regressor = embedders.load(f"cnn14-va:{embedders.build_tiny(model_cache) / 'va'}")
     assert regressor.audio_va(clips).shape == (3, 2)
     visual = embedders.load(tiny_eval.ems_visual).visual_va(frames)
     assert visual.shape == (3, 2) and (np.abs(visual) <= 1).all()
@@ -107,3 +103,36 @@ def test_bad_references_are_one_line_errors(tmp_path):
         embedders.load(f"vggish:{tmp_path / 'missing.pth'}")
     with pytest.raises(ModelError, match="unknown evaluation preset"):
         embedders.resolve_eval_models("huge", tmp_path)
+
+
+def _tiny_blip(out):
+    """BLIP for captioning at toy size (a word-level BERT vocabulary), saved like a hub checkpoint."""
+    from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessorPil,
+                              BlipProcessor)
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "calm", "lake", "city", "at", "night", "dog"]
+    text = dict(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=64, encoder_hidden_size=32, max_position_embeddings=64, bos_token_id=2, sep_token_id=3, pad_token_id=0)
+    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
+                  patch_size=8)
+    torch.manual_seed(0)
+    model = BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=vision, projection_dim=16))
+    model.save_pretrained(out)
+    BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": 32, "width": 32}),
+                  tokenizer=BertTokenizer(vocab={w: i for i, w in enumerate(words)})).save_pretrained(out)
+
+
+def test_captioners(tmp_path, tiny_refs):
+    from cotvtm.encoders.clip import ClipEncoder
+    from cotvtm.eval.captioner import candidate_captions, load_captioner
+
+    frames = [np.random.default_rng(i).integers(0, 255, (3, 40, 60, 3), dtype=np.uint8) for i in range(2)]
+    _tiny_blip(tmp_path / "blip")
+    captions = load_captioner(f"blip:{tmp_path / 'blip'}", None, "cpu")(frames)
+    assert len(captions) == 2 and all(isinstance(c, str) and c for c in captions)
+    clip = ClipEncoder(tiny_refs.clip)
+    retrieval = load_captioner("retrieval", clip, "cpu")
+    picked = retrieval(frames)
+    assert set(picked) <= set(candidate_captions()) and picked == retrieval(frames)
+    with pytest.raises(ModelError, match="bad captioner"):
+        load_captioner("gpt", clip, "cpu")

@@ -21,17 +21,18 @@ GROUND_TRUTH = "ground truth"
 
 
 class Audio:
-    """One method's clips (or the references), resampled once per model rate."""
+    """One method's clips (or the references); the last resampled copy is kept (metrics are
+    grouped by model rate, and a copy per rate would multiply the memory of a large test set)."""
 
     def __init__(self, clips: list[np.ndarray], rate: int):
-        self.clips, self.rate, self._cache = clips, rate, {}
+        self.clips, self.rate, self._cached = clips, rate, (None, None)
 
     def at(self, rate: int | None) -> list[np.ndarray]:
         if rate is None or rate == self.rate:
             return self.clips
-        if rate not in self._cache:
-            self._cache[rate] = [resample(c, self.rate, rate) for c in self.clips]
-        return self._cache[rate]
+        if self._cached[0] != rate:
+            self._cached = (rate, [resample(c, self.rate, rate) for c in self.clips])
+        return self._cached[1]
 
 
 class Loaded:
