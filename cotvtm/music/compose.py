@@ -26,6 +26,22 @@ class Track:
     mask: np.ndarray  # (windows, L)
     durations: list[float]
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    done: list[np.ndarray] = field(default_factory=list)  # finished audio before ``audio``
+
+    def settle(self, keep: int) -> None:
+        """Move all but the last ``keep`` samples out of the working tail, so each join copies
+        only the tail: composing W windows costs O(W), not O(W^2)."""
+        if len(self.audio) > keep:
+            self.done.append(self.audio[: len(self.audio) - keep])
+            self.audio = self.audio[len(self.audio) - keep:]
+
+    def finish(self) -> None:
+        self.audio = np.concatenate(self.done + [self.audio]) if self.done else self.audio
+        self.done = []
+
+    @property
+    def length(self) -> int:
+        return sum(len(chunk) for chunk in self.done) + len(self.audio)
 
 
 @dataclass(frozen=True)
@@ -88,9 +104,11 @@ def _continuous(backend, tracks: list[Track], cfg: ComposeConfig) -> None:
         prompts = np.stack([t.audio[len(t.audio) - prompt_len:] for t in active])
         out = backend.generate(hidden, mask, seconds, prompt=prompts, seed=cfg.seed + index)
         for track, audio in zip(active, out):
-            target = _samples(backend, sum(track.durations[: index + 1]))
-            joined = crossfade_join(track.audio, audio[max(prompt_len - fade, 0):], fade)
-            track.audio = joined[:target]
+            target = _samples(backend, sum(track.durations[: index + 1])) - (track.length - len(track.audio))
+            track.audio = crossfade_join(track.audio, audio[max(prompt_len - fade, 0):], fade)[:target]
+            track.settle(_samples(backend, cfg.prompt_s) + fade)
+    for track in tracks:
+        track.finish()
 
 
 def _independent(backend, tracks: list[Track], cfg: ComposeConfig) -> None:
@@ -106,7 +124,10 @@ def _independent(backend, tracks: list[Track], cfg: ComposeConfig) -> None:
             pieces[id(track), index] = audio
     fade = _samples(backend, cfg.crossfade_s)
     for track in tracks:
-        audio = np.zeros(0, np.float32)
+        track.audio, track.done = np.zeros(0, np.float32), []
         for index, seconds in enumerate(track.durations):
-            audio = crossfade_join(audio, pieces[id(track), index][: _samples(backend, seconds) + fade], fade)
-        track.audio = audio[: _samples(backend, sum(track.durations))]
+            piece = pieces.pop((id(track), index))[: _samples(backend, seconds) + fade]
+            track.audio = crossfade_join(track.audio, piece, fade)
+            track.settle(fade)
+        track.finish()
+        track.audio = track.audio[: _samples(backend, sum(track.durations))]
