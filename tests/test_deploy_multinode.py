@@ -104,9 +104,10 @@ def run(tmp_path_factory):
         session = _wait_for_cluster(cluster, log)
         up = time.monotonic() - started
         jobs = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block("local-jobs")], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=900)
-        output = jobs.stdout + jobs.stderr
-        assert jobs.returncode == 0, output[-6000:]
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+        output = jobs.stdout
+        (work / "jobs.log").write_text(output)
+        assert jobs.returncode == 0, output[-8000:]
         state = _state(address)
     finally:
         _stop(cluster)

@@ -46,3 +46,37 @@ def test_bucket_in_bucket_out_and_nothing_outside_the_prefix(s3_server, s3_env, 
     again = run(f"s3://{source}/library", f"s3://{target}/results/run1", SoundtrackConfig(), Resources(),
                 cache_dir=model_cache, echo=lambda _: None)
     assert (again.ok, again.skipped) == (0, 2)
+
+
+def test_job_survives_slowdowns_resets_and_stalls(s3_server, s3_env, tmp_path, model_cache, ray_session):
+    """Everything goes through a proxy that answers 503 SlowDown, resets and stalls; every output
+    object still arrives whole (its stored CRC32 matches the bytes read back directly)."""
+    import base64
+    import zlib
+    from urllib.parse import urlparse
+
+    from faulty_proxy import FaultyProxy
+
+    source, target = s3_server.make_bucket(), s3_server.make_bucket()
+    src = open_store(f"s3://{source}/in")
+    for i in range(3):
+        src.upload(make_video(tmp_path / f"v{i}.mp4", duration=3 + i), f"v{i}.mp4")
+    proxy = FaultyProxy(urlparse(s3_server.endpoint).port).start()
+    try:
+        summary = run(f"s3://{source}/in", f"s3://{target}/out", SoundtrackConfig(), Resources(),
+                      cache_dir=model_cache, echo=lambda _: None, endpoint_url=proxy.url)
+    finally:
+        proxy.stop()
+    assert summary.ok == 3 and summary.failed == 0, [o.reason for o in summary.outcomes]
+    assert min(proxy.counts[f] for f in ("slowdown", "reset", "stall")) >= 1, proxy.counts
+    direct = open_store(f"s3://{target}/out")
+    outputs = [o.key for o in direct.list() if o.key.endswith(".mp4")]
+    assert len(outputs) == 3
+    for key in outputs:
+        data = direct.get_bytes(key)
+        stored = direct.info(key).checksum
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        assert stored == f"crc32:{crc}", (key, stored)
+        local = tmp_path / "check.mp4"
+        local.write_bytes(data)
+        subprocess.run(["ffprobe", "-v", "error", str(local)], check=True)

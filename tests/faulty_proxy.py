@@ -1,0 +1,107 @@
+"""A loopback TCP proxy in front of an S3 server that misbehaves on a fixed schedule.
+
+Per new connection it either relays faithfully, answers 503 SlowDown without asking the
+server, stalls before relaying, or cuts the server's response off half-way (a reset). Used
+to show that the job survives what real object stores do under load.
+"""
+
+import asyncio
+import socket
+import struct
+import threading
+from collections import Counter
+
+SLOWDOWN = (b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nConnection: close\r\n"
+            b"Content-Length: 142\r\n\r\n<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
+            b"<Message>Please reduce your request rate.</Message></Error>\n")
+
+
+def schedule(n: int) -> str:
+    """What connection number ``n`` gets; most connections behave."""
+    if n % 5 == 1:
+        return "slowdown"
+    if n % 7 == 3:
+        return "reset"
+    if n % 6 == 2:
+        return "stall"
+    return "relay"
+
+
+class FaultyProxy:
+    def __init__(self, upstream_port: int, stall_s: float = 1.0):
+        self.upstream_port, self.stall_s = upstream_port, stall_s
+        self.counts: Counter = Counter()
+        self._connections = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "FaultyProxy":
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, reader, writer) -> None:
+        self._connections += 1
+        fault = schedule(self._connections)
+        self.counts[fault] += 1
+        try:
+            if fault == "slowdown":
+                await reader.read(65536)
+                writer.write(SLOWDOWN)
+                await writer.drain()
+                return
+            if fault == "stall":
+                await asyncio.sleep(self.stall_s)
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            upload = asyncio.create_task(self._pipe(reader, up_writer))
+            await self._pipe(up_reader, writer, cut_after=2048 if fault == "reset" else None)
+            upload.cancel()
+            up_writer.close()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if fault == "reset":  # an abortive close: the client sees a connection reset
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.close()
+
+    @staticmethod
+    async def _pipe(reader, writer, cut_after: int | None = None) -> None:
+        sent = 0
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                return
+            if cut_after is not None and sent + len(data) > cut_after:
+                writer.write(data[: max(cut_after - sent, 1)])
+                await writer.drain()
+                return
+            writer.write(data)
+            await writer.drain()
+            sent += len(data)
