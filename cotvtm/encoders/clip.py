@@ -9,8 +9,10 @@ from cotvtm.models import load_clip
 class ClipEncoder:
     """Loads CLIP once; embeds frames and captions as L2-normalised vectors."""
 
-    def __init__(self, ref: str, device: str = "cpu", batch_size: int = 64):
+    def __init__(self, ref: str, device: str = "cpu", batch_size: int = 64, dtype=None):
         self.model, self.processor = load_clip(ref, device)
+        if dtype is not None:
+            self.model = self.model.to(dtype)
         self.device = device
         self.batch_size = batch_size
         self.dim = int(self.model.config.projection_dim)
@@ -26,7 +28,7 @@ class ClipEncoder:
         out = []
         for start in range(0, len(images), self.batch_size):
             chunk = list(images[start: start + self.batch_size])
-            pixels = self.processor(images=chunk, return_tensors="pt")["pixel_values"].to(self.device)
+            pixels = self.processor(images=chunk, return_tensors="pt")["pixel_values"].to(self.device, self.model.dtype)
             out.append(self._normalise(self.model.get_image_features(pixel_values=pixels)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 

@@ -25,12 +25,20 @@ def _threads(count: float) -> None:
     torch.set_num_threads(max(1, int(count)))
 
 
+def half(device: str, kind: str):
+    """Reduced precision on a GPU: fp16 for CLIP, bf16 for the LLM (fp16 overflows there);
+    MusicGen's T5 stays fp32 (small, and known to overflow in fp16). CPU runs stay fp32."""
+    if not device.startswith("cuda") or kind == "t5":
+        return None
+    return torch.float16 if kind == "clip" else torch.bfloat16
+
+
 class Visual:
     def __init__(self, clip_ref: str, device: str, threads: float = 1):
         from cotvtm.encoders.clip import ClipEncoder
 
         _threads(threads)
-        self.clip = ClipEncoder(clip_ref, device)
+        self.clip = ClipEncoder(clip_ref, device, dtype=half(device, "clip"))
 
     def __call__(self, batch: dict) -> dict:
         vectors, sources = [], []
@@ -71,7 +79,7 @@ class Rationale:
         from cotvtm.encoders.rationale import RationaleEncoder
 
         _threads(threads)
-        self.encoder = RationaleEncoder(ref, device)
+        self.encoder = RationaleEncoder(ref, device, dtype=half(device, "rationale"))
 
     def __call__(self, batch: dict) -> dict:
         return {**batch, "e_r": self.encoder.encode([str(t) for t in batch["x_rt"]])}
