@@ -43,11 +43,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def node_ports() -> dict:
-    """Each node's agent gets its own free port: the fixed default (52365) collides with the
-    other nodes of this cluster and with any other Ray on the machine, and a head whose agent
-    cannot bind accepts no job ("No available agent to submit job")."""
-    return {"dashboard_agent_listen_port": free_port()}
+def node_args(index: int) -> dict:
+    """What must differ between nodes that share one machine, as it would between machines.
+
+    - The dashboard agent's port: the fixed default (52365) collides with the other nodes and
+      with any other Ray here, and a head whose agent cannot bind accepts no job ("No available
+      agent to submit job").
+    - The runtime-environment folder (the unpacked --working-dir): nodes share the session
+      folder, and a node deletes its copy when its last worker using it exits, which would pull
+      the folder from under a job's driver still running in it on the head.
+    """
+    return {"dashboard_agent_listen_port": free_port(),
+            "runtime_env_dir_name": "runtime_resources" if index == 0 else f"runtime_resources_node{index}"}
 
 
 def wait_for_job_agents(cluster, timeout_s: float = 120) -> None:
@@ -84,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     cluster = Cluster(initialize_head=False)
     try:
         cluster.add_node(num_cpus=args.head_cpus, include_dashboard=True, dashboard_port=args.dashboard_port,
-                         object_store_memory=store, **node_ports())
-        for _ in range(args.workers):
-            cluster.add_node(num_cpus=args.worker_cpus, object_store_memory=store, **node_ports())
+                         object_store_memory=store, **node_args(0))
+        for index in range(1, args.workers + 1):
+            cluster.add_node(num_cpus=args.worker_cpus, object_store_memory=store, **node_args(index))
         cluster.wait_for_nodes()
         wait_for_job_agents(cluster)
         # SIGTERM stops the whole cluster like Ctrl-C (set after the nodes start: Ray installs a

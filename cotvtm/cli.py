@@ -112,16 +112,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def guarded(call, prog: str = "cotvtm") -> int:
+    """Run a command: a CotvtmError is one line on stderr and exit 2, never a traceback."""
     try:
-        return args.func(args)
+        return call()
     except CotvtmError as exc:
-        print(f"cotvtm: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("cotvtm: interrupted; finished outputs are kept, rerun to continue", file=sys.stderr)
+        print(f"{prog}: interrupted; finished work is kept, rerun to continue", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return guarded(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -7,14 +7,12 @@ missing file, unknown model), reported in one line.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from cotvtm.errors import CotvtmError
 from cotvtm.eval.config import METHODS, EvalConfig
 from cotvtm.eval.embedders import ROLES
 
-EXIT_USAGE = 2
 HELP = "score CoT-VTM, its ablations and the caption/LLM baselines on a paired test set (FD, FAD, KL, IB, EMS, P@10)"
 
 
@@ -109,11 +107,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m jobs.evaluate") -
     p = argparse.ArgumentParser(prog=prog, description=HELP)
     add_options(p)
     args = p.parse_args(argv)
-    try:
-        return run_evaluate(args)
-    except CotvtmError as exc:
-        print(f"evaluate: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("evaluate: interrupted", file=sys.stderr)
-        return 130
+    from cotvtm.cli import guarded
+
+    return guarded(lambda: run_evaluate(args), "evaluate")

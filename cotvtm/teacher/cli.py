@@ -5,12 +5,10 @@ Exit status: 0 every caption has a label, 1 the build finished but some captions
 """
 
 import argparse
-import sys
 
 from cotvtm.errors import CotvtmError
 from cotvtm.teacher.config import OPENAI_URL, SCENE_WRITERS, BuildConfig, EndpointConfig
 
-EXIT_USAGE = 2
 HELP = "label captions with the chain-of-thought teacher (an LLM endpoint, or offline rules)"
 
 
@@ -89,12 +87,7 @@ def parser(prog: str = "python -m jobs.build_dataset") -> argparse.ArgumentParse
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m jobs.build_dataset") -> int:
+    from cotvtm.cli import guarded
+
     args = parser(prog).parse_args(argv)
-    try:
-        return run_label(args)
-    except CotvtmError as exc:
-        print(f"{prog.split()[-1]}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted; finished labels are kept, rerun to continue", file=sys.stderr)
-        return 130
+    return guarded(lambda: run_label(args), prog.split()[-1])
