@@ -19,11 +19,13 @@ ARG TORCH_INDEX=""
 
 # ffmpeg/ffprobe: probing and the stream-copy mux. The distribution's version is what the base
 # image's release ships (apt versions are not pinned: the base image tag fixes the release).
+# The app folder is made here, owned by the unprivileged user, so the build can write in it.
 USER 0
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && install -d -o 1000 -g 100 /home/ray/cotvtm
 
 # The Ray image's unprivileged user: `ray`, uid 1000, group `users` (gid 100).
 USER 1000:100

@@ -83,10 +83,15 @@ class Resources:
 
     @classmethod
     def detect(cls, **overrides) -> "Resources":
-        """GPU model actors when CUDA is present (three share one GPU), light CPU ones otherwise."""
+        """GPU model actors when CUDA is present (three share one GPU), light CPU ones otherwise.
+
+        An explicit ``device`` wins: on a cluster the driver may run on a CPU-only head while
+        the model actors belong on GPU workers.
+        """
         import torch
 
-        if torch.cuda.is_available():
+        device = overrides.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device.startswith("cuda"):
             base = cls(model_cpus=1.0, gpus_per_model_actor=0.3, device="cuda", video_batch=16)
         else:
             base = cls()

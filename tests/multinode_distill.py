@@ -30,9 +30,15 @@ def _shards(directory: Path) -> None:
                              "e_r": rng.standard_normal((n, 32)), "e_m": rng.standard_normal((n, 8, 32))})
 
 
+def _registered_checkpoints(storage: Path) -> int:
+    """Checkpoints the Train controller has recorded (a folder alone may still be uploading)."""
+    snapshots = list(storage.glob("*/checkpoint_manager_snapshot.json"))
+    return snapshots[0].read_text().count("checkpoint_") if snapshots else 0
+
+
 def _kill_a_worker_after_first_checkpoint(storage: Path, killed: dict) -> None:
     deadline = time.time() + 300
-    while time.time() < deadline and not list(storage.glob("*/checkpoint_*")):
+    while time.time() < deadline and _registered_checkpoints(storage) == 0:
         time.sleep(0.5)
     workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "RayTrainWorker" in a.class_name]
     if workers:

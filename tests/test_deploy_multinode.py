@@ -70,21 +70,31 @@ def _stop(proc: subprocess.Popen) -> None:
         pass
 
 
+def _value(enum_or_str) -> str:
+    return str(getattr(enum_or_str, "value", enum_or_str))
+
+
 def _state(address: str) -> dict:
+    """The cluster's alive nodes, and per submitted job its status and the nodes each of its
+    tasks (by name) ran on, from Ray's state API."""
     from ray.util.state import list_jobs, list_nodes, list_tasks
 
-    nodes = sorted(n.node_id for n in list_nodes(address=address) if n.state == "ALIVE")
+    nodes = sorted(n.node_id for n in list_nodes(address=address) if _value(n.state) == "ALIVE")
     jobs = {}
     for job in list_jobs(address=address):
         module = re.search(r"-m (jobs\.\w+)", job.entrypoint or "")
-        if not module:
+        if _value(job.type) != "SUBMISSION" or not module:
             continue
-        tasks = list_tasks(address=address, filters=[("job_id", "=", job.job_id)], limit=10000, raise_on_missing_output=False)
-        jobs[module.group(1)] = {
-            "status": str(job.status),
-            "task_nodes": {t.name: sorted({u.node_id for u in tasks if u.name == t.name and u.node_id})
-                           for t in tasks},
-        }
+        tasks = []
+        if job.job_id:
+            tasks = list_tasks(address=address, filters=[("job_id", "=", job.job_id)], limit=10000,
+                               raise_on_missing_output=False)
+        by_name: dict[str, set] = {}
+        for task in tasks:
+            if task.node_id:
+                by_name.setdefault(task.name, set()).add(task.node_id)
+        jobs[module.group(1)] = {"status": _value(job.status), "job_id": job.job_id,
+                                 "task_nodes": {name: sorted(ids) for name, ids in by_name.items()}}
     return {"nodes": nodes, "jobs": jobs}
 
 
@@ -118,7 +128,7 @@ def run(tmp_path_factory):
 def test_cluster_has_two_nodes_and_both_jobs_succeeded(run):
     assert len(run["state"]["nodes"]) == 2
     assert {m: j["status"] for m, j in run["state"]["jobs"].items()} == {
-        "jobs.distill": "JobStatus.SUCCEEDED", "jobs.soundtrack": "JobStatus.SUCCEEDED"}
+        "jobs.distill": "SUCCEEDED", "jobs.soundtrack": "SUCCEEDED"}, run["state"]["jobs"]
 
 
 def test_distillation_workers_ran_on_both_nodes(run):
@@ -131,7 +141,7 @@ def test_distillation_workers_ran_on_both_nodes(run):
 
 def test_soundtrack_tasks_ran_on_both_nodes(run):
     tasks = run["state"]["jobs"]["jobs.soundtrack"]["task_nodes"]
-    stage_nodes = {n for name, nodes in tasks.items() if name.startswith("MapWorker(") for n in nodes}
+    stage_nodes = {n for name, nodes in tasks.items() if name.startswith("MapWorker(MapBatches(") for n in nodes}
     assert sorted(stage_nodes) == run["state"]["nodes"], tasks
 
 
@@ -157,7 +167,9 @@ def test_working_dir_upload_is_small_and_leaves_local_state_behind(run):
     packages = set(re.findall(r"Uploading package gcs://(_ray_pkg_\w+)\.zip", run["output"]))
     assert packages, "no working-dir upload was logged"
     for package in packages:
+        # The head's copy (each node of the local cluster unpacks into its own folder).
         unpacked = run["session"] / "runtime_resources" / "working_dir_files" / package
+        assert unpacked.is_dir(), unpacked
         files = [p for p in unpacked.rglob("*") if p.is_file()]
         names = {p.relative_to(unpacked).parts[0] for p in files}
         assert {"cotvtm", "jobs", "pyproject.toml"} <= names
