@@ -159,6 +159,25 @@ def test_mux_copies_video_and_adds_audio_of_equal_length(media, tmp_path):
     assert dominant_frequency(out) == pytest.approx(TONE_HZ, abs=5)  # our music, not the old track
 
 
+def _energy_at(path, hz: float) -> float:
+    pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", f"file:{path}", "-map", "0:a:0", "-ac", "1", "-ar",
+                          str(SR), "-f", "f32le", "-"], capture_output=True, check=True).stdout
+    samples = np.frombuffer(pcm, np.float32)
+    spectrum = np.abs(np.fft.rfft(samples))
+    freqs = np.fft.rfftfreq(len(samples), 1 / SR)
+    return float(spectrum[np.abs(freqs - hz) < 5].max() / spectrum.max())
+
+
+def test_duck_keeps_the_original_audio_under_the_music(media, tmp_path):
+    source = media["good"]  # its own track is a 440 Hz sine
+    info = probe(source)
+    replaced = mux_audio(source, tone(info.duration), SR, tmp_path / "replaced.mp4", info.duration)
+    ducked = mux_audio(source, tone(info.duration), SR, tmp_path / "ducked.mp4", info.duration, keep_original=0.25)
+    assert dominant_frequency(ducked) == pytest.approx(TONE_HZ, abs=5)  # the music stays on top
+    assert _energy_at(ducked, 440) > 0.05 > _energy_at(replaced, 440)  # the original is audible only when ducked
+    assert video_md5(ducked) == video_md5(source)
+
+
 def test_mux_stereo_into_matroska(media, tmp_path):
     source = media["silent"]
     out = mux_audio(source, tone(3.0, channels=2), SR, tmp_path / "out.mkv", 3.0)
