@@ -129,22 +129,22 @@ def build_prior(out: Path, seed: int) -> None:
     TwoStagePrior(PriorConfig.tiny()).save_pretrained(out)
 
 
-def build_all(root: Path, seed: int = 0) -> dict[str, Path]:
-    """Build every tiny component under ``root`` (atomically, once) and return their paths."""
-    root = Path(root) / f"tiny-v{TINY_VERSION}-seed{seed}"
-    paths = {name: root / name for name in COMPONENTS}
+def build_once(root: Path, build) -> Path:
+    """Run ``build(staging)`` and move the result to ``root`` atomically, unless it is there.
+
+    A model cache is shared by processes (Ray actors, test workers): building in a private
+    staging folder and renaming means nobody ever sees a half-written model.
+    """
+    root = Path(root)
     if (root / "COMPLETE").exists():
-        return paths
+        return root
     from cotvtm.models import quiet_transformers
 
     quiet_transformers()
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
-        build_clip(staging / "clip", seed)
-        build_musicgen_and_t5(staging / "musicgen", staging / "t5", seed)
-        build_rationale(staging / "rationale", seed)
-        build_prior(staging / "prior", seed)
+        build(staging)
         (staging / "COMPLETE").write_text("ok\n")
         try:
             os.rename(staging, root)
@@ -153,4 +153,17 @@ def build_all(root: Path, seed: int = 0) -> dict[str, Path]:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return paths
+    return root
+
+
+def build_all(root: Path, seed: int = 0) -> dict[str, Path]:
+    """Build every tiny component under ``root`` (atomically, once) and return their paths."""
+
+    def build(staging: Path) -> None:
+        build_clip(staging / "clip", seed)
+        build_musicgen_and_t5(staging / "musicgen", staging / "t5", seed)
+        build_rationale(staging / "rationale", seed)
+        build_prior(staging / "prior", seed)
+
+    root = build_once(Path(root) / f"tiny-v{TINY_VERSION}-seed{seed}", build)
+    return {name: root / name for name in COMPONENTS}

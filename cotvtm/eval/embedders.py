@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -436,15 +435,9 @@ def _tiny_clap(out: Path) -> None:
 
 def build_tiny(cache_dir: Path, seed: int = 0) -> Path:
     """Write the tiny evaluation models under ``cache_dir`` (atomically, once); returns their folder."""
-    root = Path(cache_dir) / f"eval-tiny-v{TINY_EVAL_VERSION}-seed{seed}"
-    if (root / "COMPLETE").exists():
-        return root
-    from cotvtm.models import quiet_transformers
+    from cotvtm.tiny import build_once
 
-    quiet_transformers()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    try:
+    def build(staging: Path) -> None:
         torch.manual_seed(seed)
         net = _tiny_cnn14(classes=16)
         _save(staging / "cnn14", {"cnn14": net.cfg.to_dict()}, net)
@@ -457,12 +450,5 @@ def build_tiny(cache_dir: Path, seed: int = 0) -> Path:
         _save(staging / "joint", {"cnn14": audio.cfg.to_dict(), "visual": visual.cfg.to_dict()}, joint)
         _tiny_hubert(staging / "hubert")
         _tiny_clap(staging / "clap")
-        (staging / "COMPLETE").write_text("ok\n")
-        try:
-            os.rename(staging, root)
-        except OSError:  # built concurrently by another process; identical
-            if not (root / "COMPLETE").exists():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return root
+
+    return build_once(Path(cache_dir) / f"eval-tiny-v{TINY_EVAL_VERSION}-seed{seed}", build)
