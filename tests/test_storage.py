@@ -325,11 +325,12 @@ def test_local_symlink_leaving_the_root_is_listed_but_refused(tmp_path):
         store.get_bytes("broken.mp4")
 
 
-def test_local_helpers_used_by_the_runner_still_work(tmp_path):
-    from cotvtm.storage.local import append_line, atomic_write_bytes, list_files
+def test_local_helpers_write_whole_readable_files(tmp_path):
+    from cotvtm.storage.local import append_line, atomic_write_bytes
 
     atomic_write_bytes(tmp_path / "in" / "a.mp4", b"v")
     append_line(tmp_path / "m.jsonl", "one\n")
     append_line(tmp_path / "m.jsonl", "two")
-    assert list_files(tmp_path / "in", (".mp4",)) == ([("a.mp4", tmp_path / "in" / "a.mp4")], 0)
+    assert (tmp_path / "in" / "a.mp4").read_bytes() == b"v"
+    assert (tmp_path / "in" / "a.mp4").stat().st_mode & 0o044 == 0o044  # not mkstemp's 0600
     assert LocalStore(tmp_path).read_lines("m.jsonl") == ["one", "two"]

@@ -8,32 +8,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from cotvtm.errors import CotvtmError
 from cotvtm.storage.errors import ObjectNotFound, ObjectTooLarge, StorageError
 from cotvtm.storage.store import ObjectInfo, wanted
 from cotvtm.storage.uri import check_key, check_prefix
-
-
-def list_files(root: str | Path, extensions: tuple[str, ...]) -> tuple[list[tuple[str, Path]], int]:
-    """(key, path) for files under ``root`` with a wanted extension, sorted; plus how many were ignored.
-
-    The key is the path relative to ``root`` with '/' separators: outputs mirror it.
-    A single file given as ``root`` is listed on its own.
-    """
-    root = Path(root)
-    if root.is_file():
-        return [(root.name, root)], 0
-    if not root.is_dir():
-        raise CotvtmError(f"input {root} does not exist or is not a folder")
-    found, ignored = [], 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
-        if path.suffix.lower() in extensions:
-            found.append((path.relative_to(root).as_posix(), path))
-        else:
-            ignored += 1
-    return found, ignored
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
