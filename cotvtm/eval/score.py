@@ -48,6 +48,14 @@ class Loaded:
         return self.model
 
 
+def _frechet(model, refs, methods: dict, table: dict, column: str) -> None:
+    """FD and FAD are one computation over different embedding models."""
+    reference = np.concatenate(model.embed(refs.at(model.sample_rate)))
+    for name, audio in methods.items():
+        table[name][column] = metrics.frechet_between(np.concatenate(model.embed(audio.at(model.sample_rate))),
+                                                      reference)
+
+
 def score(models: embedders.EvalModels, items: list[Item], generated: dict[str, tuple[list[np.ndarray], int]],
           k: int = 10, distractors: int = 69, seed: int = 0, device: str = "cpu",
           echo: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
@@ -59,10 +67,7 @@ def score(models: embedders.EvalModels, items: list[Item], generated: dict[str, 
     frames = [i.frames for i in items]
 
     echo(f"evaluate: FD ({models.fd})")
-    model = load(models.fd)
-    ref_fd = np.concatenate(model.embed(refs.at(model.sample_rate)))
-    for name, audio in methods.items():
-        table[name]["fd"] = metrics.frechet_between(np.concatenate(model.embed(audio.at(model.sample_rate))), ref_fd)
+    _frechet(load(models.fd), refs, methods, table, "fd")
 
     echo(f"evaluate: KL ({models.kl})")
     model = load(models.kl)
@@ -73,10 +78,7 @@ def score(models: embedders.EvalModels, items: list[Item], generated: dict[str, 
         table[name]["kl_sigmoid"] = metrics.kl_sigmoid(logits, ref_logits)
 
     echo(f"evaluate: FAD ({models.fad})")
-    model = load(models.fad)
-    ref_fad = np.concatenate(model.embed(refs.at(model.sample_rate)))
-    for name, audio in methods.items():
-        table[name]["fad"] = metrics.frechet_between(np.concatenate(model.embed(audio.at(model.sample_rate))), ref_fad)
+    _frechet(load(models.fad), refs, methods, table, "fad")
 
     echo(f"evaluate: IB score ({models.ib})")
     model = load(models.ib)
