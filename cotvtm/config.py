@@ -77,7 +77,8 @@ class Resources:
     model_cpus: float = 0.25
     mux_cpus: float = 0.25
     gpus_per_model_actor: float = 0.0
-    video_batch: int = 4
+    video_batch: int = 4  # videos per MusicGen batch; segments per CLIP/prior batch
+    segment_windows: int = 6  # windows per saved segment: the unit of memory and of resuming
     device: str = "cpu"
     max_input_bytes: int = 64 << 30  # a larger remote input is refused, not downloaded
 

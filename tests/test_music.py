@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from cotvtm.models import load_t5
-from cotvtm.music.compose import ComposeConfig, Track, compose, crossfade_join
+from cotvtm.music.compose import (LIMIT_CEILING, LIMIT_KNEE, ComposeConfig, Composer, Track, TrackState, compose,
+                                  crossfade_join, limit)
 from cotvtm.music.musicgen import MusicGenBackend, SamplingConfig
 
 TEXTS = ["a calm piano piece with soft strings, slow tempo", "energetic rock drums and electric guitar"]
@@ -65,7 +66,58 @@ def test_compose_gives_exact_total_duration_per_video(backend, mode):
     durations = [[10.0, 10.0, 5.0], [3.0], [10.0, 0.7]]
     tracks = [Track(rng.standard_normal((len(d), 4, 32)).astype(np.float32), np.ones((len(d), 4)), d)
               for d in durations]
-    audio = compose(backend, tracks, ComposeConfig(mode=mode, prompt_s=2.0, crossfade_s=0.25, batch_size=4))
+    audio = compose(backend, tracks, ComposeConfig(mode=mode, prompt_s=2.0, crossfade_s=0.25))
     for track, samples in zip(durations, audio):
         assert len(samples) == round(sum(track) * backend.sample_rate)
         assert np.isfinite(samples).all() and np.abs(samples).mean() > 1e-4
+
+
+def test_limiter_keeps_quiet_samples_and_never_exceeds_the_ceiling():
+    x = np.linspace(-3, 3, 2001, dtype=np.float32)
+    y = limit(x)
+    quiet = np.abs(x) <= LIMIT_KNEE
+    assert np.array_equal(y[quiet], x[quiet])
+    assert np.abs(y).max() <= LIMIT_CEILING and np.all(np.diff(y) >= 0)  # bounded, order kept
+
+
+def _windows(count, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((count, 4, 32)).astype(np.float32), np.ones((count, 4))
+
+
+@pytest.mark.parametrize("mode", ["continuous", "independent"])
+def test_a_track_resumed_from_its_saved_state_is_the_uninterrupted_track(backend, mode):
+    """Composing 2 windows, saving the state, and going on in a new composer gives the same
+    samples, bit for bit, as composing all 4 windows in one go: a resumed video's music is
+    continuous."""
+    e_m, mask = _windows(4)
+    durations = [10.0, 10.0, 10.0, 4.0]
+    cfg = ComposeConfig(mode=mode, prompt_s=2.0, crossfade_s=0.25, seed=5)
+    [whole] = compose(backend, [Track(e_m, mask, durations)], cfg)
+
+    first, state = Composer(backend, cfg), TrackState()
+    pieces = []
+    for i in range(2):
+        first.step([state], e_m[i:i + 1], mask[i:i + 1], [durations[i]])
+        pieces.append(first.take(state))
+    saved = {k: np.array(v) for k, v in state.to_arrays().items()}
+    second, state = Composer(backend, cfg), TrackState.from_arrays(saved)
+    assert state.window == 2 and state.emitted == sum(len(p) for p in pieces)
+    for i in range(2, 4):
+        second.step([state], e_m[i:i + 1], mask[i:i + 1], [durations[i]])
+        pieces.append(second.take(state, last=i == 3))
+    assert np.array_equal(np.concatenate(pieces), whole)
+    assert len(whole) == round(34.0 * backend.sample_rate)
+
+
+def test_working_tail_stays_short_however_long_the_track(backend):
+    cfg = ComposeConfig(prompt_s=2.0, crossfade_s=0.25)
+    composer, state = Composer(backend, cfg), TrackState()
+    e_m, mask = _windows(6)
+    tails = []
+    for i in range(6):
+        composer.step([state], e_m[i:i + 1], mask[i:i + 1], [10.0])
+        composer.take(state)
+        tails.append(len(state.tail))
+    assert max(tails) <= round(2.25 * backend.sample_rate)
+    assert state.emitted + len(state.tail) == round(60 * backend.sample_rate)

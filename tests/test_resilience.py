@@ -24,10 +24,10 @@ def library(tmp_path_factory):
     return root
 
 
-def _start(library: Path, out: Path, ray_address: str, cache: Path) -> subprocess.Popen:
+def _start(library: Path, out: Path, ray_address: str, cache: Path, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, RAY_ADDRESS=ray_address, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "jobs.soundtrack", str(library), str(out), "--cache-dir",
-                             str(cache), "--video-batch", "1"], env=env, stdout=subprocess.PIPE,
+                             str(cache), "--video-batch", "1", *extra], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -96,3 +96,42 @@ def test_killed_driver_then_rerun_finishes_only_what_was_left(library, tmp_path,
     assert {r["key"] for r in second if r["status"] == "skipped"} == finished
     assert {r["key"] for r in second if r["status"] == "ok"} == {f"clip{i}.mp4" for i in range(VIDEOS)} - finished
     _assert_complete(out)
+
+
+def _pcm(video: Path) -> bytes:
+    return subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-map", "0:a:0", "-f", "f32le", "-"],
+                          capture_output=True, check=True).stdout
+
+
+def test_interrupted_long_video_resumes_after_its_last_saved_segment(tmp_path, ray_session, model_cache):
+    """A 50 s video in five 1-window segments; the driver is killed once two segments' music is
+    saved. The rerun conditions nothing again, composes only the remaining segments from the
+    saved state, and its output's audio is sample-for-sample the audio of an uninterrupted run."""
+    library = tmp_path / "long"
+    library.mkdir()
+    make_video(library / "long.mp4", duration=50, size="64x48", fps=4)
+    out, whole = tmp_path / "out", tmp_path / "whole"
+    args = ("--segment-windows", "1")
+
+    proc = _start(library, out, ray_session, model_cache, *args)
+    _wait(lambda: list(out.glob(".cotvtm-progress/*/*/state-00001.npz")))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)
+    assert not list(out.glob("long*.mp4"))  # nothing visible yet, nothing half-written
+
+    rerun = _start(library, out, ray_session, model_cache, *args)
+    stdout, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    assert "pass 1/2" not in stdout  # every segment's conditioning was already saved
+    [video] = out.glob("long*.mp4")
+    sidecar = json.loads(video.with_suffix(".json").read_text())
+    assert sidecar["segments"] == 5 and 2 <= sidecar["resumed_at_segment"] < 5
+    assert not list(out.glob(".cotvtm-progress/*/*"))  # the finished video's progress is gone
+
+    straight = _start(library, whole, ray_session, model_cache, *args)
+    stdout, stderr = straight.communicate(timeout=600)
+    assert straight.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    [reference] = whole.glob("long*.mp4")
+    assert json.loads(reference.with_suffix(".json").read_text())["resumed_at_segment"] == 0
+    assert _pcm(video) == _pcm(reference) and len(_pcm(video)) > 0

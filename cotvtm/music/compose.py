@@ -1,14 +1,18 @@
-"""Turn per-window E_m into one continuous track per video, batching across videos.
+"""Turn per-window E_m into one continuous track per video, a window at a time.
 
 ``continuous`` (default): window i+1 continues window i (MusicGen audio prompt = the
 last ``prompt_s`` of the track so far). The continuation re-decodes the prompt, so the
 join crossfades the track's tail with that re-decoding: the seam sits on near-identical
-audio. Windows of one video are sequential; the same window index of many videos is
-generated as one batch.
+audio.
 
-``independent``: every window is generated on its own (all in parallel) and the
-windows are joined with a short crossfade, the paper's behaviour; faster, less
+``independent``: every window is generated on its own (many windows of one track in one
+batch) and joined to the previous one with a short crossfade, the paper's behaviour; less
 coherent.
+
+Composition streams: a track's state (``TrackState``) is only the short working tail the
+next join needs, and ``Composer.take`` hands out the samples that are final. Memory per
+track is therefore independent of its length, and a saved state resumes a track exactly
+where it stopped. The same window index of many tracks is generated as one batch.
 """
 
 from dataclasses import dataclass, field
@@ -16,32 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MODES = ("continuous", "independent")
-
-
-@dataclass
-class Track:
-    """One video's music conditioning and the audio made so far."""
-
-    e_m: np.ndarray  # (windows, L, D)
-    mask: np.ndarray  # (windows, L)
-    durations: list[float]
-    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    done: list[np.ndarray] = field(default_factory=list)  # finished audio before ``audio``
-
-    def settle(self, keep: int) -> None:
-        """Move all but the last ``keep`` samples out of the working tail, so each join copies
-        only the tail: composing W windows costs O(W), not O(W^2)."""
-        if len(self.audio) > keep:
-            self.done.append(self.audio[: len(self.audio) - keep])
-            self.audio = self.audio[len(self.audio) - keep:]
-
-    def finish(self) -> None:
-        self.audio = np.concatenate(self.done + [self.audio]) if self.done else self.audio
-        self.done = []
-
-    @property
-    def length(self) -> int:
-        return sum(len(chunk) for chunk in self.done) + len(self.audio)
+LIMIT_KNEE = 0.7  # samples below this pass through untouched
+LIMIT_CEILING = 0.89  # ~-1 dBFS: the AAC/Opus encode never clips
 
 
 @dataclass(frozen=True)
@@ -49,85 +29,127 @@ class ComposeConfig:
     mode: str = "continuous"
     prompt_s: float = 2.0
     crossfade_s: float = 0.25
-    batch_size: int = 8
     seed: int = 0
+
+
+@dataclass
+class TrackState:
+    """Where one track stands: everything before ``tail`` has been handed out as final."""
+
+    tail: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # working samples
+    emitted: int = 0  # samples already final
+    elapsed: float = 0.0  # seconds of windows composed so far
+    window: int = 0  # index of the next window
+
+    def to_arrays(self) -> dict:
+        return {"tail": self.tail, "emitted": np.int64(self.emitted), "elapsed": np.float64(self.elapsed),
+                "window": np.int64(self.window)}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "TrackState":
+        return cls(np.asarray(arrays["tail"], np.float32), int(arrays["emitted"]), float(arrays["elapsed"]),
+                   int(arrays["window"]))
 
 
 def crossfade_join(head: np.ndarray, tail: np.ndarray, overlap: int) -> np.ndarray:
     """Concatenate with an equal-power crossfade over ``overlap`` samples."""
     overlap = min(overlap, len(head), len(tail))
     if overlap == 0:
-        return np.concatenate([head, tail])
+        return np.concatenate([head, tail]).astype(np.float32)
     ramp = np.linspace(0.0, np.pi / 2, overlap, dtype=np.float32)
     mixed = head[-overlap:] * np.cos(ramp) + tail[:overlap] * np.sin(ramp)
     return np.concatenate([head[:-overlap], mixed, tail[overlap:]]).astype(np.float32)
 
 
+def limit(audio: np.ndarray) -> np.ndarray:
+    """A sample-by-sample soft limiter: untouched below the knee, never above the ceiling.
+
+    It needs no look at the whole track (unlike peak normalisation), so every piece of a
+    streamed track is mastered the same way whenever and wherever it is made.
+    """
+    audio = np.asarray(audio, np.float32)
+    level = np.abs(audio)
+    span = LIMIT_CEILING - LIMIT_KNEE
+    squashed = LIMIT_KNEE + span * np.tanh((level - LIMIT_KNEE) / span)
+    return np.where(level > LIMIT_KNEE, np.sign(audio) * squashed, audio).astype(np.float32)
+
+
+class Composer:
+    """Composes the next window of a batch of tracks with one MusicGen call per group."""
+
+    def __init__(self, backend, cfg: ComposeConfig):
+        if cfg.mode not in MODES:
+            raise ValueError(f"unknown music mode {cfg.mode!r}; choose one of {MODES}")
+        self.backend, self.cfg = backend, cfg
+        self.fade = self._samples(cfg.crossfade_s)
+        self.keep = self._samples(cfg.prompt_s) + self.fade if cfg.mode == "continuous" else self.fade
+
+    def _samples(self, seconds: float) -> int:
+        return int(round(seconds * self.backend.sample_rate))
+
+    def step(self, states: list[TrackState], hidden: np.ndarray, mask: np.ndarray, durations: list[float]) -> None:
+        """Add each track's next window (E_m ``hidden[i]``, ``durations[i]`` seconds).
+
+        In ``independent`` mode a track may appear several times, its windows in order: they
+        are generated in one batch and joined in that order.
+        """
+        fresh = [i for i, s in enumerate(states) if s.window == 0 or self.cfg.mode == "independent"]
+        going = [i for i in range(len(states)) if i not in fresh]
+        if fresh:
+            self._start(fresh, states, hidden, mask, durations)
+        if going:
+            self._continue(going, states, hidden, mask, durations)
+
+    def _start(self, rows, states, hidden, mask, durations) -> None:
+        seconds = max(durations[i] for i in rows) + self.cfg.crossfade_s
+        seed = self.cfg.seed + min(states[i].window for i in rows)
+        out = self.backend.generate(hidden[rows], mask[rows], seconds, seed=seed)
+        for i, audio in zip(rows, out):
+            self._join(states[i], audio, durations[i])
+
+    def _continue(self, rows, states, hidden, mask, durations) -> None:
+        hop = self.backend.sample_rate // self.backend.frame_rate
+        prompt_len = min(self._samples(self.cfg.prompt_s), *(len(states[i].tail) for i in rows)) // hop * hop
+        prompts = np.stack([states[i].tail[len(states[i].tail) - prompt_len:] for i in rows])
+        seed = self.cfg.seed + min(states[i].window for i in rows)
+        out = self.backend.generate(hidden[rows], mask[rows], max(durations[i] for i in rows), prompt=prompts,
+                                    seed=seed)
+        for i, audio in zip(rows, out):
+            self._join(states[i], audio[max(prompt_len - self.fade, 0):], durations[i])
+
+    def _join(self, state: TrackState, audio: np.ndarray, duration: float) -> None:
+        """Crossfade the new audio on and cut the track to exactly the time composed so far."""
+        state.elapsed += duration
+        target = self._samples(state.elapsed) - state.emitted
+        state.tail = crossfade_join(state.tail, audio, self.fade)[:target]
+        state.window += 1
+
+    def take(self, state: TrackState, last: bool = False) -> np.ndarray:
+        """The samples that no later window can change (all of them after the last window)."""
+        cut = len(state.tail) if last else max(len(state.tail) - self.keep, 0)
+        final, state.tail = state.tail[:cut], state.tail[cut:]
+        state.emitted += len(final)
+        return limit(final)
+
+
+@dataclass
+class Track:
+    """One short track composed in memory: its conditioning per window."""
+
+    e_m: np.ndarray  # (windows, L, D)
+    mask: np.ndarray  # (windows, L)
+    durations: list[float]
+
+
 def compose(backend, tracks: list[Track], cfg: ComposeConfig) -> list[np.ndarray]:
-    """Fill ``track.audio`` for every track; the result has exactly the summed duration."""
-    if cfg.mode == "continuous":
-        _continuous(backend, tracks, cfg)
-    elif cfg.mode == "independent":
-        _independent(backend, tracks, cfg)
-    else:
-        raise ValueError(f"unknown music mode {cfg.mode!r}; choose one of {MODES}")
-    for track in tracks:
-        track.audio = master(track.audio)
-    return [t.audio for t in tracks]
-
-
-def master(audio: np.ndarray, peak: float = 0.89) -> np.ndarray:
-    """Remove any DC offset and keep peaks below ~-1 dBFS so the AAC/Opus encode never clips."""
-    audio = audio - audio.mean() if len(audio) else audio
-    top = float(np.abs(audio).max()) if len(audio) else 0.0
-    return (audio * (peak / top) if top > peak else audio).astype(np.float32)
-
-
-def _samples(backend, seconds: float) -> int:
-    return int(round(seconds * backend.sample_rate))
-
-
-def _continuous(backend, tracks: list[Track], cfg: ComposeConfig) -> None:
-    hop = backend.sample_rate // backend.frame_rate
-    fade = _samples(backend, cfg.crossfade_s)
+    """Whole tracks at once, each exactly its summed duration long (clips, images, tests)."""
+    composer = Composer(backend, cfg)
+    states = [TrackState() for _ in tracks]
+    pieces: list[list[np.ndarray]] = [[] for _ in tracks]
     for index in range(max(len(t.durations) for t in tracks)):
-        active = [t for t in tracks if index < len(t.durations)]
-        seconds = max(t.durations[index] for t in active)
-        hidden = np.stack([t.e_m[index] for t in active])
-        mask = np.stack([t.mask[index] for t in active])
-        if index == 0:
-            out = backend.generate(hidden, mask, seconds + cfg.crossfade_s, seed=cfg.seed)
-            for track, audio in zip(active, out):
-                track.audio = audio[: _samples(backend, track.durations[0])]
-            continue
-        prompt_len = min(_samples(backend, cfg.prompt_s), *(len(t.audio) for t in active)) // hop * hop
-        prompts = np.stack([t.audio[len(t.audio) - prompt_len:] for t in active])
-        out = backend.generate(hidden, mask, seconds, prompt=prompts, seed=cfg.seed + index)
-        for track, audio in zip(active, out):
-            target = _samples(backend, sum(track.durations[: index + 1])) - (track.length - len(track.audio))
-            track.audio = crossfade_join(track.audio, audio[max(prompt_len - fade, 0):], fade)[:target]
-            track.settle(_samples(backend, cfg.prompt_s) + fade)
-    for track in tracks:
-        track.finish()
-
-
-def _independent(backend, tracks: list[Track], cfg: ComposeConfig) -> None:
-    jobs = [(t, i) for t in tracks for i in range(len(t.durations))]
-    pieces: dict[tuple[int, int], np.ndarray] = {}
-    for start in range(0, len(jobs), cfg.batch_size):
-        chunk = jobs[start: start + cfg.batch_size]
-        seconds = max(t.durations[i] for t, i in chunk) + cfg.crossfade_s
-        hidden = np.stack([t.e_m[i] for t, i in chunk])
-        mask = np.stack([t.mask[i] for t, i in chunk])
-        out = backend.generate(hidden, mask, seconds, seed=cfg.seed + start)
-        for (track, index), audio in zip(chunk, out):
-            pieces[id(track), index] = audio
-    fade = _samples(backend, cfg.crossfade_s)
-    for track in tracks:
-        track.audio, track.done = np.zeros(0, np.float32), []
-        for index, seconds in enumerate(track.durations):
-            piece = pieces.pop((id(track), index))[: _samples(backend, seconds) + fade]
-            track.audio = crossfade_join(track.audio, piece, fade)
-            track.settle(fade)
-        track.finish()
-        track.audio = track.audio[: _samples(backend, sum(track.durations))]
+        rows = [i for i, t in enumerate(tracks) if index < len(t.durations)]
+        composer.step([states[i] for i in rows], np.stack([tracks[i].e_m[index] for i in rows]),
+                      np.stack([tracks[i].mask[index] for i in rows]), [tracks[i].durations[index] for i in rows])
+        for i in rows:
+            pieces[i].append(composer.take(states[i], last=index == len(tracks[i].durations) - 1))
+    return [np.concatenate(p) for p in pieces]

@@ -1,4 +1,4 @@
-"""The record that flows through the soundtrack pipeline, one per input video."""
+"""The records that flow through the soundtrack job's two passes."""
 
 from dataclasses import dataclass, field
 
@@ -9,11 +9,9 @@ from cotvtm.video.types import VideoInfo, Window
 
 @dataclass
 class VideoJob:
-    """An input video and what the stages have made of it so far.
+    """An input and its output keys; the row of the compose pass.
 
-    Each stage fills its fields and drops the bulky ones the next stages do not need
-    (frames after CLIP, embeddings after MusicGen, audio after the mux), so a row stays
-    small as it moves on. ``error`` set means later stages pass the job through.
+    ``error`` set means later stages pass the job through.
     """
 
     key: str  # input key, relative to the input store's root
@@ -22,12 +20,8 @@ class VideoJob:
     out_still: str | None = None  # image inputs: the optional still-image video
     info: VideoInfo | None = None
     windows: list[Window] = field(default_factory=list)
-    frames: np.ndarray | None = None  # (windows, frames, H, W, 3) uint8
-    e_v: np.ndarray | None = None  # (windows, clip_dim)
-    e_m: np.ndarray | None = None  # (windows, L, music_dim)
-    mask: np.ndarray | None = None  # (windows, L)
-    explanations: list[list[dict]] = field(default_factory=list)  # per window: nearest teacher descriptions
-    audio: np.ndarray | None = None  # (samples,) float32
+    segments: int = 0
+    resumed_at: int = 0  # segments whose music an earlier run had already saved
     sample_rate: int = 0
     error: str | None = None
     error_stage: str | None = None
@@ -35,7 +29,29 @@ class VideoJob:
 
     def fail(self, stage: str, reason: str) -> None:
         self.error, self.error_stage = reason, stage
-        self.frames = self.e_v = self.e_m = self.mask = self.audio = None
+
+
+@dataclass
+class Segment:
+    """A run of consecutive windows of one video; the row of the conditioning pass.
+
+    Each stage drops the bulky field the next one does not need (frames after CLIP,
+    embeddings once the conditioning is saved), so rows stay small as they move on.
+    """
+
+    key: str
+    index: int  # segment number within the video; -1 for a video that failed before its segments
+    count: int  # segments in the video
+    windows: list[Window] = field(default_factory=list)
+    frames: np.ndarray | None = None  # (windows, frames, H, W, 3) uint8
+    e_v: np.ndarray | None = None  # (windows, clip_dim)
+    error: str | None = None
+    error_stage: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def fail(self, stage: str, reason: str) -> None:
+        self.error, self.error_stage = reason, stage
+        self.frames = self.e_v = None
 
 
 @dataclass

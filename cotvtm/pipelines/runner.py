@@ -10,6 +10,8 @@ from pathlib import Path, PurePosixPath
 from cotvtm import __version__, models
 from cotvtm.config import VIDEO_EXTENSIONS, Resources, SoundtrackConfig
 from cotvtm.pipelines.job import Outcome, VideoJob
+from cotvtm.pipelines.progress import PROGRESS_DIR, Done, VideoProgress, scan, video_id
+from cotvtm.pipelines.rows import records
 from cotvtm.report import write_report
 from cotvtm.errors import CotvtmError
 from cotvtm.storage import Store, is_s3_uri, open_store
@@ -125,7 +127,7 @@ def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = N
                 "models": asdict(refs), "prior_trained": trained,
                 "note": None if trained else "the prior is untrained (random weights): the music does not yet "
                                              "reflect the video; train one with the distillation job"}
-        _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo, src, out)
+        _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo, src, out, digest)
     try:  # a report that cannot be written must not hide a finished batch
         rows = [asdict(o) for o in summary.outcomes]
         echo(f"report   {write_report(out, rows, wall_seconds=time.monotonic() - summary.started)}")
@@ -135,14 +137,52 @@ def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = N
     return summary
 
 
-def _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo, src, out) -> None:
-    from cotvtm.pipelines import soundtrack
+def _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo, src, out, digest) -> None:
+    """Pass 1 saves every video's conditioning, pass 2 composes and muxes the videos that have it."""
+    from cotvtm.pipelines import condition, soundtrack
     from cotvtm.raycluster import init_ray
 
     init_ray()
-    ds = soundtrack.build(jobs, refs, cfg, res, dims, short_side, base, src, out)
-    for row in ds.iter_rows():
-        _record(summary, out, Outcome(**{k: _plain(v) for k, v in row.items()}), run_id, echo)
+    root = out.child(PROGRESS_DIR)
+    todo, resumed = _unconditioned(jobs, root, digest)
+    failed = set()
+    if todo:
+        echo(f"pass 1/2: music conditioning for {len(todo)} inputs ({len(resumed)} resumed)")
+        ds = condition.build([job.key for job in todo], refs, cfg, res, dims, short_side, src, root, digest, resumed)
+        for batch in ds.iter_batches(batch_size=1):
+            [segment] = records(batch)
+            if segment.error is None and segment.count > 1:
+                echo(f"prepared {segment.key}: segment {segment.index + 1}/{segment.count}")
+            elif segment.error is not None and segment.key not in failed:
+                failed.add(segment.key)
+                _record(summary, out, Outcome(segment.key, "error", reason=f"{segment.error_stage}: {segment.error}"),
+                        run_id, echo)
+    ready = [job for job in jobs if job.key not in failed]
+    if ready:
+        echo(f"pass 2/2: music and mux for {len(ready)} inputs")
+        ds = soundtrack.build(ready, refs, cfg, res, base, src, out, root, digest)
+        for row in ds.iter_rows():
+            _record(summary, out, Outcome(**{k: _plain(v) for k, v in row.items()}), run_id, echo)
+
+
+def _unconditioned(jobs, root: Store, digest: str) -> tuple[list[VideoJob], dict[str, Done]]:
+    """Inputs whose conditioning is not all saved yet, and what is saved of the partly done ones."""
+    saved = scan(root, digest)
+    todo, resumed = [], {}
+    for job in jobs:
+        done = saved.get(video_id(job.key))
+        if done is None or not done.plan:
+            todo.append(job)
+            continue
+        try:
+            segments = len(VideoProgress(root, digest, job.key).load_plan().segments)
+        except (CotvtmError, ValueError, KeyError):  # an unreadable plan is made again
+            todo.append(job)
+            continue
+        if len(done.conditioned) < segments:
+            todo.append(job)
+            resumed[job.key] = done
+    return todo, resumed
 
 
 def _plain(value):

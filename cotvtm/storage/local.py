@@ -134,3 +134,9 @@ class LocalStore:
     def read_lines(self, key: str) -> list[str]:
         path = self.local_path(key)
         return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+
+    def child(self, prefix: str) -> LocalStore:
+        return LocalStore(self.local_path(prefix.rstrip("/")))
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self.local_path(prefix.rstrip("/")), ignore_errors=True)

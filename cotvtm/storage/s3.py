@@ -8,6 +8,7 @@ files in parts. A PUT or a completed multipart upload is atomic: nobody sees hal
 
 from __future__ import annotations  # a method named `list` shadows the builtin in annotations
 
+import copy
 import os
 import time
 import uuid
@@ -214,6 +215,21 @@ class S3Store:
         with ThreadPoolExecutor(READ_THREADS) as pool:
             bodies = list(pool.map(self.get_bytes, rows))
         return [line for body in bodies for line in body.decode("utf-8").splitlines()]
+
+    def child(self, prefix: str) -> S3Store:
+        child = copy.copy(self)  # shares the client
+        child.location = S3Location(self.location.bucket, self._key(prefix.rstrip("/")) + "/")
+        return child
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Batched DeleteObjects (1,000 keys a request) over the listing, hidden keys included."""
+        full = self.location.key(check_prefix(prefix, self.uri()))
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.location.bucket, Prefix=full)
+        with self._errors(prefix):
+            for page in pages:
+                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+                if keys:
+                    self.client.delete_objects(Bucket=self.location.bucket, Delete={"Objects": keys, "Quiet": True})
 
     # -- errors --------------------------------------------------------------------------
 

@@ -56,6 +56,12 @@ class Store(Protocol):
     def local_path(self, key: str) -> Path | None:
         """The file behind ``key`` when the store is local, else None."""
 
+    def child(self, prefix: str) -> Store:
+        """The store rooted at ``prefix`` inside this one (a hidden prefix is fine)."""
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under ``prefix`` (a folder-like key ending in '/')."""
+
 
 def open_store(uri: str | Path, endpoint_url: str | None = None, transfer=None) -> Store:
     """A store for a local path or an ``s3://bucket/prefix`` URI.

@@ -10,6 +10,7 @@ import os
 import secrets
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -54,28 +55,56 @@ def mux_audio(
     ``audio`` is float mono ``(n,)`` or ``(channels, n)`` and must already be ``duration`` long
     (see ``fit_length``), so no ``-t``/``-shortest`` is needed and the tracks end together.
     """
-    out_path = Path(out_path)
-    ext = out_path.suffix.lower()
-    if ext not in AUDIO_CODECS:
-        raise MediaError(out_path, f"unsupported output container {ext or '(no extension)'!r}; "
-                                   f"use one of {', '.join(sorted(AUDIO_CODECS))}")
     samples = _as_frames_by_channels(audio)
     expected = round(duration * sample_rate)
     if len(samples) != expected:
         raise ValueError(f"audio has {len(samples)} samples, expected {expected} "
                          f"({duration} s at {sample_rate} Hz): call fit_length first")
+    _check_container(Path(out_path))
     fd, wav = tempfile.mkstemp(prefix="cotvtm-", suffix=".wav")
     os.close(fd)
-    tmp_out = out_path.with_name(f".{out_path.name}.tmp-{secrets.token_hex(4)}{ext}")
     try:
         sf.write(wav, samples, sample_rate, subtype="FLOAT")
-        _run_ffmpeg(video_path, _mux_command(video_path, wav, tmp_out, ext, keep_original))
+        return mux_wav(video_path, wav, out_path, keep_original)
+    finally:
+        os.remove(wav)
+
+
+def write_wav(chunks: Iterable[np.ndarray], sample_rate: int, duration: float, path: str | os.PathLike) -> Path:
+    """Stream mono float ``chunks`` into a WAV of exactly ``duration`` (cut or zero-padded),
+    holding one chunk in memory at a time: an hour of music never sits in RAM."""
+    target, written = round(duration * sample_rate), 0
+    with sf.SoundFile(path, "w", samplerate=sample_rate, channels=1, subtype="FLOAT") as out:
+        for chunk in chunks:
+            piece = np.asarray(chunk, np.float32)[: target - written]
+            out.write(piece)
+            written += len(piece)
+        if written < target:
+            out.write(np.zeros(target - written, np.float32))
+    return Path(path)
+
+
+def mux_wav(video_path: str | os.PathLike, wav: str | os.PathLike, out_path: str | os.PathLike,
+            keep_original: float = 0.0) -> Path:
+    """``mux_audio`` for music already in a WAV file as long as the video."""
+    out_path = Path(out_path)
+    ext = _check_container(out_path)
+    tmp_out = out_path.with_name(f".{out_path.name}.tmp-{secrets.token_hex(4)}{ext}")
+    try:
+        _run_ffmpeg(video_path, _mux_command(video_path, str(wav), tmp_out, ext, keep_original))
         os.replace(tmp_out, out_path)
     finally:
-        for leftover in (wav, tmp_out):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+        if os.path.exists(tmp_out):
+            os.remove(tmp_out)
     return out_path
+
+
+def _check_container(out_path: Path) -> str:
+    ext = out_path.suffix.lower()
+    if ext not in AUDIO_CODECS:
+        raise MediaError(out_path, f"unsupported output container {ext or '(no extension)'!r}; "
+                                   f"use one of {', '.join(sorted(AUDIO_CODECS))}")
+    return ext
 
 
 def _as_frames_by_channels(audio: np.ndarray) -> np.ndarray:
