@@ -4,7 +4,8 @@
 
 Runs the soundtrack job (tiny models, local Ray) once per length, sampling the resident
 memory of every Ray worker process by stage every 0.2 s, and prints each stage's peak and
-the ratio to the shortest video's. Tiny models decode frames at 32 px, so frame memory is
+the ratio to the shortest video's. Rows are segments of ``--segment-windows`` windows in
+pass 1 and videos without media in pass 2, so no stage should grow with the video's length. Tiny models decode frames at 32 px, so frame memory is
 small here; with real CLIP (224 px) it is ~50x larger per window.
 """
 
@@ -34,7 +35,7 @@ def _rss_by_stage() -> dict[str, int]:
     return found
 
 
-def measure(minutes: float, work: Path) -> dict[str, int]:
+def measure(minutes: float, work: Path, segment_windows: int) -> dict[str, int]:
     from cotvtm.config import Resources, SoundtrackConfig
     from cotvtm.pipelines.runner import run
     from cotvtm.video.samples import make_video
@@ -54,7 +55,8 @@ def measure(minutes: float, work: Path) -> dict[str, int]:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     started = time.perf_counter()
-    summary = run(str(inputs), str(work / f"out{minutes}"), SoundtrackConfig(), Resources(), echo=lambda _: None)
+    summary = run(str(inputs), str(work / f"out{minutes}"), SoundtrackConfig(),
+                  Resources(segment_windows=segment_windows), echo=lambda _: None)
     done.set()
     thread.join()
     assert summary.ok == 1, [o.reason for o in summary.outcomes]
@@ -65,12 +67,13 @@ def measure(minutes: float, work: Path) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 12])
+    parser.add_argument("--segment-windows", type=int, default=6)
     args = parser.parse_args()
     from cotvtm.raycluster import init_ray
 
     init_ray()
     with tempfile.TemporaryDirectory() as tmp:
-        results = {m: measure(m, Path(tmp)) for m in args.minutes}
+        results = {m: measure(m, Path(tmp), args.segment_windows) for m in args.minutes}
     print(f"{'stage':>8} " + " ".join(f"{f'{m:g} min MB':>12}" for m in args.minutes) + "   ratio to first")
     for stage in STAGES:
         row = [results[m].get(stage, 0) / 2**20 for m in args.minutes]

@@ -80,6 +80,21 @@ def test_list_order_prefix_extensions_hidden(store):
         assert [i.key for i in store.list()] == visible
 
 
+def test_hidden_child_store_and_prefix_delete(store):
+    """Saved progress lives in a hidden child store: invisible to the parent's listing, listed
+    by the child, and removed a folder at a time."""
+    child = store.child(".work")
+    for name in ("v1/a.json", "v1/b.npz", "v2/a.json"):
+        child.put_bytes(name, name.encode())
+    store.put_bytes("out.mp4", b"output")
+    assert keys(store) == ["out.mp4"]
+    assert keys(child) == ["v1/a.json", "v1/b.npz", "v2/a.json"]
+    assert store.get_bytes(".work/v1/b.npz") == b"v1/b.npz"
+    child.delete_prefix("v1/")
+    assert keys(child) == ["v2/a.json"] and keys(store) == ["out.mp4"]
+    child.delete_prefix("never-written/")  # nothing there is not an error
+
+
 def test_upload_download_round_trip(store, tmp_path):
     src = tmp_path / "src.bin"
     src.write_bytes(os.urandom(300_000))
