@@ -1,4 +1,4 @@
-"""Drive one soundtrack run: list inputs, skip finished ones, stream the pipeline, report."""
+"""Drive one soundtrack run: list inputs, skip finished ones, run the two passes, report."""
 
 import hashlib
 import json

@@ -92,6 +92,8 @@ class Music(ModelStage):
                 cursors.append(_Cursor(job, VideoProgress(self.progress, self.digest, job.key)))
             except StorageError as exc:
                 job.fail(self.name, f"saved conditioning unreadable: {exc.reason}")
+            except (ValueError, KeyError, OSError) as exc:  # a damaged saved file fails its video only
+                job.fail(self.name, f"saved progress damaged: {type(exc).__name__}: {exc}")
         whole_segment = self.composer.cfg.mode == "independent"
         while active := [c for c in cursors if c.pending]:
             todo = [(c, window) for c in active for window in c.next_windows(whole_segment)]
