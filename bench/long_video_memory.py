@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/long_video_memory.py [--minutes 1 12]
 
-Runs the soundtrack job (tiny models, local Ray) once per length, sampling the resident
-memory of every Ray worker process by stage every 0.2 s, and prints each stage's peak and
-the ratio to the shortest video's. Rows are segments of ``--segment-windows`` windows in
-pass 1 and videos without media in pass 2, so no stage should grow with the video's length. Tiny models decode frames at 32 px, so frame memory is
-small here; with real CLIP (224 px) it is ~50x larger per window.
+Runs the soundtrack job (tiny models, local Ray) once per length, sampling the memory of
+every Ray worker process by stage every 0.2 s, and prints each stage's peak and the ratio to
+the shortest video's: resident memory, and its two parts, private memory (what a worker
+holds itself) and shared pages of Ray's object store that the worker has touched. Rows are
+segments of ``--segment-windows`` windows in pass 1 and videos without media in pass 2, so
+no stage's private memory should grow with the video's length. Tiny models decode frames at
+32 px, so frame memory is small here; with real CLIP (224 px) it is ~50x larger per window.
 """
 
 import argparse
@@ -18,8 +20,12 @@ from pathlib import Path
 STAGES = ("Decode", "Embed", "Prior", "Music", "Mux")
 
 
-def _rss_by_stage() -> dict[str, int]:
-    found: dict[str, int] = {}
+KINDS = {"VmRSS": "resident", "RssAnon": "private", "RssShmem": "shared (object store pages)"}
+
+
+def _memory_by_stage() -> dict[tuple[str, str], int]:
+    """Per stage, the largest worker's resident memory and its private and shared parts."""
+    found: dict[tuple[str, str], int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -27,10 +33,11 @@ def _rss_by_stage() -> dict[str, int]:
             cmdline = (entry / "cmdline").read_bytes().decode(errors="ignore")
             stage = next((s for s in STAGES if f"MapBatches({s})" in cmdline), None)
             if stage:
-                rss = int(next(line for line in (entry / "status").read_text().splitlines()
-                               if line.startswith("VmRSS")).split()[1]) * 1024
-                found[stage] = max(found.get(stage, 0), rss)
-        except (OSError, StopIteration, ValueError):
+                fields = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines())
+                for kind in KINDS:
+                    value = int(fields[kind].split()[0]) * 1024
+                    found[stage, kind] = max(found.get((stage, kind), 0), value)
+        except (OSError, KeyError, ValueError):
             continue
     return found
 
@@ -48,8 +55,8 @@ def measure(minutes: float, work: Path, segment_windows: int) -> dict[str, int]:
 
     def sample():
         while not done.is_set():
-            for stage, rss in _rss_by_stage().items():
-                peaks[stage] = max(peaks.get(stage, 0), rss)
+            for what, value in _memory_by_stage().items():
+                peaks[what] = max(peaks.get(what, 0), value)
             time.sleep(0.2)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -74,11 +81,13 @@ def main() -> None:
     init_ray()
     with tempfile.TemporaryDirectory() as tmp:
         results = {m: measure(m, Path(tmp), args.segment_windows) for m in args.minutes}
-    print(f"{'stage':>8} " + " ".join(f"{f'{m:g} min MB':>12}" for m in args.minutes) + "   ratio to first")
-    for stage in STAGES:
-        row = [results[m].get(stage, 0) / 2**20 for m in args.minutes]
-        ratio = " ".join(f"{r / row[0]:.2f}" if row[0] else "-" for r in row[1:])
-        print(f"{stage:>8} " + " ".join(f"{r:>12.0f}" for r in row) + f"   {ratio}")
+    for kind, title in KINDS.items():
+        print(f"peak {title} memory per stage ({kind})")
+        print(f"{'stage':>8} " + " ".join(f"{f'{m:g} min MB':>12}" for m in args.minutes) + "   ratio to first")
+        for stage in STAGES:
+            row = [results[m].get((stage, kind), 0) / 2**20 for m in args.minutes]
+            ratio = " ".join(f"{r / row[0]:.2f}" if row[0] else "-" for r in row[1:])
+            print(f"{stage:>8} " + " ".join(f"{r:>12.0f}" for r in row) + f"   {ratio}")
     print(f"{'wall s':>8} " + " ".join(f"{results[m]['seconds']:>12.1f}" for m in args.minutes))
 
 

@@ -86,6 +86,17 @@ def test_exit_status_and_summary_say_what_happened(cli_run):
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
+def test_progress_lines_name_each_input_in_both_passes(cli_run):
+    proc, _ = cli_run
+    lines = proc.stdout.splitlines()
+    assert f"pass 1/2: music conditioning for {len(GOOD) + len(BAD)} inputs (0 resumed)" in lines
+    assert f"pass 2/2: music and mux for {len(GOOD)} inputs" in lines  # failed ones stop after pass 1
+    for key in GOOD:
+        assert f"prepared {key}" in lines and any(line.startswith(f"ok       {key} -> ") for line in lines)
+    for key in BAD:
+        assert any(line.startswith(f"error    {key}: decode: ") for line in lines), key
+
+
 def test_one_manifest_row_per_input_with_specific_reasons(cli_run):
     _, out = cli_run
     rows = {r["key"]: r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}

@@ -166,6 +166,9 @@ def build(keys: list[str], refs: ModelRefs, cfg: SoundtrackConfig, res: Resource
     env = worker_runtime_env()
     model = dict(num_cpus=res.model_cpus, num_gpus=res.gpus_per_model_actor, runtime_env=env)
     ds = ray.data.from_items([row_of(key) for key in keys], override_num_blocks=max(1, len(keys)))
+    # Every yielded segment leaves Decode as a block of its own: by default Ray Data gathers a
+    # task's outputs up to 128 MiB, which would hold many segments of one video in one worker.
+    ds.context.target_max_block_size = 1
     ds = ds.map_batches(Decode, fn_constructor_kwargs=dict(
         cfg=cfg, short_side=short_side, src=src, max_bytes=res.max_input_bytes, progress=progress, digest=digest,
         segment_windows=res.segment_windows, resumed=resumed), batch_size=1,

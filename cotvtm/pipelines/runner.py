@@ -151,8 +151,9 @@ def _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo,
         ds = condition.build([job.key for job in todo], refs, cfg, res, dims, short_side, src, root, digest, resumed)
         for batch in ds.iter_batches(batch_size=1):
             [segment] = records(batch)
-            if segment.error is None and segment.count > 1:
-                echo(f"prepared {segment.key}: segment {segment.index + 1}/{segment.count}")
+            if segment.error is None:
+                part = f": segment {segment.index + 1}/{segment.count}" if segment.count > 1 else ""
+                echo(f"prepared {segment.key}{part}")
             elif segment.error is not None and segment.key not in failed:
                 failed.add(segment.key)
                 _record(summary, out, Outcome(segment.key, "error", reason=f"{segment.error_stage}: {segment.error}"),
