@@ -43,6 +43,8 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--video-batch", type=int, default=None, help="videos per model batch")
     r.add_argument("--segment-windows", type=int, default=None,
                    help="windows per saved segment (default 6): memory per worker and how far a resume goes back")
+    r.add_argument("--wave", type=int, default=None,
+                   help="inputs per wave (default 256): the next wave is prepared while this one gets its music")
     r.add_argument("--decode-actors", type=int, default=None, help="CPU actors probing and decoding frames")
     r.add_argument("--model-actors", type=int, default=None, help="actors per model stage (one GPU share each)")
     r.add_argument("--mux-actors", type=int, default=None, help="CPU actors running ffmpeg")
@@ -57,9 +59,10 @@ def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
                            crossfade_s=a.crossfade_seconds, guidance_scale=a.guidance_scale, top_k=a.top_k,
                            prior_steps=a.prior_steps, audio=a.audio, duck_gain=a.duck_gain,
                            image_seconds=a.image_seconds, image_video=a.image_video, seed=a.seed)
-    if a.segment_windows is not None and a.segment_windows < 1:
-        raise CotvtmError("--segment-windows must be at least 1")
-    res = Resources.detect(video_batch=a.video_batch, segment_windows=a.segment_windows, decode_actors=a.decode_actors, model_actors=a.model_actors,
+    for name in ("segment_windows", "wave"):
+        if getattr(a, name) is not None and getattr(a, name) < 1:
+            raise CotvtmError(f"--{name.replace('_', '-')} must be at least 1")
+    res = Resources.detect(video_batch=a.video_batch, segment_windows=a.segment_windows, wave=a.wave, decode_actors=a.decode_actors, model_actors=a.model_actors,
                            mux_actors=a.mux_actors, device=a.device)
     return cfg.validate(), res
 

@@ -79,6 +79,7 @@ class Resources:
     gpus_per_model_actor: float = 0.0
     video_batch: int = 4  # videos per MusicGen batch; segments per CLIP/prior batch
     segment_windows: int = 6  # windows per saved segment: the unit of memory and of resuming
+    wave: int = 256  # inputs per wave: pass 1 of the next wave overlaps pass 2 of this one
     device: str = "cpu"
     max_input_bytes: int = 64 << 30  # a larger remote input is refused, not downloaded
 

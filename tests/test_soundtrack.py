@@ -158,3 +158,21 @@ def test_independent_mode_and_new_config_write_new_outputs(library, tmp_path, mo
     assert summary.ok == 1 and summary.exit_code == 0
     [output] = (tmp_path / "out").glob("a.*.mp4")
     assert output.name != "a.mp4" and abs(_duration(_stream(_ffprobe(output), "audio")) - 12.0) <= 0.1
+
+
+def test_inputs_go_in_waves_and_every_one_ends_once(library, tmp_path, model_cache, ray_session):
+    """Waves of one input: each wave's music pass runs while the next wave is prepared; every
+    input still gets exactly one row, and a failure in one wave does not touch the others."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "c.mp4"):
+        shutil.copy(library / GOOD[1], src / name)
+    (src / "b.mp4").write_text("not a video\n")
+    lines = []
+    summary = run(str(src), str(tmp_path / "out"), SoundtrackConfig(), Resources(wave=1), cache_dir=model_cache,
+                  echo=lines.append)
+    assert (summary.ok, summary.failed) == (2, 1)
+    assert sorted(o.key for o in summary.outcomes) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert lines.count("pass 1/2: music conditioning for 1 inputs (0 resumed)") == 3
+    assert lines.count("pass 2/2: music and mux for 1 inputs") == 2  # b.mp4 ends in pass 1
+    assert len(list((tmp_path / "out").glob("[ac].*.mp4"))) == 2

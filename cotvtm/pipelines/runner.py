@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ LISTED_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS + (".m4a", ".mp3", ".wav
 KEEP_CONTAINER = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".ts", ".avi"}
 MANIFEST = "manifest.jsonl"
 MAX_STEM_BYTES = 200
+_RECORDING = threading.Lock()  # pass 1 of one wave and pass 2 of another record at once
 
 
 @dataclass
@@ -138,37 +140,71 @@ def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = N
 
 
 def _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo, src, out, digest) -> None:
-    """Pass 1 saves every video's conditioning, pass 2 composes and muxes the videos that have it."""
-    from cotvtm.pipelines import condition, soundtrack
+    """Pass 1 saves the inputs' conditioning, pass 2 composes and muxes those that have it.
+
+    Inputs go in waves of ``res.wave``: pass 1 of the next wave runs while pass 2 of this one
+    does, so the music stage does not wait for decoding, and outputs appear from the first wave on.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from cotvtm.raycluster import init_ray
 
     init_ray()
     root = out.child(PROGRESS_DIR)
-    todo, resumed = _unconditioned(jobs, root, digest)
-    failed = set()
-    if todo:
-        echo(f"pass 1/2: music conditioning for {len(todo)} inputs ({len(resumed)} resumed)")
-        ds = condition.build([job.key for job in todo], refs, cfg, res, dims, short_side, src, root, digest, resumed)
-        for batch in ds.iter_batches(batch_size=1):
-            [segment] = records(batch)
-            if segment.error is None:
-                part = f": segment {segment.index + 1}/{segment.count}" if segment.count > 1 else ""
-                echo(f"prepared {segment.key}{part}")
-            elif segment.error is not None and segment.key not in failed:
-                failed.add(segment.key)
-                _record(summary, out, Outcome(segment.key, "error", reason=f"{segment.error_stage}: {segment.error}"),
-                        run_id, echo)
-    ready = [job for job in jobs if job.key not in failed]
-    if ready:
-        echo(f"pass 2/2: music and mux for {len(ready)} inputs")
-        ds = soundtrack.build(ready, refs, cfg, res, base, src, out, root, digest)
-        for row in ds.iter_rows():
-            _record(summary, out, Outcome(**{k: _plain(v) for k, v in row.items()}), run_id, echo)
-
-
-def _unconditioned(jobs, root: Store, digest: str) -> tuple[list[VideoJob], dict[str, Done]]:
-    """Inputs whose conditioning is not all saved yet, and what is saved of the partly done ones."""
     saved = scan(root, digest)
+    waves = [jobs[i: i + res.wave] for i in range(0, len(jobs), res.wave)]
+
+    def prepare(wave):
+        return _condition(wave, saved, refs, cfg, res, dims, short_side, summary, run_id, echo, src, out, digest)
+
+    with ThreadPoolExecutor(1) as ahead:
+        pending = ahead.submit(prepare, waves[0])
+        for number, wave in enumerate(waves):
+            failed = pending.result()
+            if number + 1 < len(waves):
+                pending = ahead.submit(prepare, waves[number + 1])
+            _compose(wave, failed, refs, cfg, res, base, summary, run_id, echo, src, out, digest)
+
+
+def _condition(wave, saved, refs, cfg, res, dims, short_side, summary, run_id, echo, src, out, digest) -> set[str]:
+    """Pass 1 over one wave; records and returns the inputs that failed."""
+    from cotvtm.pipelines import condition
+
+    root = out.child(PROGRESS_DIR)
+    todo, resumed = _unconditioned(wave, saved, root, digest)
+    failed = set()
+    if not todo:
+        return failed
+    echo(f"pass 1/2: music conditioning for {len(todo)} inputs ({len(resumed)} resumed)")
+    ds = condition.build([job.key for job in todo], refs, cfg, res, dims, short_side, src, root, digest, resumed)
+    for batch in ds.iter_batches(batch_size=1):
+        [segment] = records(batch)
+        if segment.error is None:
+            part = f": segment {segment.index + 1}/{segment.count}" if segment.count > 1 else ""
+            echo(f"prepared {segment.key}{part}")
+        elif segment.key not in failed:
+            failed.add(segment.key)
+            reason = f"{segment.error_stage}: {segment.error}"
+            _record(summary, out, Outcome(segment.key, "error", reason=reason), run_id, echo)
+    return failed
+
+
+def _compose(wave, failed, refs, cfg, res, base, summary, run_id, echo, src, out, digest) -> None:
+    """Pass 2 over one wave's inputs that have their conditioning."""
+    from cotvtm.pipelines import soundtrack
+
+    ready = [job for job in wave if job.key not in failed]
+    if not ready:
+        return
+    echo(f"pass 2/2: music and mux for {len(ready)} inputs")
+    ds = soundtrack.build(ready, refs, cfg, res, base, src, out, out.child(PROGRESS_DIR), digest)
+    for row in ds.iter_rows():
+        _record(summary, out, Outcome(**{k: _plain(v) for k, v in row.items()}), run_id, echo)
+
+
+def _unconditioned(jobs, saved: dict[str, Done], root: Store,
+                   digest: str) -> tuple[list[VideoJob], dict[str, Done]]:
+    """Inputs whose conditioning is not all saved yet, and what is saved of the partly done ones."""
     todo, resumed = [], {}
     for job in jobs:
         done = saved.get(video_id(job.key))
@@ -191,7 +227,12 @@ def _plain(value):
 
 
 def _record(summary: Summary, out: Store, outcome: Outcome, run_id: str, echo) -> None:
-    """Append the manifest row as soon as an input is finished, and say so."""
+    """Append the manifest row as soon as an input is finished, and say so (from either pass)."""
+    with _RECORDING:
+        _append(summary, out, outcome, run_id, echo)
+
+
+def _append(summary: Summary, out: Store, outcome: Outcome, run_id: str, echo) -> None:
     summary.outcomes.append(outcome)
     if outcome.status == "ok":
         summary.ok += 1
