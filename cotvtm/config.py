@@ -69,7 +69,8 @@ class SoundtrackConfig:
 
 @dataclass(frozen=True)
 class Resources:
-    """How the Ray stages are sized; does not change the output, so it is not hashed."""
+    """How the Ray stages are sized. Not hashed: it changes how rows share batches (and so the
+    random draws), not what is asked for."""
 
     decode_actors: int = 1
     mux_actors: int = 1

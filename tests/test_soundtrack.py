@@ -176,3 +176,46 @@ def test_inputs_go_in_waves_and_every_one_ends_once(library, tmp_path, model_cac
     assert lines.count("pass 1/2: music conditioning for 1 inputs (0 resumed)") == 3
     assert lines.count("pass 2/2: music and mux for 1 inputs") == 2  # b.mp4 ends in pass 1
     assert len(list((tmp_path / "out").glob("[ac].*.mp4"))) == 2
+
+
+def _leave_progress(out: Path, key: str, source: Path, size_delta: int) -> Path:
+    """Pretend an earlier run stopped after saving a plan and a (damaged) segment of ``key``."""
+    from dataclasses import replace
+
+    from cotvtm.pipelines.progress import Plan, VideoProgress
+    from cotvtm.storage import open_store
+    from cotvtm.video.probe import probe
+    from cotvtm.video.windows import plan_windows
+
+    [video] = out.glob(f"{Path(key).stem}.*{Path(key).suffix}")
+    digest = video.name.split(".")[-2]
+    video.unlink()
+    video.with_suffix(".json").unlink()
+    info = probe(source)
+    info = replace(info, path=key, size_bytes=info.size_bytes + size_delta)
+    progress = VideoProgress(open_store(out).child(".cotvtm-progress"), digest, key)
+    progress.save_plan(Plan(info, plan_windows(info.duration), 6))
+    progress.root.put_bytes(progress.prefix + "cond-00000.npz", b"damaged: not an npz archive")
+    progress.root.put_bytes(progress.prefix + "cond-00000.json", b'{"explanations": [], "seconds": {}}')
+    return out / ".cotvtm-progress" / progress.prefix
+
+
+def test_saved_progress_of_a_changed_input_is_dropped_and_damaged_progress_fails_once(
+        library, tmp_path, model_cache, ray_session):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    shutil.copy(library / GOOD[1], src / "a.mov")
+    cfg, res = SoundtrackConfig(), Resources()
+    assert run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None).ok == 1
+
+    folder = _leave_progress(out, "a.mov", src / "a.mov", size_delta=1)  # the file has changed since
+    again = run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None)
+    assert (again.ok, again.failed) == (1, 0) and not folder.exists()
+
+    folder = _leave_progress(out, "a.mov", src / "a.mov", size_delta=0)  # same file, damaged segment
+    damaged = run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None)
+    [row] = damaged.outcomes
+    assert row.status == "error" and "saved progress damaged" in row.reason and "run again" in row.reason
+    assert not folder.exists()  # removed, so the next run makes it again
+    healed = run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None)
+    assert (healed.ok, healed.failed) == (1, 0)

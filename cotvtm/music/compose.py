@@ -30,6 +30,7 @@ class ComposeConfig:
     prompt_s: float = 2.0
     crossfade_s: float = 0.25
     seed: int = 0
+    max_batch: int = 32  # rows per MusicGen call (guidance doubles them)
 
 
 @dataclass
@@ -95,14 +96,20 @@ class Composer:
         """
         fresh = [i for i, s in enumerate(states) if s.window == 0 or self.cfg.mode == "independent"]
         going = [i for i in range(len(states)) if i not in fresh]
-        if fresh:
-            self._start(fresh, states, hidden, mask, durations)
-        if going:
-            self._continue(going, states, hidden, mask, durations)
+        size = self.cfg.max_batch
+        for start in range(0, len(fresh), size):
+            self._start(fresh[start: start + size], states, hidden, mask, durations)
+        for start in range(0, len(going), size):
+            self._continue(going[start: start + size], states, hidden, mask, durations)
+
+    def _seed(self, states, rows) -> int:
+        """One MusicGen call is seeded with ``seed`` + the lowest window index in it: the same
+        batches give the same music, run after run and across a resume."""
+        return self.cfg.seed + min(states[i].window for i in rows)
 
     def _start(self, rows, states, hidden, mask, durations) -> None:
         seconds = max(durations[i] for i in rows) + self.cfg.crossfade_s
-        seed = self.cfg.seed + min(states[i].window for i in rows)
+        seed = self._seed(states, rows)
         out = self.backend.generate(hidden[rows], mask[rows], seconds, seed=seed)
         for i, audio in zip(rows, out):
             self._join(states[i], audio, durations[i])
@@ -111,7 +118,7 @@ class Composer:
         hop = self.backend.sample_rate // self.backend.frame_rate
         prompt_len = min(self._samples(self.cfg.prompt_s), *(len(states[i].tail) for i in rows)) // hop * hop
         prompts = np.stack([states[i].tail[len(states[i].tail) - prompt_len:] for i in rows])
-        seed = self.cfg.seed + min(states[i].window for i in rows)
+        seed = self._seed(states, rows)
         out = self.backend.generate(hidden[rows], mask[rows], max(durations[i] for i in rows), prompt=prompts,
                                     seed=seed)
         for i, audio in zip(rows, out):

@@ -70,6 +70,10 @@ class Decode:
         except (MediaError, StorageError) as exc:
             yield Segment(key, -1, 0, error=exc.reason, error_stage="decode")
             return
+        except Exception as exc:  # a prober or disk surprise fails this input, not the run
+            yield Segment(key, -1, 0, error=f"unexpected decode failure: {type(exc).__name__}: {exc}",
+                          error_stage="decode")
+            return
         for index, windows in enumerate(plan.segments):
             if index in done.conditioned:
                 continue

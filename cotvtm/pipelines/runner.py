@@ -71,16 +71,17 @@ def output_keys(key: str, digest: str) -> tuple[str, str]:
     return f"{stem}.{digest}{suffix}", f"{stem}.{digest}.json"
 
 
-def _inputs(source: str, endpoint_url: str | None) -> tuple[Store, list[str], int]:
-    """The input store, the keys to process (sorted) and how many other files were ignored."""
+def _inputs(source: str, endpoint_url: str | None) -> tuple[Store, dict[str, int], int]:
+    """The input store, the keys to process (sorted) with their sizes, and how many other files
+    were ignored."""
     if not is_s3_uri(source) and Path(source).is_file():
-        return open_store(Path(source).parent), [Path(source).name], 0
+        return open_store(Path(source).parent), {Path(source).name: Path(source).stat().st_size}, 0
     if not is_s3_uri(source) and not Path(source).is_dir():
         raise CotvtmError(f"input {source} does not exist or is not a folder")
     store = open_store(source, endpoint_url)
-    keys = sorted(info.key for info in store.list())
-    wanted = [k for k in keys if PurePosixPath(k).suffix.lower() in LISTED_EXTENSIONS]
-    return store, wanted, len(keys) - len(wanted)
+    listed = sorted((info.key, info.size) for info in store.list())
+    wanted = {k: size for k, size in listed if PurePosixPath(k).suffix.lower() in LISTED_EXTENSIONS}
+    return store, wanted, len(listed) - len(wanted)
 
 
 def _model_facts(refs: models.ModelRefs) -> tuple[dict, int, bool]:
@@ -116,14 +117,14 @@ def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = N
     done = {info.key for info in out.list()}
     run_id = uuid.uuid4().hex[:12]
     jobs = []
-    for key in keys:
+    for key, size in keys.items():
         video, sidecar = output_keys(key, digest)
         if video in done and sidecar in done:
             _record(summary, out, Outcome(key, "skipped", reason="output exists for this config",
                                           output=out.uri(video), sidecar=out.uri(sidecar)), run_id, echo)
         else:
             still = video[: -len(".m4a")] + ".mp4" if is_image(key) and cfg.image_video else None
-            jobs.append(VideoJob(key, video, sidecar, out_still=still))
+            jobs.append(VideoJob(key, video, sidecar, out_still=still, size=size))
     if jobs:
         base = {"cotvtm": __version__, "run_id": run_id, "config_digest": digest, "config": asdict(cfg),
                 "models": asdict(refs), "prior_trained": trained,
@@ -153,20 +154,47 @@ def _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo,
     root = out.child(PROGRESS_DIR)
     saved = scan(root, digest)
     waves = [jobs[i: i + res.wave] for i in range(0, len(jobs), res.wave)]
+    say = _Say(summary, out, run_id, echo)
+    stop = threading.Event()  # set when the driver gives up: the wave being prepared stops too
 
     def prepare(wave):
-        return _condition(wave, saved, refs, cfg, res, dims, short_side, summary, run_id, echo, src, out, digest)
+        return _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, out, digest, stop)
 
     with ThreadPoolExecutor(1) as ahead:
-        pending = ahead.submit(prepare, waves[0])
-        for number, wave in enumerate(waves):
-            failed = pending.result()
-            if number + 1 < len(waves):
-                pending = ahead.submit(prepare, waves[number + 1])
-            _compose(wave, failed, refs, cfg, res, base, summary, run_id, echo, src, out, digest)
+        try:
+            pending = ahead.submit(prepare, waves[0])
+            for number, wave in enumerate(waves):
+                failed = pending.result()
+                if number + 1 < len(waves):
+                    pending = ahead.submit(prepare, waves[number + 1])
+                _compose(wave, failed, refs, cfg, res, base, say, src, out, digest)
+        finally:
+            stop.set()
 
 
-def _condition(wave, saved, refs, cfg, res, dims, short_side, summary, run_id, echo, src, out, digest) -> set[str]:
+class _Say:
+    """Lines and manifest rows from both passes (two threads), one at a time."""
+
+    def __init__(self, summary: Summary, out: Store, run_id: str, echo):
+        self.summary, self.out, self.run_id, self.echo = summary, out, run_id, echo
+
+    def line(self, text: str) -> None:
+        with _RECORDING:
+            self.echo(text)
+
+    def outcome(self, outcome: Outcome) -> None:
+        _record(self.summary, self.out, outcome, self.run_id, self.echo)
+
+    def lost(self, keys, stage: str, exc: Exception) -> None:
+        """A pass that broke down (not one input's fault): its unfinished inputs get error rows."""
+        recorded = {o.key for o in self.summary.outcomes}
+        for key in keys:
+            if key not in recorded:
+                self.outcome(Outcome(key, "error", reason=f"{stage}: the pass failed ({type(exc).__name__}: "
+                                                          f"{exc}); run again to resume"))
+
+
+def _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, out, digest, stop) -> set[str]:
     """Pass 1 over one wave; records and returns the inputs that failed."""
     from cotvtm.pipelines import condition
 
@@ -175,48 +203,62 @@ def _condition(wave, saved, refs, cfg, res, dims, short_side, summary, run_id, e
     failed = set()
     if not todo:
         return failed
-    echo(f"pass 1/2: music conditioning for {len(todo)} inputs ({len(resumed)} resumed)")
+    say.line(f"pass 1/2: music conditioning for {len(todo)} inputs ({len(resumed)} resumed)")
     ds = condition.build([job.key for job in todo], refs, cfg, res, dims, short_side, src, root, digest, resumed)
-    for batch in ds.iter_batches(batch_size=1):
-        [segment] = records(batch)
-        if segment.error is None:
-            part = f": segment {segment.index + 1}/{segment.count}" if segment.count > 1 else ""
-            echo(f"prepared {segment.key}{part}")
-        elif segment.key not in failed:
-            failed.add(segment.key)
-            reason = f"{segment.error_stage}: {segment.error}"
-            _record(summary, out, Outcome(segment.key, "error", reason=reason), run_id, echo)
+    try:
+        for batch in ds.iter_batches(batch_size=1):
+            if stop.is_set():
+                return {job.key for job in todo}
+            for segment in records(batch):  # a batch may also be empty
+                if segment.error is None:
+                    part = f": segment {segment.index + 1}/{segment.count}" if segment.count > 1 else ""
+                    say.line(f"prepared {segment.key}{part}")
+                elif segment.key not in failed:
+                    failed.add(segment.key)
+                    say.outcome(Outcome(segment.key, "error", reason=f"{segment.error_stage}: {segment.error}"))
+    except Exception as exc:  # e.g. a stage's actors lost more often than Ray retries
+        say.lost([job.key for job in todo], "conditioning", exc)
+        return {job.key for job in todo}
     return failed
 
 
-def _compose(wave, failed, refs, cfg, res, base, summary, run_id, echo, src, out, digest) -> None:
+def _compose(wave, failed, refs, cfg, res, base, say, src, out, digest) -> None:
     """Pass 2 over one wave's inputs that have their conditioning."""
     from cotvtm.pipelines import soundtrack
 
     ready = [job for job in wave if job.key not in failed]
     if not ready:
         return
-    echo(f"pass 2/2: music and mux for {len(ready)} inputs")
+    say.line(f"pass 2/2: music and mux for {len(ready)} inputs")
     ds = soundtrack.build(ready, refs, cfg, res, base, src, out, out.child(PROGRESS_DIR), digest)
-    for row in ds.iter_rows():
-        _record(summary, out, Outcome(**{k: _plain(v) for k, v in row.items()}), run_id, echo)
+    try:
+        for row in ds.iter_rows():
+            say.outcome(Outcome(**{k: _plain(v) for k, v in row.items()}))
+    except Exception as exc:
+        say.lost([job.key for job in ready], "music", exc)
 
 
 def _unconditioned(jobs, saved: dict[str, Done], root: Store,
                    digest: str) -> tuple[list[VideoJob], dict[str, Done]]:
-    """Inputs whose conditioning is not all saved yet, and what is saved of the partly done ones."""
+    """Inputs whose conditioning is not all saved yet, and what is saved of the partly done ones.
+
+    Saved work of an input that has changed since (another size) is thrown away.
+    """
     todo, resumed = [], {}
     for job in jobs:
         done = saved.get(video_id(job.key))
         if done is None or not done.plan:
             todo.append(job)
             continue
+        progress = VideoProgress(root, digest, job.key)
         try:
-            segments = len(VideoProgress(root, digest, job.key).load_plan().segments)
-        except (CotvtmError, ValueError, KeyError):  # an unreadable plan is made again
+            plan = progress.load_plan()
+        except Exception:  # an unreadable plan is made again
+            plan = None
+        if plan is None or plan.info.size_bytes != job.size:
+            progress.clear()
             todo.append(job)
-            continue
-        if len(done.conditioned) < segments:
+        elif len(done.conditioned) < len(plan.segments):
             todo.append(job)
             resumed[job.key] = done
     return todo, resumed

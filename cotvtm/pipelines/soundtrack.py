@@ -8,8 +8,8 @@
 A row is one ``VideoJob``: a key and its plan, no media. Music holds one segment's
 conditioning and a short working tail per video, and Mux one segment's samples, so memory
 does not grow with video length. A video whose music was partly saved by an interrupted
-run resumes after its last saved segment, from the saved composer state: the music goes on
-exactly as it would have.
+run resumes after its last saved segment, from the saved composer state: the music continues
+from where it was (and is the uninterrupted music when the batches are the same).
 """
 
 import json
@@ -86,25 +86,49 @@ class Music(ModelStage):
         self.progress, self.digest = progress, digest
 
     def process(self, jobs: list[VideoJob]) -> None:
-        cursors = []
-        for job in jobs:
-            try:
-                cursors.append(_Cursor(job, VideoProgress(self.progress, self.digest, job.key)))
-            except StorageError as exc:
-                job.fail(self.name, f"saved conditioning unreadable: {exc.reason}")
-            except (ValueError, KeyError, OSError) as exc:  # a damaged saved file fails its video only
-                job.fail(self.name, f"saved progress damaged: {type(exc).__name__}: {exc}")
+        cursors = [c for c in (self._open(job) for job in jobs) if c is not None]
         whole_segment = self.composer.cfg.mode == "independent"
-        while active := [c for c in cursors if c.pending]:
-            todo = [(c, window) for c in active for window in c.next_windows(whole_segment)]
+        while active := [c for c in cursors if c.pending and c.job.error is None]:
+            todo = [(c, window) for c in active for window in self._guard(c, c.next_windows, whole_segment) or ()]
+            if not todo:
+                continue
             e_m, mask, durations = zip(*(window for _, window in todo))
             self.composer.step([c.state for c, _ in todo], np.stack(e_m), np.stack(mask), list(durations))
-            for c in active:
+            for c in {id(c): c for c, _ in todo}.values():
                 last = c.state.window == len(c.plan.windows)
-                if c.took(self.composer.take(c.state, last=last)) and c.job.segments > 1:
+                if self._guard(c, c.took, self.composer.take(c.state, last=last)) and c.job.segments > 1:
                     print(f"music    {c.job.key}: segment {c.segment}/{c.job.segments}", flush=True)
         for job in jobs:
             job.sample_rate = self.backend.sample_rate
+
+    def _open(self, job: VideoJob) -> "_Cursor | None":
+        progress = VideoProgress(self.progress, self.digest, job.key)
+        try:
+            return _Cursor(job, progress)
+        except Exception as exc:
+            self._damaged(job, progress, exc)
+            return None
+
+    def _guard(self, cursor: _Cursor, step, *args):
+        """Run one video's own reading or saving; its failure fails that video only."""
+        try:
+            return step(*args)
+        except Exception as exc:
+            self._damaged(cursor.job, cursor.progress, exc)
+            return None
+
+    def _damaged(self, job: VideoJob, progress: VideoProgress, exc: Exception) -> None:
+        """A storage failure may pass: keep the saved work. Damaged saved work is thrown away,
+        so that the next run makes it again instead of failing the same way."""
+        if isinstance(exc, StorageError):
+            job.fail(self.name, f"progress storage failed: {exc.reason}")
+            return
+        job.fail(self.name, f"saved progress damaged ({type(exc).__name__}: {exc}); "
+                            "it was removed, run again to redo this input")
+        try:
+            progress.clear()
+        except StorageError:
+            pass
 
 
 class Mux:
@@ -158,9 +182,10 @@ class Mux:
                     self.publish(job.out_still, progress,
                                  lambda path: write_still_video(source, audio, job.sample_rate, path))
                 return
-            wav = write_wav(chunks, job.sample_rate, job.info.duration, self.scratch.path_for(job.key + ".wav"))
+            wav = self.scratch.path_for(job.key + ".wav")
             keep = self.duck_gain if job.info.has_audio else 0.0
             try:
+                write_wav(chunks, job.sample_rate, job.info.duration, wav)
                 self.publish(job.out_video, progress, lambda path: mux_wav(source, wav, path, keep_original=keep))
             finally:
                 wav.unlink(missing_ok=True)

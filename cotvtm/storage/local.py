@@ -139,4 +139,6 @@ class LocalStore:
         return LocalStore(self.local_path(prefix.rstrip("/")))
 
     def delete_prefix(self, prefix: str) -> None:
+        if not prefix.strip("/"):
+            raise StorageError(str(self.root), "refusing to delete a whole store: give a prefix")
         shutil.rmtree(self.local_path(prefix.rstrip("/")), ignore_errors=True)

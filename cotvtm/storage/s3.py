@@ -223,13 +223,20 @@ class S3Store:
 
     def delete_prefix(self, prefix: str) -> None:
         """Batched DeleteObjects (1,000 keys a request) over the listing, hidden keys included."""
+        if not prefix:
+            raise StorageError(self.uri(), "refusing to delete a whole store: give a prefix")
         full = self.location.key(check_prefix(prefix, self.uri()))
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.location.bucket, Prefix=full)
         with self._errors(prefix):
             for page in pages:
                 keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
                 if keys:
-                    self.client.delete_objects(Bucket=self.location.bucket, Delete={"Objects": keys, "Quiet": True})
+                    answer = self.client.delete_objects(Bucket=self.location.bucket,
+                                                        Delete={"Objects": keys, "Quiet": True})
+                    if answer.get("Errors"):
+                        error = answer["Errors"][0]
+                        raise StorageError(self.uri(prefix), f"{len(answer['Errors'])} objects not deleted, e.g. "
+                                                             f"{error.get('Key')}: {error.get('Code')}")
 
     # -- errors --------------------------------------------------------------------------
 
