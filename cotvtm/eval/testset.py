@@ -14,7 +14,6 @@ of its reference.
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cotvtm.errors import CotvtmError, MediaError
+from cotvtm.jsonl import json_objects
 from cotvtm.video.frames import read_window_frames
 from cotvtm.video.probe import ffmpeg_url, probe, summarise_stderr
 from cotvtm.video.windows import plan_windows, sample_times
@@ -71,18 +71,7 @@ class TestSet:
 
 def _rows(path: Path) -> list[tuple[str, dict]]:
     if path.suffix.lower() == ".jsonl":
-        rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CotvtmError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise CotvtmError(f"{path}:{number}: expected a JSON object")
-            rows.append((f"{path}:{number}", row))
-        return rows
+        return list(json_objects(path, lambda number: f"{path}:{number}"))
     if path.suffix.lower() == ".csv":
         with open(path, newline="", encoding="utf-8") as handle:
             return [(f"{path}:{number}", row) for number, row in enumerate(csv.DictReader(handle), 2)]

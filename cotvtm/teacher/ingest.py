@@ -7,11 +7,11 @@ raises ``CotvtmError`` naming the file and the line (or row) and the column at f
 """
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from cotvtm.errors import CotvtmError
+from cotvtm.jsonl import json_objects
 
 MEDIA_COLUMNS = ("image", "video", "media")
 FORMATS = (".jsonl", ".csv", ".parquet")
@@ -60,20 +60,7 @@ def _item(row: dict, where: str, path: Path) -> CaptionItem:
 
 
 def _jsonl(path: Path) -> list[CaptionItem]:
-    items = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path} line {number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CotvtmError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise CotvtmError(f"{where}: expected a JSON object, found {type(row).__name__}")
-            items.append(_item(row, where, path))
-    return items
+    return [_item(row, where, path) for where, row in json_objects(path, lambda number: f"{path} line {number}")]
 
 
 def _csv(path: Path) -> list[CaptionItem]:
