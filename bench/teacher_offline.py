@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from cotvtm.teacher.build import run  # noqa: E402
 from cotvtm.teacher.config import BuildConfig  # noqa: E402

@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,7 +80,9 @@ def _interrupt(*_):
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # Ray reads these when it starts its processes; child processes (the nodes, the jobs) inherit them.
-    os.environ.update(LOOPBACK_ENV)
+    from cotvtm.raycluster import LOCAL_ENV
+
+    os.environ.update(LOCAL_ENV)
     os.environ.pop("RAY_ADDRESS", None)
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 

@@ -4,7 +4,7 @@ import os
 
 # Ray binds to the machine's network address unless told otherwise; these keep a
 # local run on 127.0.0.1 and skip token auth, which a single-user local run does not need.
-LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+from cotvtm import LOCAL_RAY_ENV as LOCAL_ENV
 
 
 def init_ray(num_cpus: int | None = None) -> None:

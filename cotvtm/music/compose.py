@@ -149,7 +149,8 @@ class Track:
 
 
 def compose(backend, tracks: list[Track], cfg: ComposeConfig) -> list[np.ndarray]:
-    """Whole tracks at once, each exactly its summed duration long (clips, images, tests)."""
+    """Whole tracks composed in memory, each exactly its summed duration long: the reference the
+    streamed composition (the pipeline's) must match."""
     composer = Composer(backend, cfg)
     states = [TrackState() for _ in tracks]
     pieces: list[list[np.ndarray]] = [[] for _ in tracks]

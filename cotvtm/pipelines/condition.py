@@ -19,7 +19,7 @@ from cotvtm.config import Resources, SoundtrackConfig
 from cotvtm.errors import MediaError
 from cotvtm.models import ModelRefs
 from cotvtm.pipelines.job import Segment
-from cotvtm.pipelines.progress import Done, Plan, VideoProgress
+from cotvtm.pipelines.progress import Plan, VideoProgress
 from cotvtm.pipelines.rows import ModelStage, batch_of, records, row_of, use_threads
 from cotvtm.storage import Store, StorageError
 from cotvtm.storage.scratch import Scratch
@@ -37,7 +37,8 @@ class Decode:
     """
 
     def __init__(self, cfg: SoundtrackConfig, short_side: int, src: Store, max_bytes: int, progress: Store,
-                 digest: str, segment_windows: int, resumed: dict[str, Done], threads: float = 1):
+                 digest: str, segment_windows: int, resumed: dict[str, tuple[Plan, frozenset]],
+                 threads: float = 1):
         use_threads(threads)
         self.cfg, self.short_side, self.src, self.max_bytes = cfg, short_side, src, max_bytes
         self.progress, self.digest, self.segment_windows, self.resumed = progress, digest, segment_windows, resumed
@@ -62,11 +63,11 @@ class Decode:
                 path.unlink(missing_ok=True)
 
     def _segments(self, key: str, path, started: float):
-        progress, done = VideoProgress(self.progress, self.digest, key), self.resumed.get(key, Done())
+        plan, conditioned = self.resumed.get(key, (None, frozenset()))
         try:
-            plan = progress.load_plan() if done.plan else self.plan(key, path)
-            if not done.plan:
-                progress.save_plan(plan)
+            if plan is None:
+                plan = self.plan(key, path)
+                VideoProgress(self.progress, self.digest, key).save_plan(plan)
         except (MediaError, StorageError) as exc:
             yield Segment(key, -1, 0, error=exc.reason, error_stage="decode")
             return
@@ -75,7 +76,7 @@ class Decode:
                           error_stage="decode")
             return
         for index, windows in enumerate(plan.segments):
-            if index in done.conditioned:
+            if index in conditioned:
                 continue
             segment = Segment(key, index, len(plan.segments), windows)
             try:
@@ -160,7 +161,7 @@ class Prior(ModelStage):
 
 
 def build(keys: list[str], refs: ModelRefs, cfg: SoundtrackConfig, res: Resources, dims: dict, short_side: int,
-          src: Store, progress: Store, digest: str, resumed: dict[str, Done]):
+          src: Store, progress: Store, digest: str, resumed: dict[str, tuple[Plan, frozenset]]):
     """The Ray Data plan of pass 1; its rows are the finished (or failed) ``Segment``s."""
     import ray.data
     from ray.data import ActorPoolStrategy

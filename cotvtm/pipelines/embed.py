@@ -15,14 +15,11 @@ import torch
 
 from cotvtm import models
 from cotvtm.errors import CotvtmError, MediaError
+from cotvtm.pipelines.rows import use_threads
 from cotvtm.training.shards import DATA, ROWS_PER_FILE, ShardIndex, write_index
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_VIDEO_WINDOWS = 3  # a video-text pair is summarised by its first windows' frames
-
-
-def _threads(count: float) -> None:
-    torch.set_num_threads(max(1, int(count)))
 
 
 def half(device: str, kind: str):
@@ -37,7 +34,7 @@ class Visual:
     def __init__(self, clip_ref: str, device: str, threads: float = 1):
         from cotvtm.encoders.clip import ClipEncoder
 
-        _threads(threads)
+        use_threads(threads)
         self.clip = ClipEncoder(clip_ref, device, dtype=half(device, "clip"))
 
     def __call__(self, batch: dict) -> dict:
@@ -78,7 +75,7 @@ class Rationale:
     def __init__(self, ref: str, device: str, threads: float = 1):
         from cotvtm.encoders.rationale import RationaleEncoder
 
-        _threads(threads)
+        use_threads(threads)
         self.encoder = RationaleEncoder(ref, device, dtype=half(device, "rationale"))
 
     def __call__(self, batch: dict) -> dict:
@@ -89,7 +86,7 @@ class Music:
     def __init__(self, ref: str, length: int, device: str, threads: float = 1):
         from cotvtm.encoders.music_text import MusicTextEncoder
 
-        _threads(threads)
+        use_threads(threads)
         self.encoder = MusicTextEncoder(ref, length, device)
 
     def __call__(self, batch: dict) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from cotvtm import __version__, models
 from cotvtm.config import VIDEO_EXTENSIONS, Resources, SoundtrackConfig
 from cotvtm.pipelines.job import Outcome, VideoJob
-from cotvtm.pipelines.progress import PROGRESS_DIR, Done, VideoProgress, scan, video_id
+from cotvtm.pipelines.progress import PROGRESS_DIR, Done, Plan, VideoProgress, scan, video_id
 from cotvtm.pipelines.rows import records
 from cotvtm.report import write_report
 from cotvtm.errors import CotvtmError
@@ -158,7 +158,7 @@ def _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo,
     stop = threading.Event()  # set when the driver gives up: the wave being prepared stops too
 
     def prepare(wave):
-        return _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, out, digest, stop)
+        return _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, root, digest, stop)
 
     with ThreadPoolExecutor(1) as ahead:
         try:
@@ -167,7 +167,7 @@ def _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo,
                 failed = pending.result()
                 if number + 1 < len(waves):
                     pending = ahead.submit(prepare, waves[number + 1])
-                _compose(wave, failed, refs, cfg, res, base, say, src, out, digest)
+                _compose(wave, failed, refs, cfg, res, base, say, src, out, root, digest)
         finally:
             stop.set()
 
@@ -194,11 +194,10 @@ class _Say:
                                                           f"{exc}); run again to resume"))
 
 
-def _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, out, digest, stop) -> set[str]:
+def _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, root, digest, stop) -> set[str]:
     """Pass 1 over one wave; records and returns the inputs that failed."""
     from cotvtm.pipelines import condition
 
-    root = out.child(PROGRESS_DIR)
     todo, resumed = _unconditioned(wave, saved, root, digest)
     failed = set()
     if not todo:
@@ -222,7 +221,7 @@ def _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, out, dig
     return failed
 
 
-def _compose(wave, failed, refs, cfg, res, base, say, src, out, digest) -> None:
+def _compose(wave, failed, refs, cfg, res, base, say, src, out, root, digest) -> None:
     """Pass 2 over one wave's inputs that have their conditioning."""
     from cotvtm.pipelines import soundtrack
 
@@ -230,7 +229,7 @@ def _compose(wave, failed, refs, cfg, res, base, say, src, out, digest) -> None:
     if not ready:
         return
     say.line(f"pass 2/2: music and mux for {len(ready)} inputs")
-    ds = soundtrack.build(ready, refs, cfg, res, base, src, out, out.child(PROGRESS_DIR), digest)
+    ds = soundtrack.build(ready, refs, cfg, res, base, src, out, root, digest)
     try:
         for row in ds.iter_rows():
             say.outcome(Outcome(**{k: _plain(v) for k, v in row.items()}))
@@ -239,8 +238,9 @@ def _compose(wave, failed, refs, cfg, res, base, say, src, out, digest) -> None:
 
 
 def _unconditioned(jobs, saved: dict[str, Done], root: Store,
-                   digest: str) -> tuple[list[VideoJob], dict[str, Done]]:
-    """Inputs whose conditioning is not all saved yet, and what is saved of the partly done ones.
+                   digest: str) -> tuple[list[VideoJob], dict[str, tuple[Plan, frozenset]]]:
+    """Inputs whose conditioning is not all saved yet, and for the partly done ones their saved
+    plan and conditioned segments.
 
     Saved work of an input that has changed since (another size) is thrown away.
     """
@@ -260,7 +260,7 @@ def _unconditioned(jobs, saved: dict[str, Done], root: Store,
             todo.append(job)
         elif len(done.conditioned) < len(plan.segments):
             todo.append(job)
-            resumed[job.key] = done
+            resumed[job.key] = (plan, done.conditioned)
     return todo, resumed
 
 
@@ -271,19 +271,15 @@ def _plain(value):
 def _record(summary: Summary, out: Store, outcome: Outcome, run_id: str, echo) -> None:
     """Append the manifest row as soon as an input is finished, and say so (from either pass)."""
     with _RECORDING:
-        _append(summary, out, outcome, run_id, echo)
-
-
-def _append(summary: Summary, out: Store, outcome: Outcome, run_id: str, echo) -> None:
-    summary.outcomes.append(outcome)
-    if outcome.status == "ok":
-        summary.ok += 1
-        echo(f"ok       {outcome.key} -> {outcome.output}")
-    elif outcome.status == "skipped":
-        summary.skipped += 1
-        echo(f"skipped  {outcome.key} ({outcome.reason})")
-    else:
-        summary.failed += 1
-        echo(f"error    {outcome.key}: {outcome.reason}")
-    row = {"run_id": run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **asdict(outcome)}
-    out.append_line(MANIFEST, json.dumps(row))
+        summary.outcomes.append(outcome)
+        if outcome.status == "ok":
+            summary.ok += 1
+            echo(f"ok       {outcome.key} -> {outcome.output}")
+        elif outcome.status == "skipped":
+            summary.skipped += 1
+            echo(f"skipped  {outcome.key} ({outcome.reason})")
+        else:
+            summary.failed += 1
+            echo(f"error    {outcome.key}: {outcome.reason}")
+        row = {"run_id": run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **asdict(outcome)}
+        out.append_line(MANIFEST, json.dumps(row))

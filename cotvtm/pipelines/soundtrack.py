@@ -173,14 +173,15 @@ class Mux:
 
     def write(self, job: VideoJob, progress: VideoProgress) -> None:
         chunks = (progress.load_audio(s) for s in range(job.segments))
+        if is_image(job.key) and not job.out_still:  # the music alone: the image is not needed
+            self.write_music(job, progress, chunks)
+            return
         source, temporary = self.scratch.fetch(self.src, job.key, self.max_bytes)
         try:
-            if is_image(job.key):  # a clip of image_seconds: small enough to hold
-                audio = fit_length(np.concatenate(list(chunks)), job.sample_rate, job.info.duration)
-                self.publish(job.out_video, progress, lambda path: write_audio(audio, job.sample_rate, path))
-                if job.out_still:
-                    self.publish(job.out_still, progress,
-                                 lambda path: write_still_video(source, audio, job.sample_rate, path))
+            if is_image(job.key):
+                audio = self.write_music(job, progress, chunks)
+                self.publish(job.out_still, progress,
+                             lambda path: write_still_video(source, audio, job.sample_rate, path))
                 return
             wav = self.scratch.path_for(job.key + ".wav")
             keep = self.duck_gain if job.info.has_audio else 0.0
@@ -192,6 +193,12 @@ class Mux:
         finally:
             if temporary:
                 source.unlink(missing_ok=True)
+
+    def write_music(self, job: VideoJob, progress: VideoProgress, chunks) -> np.ndarray:
+        """An image's music as audio: a clip of image_seconds, small enough to hold."""
+        audio = fit_length(np.concatenate(list(chunks)), job.sample_rate, job.info.duration)
+        self.publish(job.out_video, progress, lambda path: write_audio(audio, job.sample_rate, path))
+        return audio
 
     def publish(self, key: str, progress: VideoProgress, make) -> None:
         """Make the file somewhere private, then move it into place whole."""

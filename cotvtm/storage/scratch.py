@@ -39,7 +39,3 @@ class Scratch:
         if local is not None:
             return local, False
         return store.download(key, self.path_for(key), max_bytes=max_bytes), True
-
-    def close(self) -> None:
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)

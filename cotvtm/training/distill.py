@@ -64,13 +64,13 @@ def index_explanations(shards: str, prior_dir: Path) -> None:
     """Store the training set's music descriptions with the prior (when the shards have them)."""
     import ray.data
 
-    from cotvtm.prior.explain import ExplanationIndex
+    from cotvtm.prior.explain import MAX_ENTRIES, ExplanationIndex
     from cotvtm.training.shards import DATA
 
     ds = ray.data.read_parquet(str(Path(shards) / DATA))
     if "x_mt" not in ds.columns():
         return
-    batch = ds.select_columns(["x_mt", "e_m", "mask"]).take_batch(50_000, batch_format="numpy")
+    batch = ds.select_columns(["x_mt", "e_m", "mask"]).take_batch(MAX_ENTRIES, batch_format="numpy")
     ExplanationIndex.build(list(batch["x_mt"]), batch["e_m"], batch["mask"]).save(prior_dir)
 
 
