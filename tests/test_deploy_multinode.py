@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ffprobe
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,12 +37,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-count_packets",
-                          "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
 
 
 def _wait_for_cluster(proc: subprocess.Popen, log: Path, timeout_s: float = 180) -> str:

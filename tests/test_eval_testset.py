@@ -1,7 +1,5 @@
 """Paired test-set manifests: parsing, logical video windows, images, and one-line errors."""
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,6 +8,7 @@ from cotvtm.errors import CotvtmError
 from cotvtm.eval.config import EvalConfig
 from cotvtm.eval.testset import REFERENCE_RATE, load_testset, read_manifest
 from cotvtm.video.samples import make_audio, make_video
+from helpers import write_jsonl as _write
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +19,6 @@ def media(tmp_path_factory):
     make_audio(d / "song.m4a", 4)
     Image.fromarray(np.full((90, 120, 3), 200, np.uint8)).save(d / "still.png")
     return d
-
-
-def _write(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def _cfg(**kw):

@@ -14,6 +14,7 @@ import pytest
 from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
 from cotvtm.pipelines.runner import run
 from cotvtm.video.samples import make_audio, make_video
+from helpers import ffprobe as _ffprobe
 
 pytestmark = pytest.mark.slow
 GOOD = ["long counter.mp4", "it's rotated.mov", "sub/short.webm"]
@@ -41,12 +42,6 @@ def library(tmp_path_factory):
     os.symlink(root / "missing-target.mp4", root / "gone.mp4")
     (root / "README.txt").write_text("not media: ignored\n")
     return root
-
-
-def _ffprobe(path) -> dict:
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_packets", "-show_streams", "-show_format",
-                          "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
 
 
 def _stream(info: dict, kind: str) -> dict:

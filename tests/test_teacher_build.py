@@ -1,7 +1,6 @@
 """End to end: the dataset job on Ray, offline and against the local server; resume; CLI errors."""
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from cotvtm.teacher.cli import add_subcommand, config_from_args, main
 from cotvtm.teacher.config import BuildConfig, EndpointConfig
 from cotvtm.teacher.records import shards
 from openai_server import FakeOpenAI
+from helpers import write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -39,11 +39,6 @@ def job(args: list[str], ray_address: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, RAY_ADDRESS=ray_address, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "jobs.build_dataset", *args], capture_output=True, text=True,
                           env=env, timeout=300, cwd=Path(__file__).parents[1])
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,12 @@
 """Caption manifests in three formats, and bad ones named precisely."""
 
-import json
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from cotvtm.errors import CotvtmError
 from cotvtm.teacher.ingest import CaptionItem, read_manifest, read_manifests
+from helpers import write_jsonl as _write_jsonl
 
 ROWS = [
     {"id": "img-1", "caption": "A dog runs on a beach.", "image": "images/dog.jpg"},
@@ -24,11 +23,6 @@ def _expected(base):
         CaptionItem("emo-3", "A sad, rainy street.", "/abs/street.png", "m"),
         CaptionItem("t-4", "Just text.", None, "m"),
     ]
-
-
-def _write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def _write_csv(path, rows):
