@@ -67,6 +67,13 @@ class SoundtrackConfig:
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
+def default_device() -> str:
+    """cuda when this machine has one, else cpu."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @dataclass(frozen=True)
 class Resources:
     """How the Ray stages are sized. Not hashed: it changes how rows share batches (and so the
@@ -91,9 +98,7 @@ class Resources:
         An explicit ``device`` wins: on a cluster the driver may run on a CPU-only head while
         the model actors belong on GPU workers.
         """
-        import torch
-
-        device = overrides.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = overrides.get("device") or default_device()
         if device.startswith("cuda"):
             base = cls(model_cpus=1.0, gpus_per_model_actor=0.3, device="cuda", video_batch=16)
         else:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cotvtm import models
 from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.training.cli import TINY_MUSIC_LEN
 from cotvtm.training.config import DistillConfig, StageConfig
 
 SCENES = 240
@@ -22,7 +23,7 @@ class DemoPlan:
     workdir: Path
     scenes: int = SCENES
     epochs: int = EPOCHS
-    music_len: int = 32
+    music_len: int = TINY_MUSIC_LEN
 
     def distill_config(self) -> DistillConfig:
         stage = StageConfig(lr=2e-3, batch_size=32, epochs=self.epochs, lr_schedule="cosine")

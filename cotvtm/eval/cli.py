@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cotvtm.config import default_device
 from cotvtm.errors import CotvtmError
 from cotvtm.eval.config import METHODS, EvalConfig
 from cotvtm.eval.embedders import ROLES
@@ -75,14 +76,10 @@ def config_from_args(a: argparse.Namespace) -> EvalConfig:
         captioner=a.captioner, captions=a.captions, endpoint=endpoint, window_s=a.window_seconds,
         frames_per_window=a.frames_per_window, frame_reader=a.frame_reader, guidance_scale=a.guidance_scale,
         top_k=a.top_k, prior_steps=a.prior_steps, batch_size=a.batch_size, k=a.k, distractors=a.distractors,
-        seed=a.seed, device=a.device or _default_device(), cache_dir=a.cache_dir, save_audio=not a.no_audio,
+        seed=a.seed, device=a.device or default_device(), cache_dir=a.cache_dir, save_audio=not a.no_audio,
     ).validate()
 
 
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def run_evaluate(a: argparse.Namespace) -> int:

@@ -23,9 +23,9 @@ MAX_VIDEO_WINDOWS = 3  # a video-text pair is summarised by its first windows' f
 
 
 def half(device: str, kind: str):
-    """Reduced precision on a GPU: fp16 for CLIP, bf16 for the LLM (fp16 overflows there);
-    MusicGen's T5 stays fp32 (small, and known to overflow in fp16). CPU runs stay fp32."""
-    if not device.startswith("cuda") or kind == "t5":
+    """Reduced precision on a GPU: fp16 for CLIP, bf16 for the LLM (fp16 overflows there).
+    CPU runs, and MusicGen's T5 everywhere (small, and known to overflow in fp16), stay fp32."""
+    if not device.startswith("cuda"):
         return None
     return torch.float16 if kind == "clip" else torch.bfloat16
 

@@ -17,7 +17,7 @@ from cotvtm.teacher.client import TEACHER as LLM_TEACHER
 from cotvtm.teacher.config import BuildConfig
 from cotvtm.teacher.ingest import CaptionItem, read_manifests
 from cotvtm.teacher.prompt import DIRECT_PROMPT_VERSION, PROMPT_VERSION
-from cotvtm.teacher.records import ShardWriter, labels_dir, statuses
+from cotvtm.teacher.records import ShardWriter, labels_dir, skip_ids, statuses
 from cotvtm.teacher.scenes import sample_scenes, write_description
 
 SHOWN_FAILURES = 20  # failures printed one by one; the rest are only counted
@@ -105,8 +105,8 @@ def run(cfg: BuildConfig, echo=print) -> BuildSummary:
     teacher, model, version = identity(cfg)
     out = labels_dir(cfg.out, version, model)
     summary = BuildSummary(str(out), teacher, model, version, total=len(items))
-    before = statuses(out)  # one read; the same rule as records.done_ids
-    skip = {i for i, status in before.items() if status == "ok" or not cfg.retry_failed}
+    before = statuses(out)  # read once: it also says which skipped ids had failed
+    skip = skip_ids(before, cfg.retry_failed)
     todo = [item for item in items if item.id not in skip]
     summary.skipped_ok = sum(1 for item in items if before.get(item.id) == "ok")
     summary.skipped_failed = sum(1 for item in items if item.id in skip and before[item.id] != "ok")

@@ -6,7 +6,7 @@ One line per ``LabelRecord``. Files are never rewritten: each run claims new par
 loses at most the line being written, and reruns only add. When an id appears more than
 once (a failure later retried, say), the record in the highest part, latest line, wins.
 
-Consumers read with ``read_labels(dir)``; the builder skips ``done_ids(dir)``.
+Consumers read with ``read_labels(dir)``; the builder skips ``skip_ids`` of what is there.
 """
 
 import json
@@ -100,9 +100,15 @@ def statuses(path: str | Path) -> dict[str, str]:
     return {ident: record.status for ident, record in _latest(path).items()}
 
 
+def skip_ids(known: dict[str, str], retry_failed: bool = False) -> set[str]:
+    """Of ids with a status, those a run must not send again: labelled ones, and failed ones
+    unless retrying failures."""
+    return {ident for ident, status in known.items() if status == "ok" or not retry_failed}
+
+
 def done_ids(path: str | Path, retry_failed: bool = False) -> set[str]:
-    """Ids a run must not send again: labelled ones, and failed ones unless retrying failures."""
-    return {ident for ident, status in statuses(path).items() if status == "ok" or not retry_failed}
+    """``skip_ids`` of the records under ``path``."""
+    return skip_ids(statuses(path), retry_failed)
 
 
 class ShardWriter:

@@ -24,14 +24,13 @@ def add_embed(subparsers) -> None:
 
 
 def _embed(a: argparse.Namespace) -> int:
-    import torch
-
     from cotvtm import models
+    from cotvtm.config import default_device
     from cotvtm.pipelines.embed import run_embed
 
     refs = models.resolve(a.preset, cache_dir=a.cache_dir, clip=a.clip, t5=a.t5, rationale=a.rationale)
     length = a.music_len or (TINY_MUSIC_LEN if a.preset == "tiny" else PAPER_MUSIC_LEN)
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = a.device or default_device()
     index = run_embed(a.labels, a.out, refs, length, device=device, batch_size=a.batch_size)
     print(f"cotvtm: embedded {index.count} records into {a.out} (dims {index.dims})")
     return 0
