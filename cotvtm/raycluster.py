@@ -30,12 +30,14 @@ def init_ray(num_cpus: int | None = None) -> None:
     ctx.enable_operator_progress_bars = True
 
 
-# The driver's S3 settings reach the actors that read and write objects. On a cluster with
-# instance roles or IRSA none of these are set, and the nodes' own credential chain applies.
-FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
-                 "AWS_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+# Only settings that are not secret travel with the actors: Ray writes a runtime_env into its
+# logs and shows it on the dashboard and the state API. Credentials (AWS keys and session
+# tokens, the teacher's API key) come from each node's own environment: a local run's workers
+# inherit the driver's; a cluster's nodes have an instance role, IRSA, a Kubernetes Secret in
+# the pod spec or a profile file (cluster/README.md, "Credentials").
+FORWARDED_ENV = ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 
 
 def worker_runtime_env() -> dict:
-    """Ray ``runtime_env`` carrying the driver's AWS_* settings to stage actors."""
+    """Ray ``runtime_env`` carrying the driver's non-secret S3 settings to stage actors."""
     return {"env_vars": {key: os.environ[key] for key in FORWARDED_ENV if key in os.environ}}

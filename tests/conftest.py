@@ -24,11 +24,17 @@ def tiny_refs(model_cache):
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray for the whole session; its address lets subprocesses join it."""
+    """One local Ray for the whole session; its address lets subprocesses join it.
+
+    Its workers hold the S3 test server's credentials the way a node does: in the environment
+    they start with (Ray never forwards credentials), put there before Ray starts.
+    """
     import ray
+    from s3server import node_credentials
 
     from cotvtm.raycluster import init_ray
 
+    os.environ.update(node_credentials())
     init_ray(num_cpus=2)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

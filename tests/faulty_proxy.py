@@ -3,6 +3,10 @@
 Per new connection it either relays faithfully, answers 503 SlowDown without asking the
 server, stalls before relaying, or cuts the server's response off half-way (a reset). Used
 to show that the job survives what real object stores do under load.
+
+``FaultyProxy(port, fault=dying)`` instead relays every connection until it has carried about
+``life_bytes`` towards the client, then closes it: a long transfer over a network whose
+connections do not last. ``bytes_down`` counts what the client was sent.
 """
 
 import asyncio
@@ -27,10 +31,17 @@ def schedule(n: int) -> str:
     return "relay"
 
 
+def dying(n: int) -> str:
+    """Every connection dies after carrying about ``life_bytes``."""
+    return "dies"
+
+
 class FaultyProxy:
-    def __init__(self, upstream_port: int, stall_s: float = 1.0):
+    def __init__(self, upstream_port: int, stall_s: float = 1.0, fault=schedule, life_bytes: int = 1 << 20):
         self.upstream_port, self.stall_s = upstream_port, stall_s
+        self.fault, self.life_bytes = fault, life_bytes
         self.counts: Counter = Counter()
+        self.bytes_down = 0
         self._connections = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -67,7 +78,7 @@ class FaultyProxy:
 
     async def _handle(self, reader, writer) -> None:
         self._connections += 1
-        fault = schedule(self._connections)
+        fault = self.fault(self._connections)
         self.counts[fault] += 1
         try:
             if fault == "slowdown":
@@ -79,7 +90,7 @@ class FaultyProxy:
                 await asyncio.sleep(self.stall_s)
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
             upload = asyncio.create_task(self._pipe(reader, up_writer))
-            await self._pipe(up_reader, writer, cut_after=2048 if fault == "reset" else None)
+            await self._pipe(up_reader, writer, cut_after=self._cut(fault), downstream=True)
             upload.cancel()
             up_writer.close()
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -91,17 +102,27 @@ class FaultyProxy:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.close()
 
-    @staticmethod
-    async def _pipe(reader, writer, cut_after: int | None = None) -> None:
+    def _cut(self, fault: str) -> int | None:
+        """Bytes a connection carries towards the client before it breaks (None: no limit).
+        A dying connection lives 0.75 to 1.25 x life_bytes, varying from one to the next."""
+        if fault == "reset":
+            return 2048
+        if fault == "dies":
+            return int(self.life_bytes * (0.75 + 0.5 * ((self._connections * 7919) % 101) / 100))
+        return None
+
+    async def _pipe(self, reader, writer, cut_after: int | None = None, downstream: bool = False) -> None:
         sent = 0
         while True:
             data = await reader.read(65536)
             if not data:
                 return
             if cut_after is not None and sent + len(data) > cut_after:
-                writer.write(data[: max(cut_after - sent, 1)])
-                await writer.drain()
-                return
+                data = data[: max(cut_after - sent, 1)]
             writer.write(data)
             await writer.drain()
             sent += len(data)
+            if downstream:
+                self.bytes_down += len(data)
+            if cut_after is not None and sent >= cut_after:
+                return

@@ -28,6 +28,9 @@ import pytest
 ACCESS_KEY = "cotvtm-test-key"
 SECRET_KEY = "cotvtm-test-secret"
 REGION = "us-east-1"
+# A second identity whose secret is a marker to look for where no secret may appear.
+MARKER_ACCESS_KEY = "cotvtm-marker-key"
+MARKER_SECRET = "SECRET-MARKER-" + uuid.uuid4().hex
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 2.0  # a graceful stop takes ~15 s; the data is thrown away anyway
 STRAY_SOCKET = "/tmp/seaweedfs-{}-grpc-{}.sock"  # made by weed whatever TMPDIR says
@@ -124,10 +127,18 @@ def _weed_args(weed: str, workdir: Path, ports: list[int], config: Path) -> list
     ]
 
 
+def node_credentials() -> dict[str, str]:
+    """The test identity as a node's environment holds it (the endpoint travels with each store)."""
+    return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION}
+
+
 def _s3_config(path: Path) -> Path:
-    identity = {"name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
-    path.write_text(json.dumps({"identities": [identity]}))
+    actions = ["Admin", "Read", "Write", "List", "Tagging"]
+    identities = [{"name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                   "actions": actions},
+                  {"name": "marker", "credentials": [{"accessKey": MARKER_ACCESS_KEY, "secretKey": MARKER_SECRET}],
+                   "actions": actions}]
+    path.write_text(json.dumps({"identities": identities}))
     return path
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,24 @@ def test_killed_driver_then_rerun_finishes_only_what_was_left(library, tmp_path,
     _assert_complete(out)
 
 
+def _interrupt(library: Path, out: Path, ray_address: str, cache: Path, saved: str, *extra: str) -> None:
+    """Start a run and kill its driver once saved progress matching ``saved`` (a glob below the
+    config digest's folder: ``<video id>/<file>``) exists."""
+    proc = _start(library, out, ray_address, cache, *extra)
+    _wait(lambda: list(out.glob(f".cotvtm-progress/*/{saved}")))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)  # let the job's actors go down with it
+
+
+def _finish(library: Path, out: Path, ray_address: str, cache: Path, *extra: str) -> str:
+    """Run to the end; its standard output."""
+    proc = _start(library, out, ray_address, cache, *extra)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    return stdout
+
+
 def _pcm(video: Path) -> bytes:
     return subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-map", "0:a:0", "-f", "f32le", "-"],
                           capture_output=True, check=True).stdout
@@ -113,25 +132,58 @@ def test_interrupted_long_video_resumes_after_its_last_saved_segment(tmp_path, r
     out, whole = tmp_path / "out", tmp_path / "whole"
     args = ("--segment-windows", "1")
 
-    proc = _start(library, out, ray_session, model_cache, *args)
-    _wait(lambda: list(out.glob(".cotvtm-progress/*/*/state-00001.npz")))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    time.sleep(1)
+    _interrupt(library, out, ray_session, model_cache, "*/state-00001.npz", *args)
     assert not list(out.glob("long*.mp4"))  # nothing visible yet, nothing half-written
 
-    rerun = _start(library, out, ray_session, model_cache, *args)
-    stdout, stderr = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    stdout = _finish(library, out, ray_session, model_cache, *args)
     assert "pass 1/2" not in stdout  # every segment's conditioning was already saved
     [video] = out.glob("long*.mp4")
     sidecar = json.loads(video.with_suffix(".json").read_text())
     assert sidecar["segments"] == 5 and 2 <= sidecar["resumed_at_segment"] < 5
     assert not list(out.glob(".cotvtm-progress/*/*"))  # the finished video's progress is gone
 
-    straight = _start(library, whole, ray_session, model_cache, *args)
-    stdout, stderr = straight.communicate(timeout=600)
-    assert straight.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    _finish(library, whole, ray_session, model_cache, *args)
     [reference] = whole.glob("long*.mp4")
     assert json.loads(reference.with_suffix(".json").read_text())["resumed_at_segment"] == 0
     assert _pcm(video) == _pcm(reference) and len(_pcm(video)) > 0
+
+
+def _pad_to(path: Path, size: int) -> None:
+    """Grow an MP4 to ``size`` bytes with a trailing 'free' box (MP4's own padding)."""
+    gap = size - path.stat().st_size
+    assert gap >= 8
+    with open(path, "ab") as handle:
+        handle.write(gap.to_bytes(4, "big") + b"free" + bytes(gap - 8))
+
+
+def test_an_input_replaced_by_another_of_the_same_size_is_made_from_the_new_file(tmp_path, ray_session,
+                                                                               model_cache):
+    """A run is killed after saving the first segment's conditioning; the input is then replaced
+    by a different video of exactly the same size. The rerun throws the saved work away and its
+    music is sample for sample that of a clean run on the new file."""
+    old, new = tmp_path / "old.mp4", tmp_path / "new.mp4"
+    make_video(old, duration=30, size="64x48", fps=4)
+    make_video(new, duration=30, size="64x48", fps=4, source="mandelbrot")
+    size = max(old.stat().st_size, new.stat().st_size) + 8
+    _pad_to(old, size)
+    _pad_to(new, size)
+    library, fresh = tmp_path / "library", tmp_path / "fresh"
+    library.mkdir()
+    fresh.mkdir()
+    shutil.copy(old, library / "clip.mp4")
+    shutil.copy(new, fresh / "clip.mp4")
+    out, reference = tmp_path / "out", tmp_path / "reference"
+    args = ("--segment-windows", "1")
+
+    _interrupt(library, out, ray_session, model_cache, "*/cond-00000.json", *args)
+    assert not list(out.glob("clip*.mp4"))
+    shutil.copy(new, library / "clip.mp4.tmp")
+    os.replace(library / "clip.mp4.tmp", library / "clip.mp4")  # same name, same size, new content
+    assert (library / "clip.mp4").stat().st_size == old.stat().st_size
+
+    stdout = _finish(library, out, ray_session, model_cache, *args)
+    assert "pass 1/2: music conditioning for 1 inputs (0 resumed)" in stdout
+    _finish(fresh, reference, ray_session, model_cache, *args)
+    [video], [expected] = out.glob("clip*.mp4"), reference.glob("clip*.mp4")
+    assert json.loads(video.with_suffix(".json").read_text())["resumed_at_segment"] == 0
+    assert _pcm(video) == _pcm(expected) and len(_pcm(video)) > 0

@@ -173,8 +173,9 @@ def test_inputs_go_in_waves_and_every_one_ends_once(library, tmp_path, model_cac
     assert len(list((tmp_path / "out").glob("[ac].*.mp4"))) == 2
 
 
-def _leave_progress(out: Path, key: str, source: Path, size_delta: int) -> Path:
-    """Pretend an earlier run stopped after saving a plan and a (damaged) segment of ``key``."""
+def _leave_progress(out: Path, key: str, source: Path, changed: bool) -> Path:
+    """Pretend an earlier run stopped after saving a plan and a (damaged) segment of ``key``,
+    of this very file or (``changed``) of content the file no longer has."""
     from dataclasses import replace
 
     from cotvtm.pipelines.progress import Plan, VideoProgress
@@ -186,10 +187,10 @@ def _leave_progress(out: Path, key: str, source: Path, size_delta: int) -> Path:
     digest = video.name.split(".")[-2]
     video.unlink()
     video.with_suffix(".json").unlink()
-    info = probe(source)
-    info = replace(info, path=key, size_bytes=info.size_bytes + size_delta)
+    info = replace(probe(source), path=key)
+    identity = open_store(source.parent).info(source.name).identity
     progress = VideoProgress(open_store(out).child(".cotvtm-progress"), digest, key)
-    progress.save_plan(Plan(info, plan_windows(info.duration), 6))
+    progress.save_plan(Plan(info, plan_windows(info.duration), 6, identity + ("-before" if changed else "")))
     progress.root.put_bytes(progress.prefix + "cond-00000.npz", b"damaged: not an npz archive")
     progress.root.put_bytes(progress.prefix + "cond-00000.json", b'{"explanations": [], "seconds": {}}')
     return out / ".cotvtm-progress" / progress.prefix
@@ -203,11 +204,11 @@ def test_saved_progress_of_a_changed_input_is_dropped_and_damaged_progress_fails
     cfg, res = SoundtrackConfig(), Resources()
     assert run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None).ok == 1
 
-    folder = _leave_progress(out, "a.mov", src / "a.mov", size_delta=1)  # the file has changed since
+    folder = _leave_progress(out, "a.mov", src / "a.mov", changed=True)  # the file has changed since
     again = run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None)
     assert (again.ok, again.failed) == (1, 0) and not folder.exists()
 
-    folder = _leave_progress(out, "a.mov", src / "a.mov", size_delta=0)  # same file, damaged segment
+    folder = _leave_progress(out, "a.mov", src / "a.mov", changed=False)  # same file, damaged segment
     damaged = run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None)
     [row] = damaged.outcomes
     assert row.status == "error" and "saved progress damaged" in row.reason and "run again" in row.reason

@@ -5,6 +5,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -349,3 +350,66 @@ def test_local_helpers_write_whole_readable_files(tmp_path):
     assert (tmp_path / "in" / "a.mp4").read_bytes() == b"v"
     assert (tmp_path / "in" / "a.mp4").stat().st_mode & 0o044 == 0o044  # not mkstemp's 0600
     assert LocalStore(tmp_path).read_lines("m.jsonl") == ["one", "two"]
+
+
+# -- content identity, durability, scratch -------------------------------------------------
+
+
+def test_a_replaced_object_of_the_same_size_has_another_identity(store):
+    store.put_bytes("v.mp4", b"first version")
+    before = store.info("v.mp4").identity
+    assert [o.identity for o in store.list()] == [before]  # the listing knows it too
+    time.sleep(0.05)  # file times tick with the kernel's coarse clock (a few ms)
+    store.put_bytes("v.mp4", b"other version")  # same size, other bytes
+    after = store.info("v.mp4")
+    assert after.size == len(b"first version") and after.identity != before
+
+
+def test_local_writes_are_synced_before_they_count(tmp_path, monkeypatch):
+    """The file's bytes, then the rename, then its folder: a crash never leaves a named file
+    whose contents are not on disk."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    store = open_store(tmp_path / "out")
+    store.put_bytes("a/progress.npz", b"x")
+    source = tmp_path / "v.mp4"
+    source.write_bytes(b"video")
+    store.upload(source, "a/v.mp4")
+    assert events == ["file", "rename", "dir"] * 2
+    events.clear()
+    store.append_line("manifest.jsonl", "{}")
+    store.append_line("manifest.jsonl", "{}")
+    assert events == ["file", "dir", "file"]  # a new log's name is synced once
+
+
+def test_scratch_folders_of_dead_workers_are_removed_at_the_next_start(tmp_path, monkeypatch):
+    import tempfile
+
+    from cotvtm.storage import scratch
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(scratch, "_swept", False)
+    root = scratch.scratch_root()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead = int(gone.stdout)
+    me = os.getpid()
+    folders = {"dead": root / f"{dead}-{scratch._started(dead)}-abc", "live": root / f"{me}-{scratch._started(me)}-x",
+               "reused pid": root / f"{me}-1-y", "foreign": root / "not-ours"}
+    for folder in folders.values():
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "copy.mp4").write_bytes(b"left behind")
+    made = scratch.Scratch().dir
+    assert made.parent == root and made.name.startswith(f"{me}-")
+    assert sorted(name for name, folder in folders.items() if folder.exists()) == ["foreign", "live"]

@@ -38,10 +38,11 @@ class Decode:
 
     def __init__(self, cfg: SoundtrackConfig, short_side: int, src: Store, max_bytes: int, progress: Store,
                  digest: str, segment_windows: int, resumed: dict[str, tuple[Plan, frozenset]],
-                 threads: float = 1):
+                 identities: dict[str, str], threads: float = 1):
         use_threads(threads)
         self.cfg, self.short_side, self.src, self.max_bytes = cfg, short_side, src, max_bytes
         self.progress, self.digest, self.segment_windows, self.resumed = progress, digest, segment_windows, resumed
+        self.identities = identities
         self.scratch = Scratch()
 
     def __call__(self, batch):
@@ -95,7 +96,8 @@ class Decode:
         """An image stands for every window of a clip ``image_seconds`` long."""
         info = probe_image(path, self.cfg.image_seconds) if is_image(key) else probe(path)
         info = replace(info, path=key)
-        return Plan(info, plan_windows(info.duration, self.cfg.window_s), self.segment_windows)
+        return Plan(info, plan_windows(info.duration, self.cfg.window_s), self.segment_windows,
+                    self.identities.get(key, ""))
 
     def frames(self, key: str, path, info, windows) -> np.ndarray:
         if is_image(key):
@@ -160,9 +162,10 @@ class Prior(ModelStage):
         segment.e_v = None
 
 
-def build(keys: list[str], refs: ModelRefs, cfg: SoundtrackConfig, res: Resources, dims: dict, short_side: int,
-          src: Store, progress: Store, digest: str, resumed: dict[str, tuple[Plan, frozenset]]):
-    """The Ray Data plan of pass 1; its rows are the finished (or failed) ``Segment``s."""
+def build(identities: dict[str, str], refs: ModelRefs, cfg: SoundtrackConfig, res: Resources, dims: dict,
+          short_side: int, src: Store, progress: Store, digest: str, resumed: dict[str, tuple[Plan, frozenset]]):
+    """The Ray Data plan of pass 1 over the inputs (key -> content identity); its rows are the
+    finished (or failed) ``Segment``s."""
     import ray.data
     from ray.data import ActorPoolStrategy
 
@@ -170,13 +173,13 @@ def build(keys: list[str], refs: ModelRefs, cfg: SoundtrackConfig, res: Resource
 
     env = worker_runtime_env()
     model = dict(num_cpus=res.model_cpus, num_gpus=res.gpus_per_model_actor, runtime_env=env)
-    ds = ray.data.from_items([row_of(key) for key in keys], override_num_blocks=max(1, len(keys)))
+    ds = ray.data.from_items([row_of(key) for key in identities], override_num_blocks=max(1, len(identities)))
     # Every yielded segment leaves Decode as a block of its own: by default Ray Data gathers a
     # task's outputs up to 128 MiB, which would hold many segments of one video in one worker.
     ds.context.target_max_block_size = 1
     ds = ds.map_batches(Decode, fn_constructor_kwargs=dict(
         cfg=cfg, short_side=short_side, src=src, max_bytes=res.max_input_bytes, progress=progress, digest=digest,
-        segment_windows=res.segment_windows, resumed=resumed), batch_size=1,
+        segment_windows=res.segment_windows, resumed=resumed, identities=identities), batch_size=1,
         compute=ActorPoolStrategy(size=res.decode_actors), num_cpus=1, runtime_env=env)
     ds = ds.map_batches(Embed, fn_constructor_kwargs=dict(refs=refs, device=res.device, threads=res.model_cpus),
                         batch_size=res.video_batch, compute=ActorPoolStrategy(size=res.model_actors), **model)

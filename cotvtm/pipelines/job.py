@@ -18,7 +18,7 @@ class VideoJob:
     out_video: str  # output keys, relative to the output store's root
     out_sidecar: str
     out_still: str | None = None  # image inputs: the optional still-image video
-    size: int | None = None  # input bytes when listed: saved progress of another version is not reused
+    identity: str = ""  # the input's content identity when listed: saved work of other content is not reused
     info: VideoInfo | None = None
     windows: list[Window] = field(default_factory=list)
     segments: int = 0

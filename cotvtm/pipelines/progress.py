@@ -37,11 +37,16 @@ def video_id(key: str) -> str:
 
 @dataclass
 class Plan:
-    """A video's windows grouped into segments: the unit of work that is saved."""
+    """A video's windows grouped into segments: the unit of work that is saved.
+
+    ``identity`` is the input's content identity when it was planned (``ObjectInfo.identity``):
+    saved work is reused only for the same content.
+    """
 
     info: VideoInfo
     windows: list[Window]
     segment_windows: int
+    identity: str = ""
 
     @property
     def segments(self) -> list[list[Window]]:
@@ -50,12 +55,13 @@ class Plan:
 
     def to_json(self) -> bytes:
         return json.dumps({"info": asdict(self.info), "windows": [asdict(w) for w in self.windows],
-                           "segment_windows": self.segment_windows}).encode()
+                           "segment_windows": self.segment_windows, "identity": self.identity}).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> "Plan":
         raw = json.loads(data)
-        return cls(VideoInfo(**raw["info"]), [Window(**w) for w in raw["windows"]], raw["segment_windows"])
+        return cls(VideoInfo(**raw["info"]), [Window(**w) for w in raw["windows"]], raw["segment_windows"],
+                   raw.get("identity", ""))
 
 
 def _npz(**arrays) -> bytes:

@@ -71,16 +71,17 @@ def output_keys(key: str, digest: str) -> tuple[str, str]:
     return f"{stem}.{digest}{suffix}", f"{stem}.{digest}.json"
 
 
-def _inputs(source: str, endpoint_url: str | None) -> tuple[Store, dict[str, int], int]:
-    """The input store, the keys to process (sorted) with their sizes, and how many other files
-    were ignored."""
+def _inputs(source: str, endpoint_url: str | None) -> tuple[Store, dict[str, str], int]:
+    """The input store, the keys to process (sorted) with their content identities, and how
+    many other files were ignored."""
     if not is_s3_uri(source) and Path(source).is_file():
-        return open_store(Path(source).parent), {Path(source).name: Path(source).stat().st_size}, 0
+        store = open_store(Path(source).parent)
+        return store, {Path(source).name: store.info(Path(source).name).identity}, 0
     if not is_s3_uri(source) and not Path(source).is_dir():
         raise CotvtmError(f"input {source} does not exist or is not a folder")
     store = open_store(source, endpoint_url)
-    listed = sorted((info.key, info.size) for info in store.list())
-    wanted = {k: size for k, size in listed if PurePosixPath(k).suffix.lower() in LISTED_EXTENSIONS}
+    listed = sorted((info.key, info.identity) for info in store.list())
+    wanted = {k: identity for k, identity in listed if PurePosixPath(k).suffix.lower() in LISTED_EXTENSIONS}
     return store, wanted, len(listed) - len(wanted)
 
 
@@ -117,14 +118,14 @@ def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = N
     done = {info.key for info in out.list()}
     run_id = uuid.uuid4().hex[:12]
     jobs = []
-    for key, size in keys.items():
+    for key, identity in keys.items():
         video, sidecar = output_keys(key, digest)
         if video in done and sidecar in done:
             _record(summary, out, Outcome(key, "skipped", reason="output exists for this config",
                                           output=out.uri(video), sidecar=out.uri(sidecar)), run_id, echo)
         else:
             still = video[: -len(".m4a")] + ".mp4" if is_image(key) and cfg.image_video else None
-            jobs.append(VideoJob(key, video, sidecar, out_still=still, size=size))
+            jobs.append(VideoJob(key, video, sidecar, out_still=still, identity=identity))
     if jobs:
         base = {"cotvtm": __version__, "run_id": run_id, "config_digest": digest, "config": asdict(cfg),
                 "models": asdict(refs), "prior_trained": trained,
@@ -203,7 +204,8 @@ def _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, root, di
     if not todo:
         return failed
     say.line(f"pass 1/2: music conditioning for {len(todo)} inputs ({len(resumed)} resumed)")
-    ds = condition.build([job.key for job in todo], refs, cfg, res, dims, short_side, src, root, digest, resumed)
+    ds = condition.build({job.key: job.identity for job in todo}, refs, cfg, res, dims, short_side, src, root,
+                         digest, resumed)
     try:
         for batch in ds.iter_batches(batch_size=1):
             if stop.is_set():
@@ -242,7 +244,8 @@ def _unconditioned(jobs, saved: dict[str, Done], root: Store,
     """Inputs whose conditioning is not all saved yet, and for the partly done ones their saved
     plan and conditioned segments.
 
-    Saved work of an input that has changed since (another size) is thrown away.
+    Saved work of an input whose content has changed since (another ETag, version, size or
+    modification time) is thrown away.
     """
     todo, resumed = [], {}
     for job in jobs:
@@ -255,7 +258,7 @@ def _unconditioned(jobs, saved: dict[str, Done], root: Store,
             plan = progress.load_plan()
         except Exception:  # an unreadable plan is made again
             plan = None
-        if plan is None or plan.info.size_bytes != job.size:
+        if plan is None or plan.identity != job.identity:
             progress.clear()
             todo.append(job)
         elif len(done.conditioned) < len(plan.segments):

@@ -13,6 +13,27 @@ from cotvtm.storage.store import ObjectInfo, wanted
 from cotvtm.storage.uri import check_key, check_prefix
 
 
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename or a new name in ``folder`` survive a power loss (POSIX: fsync the folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # a platform whose folders cannot be opened (Windows) has nothing to sync
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(handle, tmp: str, path: Path) -> None:
+    """The file's bytes on disk, then the rename, then the folder: only then does it count."""
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary name in the same folder, then rename: never half-written."""
     path = Path(path)
@@ -21,8 +42,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are as readable as any file
-        os.replace(tmp, path)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are as readable as any file
+            _publish(handle, tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -38,8 +59,13 @@ def append_line(path: str | Path, line: str) -> None:
     """Append one line (a manifest row); appends of one short line are not interleaved."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line.rstrip("\n") + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    if new:
+        fsync_dir(path.parent)
 
 
 def atomic_copy(src: str | Path, dst: str | Path, chunk: int = 1 << 20) -> None:
@@ -51,7 +77,7 @@ def atomic_copy(src: str | Path, dst: str | Path, chunk: int = 1 << 20) -> None:
         try:
             with os.fdopen(fd, "wb") as handle:
                 shutil.copyfileobj(source, handle, chunk)
-            os.replace(tmp, dst)
+                _publish(handle, tmp, dst)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -102,7 +128,7 @@ class LocalStore:
             stat = path.stat()
         except OSError:  # a broken symlink is still listed: reading it gives the reason
             stat = path.lstat()
-        return ObjectInfo(key=key, size=stat.st_size, mtime=stat.st_mtime)
+        return ObjectInfo(key=key, size=stat.st_size, mtime=stat.st_mtime, mtime_ns=stat.st_mtime_ns)
 
     def info(self, key: str) -> ObjectInfo:
         self._existing(key)

@@ -1,15 +1,17 @@
 """S3 (and S3-compatible) storage through boto3.
 
-Credentials come from the standard chain (environment, profile, instance role). Retries are
-botocore's adaptive mode; whole-file transfers go through boto3's transfer manager, which
-retries interrupted downloads, writes them to a temporary name first, and uploads large
-files in parts. A PUT or a completed multipart upload is atomic: nobody sees half an object.
+Credentials come from the standard chain (environment, profile, instance role, IRSA) of the
+machine the store is used on: a store pickled to another node carries none. Requests are
+retried in botocore's adaptive mode; reads are ranged GETs that resume from the last byte
+received (``ranged.py``); uploads go through boto3's transfer manager (multipart above a
+threshold). A PUT or a completed multipart upload is atomic: nobody sees half an object.
 """
 
 from __future__ import annotations  # a method named `list` shadows the builtin in annotations
 
 import copy
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -25,28 +27,22 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
     EndpointConnectionError,
-    FlexibleChecksumError,
-    IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
-    ReadTimeoutError,
-    ResponseStreamingError,
 )
 
 from cotvtm.storage.errors import ObjectNotFound, ObjectTooLarge, StorageError
+from cotvtm.storage.local import fsync_dir
+from cotvtm.storage.ranged import RangedReader, ReadPolicy, download, read_all
 from cotvtm.storage.store import ObjectInfo, wanted
 from cotvtm.storage.uri import S3Location, check_key, check_prefix
 
 MiB = 1 << 20
 CHECKSUM = "CRC32"
-READ_ATTEMPTS = 5  # hand-rolled body reads: botocore does not retry a reset mid-body
 ROWS_SUFFIX = ".rows/"  # append_line(key) writes one object per row under key + ROWS_SUFFIX
 READ_THREADS = 16
 
-_STREAM_ERRORS = (ResponseStreamingError, IncompleteReadError, ReadTimeoutError,
-                  ConnectionClosedError, FlexibleChecksumError)
 _DENIED = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
            "AllAccessDisabled", "InvalidToken", "ExpiredToken", "AccountProblem"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -70,7 +66,7 @@ def make_client(endpoint_url: str | None = None):
 
 
 def default_transfer() -> TransferConfig:
-    """Parts of 16 MiB above 16 MiB, 8 in flight; the classic (pure Python) transfer client."""
+    """Uploads: parts of 16 MiB above 16 MiB, 8 in flight; the classic (pure Python) transfer client."""
     return TransferConfig(multipart_threshold=16 * MiB, multipart_chunksize=16 * MiB,
                           max_concurrency=8, preferred_transfer_client="classic")
 
@@ -99,10 +95,11 @@ class S3Store:
     """``s3://bucket/prefix`` as a store. Picklable: the client is rebuilt where it lands."""
 
     def __init__(self, location: S3Location, endpoint_url: str | None = None,
-                 transfer: TransferConfig | None = None, page_size: int = 1000):
+                 transfer: TransferConfig | None = None, page_size: int = 1000, reads: ReadPolicy | None = None):
         self.location = location
         self.endpoint_url = endpoint_url or endpoint_from_env()
         self.transfer = transfer or default_transfer()
+        self.reads = reads or ReadPolicy()
         self.page_size = page_size
         self.client = make_client(self.endpoint_url)
 
@@ -151,7 +148,8 @@ class S3Store:
             head = self.client.head_object(Bucket=self.location.bucket, Key=self._key(key),
                                            ChecksumMode="ENABLED")
         return ObjectInfo(key=key, size=head["ContentLength"], mtime=head["LastModified"].timestamp(),
-                          etag=head.get("ETag", "").strip('"') or None, checksum=_checksum(head))
+                          etag=head.get("ETag", "").strip('"') or None, checksum=_checksum(head),
+                          version_id=head.get("VersionId"))
 
     def exists(self, key: str) -> bool:
         try:
@@ -160,32 +158,33 @@ class S3Store:
         except ObjectNotFound:
             return False
 
+    def _reader(self, key: str, info: ObjectInfo | None = None) -> RangedReader:
+        return RangedReader(self.client, self.location.bucket, self._key(key), self.uri(key), self.reads,
+                            etag=info.etag if info else None, size=info.size if info else None)
+
     def download(self, key: str, local_path: str | Path, max_bytes: int | None = None) -> Path:
-        """Through the transfer manager (retried, ranged, written to a temporary name first)."""
-        size = self.info(key).size
-        if max_bytes is not None and size > max_bytes:
-            raise ObjectTooLarge(self.uri(key), f"{size} bytes is over the limit of {max_bytes} bytes")
+        """Parallel ranged parts, each resumed from its last byte (``ranged.py``), into a
+        temporary name beside ``local_path``; synced and renamed once whole."""
+        info = self.info(key)
+        if max_bytes is not None and info.size > max_bytes:
+            raise ObjectTooLarge(self.uri(key), f"{info.size} bytes is over the limit of {max_bytes} bytes")
         path = Path(local_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._errors(key):
-            self.client.download_file(self.location.bucket, self._key(key), str(path), Config=self.transfer)
-        if max_bytes is not None and path.stat().st_size > max_bytes:  # replaced meanwhile
-            path.unlink()
-            raise ObjectTooLarge(self.uri(key), f"grew over the limit of {max_bytes} bytes while downloading")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        try:
+            with self._errors(key):
+                download(self._reader(key, info), info.size, Path(tmp))
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
         return path
 
     def get_bytes(self, key: str) -> bytes:
-        """One GET; a connection reset mid-body is retried here, since botocore does not."""
-        for attempt in range(1, READ_ATTEMPTS + 1):
-            with self._errors(key):
-                body = self.client.get_object(Bucket=self.location.bucket, Key=self._key(key))["Body"]
-            try:
-                with body:
-                    return body.read()
-            except _STREAM_ERRORS as exc:
-                if attempt == READ_ATTEMPTS:
-                    raise StorageError(self.uri(key), f"read failed {attempt} times: {exc}") from exc
-            time.sleep(min(0.1 * 2 ** attempt, 2.0))
+        """One GET; a body that breaks is resumed from its last byte."""
+        with self._errors(key):
+            return read_all(self._reader(key))
 
     # -- writing -------------------------------------------------------------------------
 

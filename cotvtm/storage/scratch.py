@@ -2,9 +2,14 @@
 
 Keys can hold anything (newlines, quotes, 200+ characters), so scratch names are a hash of
 the key plus a cleaned-up extension; the key itself never becomes a local file name.
+
+Every folder is named for the process that owns it (pid and start time), under one folder per
+user in the temporary folder. A worker killed outright (SIGKILL, out of memory) cannot clean
+up, so the next scratch folder made on that machine removes those whose owner is gone.
 """
 
 import hashlib
+import os
 import re
 import shutil
 import tempfile
@@ -13,18 +18,60 @@ from pathlib import Path, PurePosixPath
 
 from cotvtm.storage.store import Store
 
+_swept = False  # once per process
+
+
+def _started(pid: int) -> str:
+    """When ``pid`` started (Linux: /proc), so that a reused pid does not pass for the owner."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"  # unknown here: the pid alone decides
+
+
+def _alive(owner: str) -> bool:
+    """Whether the process named by a folder's ``<pid>-<start>`` prefix still runs."""
+    try:
+        pid, start = owner.split("-")[:2]
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True  # not a name of ours, or another user's process: leave it
+    return start == "0" or _started(int(pid)) in (start, "0")
+
+
+def scratch_root() -> Path:
+    return Path(tempfile.gettempdir()) / f"cotvtm-scratch-{os.getuid() if hasattr(os, 'getuid') else 0}"
+
+
+def sweep(root: Path) -> list[Path]:
+    """Remove the scratch folders under ``root`` whose owning process is gone."""
+    removed = []
+    for folder in root.iterdir() if root.is_dir() else ():
+        if folder.is_dir() and not _alive(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
 
 class Scratch:
     """A private temporary folder (one per actor) for copies of remote objects."""
 
-    def __init__(self, prefix: str = "cotvtm-"):
-        self.prefix = prefix
+    def __init__(self):
         self._dir: Path | None = None  # made on first use: local-only runs leave nothing behind
 
     @property
     def dir(self) -> Path:
+        global _swept
         if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix=self.prefix))
+            root = scratch_root()
+            root.mkdir(mode=0o700, exist_ok=True)
+            if not _swept:
+                sweep(root)
+                _swept = True
+            pid = os.getpid()
+            self._dir = Path(tempfile.mkdtemp(prefix=f"{pid}-{_started(pid)}-", dir=root))
             weakref.finalize(self, shutil.rmtree, self._dir, True)  # gone with the actor
         return self._dir
 

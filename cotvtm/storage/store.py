@@ -23,6 +23,16 @@ class ObjectInfo:
     mtime: float  # seconds since the epoch
     etag: str | None = None  # S3 ETag without quotes; None locally
     checksum: str | None = None  # e.g. "crc32:NhCmhg==" when S3 stored one (``info`` only)
+    version_id: str | None = None  # S3 version of a versioned bucket (``info`` only)
+    mtime_ns: int | None = None  # local files: the exact modification time
+
+    @property
+    def identity(self) -> str:
+        """What this content is known by: a replaced object gets another identity even when it
+        has the same size. ETag (and version) on S3; size and modification time locally."""
+        if self.etag:
+            return f"etag:{self.etag}" + (f";version:{self.version_id}" if self.version_id else "")
+        return f"size:{self.size};mtime_ns:{self.mtime_ns if self.mtime_ns is not None else repr(self.mtime)}"
 
 
 class Store(Protocol):

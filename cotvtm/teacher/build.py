@@ -100,7 +100,8 @@ def collect_items(cfg: BuildConfig) -> list[CaptionItem]:
 def run(cfg: BuildConfig, echo=print) -> BuildSummary:
     """Label every caption of ``cfg`` that has no label yet; never raises for one bad caption."""
     cfg.validate()
-    api_key = cfg.endpoint.api_key() if cfg.endpoint is not None else ""
+    if cfg.endpoint is not None:
+        cfg.endpoint.api_key()  # a missing key is a set-up error here, not one per actor
     items = collect_items(cfg)
     teacher, model, version = identity(cfg)
     out = labels_dir(cfg.out, version, model)
@@ -113,17 +114,17 @@ def run(cfg: BuildConfig, echo=print) -> BuildSummary:
     echo(f"cotvtm label: {len(items)} captions, {len(items) - len(todo)} skipped, {len(todo)} to label "
          f"with {teacher} {model} (prompt {version}) into {out}")
     if todo:
-        _stream(todo, cfg, api_key, summary, echo)
+        _stream(todo, cfg, summary, echo)
     echo(summary.line())
     return summary
 
 
-def _stream(todo: list[CaptionItem], cfg: BuildConfig, api_key: str, summary: BuildSummary, echo) -> None:
+def _stream(todo: list[CaptionItem], cfg: BuildConfig, summary: BuildSummary, echo) -> None:
     from cotvtm.raycluster import init_ray
     from cotvtm.teacher import stage
 
     init_ray()
-    ds = stage.plan(todo, cfg.endpoint, cfg.cot, api_key, actors=cfg.actors, batch_size=cfg.batch_size)
+    ds = stage.plan(todo, cfg.endpoint, cfg.cot, actors=cfg.actors, batch_size=cfg.batch_size)
     started = last = time.monotonic()
     shown = -1
     with ShardWriter(summary.labels_dir, cfg.shard_size) as writer:

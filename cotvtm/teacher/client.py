@@ -89,9 +89,10 @@ def retry_after_s(headers) -> float | None:
     return max(0.0, email.utils.mktime_tz(parsed) - time.time()) if parsed else None
 
 
-def make_client(cfg: EndpointConfig, api_key: str | None = None) -> openai.AsyncOpenAI:
-    """The async client, with its own retries off (this module retries)."""
-    api_key = api_key if api_key is not None else cfg.api_key()
+def make_client(cfg: EndpointConfig) -> openai.AsyncOpenAI:
+    """The async client, with its own retries off (this module retries); the key from this
+    process's environment."""
+    api_key = cfg.api_key()
     if cfg.api_version:
         return openai.AsyncAzureOpenAI(azure_endpoint=cfg.base_url, api_version=cfg.api_version,
                                        api_key=api_key, timeout=cfg.timeout_s, max_retries=0)

@@ -50,20 +50,23 @@ class OfflineLabel:
 
 
 class LLMLabel:
-    """Many captions in flight per actor; each ends as a record, never as an exception."""
+    """Many captions in flight per actor; each ends as a record, never as an exception.
 
-    def __init__(self, endpoint: EndpointConfig, cot: bool, api_key: str):
-        from cotvtm.teacher.client import LLMTeacher, make_client
+    The API key is read here, from this node's environment: passed as an argument it would sit
+    in the actor's creation spec, which Ray keeps and shows."""
 
-        self.teacher = LLMTeacher(endpoint, cot, client=make_client(endpoint, api_key))
+    def __init__(self, endpoint: EndpointConfig, cot: bool):
+        from cotvtm.teacher.client import LLMTeacher
+
+        self.teacher = LLMTeacher(endpoint, cot)
 
     async def __call__(self, batch) -> dict:
         done = await asyncio.gather(*(self.teacher.label(item) for item in _items(batch)))
         return _out([d.record.to_json() for d in done], [d.usage.requests for d in done])
 
 
-def plan(items: list[CaptionItem], endpoint: EndpointConfig | None, cot: bool, api_key: str = "",
-         actors: int = 1, batch_size: int | None = None):
+def plan(items: list[CaptionItem], endpoint: EndpointConfig | None, cot: bool, actors: int = 1,
+         batch_size: int | None = None):
     """The Ray Data plan; nothing runs until its rows are consumed."""
     import ray.data
     from ray.data import ActorPoolStrategy
@@ -79,7 +82,7 @@ def plan(items: list[CaptionItem], endpoint: EndpointConfig | None, cot: bool, a
     size = batch_size or max(8, 2 * share.concurrency)
     blocks = max(1, math.ceil(len(rows) / (size * ASYNC_BATCHES_PER_TASK)))
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
-    return ds.map_batches(LLMLabel, fn_constructor_kwargs=dict(endpoint=share, cot=cot, api_key=api_key),
+    return ds.map_batches(LLMLabel, fn_constructor_kwargs=dict(endpoint=share, cot=cot),
                           batch_size=size, num_cpus=0.25,
                           # two tasks per actor: the next block starts while the last one's slowest calls finish
                           compute=ActorPoolStrategy(size=actors, max_concurrent_calls_per_actor=2))
