@@ -32,6 +32,9 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crossfade-seconds", type=float, default=d.crossfade_s)
     g.add_argument("--guidance-scale", type=float, default=d.guidance_scale)
     g.add_argument("--top-k", type=int, default=d.top_k)
+    g.add_argument("--decoder", default=d.decoder, choices=["engine", "generate"],
+                   help="MusicGen decoding: the slot engine (batch-invariant sampling, CUDA graphs on a GPU) "
+                        "or transformers' generate (the reference)")
     g.add_argument("--prior-steps", type=int, default=None)
     g.add_argument("--audio", default=d.audio, choices=["replace", "duck"],
                    help="replace the video's audio with the music, or keep it (ducked) under the music")
@@ -56,7 +59,7 @@ def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
                          prior=a.prior)
     cfg = SoundtrackConfig(models=models, window_s=a.window_seconds, frames_per_window=a.frames_per_window,
                            frame_reader=a.frame_reader, mode=a.mode, prompt_s=a.prompt_seconds,
-                           crossfade_s=a.crossfade_seconds, guidance_scale=a.guidance_scale, top_k=a.top_k,
+                           crossfade_s=a.crossfade_seconds, guidance_scale=a.guidance_scale, top_k=a.top_k, decoder=a.decoder,
                            prior_steps=a.prior_steps, audio=a.audio, duck_gain=a.duck_gain,
                            image_seconds=a.image_seconds, image_video=a.image_video, seed=a.seed)
     for name in ("segment_windows", "wave"):

@@ -34,6 +34,7 @@ class SoundtrackConfig:
     guidance_scale: float = 3.0
     top_k: int = 250
     temperature: float = 1.0
+    decoder: str = "engine"  # MusicGen decoding: the slot engine, or transformers' generate (the reference)
     prior_steps: int | None = None  # None: the prior checkpoint's own default
     prior_sampler: str | None = None
     prior_guidance: float | None = None
@@ -48,6 +49,8 @@ class SoundtrackConfig:
             raise CotvtmError(f"--audio must be replace or duck, not {self.audio!r}")
         if not 0 < self.duck_gain <= 1:
             raise CotvtmError("--duck-gain must be in (0, 1]")
+        if self.decoder not in ("engine", "generate"):
+            raise CotvtmError(f"--decoder must be engine or generate, not {self.decoder!r}")
         if self.mode not in MODES:
             raise CotvtmError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if not 0 < self.prompt_s < self.window_s:

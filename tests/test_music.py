@@ -7,7 +7,7 @@ import torch
 from cotvtm.models import load_t5
 from cotvtm.music.compose import (LIMIT_CEILING, LIMIT_KNEE, ComposeConfig, Composer, Track, TrackState, compose,
                                   crossfade_join, limit)
-from cotvtm.music.musicgen import MusicGenBackend, SamplingConfig
+from cotvtm.music.musicgen import MusicGenBackend, SamplingConfig, make_backend
 
 TEXTS = ["a calm piano piece with soft strings, slow tempo", "energetic rock drums and electric guitar"]
 
@@ -15,6 +15,13 @@ TEXTS = ["a calm piano piece with soft strings, slow tempo", "energetic rock dru
 @pytest.fixture(scope="module")
 def backend(tiny_refs):
     return MusicGenBackend(tiny_refs.musicgen, sampling=SamplingConfig(guidance_scale=3.0, top_k=50))
+
+
+@pytest.fixture(scope="module", params=["engine", "generate"])
+def any_backend(request, tiny_refs):
+    """Composition behaves the same on both decoders."""
+    return make_backend(request.param, tiny_refs.musicgen, sampling=SamplingConfig(guidance_scale=3.0, top_k=50),
+                        slots=4)
 
 
 def _t5_states(ref, texts):
@@ -61,7 +68,8 @@ def test_crossfade_join_length_and_continuity():
 
 
 @pytest.mark.parametrize("mode", ["continuous", "independent"])
-def test_compose_gives_exact_total_duration_per_video(backend, mode):
+def test_compose_gives_exact_total_duration_per_video(any_backend, mode):
+    backend = any_backend
     rng = np.random.default_rng(0)
     durations = [[10.0, 10.0, 5.0], [3.0], [10.0, 0.7]]
     tracks = [Track(rng.standard_normal((len(d), 4, 32)).astype(np.float32), np.ones((len(d), 4)), d)
@@ -86,38 +94,56 @@ def _windows(count, seed=0):
 
 
 @pytest.mark.parametrize("mode", ["continuous", "independent"])
-def test_a_track_resumed_from_its_saved_state_is_the_uninterrupted_track(backend, mode):
+def test_a_track_resumed_from_its_saved_state_is_the_uninterrupted_track(any_backend, mode):
     """Composing 2 windows, saving the state, and going on in a new composer gives the same
     samples, bit for bit, as composing all 4 windows in one go: a resumed video's music is
     continuous."""
     e_m, mask = _windows(4)
     durations = [10.0, 10.0, 10.0, 4.0]
     cfg = ComposeConfig(mode=mode, prompt_s=2.0, crossfade_s=0.25, seed=5)
-    [whole] = compose(backend, [Track(e_m, mask, durations)], cfg)
+    backend = any_backend
+    [whole] = compose(backend, [Track(e_m, mask, durations)], cfg, keys=["0"])
 
     first, state = Composer(backend, cfg), TrackState()
     pieces = []
     for i in range(2):
-        first.step([state], e_m[i:i + 1], mask[i:i + 1], [durations[i]])
+        first.step([state], e_m[i:i + 1], mask[i:i + 1], [durations[i]], ["0"])
         pieces.append(first.take(state))
     saved = {k: np.array(v) for k, v in state.to_arrays().items()}
     second, state = Composer(backend, cfg), TrackState.from_arrays(saved)
     assert state.window == 2 and state.emitted == sum(len(p) for p in pieces)
     for i in range(2, 4):
-        second.step([state], e_m[i:i + 1], mask[i:i + 1], [durations[i]])
+        second.step([state], e_m[i:i + 1], mask[i:i + 1], [durations[i]], ["0"])
         pieces.append(second.take(state, last=i == 3))
     assert np.array_equal(np.concatenate(pieces), whole)
     assert len(whole) == round(34.0 * backend.sample_rate)
 
 
-def test_working_tail_stays_short_however_long_the_track(backend):
+def test_working_tail_stays_short_however_long_the_track(any_backend):
+    backend = any_backend
     cfg = ComposeConfig(prompt_s=2.0, crossfade_s=0.25)
     composer, state = Composer(backend, cfg), TrackState()
     e_m, mask = _windows(6)
     tails = []
     for i in range(6):
-        composer.step([state], e_m[i:i + 1], mask[i:i + 1], [10.0])
+        composer.step([state], e_m[i:i + 1], mask[i:i + 1], [10.0], ["0"])
         composer.take(state)
         tails.append(len(state.tail))
-    assert max(tails) <= round(2.25 * backend.sample_rate)
+    assert max(tails) <= round(0.25 * backend.sample_rate)  # the crossfade: the prompt is codes
     assert state.emitted + len(state.tail) == round(60 * backend.sample_rate)
+
+
+def test_a_continuation_starts_with_the_previous_windows_last_codes(any_backend):
+    """The prompt is the previous window's codes: the continuation's first frames are those
+    codes, and its audio there is their decoding, close to where the previous window ended."""
+    from cotvtm.music.musicgen import MusicRequest
+
+    e_m, mask = _windows(3)
+    hop = any_backend.sample_rate // any_backend.frame_rate
+    first, fresh = any_backend.render([MusicRequest(e_m[0], mask[0], 3.0, 1), MusicRequest(e_m[2], mask[2], 3.0, 3)])
+    prompt = first.codes[:, -10:]
+    [going] = any_backend.render([MusicRequest(e_m[1], mask[1], 3.0, 2, prompt=prompt)])
+    assert np.array_equal(going.codes[:, :10], prompt) and going.prompt_frames == 10
+    assert len(going.audio) >= (10 + 30) * hop
+    end = first.audio[len(first.audio) - 10 * hop:]
+    assert np.abs(going.audio[: 10 * hop] - end).mean() < np.abs(fresh.audio[: 10 * hop] - end).mean()

@@ -35,9 +35,9 @@ def test_a_segment_counts_only_once_its_marker_is_written(progress):
     e_m, mask = np.ones((1, 4, 8), np.float32), np.ones((1, 4), np.int64)
     progress.save_conditioning(0, e_m, mask, {"explanations": [], "seconds": {"decode": 1.0}})
     progress.root.put_bytes(progress.prefix + "cond-00001.npz", b"written before a kill")  # no marker
-    progress.save_audio(0, np.zeros(10, np.float32), TrackState(np.ones(3, np.float32), 10, 10.0, 1))
+    progress.save_audio(0, np.zeros(10, np.float32), TrackState(np.ones(3, np.float32), 10, 10.0, 1), ["d0"])
     progress.root.put_bytes(progress.prefix + "audio-00001.npy", b"no state after it")
-    progress.save_audio(2, np.zeros(10, np.float32), TrackState())  # not after a saved segment 1
+    progress.save_audio(2, np.zeros(10, np.float32), TrackState(), ["d2"])  # not after a saved segment 1
     done = progress.done()
     assert done.plan and done.conditioned == {0} and done.composed == {0, 2}
     assert done.composed_prefix() == 1  # resume at segment 1, whatever lies beyond
@@ -46,6 +46,7 @@ def test_a_segment_counts_only_once_its_marker_is_written(progress):
     assert progress.load_meta(0)["seconds"] == {"decode": 1.0}
     state = progress.load_state(0)
     assert (state.emitted, state.elapsed, state.window, state.tail.tolist()) == (10, 10.0, 1, [1, 1, 1])
+    assert progress.load_digests(0) == ["d0"]
 
 
 def test_scan_lists_every_video_once_and_clear_removes_one(progress, tmp_path):

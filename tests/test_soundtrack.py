@@ -215,3 +215,34 @@ def test_saved_progress_of_a_changed_input_is_dropped_and_damaged_progress_fails
     assert not folder.exists()  # removed, so the next run makes it again
     healed = run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None)
     assert (healed.ok, healed.failed) == (1, 0)
+
+
+def test_the_same_inputs_make_the_same_music_whatever_the_batch(library, tmp_path, model_cache, ray_session):
+    """One video per model batch and four per batch give the same tokens for every window
+    (the sidecars' ``tokens_digest``) and the same music up to float rounding (EnCodec decodes
+    windows in batches): draws belong to windows, not batches."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, source in (("a.mp4", GOOD[0]), ("b.mov", GOOD[1]), ("c.webm", GOOD[2]), ("d.mp4", GOOD[0])):
+        shutil.copy(library / source, src / name)
+    digests, music = {}, {}
+    for batch in (1, 4):
+        out = tmp_path / f"out{batch}"
+        summary = run(str(src), str(out), SoundtrackConfig(), Resources(video_batch=batch), cache_dir=model_cache,
+                      echo=lambda _: None)
+        assert summary.ok == 4, [o.reason for o in summary.outcomes]
+        sidecars = {p.name.split(".")[0]: json.loads(p.read_text()) for p in out.glob("*.json")}
+        digests[batch] = {k: [w["tokens_digest"] for w in s["windows"]] for k, s in sidecars.items()}
+        music[batch] = {p.name.split(".")[0]: _pcm(p) for p in out.iterdir() if p.suffix in (".mp4", ".mov", ".webm")}
+    assert digests[1] == digests[4] and len(digests[1]) == 4
+    assert len(digests[1]["a"]) == 2 and digests[1]["a"] != digests[1]["d"]  # same frames, other input key
+    assert music[1].keys() == music[4].keys()
+    difference = max(float(np.abs(music[1][k] - music[4][k]).max()) for k in music[1])
+    print(f"largest sample difference, --video-batch 1 vs 4 (after AAC): {difference:.2g}")
+    assert difference < 1e-3
+
+
+def _pcm(path: Path) -> np.ndarray:
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32)

@@ -1,9 +1,9 @@
 """Turn per-window E_m into one continuous track per video, a window at a time.
 
-``continuous`` (default): window i+1 continues window i (MusicGen audio prompt = the
-last ``prompt_s`` of the track so far). The continuation re-decodes the prompt, so the
-join crossfades the track's tail with that re-decoding: the seam sits on near-identical
-audio.
+``continuous`` (default): window i+1 continues window i: its MusicGen prompt is the codes of
+the last ``prompt_s`` of the track so far (the codes window i was made of, not a re-encoding
+of its audio). The continuation's audio starts with the prompt's re-decoding, so the join
+crossfades the track's tail with that re-decoding: the seam sits on near-identical audio.
 
 ``independent``: every window is generated on its own (many windows of one track in one
 batch) and joined to the previous one with a short crossfade, the paper's behaviour; less
@@ -12,12 +12,17 @@ coherent.
 Composition streams: a track's state (``TrackState``) is only the short working tail the
 next join needs, and ``Composer.take`` hands out the samples that are final. Memory per
 track is therefore independent of its length, and a saved state resumes a track exactly
-where it stopped. The same window index of many tracks is generated as one batch.
+where it stopped. The same window index of many tracks is generated as one batch; each
+window's random draws come from its own stream (seed, input key, window index), so with the
+engine backend a window's music does not depend on the batch it was in.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from cotvtm.music.requests import MusicRequest, WindowMusic
+from cotvtm.rng import stream_id
 
 MODES = ("continuous", "independent")
 LIMIT_KNEE = 0.7  # samples below this pass through untouched
@@ -35,21 +40,27 @@ class ComposeConfig:
 
 @dataclass
 class TrackState:
-    """Where one track stands: everything before ``tail`` has been handed out as final."""
+    """Where one track stands: everything before ``tail`` has been handed out as final.
+
+    ``prompt`` holds the codes of the last ``prompt_s`` of music up to a frame boundary, and
+    ``lag`` how many samples of the track follow that boundary: the next window's prompt.
+    """
 
     tail: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # working samples
     emitted: int = 0  # samples already final
     elapsed: float = 0.0  # seconds of windows composed so far
     window: int = 0  # index of the next window
+    prompt: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # (codebooks, frames)
+    lag: int = 0
 
     def to_arrays(self) -> dict:
         return {"tail": self.tail, "emitted": np.int64(self.emitted), "elapsed": np.float64(self.elapsed),
-                "window": np.int64(self.window)}
+                "window": np.int64(self.window), "prompt": self.prompt, "lag": np.int64(self.lag)}
 
     @classmethod
     def from_arrays(cls, arrays) -> "TrackState":
         return cls(np.asarray(arrays["tail"], np.float32), int(arrays["emitted"]), float(arrays["elapsed"]),
-                   int(arrays["window"]))
+                   int(arrays["window"]), np.asarray(arrays["prompt"], np.int64), int(arrays["lag"]))
 
 
 def crossfade_join(head: np.ndarray, tail: np.ndarray, overlap: int) -> np.ndarray:
@@ -76,64 +87,72 @@ def limit(audio: np.ndarray) -> np.ndarray:
 
 
 class Composer:
-    """Composes the next window of a batch of tracks with one MusicGen call per group."""
+    """Composes the next window of a batch of tracks, through the backend's ``render``."""
 
     def __init__(self, backend, cfg: ComposeConfig):
         if cfg.mode not in MODES:
             raise ValueError(f"unknown music mode {cfg.mode!r}; choose one of {MODES}")
         self.backend, self.cfg = backend, cfg
         self.fade = self._samples(cfg.crossfade_s)
-        self.keep = self._samples(cfg.prompt_s) + self.fade if cfg.mode == "continuous" else self.fade
+        self.hop = backend.sample_rate // backend.frame_rate
+        self.prompt_frames = int(round(cfg.prompt_s * backend.frame_rate)) if cfg.mode == "continuous" else 0
 
     def _samples(self, seconds: float) -> int:
         return int(round(seconds * self.backend.sample_rate))
 
-    def step(self, states: list[TrackState], hidden: np.ndarray, mask: np.ndarray, durations: list[float]) -> None:
-        """Add each track's next window (E_m ``hidden[i]``, ``durations[i]`` seconds).
+    def step(self, states: list[TrackState], hidden: np.ndarray, mask: np.ndarray, durations: list[float],
+             keys: list[str]) -> list[str]:
+        """Add each track's next window (E_m ``hidden[i]``, ``durations[i]`` seconds, input
+        ``keys[i]`` for its random stream); returns each window's tokens digest.
 
         In ``independent`` mode a track may appear several times, its windows in order: they
         are generated in one batch and joined in that order.
         """
-        fresh = [i for i, s in enumerate(states) if s.window == 0 or self.cfg.mode == "independent"]
-        going = [i for i in range(len(states)) if i not in fresh]
-        size = self.cfg.max_batch
-        for start in range(0, len(fresh), size):
-            self._start(fresh[start: start + size], states, hidden, mask, durations)
-        for start in range(0, len(going), size):
-            self._continue(going[start: start + size], states, hidden, mask, durations)
+        numbers, seen = [], {}
+        for state in states:  # a track's repeated rows are its next windows, in order
+            numbers.append(state.window + seen.get(id(state), 0))
+            seen[id(state)] = seen.get(id(state), 0) + 1
+        requests = [self._request(state, hidden[i], mask[i], durations[i], keys[i], numbers[i])
+                    for i, state in enumerate(states)]
+        music: list[WindowMusic] = []
+        for start in range(0, len(requests), self.cfg.max_batch):
+            music += self.backend.render(requests[start: start + self.cfg.max_batch])
+        for state, window, duration in zip(states, music, durations):
+            self._join(state, window, duration)
+        return [window.digest for window in music]
 
-    def _seed(self, states, rows) -> int:
-        """One MusicGen call is seeded with ``seed`` + the lowest window index in it: the same
-        batches give the same music, run after run and across a resume."""
-        return self.cfg.seed + min(states[i].window for i in rows)
+    def _request(self, state: TrackState, hidden, mask, duration: float, key: str, number: int) -> MusicRequest:
+        """A fresh window is made a crossfade longer; a continuation starts from the prompt."""
+        stream = stream_id(self.cfg.seed, key, number)
+        if self._continues(state):
+            return MusicRequest(hidden, mask, duration, stream, prompt=state.prompt)
+        return MusicRequest(hidden, mask, duration + self.cfg.crossfade_s, stream)
 
-    def _start(self, rows, states, hidden, mask, durations) -> None:
-        seconds = max(durations[i] for i in rows) + self.cfg.crossfade_s
-        seed = self._seed(states, rows)
-        out = self.backend.generate(hidden[rows], mask[rows], seconds, seed=seed)
-        for i, audio in zip(rows, out):
-            self._join(states[i], audio, durations[i])
+    def _continues(self, state: TrackState) -> bool:
+        return self.prompt_frames > 0 and state.window > 0 and state.prompt.shape[1] > 0
 
-    def _continue(self, rows, states, hidden, mask, durations) -> None:
-        hop = self.backend.sample_rate // self.backend.frame_rate
-        prompt_len = min(self._samples(self.cfg.prompt_s), *(len(states[i].tail) for i in rows)) // hop * hop
-        prompts = np.stack([states[i].tail[len(states[i].tail) - prompt_len:] for i in rows])
-        seed = self._seed(states, rows)
-        out = self.backend.generate(hidden[rows], mask[rows], max(durations[i] for i in rows), prompt=prompts,
-                                    seed=seed)
-        for i, audio in zip(rows, out):
-            self._join(states[i], audio[max(prompt_len - self.fade, 0):], durations[i])
-
-    def _join(self, state: TrackState, audio: np.ndarray, duration: float) -> None:
-        """Crossfade the new audio on and cut the track to exactly the time composed so far."""
+    def _join(self, state: TrackState, window: WindowMusic, duration: float) -> None:
+        """Crossfade the new audio on (a continuation from where the track's tail ends in it),
+        cut the track to exactly the time composed so far, and keep the next prompt."""
+        skip = 0
+        if window.prompt_frames:
+            skip = max(window.prompt_frames * self.hop + state.lag - self.fade, 0)
+        piece = window.audio[skip:]
+        overlap = min(self.fade, len(state.tail), len(piece))
         state.elapsed += duration
         target = self._samples(state.elapsed) - state.emitted
-        state.tail = crossfade_join(state.tail, audio, self.fade)[:target]
+        start = len(state.tail) - overlap  # where the piece's first sample lands in the joined track
+        state.tail = crossfade_join(state.tail, piece, self.fade)[:target]
         state.window += 1
+        if self.prompt_frames:
+            end = target - start + skip  # the track's end, as a sample index of this window's audio
+            frames = min(end // self.hop, window.codes.shape[1])
+            state.prompt = np.asarray(window.codes[:, max(frames - self.prompt_frames, 0): frames], np.int64)
+            state.lag = end - frames * self.hop
 
     def take(self, state: TrackState, last: bool = False) -> np.ndarray:
         """The samples that no later window can change (all of them after the last window)."""
-        cut = len(state.tail) if last else max(len(state.tail) - self.keep, 0)
+        cut = len(state.tail) if last else max(len(state.tail) - self.fade, 0)
         final, state.tail = state.tail[:cut], state.tail[cut:]
         state.emitted += len(final)
         return limit(final)
@@ -148,7 +167,7 @@ class Track:
     durations: list[float]
 
 
-def compose(backend, tracks: list[Track], cfg: ComposeConfig) -> list[np.ndarray]:
+def compose(backend, tracks: list[Track], cfg: ComposeConfig, keys: list[str] | None = None) -> list[np.ndarray]:
     """Whole tracks composed in memory, each exactly its summed duration long: the reference the
     streamed composition (the pipeline's) must match."""
     composer = Composer(backend, cfg)
@@ -157,7 +176,8 @@ def compose(backend, tracks: list[Track], cfg: ComposeConfig) -> list[np.ndarray
     for index in range(max(len(t.durations) for t in tracks)):
         rows = [i for i, t in enumerate(tracks) if index < len(t.durations)]
         composer.step([states[i] for i in rows], np.stack([tracks[i].e_m[index] for i in rows]),
-                      np.stack([tracks[i].mask[index] for i in rows]), [tracks[i].durations[index] for i in rows])
+                      np.stack([tracks[i].mask[index] for i in rows]), [tracks[i].durations[index] for i in rows],
+                      [keys[i] if keys else str(i) for i in rows])
         for i in rows:
             pieces[i].append(composer.take(states[i], last=index == len(tracks[i].durations) - 1))
     return [np.concatenate(p) for p in pieces]

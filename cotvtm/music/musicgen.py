@@ -6,30 +6,45 @@ the caller to supply the unconditional half itself: ``inputs`` of shape (B, 1) f
 the batch size, and the encoder states and mask are stacked as [conditional; zeros].
 Done this way, the output is bit-identical to prompting MusicGen with the text whose
 T5 states were passed (tests/test_music.py holds that invariant).
+
+Two backends make windows of music behind one interface (``render``):
+
+- ``engine`` (the default): ``DecodeEngine``, slots with static caches, batch-invariant
+  sampling, CUDA graphs on a GPU (``engine.py``);
+- ``generate``: transformers' ``generate``, one call per group of like windows, seeded per
+  call (its draws depend on the batch). The reference the engine is tested against.
+
+Both continue a window from the previous window's codes (no EnCodec re-encoding) and decode
+finished windows with EnCodec in batches of equal length.
 """
 
+from __future__ import annotations
+
 import math
-from dataclasses import dataclass
+from collections import defaultdict
 
 import numpy as np
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from cotvtm.models import load_musicgen
+from cotvtm.music.requests import MusicRequest, WindowMusic
+from cotvtm.music.sampling import SamplingConfig
 
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    guidance_scale: float = 3.0
-    top_k: int = 250
-    temperature: float = 1.0
-    do_sample: bool = True
+BACKENDS = ("engine", "generate")
+__all__ = ["BACKENDS", "EngineBackend", "MusicGenBackend", "MusicRequest", "SamplingConfig", "WindowMusic",
+           "make_backend"]
 
 
 class MusicGenBackend:
-    """Loads MusicGen once; turns batches of E_m sequences into audio."""
+    """Loads MusicGen once; ``render`` makes windows with transformers' ``generate``."""
 
-    def __init__(self, ref: str, device: str = "cpu", sampling: SamplingConfig = SamplingConfig()):
-        self.model, self.processor = load_musicgen(ref, device)
+    name = "generate"
+
+    def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
+                 model=None):
+        """``ref``: a checkpoint to load; or ``model``, an already loaded one (benchmarks)."""
+        self.model, self.processor = (model, None) if model is not None else load_musicgen(ref, device)
         self.device = device
         self.sampling = sampling
         audio_cfg = self.model.config.audio_encoder
@@ -40,6 +55,64 @@ class MusicGenBackend:
     def tokens_for(self, seconds: float) -> int:
         """New decoder steps that yield at least ``seconds`` of audio (delay pattern included)."""
         return math.ceil(seconds * self.frame_rate) + self.num_codebooks
+
+    # -- windows ----------------------------------------------------------------------------
+
+    def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
+        """One ``generate`` call per group of windows with the same prompt length and length,
+        seeded with the group's first stream (so its draws depend on how windows are grouped)."""
+        groups = defaultdict(list)
+        for index, request in enumerate(requests):
+            groups[_prompt_frames(request), self.tokens_for(request.seconds)].append(index)
+        codes: list[np.ndarray | None] = [None] * len(requests)
+        for (_, new_tokens), members in groups.items():
+            for index, found in zip(members, self._generate_codes([requests[i] for i in members], new_tokens)):
+                codes[index] = found
+        return self._finish(requests, codes)
+
+    @torch.inference_mode()
+    def _generate_codes(self, requests: list[MusicRequest], new_tokens: int) -> list[np.ndarray]:
+        hidden = torch.as_tensor(np.stack([r.hidden for r in requests]), dtype=self.model.dtype, device=self.device)
+        mask = torch.as_tensor(np.stack([r.mask for r in requests]), dtype=torch.long, device=self.device)
+        kwargs = self._conditioning(hidden, mask)
+        if _prompt_frames(requests[0]):
+            prompts = np.concatenate([r.prompt for r in requests])  # (B x codebooks, frames)
+            kwargs["decoder_input_ids"] = torch.as_tensor(prompts, dtype=torch.long, device=self.device)
+        recorder = _LastIds()
+        torch.manual_seed(requests[0].stream)
+        self.model.generate(**kwargs, max_new_tokens=new_tokens, do_sample=self.sampling.do_sample,
+                            top_k=self.sampling.top_k, temperature=self.sampling.temperature,
+                            stopping_criteria=StoppingCriteriaList([recorder]))
+        raw = recorder.ids.view(len(requests), self.num_codebooks, -1)
+        return [self._undelay(ids, request.prompt) for ids, request in zip(raw, requests)]
+
+    def _undelay(self, ids: torch.Tensor, prompt: np.ndarray | None) -> np.ndarray:
+        """Raw generated ids (codebooks, positions) -> codes, as ``generate`` post-processes them."""
+        from cotvtm.music.engine import delay_pattern
+
+        _, pattern = delay_pattern(self.model, prompt, ids.shape[1], ids.device)
+        ids = self.model.decoder.apply_delay_pattern_mask(ids, pattern)
+        return ids[ids != self.model.generation_config.pad_token_id].reshape(self.num_codebooks, -1).cpu().numpy()
+
+    def _finish(self, requests: list[MusicRequest], codes: list[np.ndarray]) -> list[WindowMusic]:
+        audio = self.decode(codes)
+        return [WindowMusic(a, c, _prompt_frames(r)) for r, c, a in zip(requests, codes, audio)]
+
+    @torch.inference_mode()
+    def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
+        """EnCodec over windows' codes (codebooks, frames), in one call per length."""
+        by_length = defaultdict(list)
+        for index, window in enumerate(codes):
+            by_length[window.shape[1]].append(index)
+        audio: list[np.ndarray | None] = [None] * len(codes)
+        for members in by_length.values():
+            batch = torch.as_tensor(np.stack([codes[i] for i in members]), dtype=torch.long, device=self.device)
+            values = self.model.audio_encoder.decode(batch[None], [None] * len(members)).audio_values
+            for index, row in zip(members, values[:, 0].float().cpu().numpy()):
+                audio[index] = row
+        return audio
+
+    # -- the audio-prompt path (evaluation, reference tests) ---------------------------------
 
     @torch.inference_mode()
     def generate(self, hidden, mask, seconds: float, prompt=None, seed: int = 0) -> np.ndarray:
@@ -78,3 +151,48 @@ class MusicGenBackend:
                                     temperature=self.sampling.temperature,
                                     guidance_scale=self.sampling.guidance_scale)
         return audio[:, 0, :].float().cpu().numpy()
+
+
+class EngineBackend(MusicGenBackend):
+    """Windows through the slot engine: the default backend."""
+
+    name = "engine"
+
+    def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
+                 model=None, slots: int = 32, graphs: bool | None = None):
+        from cotvtm.music.engine import DecodeEngine
+
+        super().__init__(ref, device, sampling, model)
+        self.engine = DecodeEngine(self.model, slots, sampling, device, graphs=graphs)
+
+    def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
+        from cotvtm.music.engine import Window
+
+        windows = [Window(i, r.hidden, r.mask, self.tokens_for(r.seconds), r.stream,
+                          r.prompt if _prompt_frames(r) else None) for i, r in enumerate(requests)]
+        codes = self.engine.run(windows)
+        return self._finish(requests, [codes[i] for i in range(len(requests))])
+
+
+def make_backend(name: str, ref: str, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
+                 slots: int = 32) -> MusicGenBackend:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown music decoder {name!r}; choose one of {BACKENDS}")
+    if name == "engine":
+        return EngineBackend(ref, device, sampling, slots=slots)
+    return MusicGenBackend(ref, device, sampling)
+
+
+def _prompt_frames(request: MusicRequest) -> int:
+    return 0 if request.prompt is None else int(request.prompt.shape[1])
+
+
+class _LastIds(StoppingCriteria):
+    """A stopping criterion that never stops: it keeps the ids ``generate`` has so far, which
+    after the last step are the whole raw sequence (``generate`` returns only audio)."""
+
+    ids: torch.Tensor
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        self.ids = input_ids
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)

@@ -21,6 +21,7 @@ from cotvtm.models import ModelRefs
 from cotvtm.pipelines.job import Segment
 from cotvtm.pipelines.progress import Plan, VideoProgress
 from cotvtm.pipelines.rows import ModelStage, batch_of, records, row_of, use_threads
+from cotvtm.rng import CounterNoise, stream_id
 from cotvtm.storage import Store, StorageError
 from cotvtm.storage.scratch import Scratch
 from cotvtm.video.frames import read_window_frames
@@ -140,10 +141,11 @@ class Prior(ModelStage):
     def process(self, segments: list[Segment]) -> None:
         started = time.perf_counter()
         e_v = torch.as_tensor(np.concatenate([s.e_v for s in segments]), dtype=torch.float32, device=self.device)
-        generator = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+        # one noise stream per window: its E_m does not depend on the segments it is batched with
+        noise = CounterNoise([stream_id(self.cfg.seed, s.key, w.index, "prior") for s in segments for w in s.windows])
         with torch.inference_mode():
             e_m, mask = self.prior.sample(e_v, steps=self.cfg.prior_steps, method=self.cfg.prior_sampler,
-                                          guidance_scale=self.cfg.prior_guidance, generator=generator)
+                                          guidance_scale=self.cfg.prior_guidance, generator=noise)
         e_m, mask = e_m.float().cpu().numpy(), mask.cpu().numpy()
         offset, share = 0, (time.perf_counter() - started) / len(segments)
         for segment in segments:

@@ -7,6 +7,7 @@ Everything lives in the output store under ``.cotvtm-progress/<config digest>/<v
     cond-00003.npz      segment 3's music conditioning (E_m, mask)
     cond-00003.json     its explanations and stage timings; written last, so it marks the segment done
     audio-00003.npy     segment 3's final music samples
+    music-00003.json    its windows' tokens digests
     state-00003.npz     the composer's state after segment 3; written last, marks the audio done
 
 Every object is written whole (atomic rename or S3 PUT) and a segment counts only when its
@@ -102,9 +103,13 @@ class VideoProgress:
     def load_meta(self, segment: int) -> dict:
         return json.loads(self.root.get_bytes(self._key(f"cond-{segment:05d}.json")))
 
-    def save_audio(self, segment: int, audio: np.ndarray, state: TrackState) -> None:
+    def save_audio(self, segment: int, audio: np.ndarray, state: TrackState, digests: list[str]) -> None:
         self.root.put_bytes(self._key(f"audio-{segment:05d}.npy"), _npy(np.asarray(audio, np.float32)))
+        self.root.put_bytes(self._key(f"music-{segment:05d}.json"), json.dumps({"tokens_digest": digests}).encode())
         self.root.put_bytes(self._key(f"state-{segment:05d}.npz"), _npz(**state.to_arrays()))
+
+    def load_digests(self, segment: int) -> list[str]:
+        return json.loads(self.root.get_bytes(self._key(f"music-{segment:05d}.json")))["tokens_digest"]
 
     def load_audio(self, segment: int) -> np.ndarray:
         return np.load(io.BytesIO(self.root.get_bytes(self._key(f"audio-{segment:05d}.npy"))))

@@ -42,6 +42,7 @@ class _Cursor:
         self.segment = progress.done().composed_prefix()
         self.state = progress.load_state(self.segment - 1) if self.segment else TrackState()
         self.pieces: list[np.ndarray] = []
+        self.digests: list[str] = []  # tokens digests of the current segment's windows
         self.e_m = self.mask = None
         job.info, job.windows, job.segments = self.plan.info, self.plan.windows, len(self.plan.segments)
         job.resumed_at = self.segment
@@ -65,8 +66,8 @@ class _Cursor:
         self.pieces.append(audio)
         if self.state.window <= self.plan.segments[self.segment][-1].index:
             return False
-        self.progress.save_audio(self.segment, np.concatenate(self.pieces), self.state)
-        self.segment, self.pieces, self.e_m, self.mask = self.segment + 1, [], None, None
+        self.progress.save_audio(self.segment, np.concatenate(self.pieces), self.state, self.digests)
+        self.segment, self.pieces, self.digests, self.e_m, self.mask = self.segment + 1, [], [], None, None
         return True
 
 
@@ -74,15 +75,15 @@ class Music(ModelStage):
     name = "music"
 
     def __init__(self, refs: ModelRefs, cfg: SoundtrackConfig, device: str, progress: Store, digest: str,
-                 threads: float = 1):
+                 slots: int, threads: float = 1):
         from cotvtm.music.compose import ComposeConfig, Composer
-        from cotvtm.music.musicgen import MusicGenBackend, SamplingConfig
+        from cotvtm.music.musicgen import SamplingConfig, make_backend
 
         use_threads(threads)
         sampling = SamplingConfig(guidance_scale=cfg.guidance_scale, top_k=cfg.top_k, temperature=cfg.temperature)
-        self.backend = MusicGenBackend(refs.musicgen, device, sampling)
-        self.composer = Composer(self.backend, ComposeConfig(mode=cfg.mode, prompt_s=cfg.prompt_s,
-                                                             crossfade_s=cfg.crossfade_s, seed=cfg.seed))
+        compose = ComposeConfig(mode=cfg.mode, prompt_s=cfg.prompt_s, crossfade_s=cfg.crossfade_s, seed=cfg.seed)
+        self.backend = make_backend(cfg.decoder, refs.musicgen, device, sampling, slots=min(slots, compose.max_batch))
+        self.composer = Composer(self.backend, compose)
         self.progress, self.digest = progress, digest
 
     def process(self, jobs: list[VideoJob]) -> None:
@@ -93,7 +94,10 @@ class Music(ModelStage):
             if not todo:
                 continue
             e_m, mask, durations = zip(*(window for _, window in todo))
-            self.composer.step([c.state for c, _ in todo], np.stack(e_m), np.stack(mask), list(durations))
+            digests = self.composer.step([c.state for c, _ in todo], np.stack(e_m), np.stack(mask), list(durations),
+                                         [c.job.key for c, _ in todo])
+            for (c, _), digest in zip(todo, digests):
+                c.digests.append(digest)
             for c in {id(c): c for c, _ in todo}.values():
                 last = c.state.window == len(c.plan.windows)
                 if self._guard(c, c.took, self.composer.take(c.state, last=last)) and c.job.segments > 1:
@@ -220,6 +224,7 @@ class Mux:
     def sidecar(self, job: VideoJob, progress: VideoProgress) -> dict:
         metas = [progress.load_meta(s) for s in range(job.segments)]
         explanations = [e for meta in metas for e in meta["explanations"]]
+        digests = [d for s in range(job.segments) for d in progress.load_digests(s)]
         seconds = dict(job.seconds)
         for meta in metas:
             for stage, value in meta["seconds"].items():
@@ -229,7 +234,7 @@ class Mux:
             "input": job.key,
             "output": PurePosixPath(job.out_video).name,
             "video": asdict(job.info),
-            "windows": [{"index": w.index, "start": w.start, "end": w.end,
+            "windows": [{"index": w.index, "start": w.start, "end": w.end, "tokens_digest": digests[w.index],
                          **({"explanations": explanations[w.index]} if explanations else {})}
                         for w in job.windows],
             "segments": job.segments,
@@ -250,8 +255,9 @@ def build(jobs: list[VideoJob], refs: ModelRefs, cfg: SoundtrackConfig, res: Res
 
     env = worker_runtime_env()
     ds = ray.data.from_items([row_of(job) for job in jobs], override_num_blocks=max(1, len(jobs)))
+    slots = res.video_batch * (res.segment_windows if cfg.mode == "independent" else 1)
     ds = ds.map_batches(Music, fn_constructor_kwargs=dict(refs=refs, cfg=cfg, device=res.device, progress=progress,
-                                                          digest=digest, threads=res.model_cpus),
+                                                          digest=digest, slots=slots, threads=res.model_cpus),
                         batch_size=res.video_batch, compute=ActorPoolStrategy(size=res.model_actors),
                         num_cpus=res.model_cpus, num_gpus=res.gpus_per_model_actor, runtime_env=env)
     duck = cfg.duck_gain if cfg.audio == "duck" else 0.0

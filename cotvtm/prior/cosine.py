@@ -18,6 +18,8 @@ from typing import Callable
 
 import torch
 
+from cotvtm.rng import CounterNoise
+
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 COSINE_S = 0.008
@@ -25,11 +27,15 @@ MAX_BETA = 0.999
 METHODS = ("ddpm", "ddim")
 
 
-def _randn(shape, generator: torch.Generator | None, like: torch.Tensor | None = None, device=None, dtype=None):
+def _randn(shape, generator: torch.Generator | CounterNoise | None, like: torch.Tensor | None = None, device=None,
+           dtype=None):
     """Gaussian noise drawn on the generator's device, then moved: a CPU generator gives the same
-    numbers whatever device the model runs on."""
+    numbers whatever device the model runs on. A ``CounterNoise`` gives each row its own
+    stream's numbers, whatever the batch."""
     device = like.device if like is not None else device
     dtype = like.dtype if like is not None else (dtype or torch.float32)
+    if isinstance(generator, CounterNoise):
+        return generator.normal(shape, device=device, dtype=dtype)
     source = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=source, dtype=dtype).to(device)
 
