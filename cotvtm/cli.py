@@ -8,23 +8,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
-from cotvtm.errors import CotvtmError
+from cotvtm.config import DECODERS, MODES, ModelChoice, Resources, SoundtrackConfig
+from cotvtm.errors import CotvtmError, guarded
+from cotvtm.models import PRESET_NAMES
 
-EXIT_USAGE = 2
 
 
 def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     d = SoundtrackConfig()
     m = p.add_argument_group("models (a preset, and per-component hub ids or local dirs)")
-    m.add_argument("--preset", default="tiny", choices=["tiny", "fast", "paper"])
+    m.add_argument("--preset", default="tiny", choices=PRESET_NAMES)
     for name in ("clip", "t5", "musicgen", "rationale", "prior"):
         m.add_argument(f"--{name}", default=None, metavar="REF")
     m.add_argument("--cache-dir", type=Path, default=None, help="where the tiny preset is built")
     m.add_argument("--endpoint-url", default=None,
                    help="S3-compatible endpoint for s3:// inputs, outputs and models (else AWS_ENDPOINT_URL)")
     g = p.add_argument_group("music")
-    g.add_argument("--mode", default=d.mode, choices=["continuous", "independent"])
+    g.add_argument("--mode", default=d.mode, choices=MODES)
     g.add_argument("--window-seconds", type=float, default=d.window_s)
     g.add_argument("--frames-per-window", type=int, default=d.frames_per_window)
     g.add_argument("--frame-reader", default=d.frame_reader, choices=["pyav", "decord"])
@@ -32,7 +32,7 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crossfade-seconds", type=float, default=d.crossfade_s)
     g.add_argument("--guidance-scale", type=float, default=d.guidance_scale)
     g.add_argument("--top-k", type=int, default=d.top_k)
-    g.add_argument("--decoder", default=d.decoder, choices=["engine", "generate"],
+    g.add_argument("--decoder", default=d.decoder, choices=DECODERS,
                    help="MusicGen decoding: the slot engine (batch-invariant sampling, CUDA graphs on a GPU) "
                         "or transformers' generate (the reference)")
     g.add_argument("--prior-steps", type=int, default=None)
@@ -59,22 +59,25 @@ def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
                          prior=a.prior)
     cfg = SoundtrackConfig(models=models, window_s=a.window_seconds, frames_per_window=a.frames_per_window,
                            frame_reader=a.frame_reader, mode=a.mode, prompt_s=a.prompt_seconds,
-                           crossfade_s=a.crossfade_seconds, guidance_scale=a.guidance_scale, top_k=a.top_k, decoder=a.decoder,
+                           crossfade_s=a.crossfade_seconds, guidance_scale=a.guidance_scale, top_k=a.top_k,
+                           decoder=a.decoder,
                            prior_steps=a.prior_steps, audio=a.audio, duck_gain=a.duck_gain,
                            image_seconds=a.image_seconds, image_video=a.image_video, seed=a.seed)
     for name in ("segment_windows", "wave"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             raise CotvtmError(f"--{name.replace('_', '-')} must be at least 1")
-    res = Resources.detect(video_batch=a.video_batch, segment_windows=a.segment_windows, wave=a.wave, decode_actors=a.decode_actors, model_actors=a.model_actors,
-                           mux_actors=a.mux_actors, device=a.device)
+    res = Resources.detect(video_batch=a.video_batch, segment_windows=a.segment_windows, wave=a.wave,
+                           decode_actors=a.decode_actors, model_actors=a.model_actors, mux_actors=a.mux_actors,
+                           device=a.device)
     return cfg.validate(), res
 
 
 def _soundtrack(a: argparse.Namespace) -> int:
-    from cotvtm.pipelines.runner import run
+    from cotvtm.api import soundtrack
 
     cfg, res = _config(a)
-    return run(a.input, a.output, cfg, res, cache_dir=a.cache_dir, endpoint_url=a.endpoint_url).exit_code
+    return soundtrack(a.input, a.output, config=cfg, resources=res, endpoint_url=a.endpoint_url,
+                      cache_dir=a.cache_dir).exit_code
 
 
 def _demo(a: argparse.Namespace) -> int:
@@ -123,18 +126,6 @@ def parser() -> argparse.ArgumentParser:
     add_distill(sub)
     add_evaluate(sub)
     return p
-
-
-def guarded(call, prog: str = "cotvtm") -> int:
-    """Run a command: a CotvtmError is one line on stderr and exit 2, never a traceback."""
-    try:
-        return call()
-    except CotvtmError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; finished work is kept, rerun to continue", file=sys.stderr)
-        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,9 +5,10 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 from cotvtm.errors import CotvtmError
-from cotvtm.music.compose import MODES
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".mpg", ".mpeg", ".flv", ".3gp")
+MODES = ("continuous", "independent")  # how windows of one video follow each other (music/compose.py)
+DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
+
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,8 @@ class SoundtrackConfig:
             raise CotvtmError(f"--audio must be replace or duck, not {self.audio!r}")
         if not 0 < self.duck_gain <= 1:
             raise CotvtmError("--duck-gain must be in (0, 1]")
-        if self.decoder not in ("engine", "generate"):
-            raise CotvtmError(f"--decoder must be engine or generate, not {self.decoder!r}")
+        if self.decoder not in DECODERS:
+            raise CotvtmError(f"--decoder must be one of {', '.join(DECODERS)}, not {self.decoder!r}")
         if self.mode not in MODES:
             raise CotvtmError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if not 0 < self.prompt_s < self.window_s:
@@ -78,9 +79,19 @@ def default_device() -> str:
 
 
 @dataclass(frozen=True)
+class Place:
+    """The actors of one Ray Data stage: how many, and what each reserves."""
+
+    actors: int = 1
+    cpus: float = 1.0
+    gpus: float = 0.0
+    calls: int = 1  # batches in flight per actor (async stages)
+
+
+@dataclass(frozen=True)
 class Resources:
-    """How the Ray stages are sized. Not hashed: it changes how rows share batches (and so the
-    random draws), not what is asked for."""
+    """How the Ray stages are sized. Not hashed: it changes how rows share batches, not what is
+    asked for (every random draw belongs to a window, whatever its batch)."""
 
     decode_actors: int = 1
     mux_actors: int = 1
@@ -93,6 +104,15 @@ class Resources:
     wave: int = 256  # inputs per wave: pass 1 of the next wave overlaps pass 2 of this one
     device: str = "cpu"
     max_input_bytes: int = 64 << 30  # a larger remote input is refused, not downloaded
+
+    def place(self, role: str) -> Place:
+        """The actors of a stage of ``role``: decode (one CPU each), model (a GPU share when
+        present) or mux (ffmpeg)."""
+        if role == "decode":
+            return Place(self.decode_actors, 1.0)
+        if role == "mux":
+            return Place(self.mux_actors, self.mux_cpus)
+        return Place(self.model_actors, self.model_cpus, self.gpus_per_model_actor)
 
     @classmethod
     def detect(cls, **overrides) -> "Resources":

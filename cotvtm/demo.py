@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cotvtm import models
 from cotvtm.config import Resources, SoundtrackConfig
-from cotvtm.training.cli import TINY_MUSIC_LEN
+from cotvtm.training.embed import TINY_MUSIC_LEN
 from cotvtm.training.config import DistillConfig, StageConfig
 
 SCENES = 240
@@ -32,7 +32,7 @@ class DemoPlan:
 
 def train_prior(plan: DemoPlan, refs: models.ModelRefs, echo=print) -> Path:
     """Label generated scenes offline, embed them and distill a tiny prior; returns its folder."""
-    from cotvtm.pipelines.embed import run_embed
+    from cotvtm.training.embed import run_embed
     from cotvtm.teacher.build import run as label
     from cotvtm.teacher.config import BuildConfig
     from cotvtm.training.distill import distill
@@ -49,7 +49,7 @@ def train_prior(plan: DemoPlan, refs: models.ModelRefs, echo=print) -> Path:
 
 
 def run_demo(plan: DemoPlan, cfg: SoundtrackConfig, res: Resources, cache_dir: Path | None = None, echo=print):
-    from cotvtm.pipelines.runner import run
+    from cotvtm.pipelines.runner import Where, run
     from cotvtm.raycluster import init_ray
     from cotvtm.video.samples import make_sample_videos
 
@@ -60,6 +60,6 @@ def run_demo(plan: DemoPlan, cfg: SoundtrackConfig, res: Resources, cache_dir: P
     videos = make_sample_videos(inputs)
     echo(f"cotvtm demo: soundtracking {len(videos)} sample videos from {inputs} with the prior in {prior}")
     cfg = replace(cfg, models=replace(cfg.models, preset="tiny", prior=str(prior)))
-    summary = run(str(inputs), str(plan.workdir / "outputs"), cfg, res, cache_dir=cache_dir, echo=echo)
+    summary = run(Where(str(inputs), str(plan.workdir / "outputs"), cache_dir=cache_dir), cfg, res, echo=echo)
     echo(f"cotvtm demo: soundtracked videos and sidecars are in {summary.output}")
     return summary

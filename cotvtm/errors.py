@@ -1,4 +1,9 @@
-"""Errors that carry a user-facing reason instead of a traceback."""
+"""Errors that carry a user-facing reason instead of a traceback, and how a command ends on one."""
+
+import sys
+
+EXIT_USAGE = 2  # a usage or set-up error (bad option, unknown model)
+EXIT_INTERRUPTED = 130
 
 
 class CotvtmError(Exception):
@@ -16,3 +21,15 @@ class MediaError(CotvtmError):
 
 class ModelError(CotvtmError):
     """A model reference cannot be resolved or loaded."""
+
+
+def guarded(call, prog: str = "cotvtm") -> int:
+    """Run a command: a CotvtmError is one line on stderr and exit 2, never a traceback."""
+    try:
+        return call()
+    except CotvtmError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished work is kept, rerun to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED

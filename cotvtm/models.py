@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from cotvtm.errors import ModelError
+from cotvtm.quiet import quiet_transformers
 
 DEFAULT_CACHE = Path(os.environ.get("COTVTM_CACHE", Path.home() / ".cache" / "cotvtm"))
 
@@ -49,6 +50,8 @@ PRESETS = {
     ),
 }
 
+PRESET_NAMES = ("tiny", *PRESETS)  # tiny is built locally (cotvtm/tiny.py), the others load by hub id
+
 
 def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, endpoint_url: str | None = None,
             **overrides) -> ModelRefs:
@@ -63,7 +66,7 @@ def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, 
     elif preset in PRESETS:
         refs = PRESETS[preset]
     else:
-        raise ModelError(f"unknown model preset {preset!r}; choose one of tiny, {', '.join(PRESETS)}")
+        raise ModelError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}")
     given = {k: str(Path(v).absolute()) if Path(str(v)).exists() else str(v) for k, v in overrides.items() if v}
     refs = replace(refs, **given)
     from cotvtm.storage import resolve_model_dir
@@ -97,13 +100,6 @@ def _tensor_bytes_digest(path: Path, limit: int = 256 << 20) -> bytes:
         return hashlib.sha256(handle.read()).digest()
 
 
-def quiet_transformers() -> None:
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-
-
 def _load(loader, ref: str, what: str, **kwargs):
     quiet_transformers()
     try:
@@ -135,6 +131,15 @@ def load_musicgen(ref: str, device: str = "cpu", dtype=None):
     kwargs = {"dtype": dtype} if dtype is not None else {}
     model = _load(MusicgenForConditionalGeneration, ref, "MusicGen", **kwargs).to(device).eval()
     return model, _load(AutoProcessor, ref, "MusicGen processor")
+
+
+def embedding_dims(refs: ModelRefs) -> dict:
+    """The sizes of E_v, E_m and E_r, from the encoders' configs: what a prior must match."""
+    from transformers import AutoConfig
+
+    return {"clip_dim": AutoConfig.from_pretrained(refs.clip).projection_dim,
+            "music_dim": AutoConfig.from_pretrained(refs.t5).d_model,
+            "rationale_dim": AutoConfig.from_pretrained(refs.rationale).hidden_size}
 
 
 def load_prior(ref: str | None, clip_dim: int, music_dim: int, rationale_dim: int):

@@ -4,7 +4,7 @@ import os
 
 # Ray binds to the machine's network address unless told otherwise; these keep a
 # local run on 127.0.0.1 and skip token auth, which a single-user local run does not need.
-from cotvtm import LOCAL_RAY_ENV as LOCAL_ENV
+from cotvtm.about import LOCAL_RAY_ENV as LOCAL_ENV
 
 
 def init_ray(num_cpus: int | None = None) -> None:

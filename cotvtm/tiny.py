@@ -138,7 +138,7 @@ def build_once(root: Path, build) -> Path:
     root = Path(root)
     if (root / "COMPLETE").exists():
         return root
-    from cotvtm.models import quiet_transformers
+    from cotvtm.quiet import quiet_transformers
 
     quiet_transformers()
     root.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
-from cotvtm.pipelines.runner import run
+from cotvtm.pipelines.runner import Where, run
 from cotvtm.video.samples import make_audio, make_video
 from helpers import ffprobe as _ffprobe
 
@@ -136,8 +136,8 @@ def test_rotation_metadata_survives(cli_run, library):
 def test_rerun_skips_finished_outputs_and_retries_failures(cli_run, library, model_cache):
     _, out = cli_run
     before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
-    summary = run(str(library), str(out), SoundtrackConfig(), Resources(), cache_dir=model_cache,
-                  echo=lambda _: None)
+    summary = run(Where(str(library),
+                  str(out), cache_dir=model_cache), SoundtrackConfig(), Resources(), echo=lambda _: None)
     assert (summary.ok, summary.failed, summary.skipped) == (0, len(BAD), len(GOOD))
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == before
     rows = (out / "manifest.jsonl").read_text().splitlines()
@@ -149,7 +149,7 @@ def test_independent_mode_and_new_config_write_new_outputs(library, tmp_path, mo
     src.mkdir()
     shutil.copy(library / GOOD[0], src / "a.mp4")
     cfg = SoundtrackConfig(mode="independent", models=ModelChoice(preset="tiny"))
-    summary = run(str(src), str(tmp_path / "out"), cfg, Resources(), cache_dir=model_cache, echo=lambda _: None)
+    summary = run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(), echo=lambda _: None)
     assert summary.ok == 1 and summary.exit_code == 0
     [output] = (tmp_path / "out").glob("a.*.mp4")
     assert output.name != "a.mp4" and abs(_duration(_stream(_ffprobe(output), "audio")) - 12.0) <= 0.1
@@ -164,8 +164,8 @@ def test_inputs_go_in_waves_and_every_one_ends_once(library, tmp_path, model_cac
         shutil.copy(library / GOOD[1], src / name)
     (src / "b.mp4").write_text("not a video\n")
     lines = []
-    summary = run(str(src), str(tmp_path / "out"), SoundtrackConfig(), Resources(wave=1), cache_dir=model_cache,
-                  echo=lines.append)
+    summary = run(Where(str(src),
+                  str(tmp_path / "out"), cache_dir=model_cache), SoundtrackConfig(), Resources(wave=1), echo=lines.append)
     assert (summary.ok, summary.failed) == (2, 1)
     assert sorted(o.key for o in summary.outcomes) == ["a.mp4", "b.mp4", "c.mp4"]
     assert lines.count("pass 1/2: music conditioning for 1 inputs (0 resumed)") == 3
@@ -202,18 +202,18 @@ def test_saved_progress_of_a_changed_input_is_dropped_and_damaged_progress_fails
     src.mkdir()
     shutil.copy(library / GOOD[1], src / "a.mov")
     cfg, res = SoundtrackConfig(), Resources()
-    assert run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None).ok == 1
+    assert run(Where(str(src), str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None).ok == 1
 
     folder = _leave_progress(out, "a.mov", src / "a.mov", changed=True)  # the file has changed since
-    again = run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None)
+    again = run(Where(str(src), str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None)
     assert (again.ok, again.failed) == (1, 0) and not folder.exists()
 
     folder = _leave_progress(out, "a.mov", src / "a.mov", changed=False)  # same file, damaged segment
-    damaged = run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None)
+    damaged = run(Where(str(src), str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None)
     [row] = damaged.outcomes
     assert row.status == "error" and "saved progress damaged" in row.reason and "run again" in row.reason
     assert not folder.exists()  # removed, so the next run makes it again
-    healed = run(str(src), str(out), cfg, res, cache_dir=model_cache, echo=lambda _: None)
+    healed = run(Where(str(src), str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None)
     assert (healed.ok, healed.failed) == (1, 0)
 
 
@@ -228,8 +228,8 @@ def test_the_same_inputs_make_the_same_music_whatever_the_batch(library, tmp_pat
     digests, music = {}, {}
     for batch in (1, 4):
         out = tmp_path / f"out{batch}"
-        summary = run(str(src), str(out), SoundtrackConfig(), Resources(video_batch=batch), cache_dir=model_cache,
-                      echo=lambda _: None)
+        summary = run(Where(str(src),
+                      str(out), cache_dir=model_cache), SoundtrackConfig(), Resources(video_batch=batch), echo=lambda _: None)
         assert summary.ok == 4, [o.reason for o in summary.outcomes]
         sidecars = {p.name.split(".")[0]: json.loads(p.read_text()) for p in out.glob("*.json")}
         digests[batch] = {k: [w["tokens_digest"] for w in s["windows"]] for k, s in sidecars.items()}

@@ -7,7 +7,7 @@ import pytest
 from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
 from cotvtm.config import Resources, SoundtrackConfig
-from cotvtm.pipelines.runner import run
+from cotvtm.pipelines.runner import Where, run
 from cotvtm.storage import open_store
 from cotvtm.video.samples import make_video
 
@@ -25,8 +25,8 @@ def test_bucket_in_bucket_out_and_nothing_outside_the_prefix(s3_server, s3_env, 
     src.put_bytes("notes.txt", b"ignored")
     before_source = sorted(o.key for o in open_store(f"s3://{source}").list())
 
-    summary = run(f"s3://{source}/library", f"s3://{target}/results/run1", SoundtrackConfig(), Resources(),
-                  cache_dir=model_cache, echo=lambda _: None)
+    summary = run(Where(f"s3://{source}/library", f"s3://{target}/results/run1", cache_dir=model_cache),
+                  SoundtrackConfig(), Resources(), echo=lambda _: None)
     assert (summary.ok, summary.failed, summary.ignored) == (2, 1, 1), [o.reason for o in summary.outcomes]
     assert sorted(o.key for o in open_store(f"s3://{source}").list()) == before_source  # input untouched
 
@@ -44,8 +44,8 @@ def test_bucket_in_bucket_out_and_nothing_outside_the_prefix(s3_server, s3_env, 
     sidecar = json.loads(out.get_bytes(video.rsplit(".", 1)[0] + ".json"))
     assert sidecar["input"] == "nested/b c.mov" and sidecar["video"]["path"] == "nested/b c.mov"
 
-    again = run(f"s3://{source}/library", f"s3://{target}/results/run1", SoundtrackConfig(), Resources(),
-                cache_dir=model_cache, echo=lambda _: None)
+    again = run(Where(f"s3://{source}/library", f"s3://{target}/results/run1", cache_dir=model_cache),
+                SoundtrackConfig(), Resources(), echo=lambda _: None)
     assert (again.ok, again.skipped) == (0, 2)
 
 
@@ -64,8 +64,8 @@ def test_job_survives_slowdowns_resets_and_stalls(s3_server, s3_env, tmp_path, m
         src.upload(make_video(tmp_path / f"v{i}.mp4", duration=3 + i), f"v{i}.mp4")
     proxy = FaultyProxy(urlparse(s3_server.endpoint).port).start()
     try:
-        summary = run(f"s3://{source}/in", f"s3://{target}/out", SoundtrackConfig(), Resources(),
-                      cache_dir=model_cache, echo=lambda _: None, endpoint_url=proxy.url)
+        summary = run(Where(f"s3://{source}/in", f"s3://{target}/out", endpoint_url=proxy.url, cache_dir=model_cache),
+                      SoundtrackConfig(), Resources(), echo=lambda _: None)
     finally:
         proxy.stop()
     assert summary.ok == 3 and summary.failed == 0, [o.reason for o in summary.outcomes]

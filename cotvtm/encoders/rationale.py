@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cotvtm.errors import ModelError
-from cotvtm.models import quiet_transformers
+from cotvtm.quiet import quiet_transformers
 
 INSTRUCTION = "Given a description of a scene and its music, retrieve the music it calls for: "
 

@@ -40,7 +40,7 @@ class BlipCaptioner:
     def __init__(self, ref: str, device: str, max_new_tokens: int = 40):
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
-        from cotvtm.models import quiet_transformers
+        from cotvtm.quiet import quiet_transformers
 
         quiet_transformers()
         try:

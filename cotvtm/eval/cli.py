@@ -12,6 +12,7 @@ from pathlib import Path
 from cotvtm.config import default_device
 from cotvtm.errors import CotvtmError
 from cotvtm.eval.config import METHODS, EvalConfig
+from cotvtm.models import PRESET_NAMES
 from cotvtm.eval.embedders import ROLES
 
 HELP = "score CoT-VTM, its ablations and the caption/LLM baselines on a paired test set (FD, FAD, KL, IB, EMS, P@10)"
@@ -23,7 +24,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output folder: results.md/.csv/.json, metrics.png, tradeoff.png, audio/")
     p.add_argument("--method", action="append", choices=METHODS, help="method to run (repeat; default: all)")
     m = p.add_argument_group("generation models")
-    m.add_argument("--preset", default=d.preset, choices=["tiny", "fast", "paper"])
+    m.add_argument("--preset", default=d.preset, choices=PRESET_NAMES)
     for name in ("clip", "t5", "musicgen", "rationale"):
         m.add_argument(f"--{name}", default=None, metavar="REF")
     m.add_argument("--prior-full", metavar="DIR", help="prior checkpoint for cot-vtm")
@@ -83,9 +84,9 @@ def config_from_args(a: argparse.Namespace) -> EvalConfig:
 
 
 def run_evaluate(a: argparse.Namespace) -> int:
-    from cotvtm.eval.run import evaluate, summary_lines
+    from cotvtm.eval.run import run_evaluation, summary_lines
 
-    outcome = evaluate(config_from_args(a))
+    outcome = run_evaluation(config_from_args(a))
     print(outcome.paths["results.md"].read_text(encoding="utf-8"))
     for line in summary_lines(outcome):
         print(line)
@@ -104,6 +105,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m jobs.evaluate") -
     p = argparse.ArgumentParser(prog=prog, description=HELP)
     add_options(p)
     args = p.parse_args(argv)
-    from cotvtm.cli import guarded
+    from cotvtm.errors import guarded
 
     return guarded(lambda: run_evaluate(args), "evaluate")

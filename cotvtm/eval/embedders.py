@@ -141,7 +141,7 @@ class HFAudio:
     def __init__(self, ref: str, device: str, remote: bool = False):
         from transformers import AutoFeatureExtractor, AutoModel
 
-        from cotvtm.models import quiet_transformers
+        from cotvtm.quiet import quiet_transformers
 
         quiet_transformers()
         try:
@@ -194,7 +194,7 @@ class ClapVA:
     def __init__(self, ref: str, device: str):
         from transformers import ClapModel, ClapProcessor
 
-        from cotvtm.models import quiet_transformers
+        from cotvtm.quiet import quiet_transformers
 
         quiet_transformers()
         try:

@@ -24,7 +24,7 @@ import torch
 
 from cotvtm.eval.config import PRIOR_METHODS, EvalConfig
 from cotvtm.eval.measure import Usage, measure
-from cotvtm.eval.priors import load_prior, parameters
+from cotvtm.eval.priors import load_method_prior, parameters
 from cotvtm.eval.testset import Item
 
 
@@ -86,8 +86,8 @@ def _decode(kit: Toolkit, items: list[Item], generate) -> tuple[list[np.ndarray]
 
 def run_prior(kit: Toolkit, items: list[Item], method: str, prior_dir: str | None) -> Generated:
     variant = PRIOR_METHODS[method]
-    prior = load_prior(prior_dir, variant, kit.clip.dim, int(kit.music.model.config.text_encoder.d_model),
-                       kit.cfg.seed).to(kit.cfg.device)
+    music_dim = int(kit.music.model.config.text_encoder.d_model)
+    prior = load_method_prior(prior_dir, variant, kit.clip.dim, music_dim, kit.cfg.seed).to(kit.cfg.device)
     hidden, masks, mapping = [], [], Usage()
     prior.sample(torch.from_numpy(kit.clip.embed_images(items[0].frames)[:1]), steps=1)  # untimed warm-up
     generator = torch.Generator().manual_seed(kit.cfg.seed)

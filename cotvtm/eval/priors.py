@@ -103,7 +103,7 @@ def prepare_priors(cfg, refs, variants: list[str], echo=print) -> dict[str, str 
     return dirs
 
 
-def load_prior(directory: str | None, variant: str, clip_dim: int, music_dim: int, seed: int) -> TwoStagePrior:
+def load_method_prior(directory: str | None, variant: str, clip_dim: int, music_dim: int, seed: int) -> TwoStagePrior:
     """The checkpoint, or an untrained tiny prior of ``variant`` (seeded); checked against the encoders."""
     if directory is None:
         torch.manual_seed(seed)

@@ -147,7 +147,7 @@ def plot_tradeoff(results: Results, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def write_report(results: Results, out: Path) -> dict[str, Path]:
+def write_eval_report(results: Results, out: Path) -> dict[str, Path]:
     """Write results.md/.csv/.json, metrics.png and tradeoff.png into ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("results.md", "results.csv", "results.json", "metrics.png",

@@ -19,13 +19,13 @@ from cotvtm.eval import embedders
 from cotvtm.eval.config import PRIOR_METHODS, EvalConfig
 from cotvtm.eval.methods import Generated, Toolkit, run_method
 from cotvtm.eval.priors import prepare_priors
-from cotvtm.eval.report import Results, write_report
+from cotvtm.eval.report import Results, write_eval_report
 from cotvtm.eval.score import GROUND_TRUTH, score
 from cotvtm.eval.testset import load_testset
 
 
 @dataclass
-class Outcome:
+class Evaluation:
     results: Results
     paths: dict[str, Path]
 
@@ -51,7 +51,7 @@ def _row(generated: Generated, values: dict, count: int) -> dict:
             "notes": list(dict.fromkeys(generated.notes))}
 
 
-def evaluate(cfg: EvalConfig, echo: Callable[[str], None] = print) -> Outcome:
+def run_evaluation(cfg: EvalConfig, echo: Callable[[str], None] = print) -> Evaluation:
     out = Path(cfg.out)
     cache = cfg.cache_dir or models.DEFAULT_CACHE
     testset = load_testset(cfg.testset, cfg)
@@ -97,11 +97,11 @@ def evaluate(cfg: EvalConfig, echo: Callable[[str], None] = print) -> Outcome:
         notes.append("tiny preset: every model, the evaluation models included, is a toy-size network with random "
                      "weights; these numbers test the plumbing and say nothing about music quality")
     results = Results(rows, cfg.k, setting, notes)
-    paths = write_report(results, out)
+    paths = write_eval_report(results, out)
     (out / "texts.jsonl").write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
-    return Outcome(results, paths)
+    return Evaluation(results, paths)
 
 
-def summary_lines(outcome: Outcome) -> list[str]:
+def summary_lines(outcome: Evaluation) -> list[str]:
     return [f"evaluate: wrote {path}" for path in outcome.paths.values()]
 

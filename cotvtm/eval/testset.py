@@ -22,12 +22,10 @@ import numpy as np
 
 from cotvtm.errors import CotvtmError, MediaError
 from cotvtm.jsonl import json_objects
-from cotvtm.video.frames import read_window_frames
-from cotvtm.video.probe import ffmpeg_url, probe, summarise_stderr
-from cotvtm.video.windows import plan_windows, sample_times
+from cotvtm.video import media
+from cotvtm.video.probe import ffmpeg_url, summarise_stderr
 
 REFERENCE_RATE = 32000  # references are kept at this rate and resampled for each metric model
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 VISUAL_COLUMNS = ("visual", "video", "image")
 
 
@@ -139,27 +137,19 @@ def _span(audio: np.ndarray, start: float, end: float) -> tuple[np.ndarray, bool
     return (np.pad(piece, (0, b - a - len(piece))) if short else piece), short
 
 
-def _image_frames(path: str, short_side: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+def _upright(path: str, short_side: int) -> np.ndarray:
+    """(1, H, W, 3): the image as the soundtrack job reads it (upright, short side scaled)."""
+    from cotvtm.video.image import image_frames
 
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise MediaError(path, f"not an image PIL can read ({exc})") from None
-    scale = short_side / min(image.size)
-    if scale < 1:
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
-    return np.asarray(image)[None]
+    return image_frames(path, 1, short_side)
 
 
 def _video_items(entry: Entry, audio: np.ndarray, cfg) -> tuple[list[Item], bool]:
-    info = probe(entry.visual)
-    windows = plan_windows(info.duration, cfg.window_s)
+    info, windows = media.plan(entry.visual, entry.visual, cfg.window_s, cfg.window_s)
     items, padded = [], False
     for window in windows:
-        frames = read_window_frames(entry.visual, sample_times(window, cfg.frames_per_window), cfg.short_side,
-                                    info.rotation, cfg.frame_reader)
+        [frames] = media.window_frames(entry.visual, entry.visual, info, [window], cfg.frames_per_window,
+                                       cfg.short_side, cfg.frame_reader)
         reference, short = _span(audio, window.start, window.end)
         padded |= short
         ident = entry.id if len(windows) == 1 else f"{entry.id}#{window.index}"
@@ -171,7 +161,7 @@ def _video_items(entry: Entry, audio: np.ndarray, cfg) -> tuple[list[Item], bool
 def _image_item(entry: Entry, audio: np.ndarray, cfg) -> Item:
     seconds = min(len(audio) / REFERENCE_RATE, cfg.window_s)
     reference, _ = _span(audio, 0.0, seconds)
-    return Item(entry.id, entry.id, "image", entry.visual, 0.0, seconds, _image_frames(entry.visual, cfg.short_side),
+    return Item(entry.id, entry.id, "image", entry.visual, 0.0, seconds, _upright(entry.visual, cfg.short_side),
                 reference, entry.caption)
 
 
@@ -182,7 +172,7 @@ def load_testset(manifest: str | Path, cfg) -> TestSet:
     for entry in entries:
         try:
             audio = decode_audio(entry.audio)
-            if Path(entry.visual).suffix.lower() in IMAGE_EXTENSIONS:
+            if media.is_image(entry.visual):
                 items.append(_image_item(entry, audio, cfg))
                 continue
             video_items, short = _video_items(entry, audio, cfg)

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cotvtm.config import MODES
 from cotvtm.music.requests import MusicRequest, WindowMusic
 from cotvtm.rng import stream_id
 
-MODES = ("continuous", "independent")
 LIMIT_KNEE = 0.7  # samples below this pass through untouched
 LIMIT_CEILING = 0.89  # ~-1 dBFS: the AAC/Opus encode never clips
 

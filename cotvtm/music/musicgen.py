@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from cotvtm.config import DECODERS as BACKENDS
 from cotvtm.models import load_musicgen
 from cotvtm.music.requests import MusicRequest, WindowMusic
 from cotvtm.music.sampling import SamplingConfig
 
-BACKENDS = ("engine", "generate")
 __all__ = ["BACKENDS", "EngineBackend", "MusicGenBackend", "MusicRequest", "SamplingConfig", "WindowMusic",
            "make_backend"]
 

@@ -10,40 +10,36 @@ an earlier run are not decoded again.
 """
 
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
 
-from cotvtm.config import Resources, SoundtrackConfig
 from cotvtm.errors import MediaError
-from cotvtm.models import ModelRefs
+from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Segment
-from cotvtm.pipelines.progress import Plan, VideoProgress
-from cotvtm.pipelines.rows import ModelStage, batch_of, records, row_of, use_threads
+from cotvtm.pipelines.progress import Plan
+from cotvtm.pipelines.rows import batch_of, records, row_of, use_threads
+from cotvtm.pipelines.stages import Stage, add_stage
 from cotvtm.rng import CounterNoise, stream_id
-from cotvtm.storage import Store, StorageError
+from cotvtm.storage import StorageError
 from cotvtm.storage.scratch import Scratch
-from cotvtm.video.frames import read_window_frames
-from cotvtm.video.image import image_frames, is_image, probe_image
-from cotvtm.video.probe import probe
-from cotvtm.video.windows import plan_windows, sample_times
+from cotvtm.video import media
 
 
-class Decode:
+class Decode(Stage):
     """Plan a video (or reuse its saved plan) and yield its unfinished segments with their frames.
 
     A remote input is downloaded once to this actor's scratch folder and removed when its
-    last segment has been decoded.
+    last segment has been decoded. Its rows are input keys; ``identities`` gives each key's
+    content identity (recorded in the plan), ``resumed`` the saved plan and conditioned segments
+    of partly done ones.
     """
 
-    def __init__(self, cfg: SoundtrackConfig, short_side: int, src: Store, max_bytes: int, progress: Store,
-                 digest: str, segment_windows: int, resumed: dict[str, tuple[Plan, frozenset]],
-                 identities: dict[str, str], threads: float = 1):
-        use_threads(threads)
-        self.cfg, self.short_side, self.src, self.max_bytes = cfg, short_side, src, max_bytes
-        self.progress, self.digest, self.segment_windows, self.resumed = progress, digest, segment_windows, resumed
-        self.identities = identities
+    name, role = "decode", "decode"
+
+    def __init__(self, ctx: RunContext, identities: dict[str, str], resumed: dict[str, tuple[Plan, frozenset]]):
+        use_threads(1)
+        self.ctx, self.cfg, self.identities, self.resumed = ctx, ctx.cfg, identities, resumed
         self.scratch = Scratch()
 
     def __call__(self, batch):
@@ -54,7 +50,7 @@ class Decode:
     def segments(self, key: str):
         started = time.perf_counter()
         try:
-            path, temporary = self.scratch.fetch(self.src, key, self.max_bytes)
+            path, temporary = self.scratch.fetch(self.ctx.src, key, self.ctx.res.max_input_bytes)
         except StorageError as exc:
             yield Segment(key, -1, 0, error=exc.reason, error_stage="decode")
             return
@@ -69,7 +65,7 @@ class Decode:
         try:
             if plan is None:
                 plan = self.plan(key, path)
-                VideoProgress(self.progress, self.digest, key).save_plan(plan)
+                self.ctx.video(key).save_plan(plan)
         except (MediaError, StorageError) as exc:
             yield Segment(key, -1, 0, error=exc.reason, error_stage="decode")
             return
@@ -94,49 +90,41 @@ class Decode:
             started = time.perf_counter()
 
     def plan(self, key: str, path) -> Plan:
-        """An image stands for every window of a clip ``image_seconds`` long."""
-        info = probe_image(path, self.cfg.image_seconds) if is_image(key) else probe(path)
-        info = replace(info, path=key)
-        return Plan(info, plan_windows(info.duration, self.cfg.window_s), self.segment_windows,
-                    self.identities.get(key, ""))
+        info, windows = media.plan(path, key, self.cfg.window_s, self.cfg.image_seconds)
+        return Plan(info, windows, self.ctx.res.segment_windows, self.identities.get(key, ""))
 
     def frames(self, key: str, path, info, windows) -> np.ndarray:
-        if is_image(key):
-            frames = image_frames(path, self.cfg.frames_per_window, self.short_side)
-            return np.repeat(frames[None], len(windows), axis=0)
-        return np.stack([read_window_frames(path, sample_times(w, self.cfg.frames_per_window), self.short_side,
-                                            rotation=info.rotation, reader=self.cfg.frame_reader)
-                         for w in windows])
+        return media.window_frames(path, key, info, windows, self.cfg.frames_per_window, self.ctx.facts.short_side,
+                                   self.cfg.frame_reader)
 
 
-class Embed(ModelStage):
+class Embed(Stage):
     name = "embed"
 
-    def __init__(self, refs: ModelRefs, device: str, threads: float = 1):
+    def __init__(self, ctx: RunContext):
         from cotvtm.encoders.clip import ClipEncoder
 
-        use_threads(threads)
-        self.clip = ClipEncoder(refs.clip, device)
+        use_threads(ctx.res.model_cpus)
+        self.clip = ClipEncoder(ctx.refs.clip, ctx.res.device)
 
     def process(self, segments: list[Segment]) -> None:
         for segment in segments:
             segment.e_v, segment.frames = self.clip.embed_windows(segment.frames), None
 
 
-class Prior(ModelStage):
+class Prior(Stage):
     """Sample E_m for a batch of segments and save each segment's conditioning."""
 
     name = "prior"
 
-    def __init__(self, refs: ModelRefs, cfg: SoundtrackConfig, device: str, dims: dict, progress: Store,
-                 digest: str, threads: float = 1):
+    def __init__(self, ctx: RunContext):
         from cotvtm.models import load_prior
         from cotvtm.prior.explain import ExplanationIndex
 
-        use_threads(threads)
-        self.prior = load_prior(refs.prior, **dims).to(device)
-        self.explain = ExplanationIndex.load(refs.prior)
-        self.cfg, self.device, self.progress, self.digest = cfg, device, progress, digest
+        use_threads(ctx.res.model_cpus)
+        self.prior = load_prior(ctx.refs.prior, **ctx.facts.dims).to(ctx.res.device)
+        self.explain = ExplanationIndex.load(ctx.refs.prior)
+        self.ctx, self.cfg, self.device = ctx, ctx.cfg, ctx.res.device
 
     def process(self, segments: list[Segment]) -> None:
         started = time.perf_counter()
@@ -158,33 +146,22 @@ class Prior(ModelStage):
         explanations = self.explain.nearest(e_m, mask) if self.explain is not None else []
         meta = {"explanations": explanations, "seconds": segment.seconds}
         try:
-            VideoProgress(self.progress, self.digest, segment.key).save_conditioning(segment.index, e_m, mask, meta)
+            self.ctx.video(segment.key).save_conditioning(segment.index, e_m, mask, meta)
         except StorageError as exc:
             segment.fail(self.name, exc.reason)
         segment.e_v = None
 
 
-def build(identities: dict[str, str], refs: ModelRefs, cfg: SoundtrackConfig, res: Resources, dims: dict,
-          short_side: int, src: Store, progress: Store, digest: str, resumed: dict[str, tuple[Plan, frozenset]]):
+def build(ctx: RunContext, identities: dict[str, str], resumed: dict[str, tuple[Plan, frozenset]]):
     """The Ray Data plan of pass 1 over the inputs (key -> content identity); its rows are the
     finished (or failed) ``Segment``s."""
     import ray.data
-    from ray.data import ActorPoolStrategy
 
-    from cotvtm.raycluster import worker_runtime_env
-
-    env = worker_runtime_env()
-    model = dict(num_cpus=res.model_cpus, num_gpus=res.gpus_per_model_actor, runtime_env=env)
     ds = ray.data.from_items([row_of(key) for key in identities], override_num_blocks=max(1, len(identities)))
     # Every yielded segment leaves Decode as a block of its own: by default Ray Data gathers a
     # task's outputs up to 128 MiB, which would hold many segments of one video in one worker.
     ds.context.target_max_block_size = 1
-    ds = ds.map_batches(Decode, fn_constructor_kwargs=dict(
-        cfg=cfg, short_side=short_side, src=src, max_bytes=res.max_input_bytes, progress=progress, digest=digest,
-        segment_windows=res.segment_windows, resumed=resumed, identities=identities), batch_size=1,
-        compute=ActorPoolStrategy(size=res.decode_actors), num_cpus=1, runtime_env=env)
-    ds = ds.map_batches(Embed, fn_constructor_kwargs=dict(refs=refs, device=res.device, threads=res.model_cpus),
-                        batch_size=res.video_batch, compute=ActorPoolStrategy(size=res.model_actors), **model)
-    return ds.map_batches(Prior, fn_constructor_kwargs=dict(refs=refs, cfg=cfg, device=res.device, dims=dims,
-                                                            progress=progress, digest=digest, threads=res.model_cpus),
-                          batch_size=res.video_batch, compute=ActorPoolStrategy(size=res.model_actors), **model)
+    ds = add_stage(ds, Decode, ctx.res.place(Decode.role), 1, ctx=ctx, identities=identities, resumed=resumed)
+    for stage in (Embed, Prior):
+        ds = add_stage(ds, stage, ctx.res.place(stage.role), ctx.res.video_batch, ctx=ctx)
+    return ds

@@ -8,19 +8,17 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from cotvtm import __version__, models
-from cotvtm.config import VIDEO_EXTENSIONS, Resources, SoundtrackConfig
+from cotvtm import models
+from cotvtm.about import __version__
+from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.errors import CotvtmError
+from cotvtm.pipelines.context import ModelFacts, RunContext, Where
 from cotvtm.pipelines.job import Outcome, VideoJob
-from cotvtm.pipelines.progress import PROGRESS_DIR, Done, Plan, VideoProgress, scan, video_id
+from cotvtm.pipelines.progress import Done, Plan, scan, video_id
 from cotvtm.pipelines.rows import records
 from cotvtm.report import write_report
-from cotvtm.errors import CotvtmError
 from cotvtm.storage import Store, is_s3_uri, open_store
-from cotvtm.video.image import IMAGE_EXTENSIONS, is_image
-
-# Audio-only and odd files are listed too, so that they get an error row, not silence.
-LISTED_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS + (".m4a", ".mp3", ".wav", ".aac", ".flac", ".ogg", ".opus")
-KEEP_CONTAINER = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".ts", ".avi"}
+from cotvtm.video.media import is_image, is_listed, output_suffix
 MANIFEST = "manifest.jsonl"
 MAX_STEM_BYTES = 200
 _RECORDING = threading.Lock()  # pass 1 of one wave and pass 2 of another record at once
@@ -61,8 +59,7 @@ def output_keys(key: str, digest: str) -> tuple[str, str]:
     and extension are added is cut and made unique with a hash of the whole key.
     """
     rel = PurePosixPath(key)
-    suffix = rel.suffix.lower() if rel.suffix.lower() in KEEP_CONTAINER else ".mkv"
-    suffix = ".m4a" if is_image(key) else suffix  # image-to-music: the music itself
+    suffix = output_suffix(key)
     name = rel.stem
     if len(name.encode()) > MAX_STEM_BYTES:
         cut = name.encode()[:MAX_STEM_BYTES - 17].decode(errors="ignore")
@@ -81,57 +78,41 @@ def _inputs(source: str, endpoint_url: str | None) -> tuple[Store, dict[str, str
         raise CotvtmError(f"input {source} does not exist or is not a folder")
     store = open_store(source, endpoint_url)
     listed = sorted((info.key, info.identity) for info in store.list())
-    wanted = {k: identity for k, identity in listed if PurePosixPath(k).suffix.lower() in LISTED_EXTENSIONS}
+    wanted = {k: identity for k, identity in listed if is_listed(k)}
     return store, wanted, len(listed) - len(wanted)
 
 
-def _model_facts(refs: models.ModelRefs) -> tuple[dict, int, bool]:
+def _model_facts(refs: models.ModelRefs) -> ModelFacts:
     """Embedding sizes the prior must match, CLIP's input size, and whether the prior is trained."""
     from transformers import AutoConfig
 
-    clip = AutoConfig.from_pretrained(refs.clip)
-    dims = dict(clip_dim=clip.projection_dim,
-                music_dim=AutoConfig.from_pretrained(refs.t5).d_model,
-                rationale_dim=AutoConfig.from_pretrained(refs.rationale).hidden_size)
+    short_side = int(AutoConfig.from_pretrained(refs.clip).vision_config.image_size)
     trained = False
     if refs.prior and (Path(refs.prior) / "config.json").exists():
         trained = bool(json.loads((Path(refs.prior) / "config.json").read_text()).get("trained", False))
-    return dims, int(clip.vision_config.image_size), trained
+    return ModelFacts(models.embedding_dims(refs), short_side, trained)
 
 
-def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = None,
-        cache_dir: Path | None = None, echo=print, endpoint_url: str | None = None) -> Summary:
-    """Soundtrack every video under ``source`` into ``dest`` (folders or s3:// prefixes).
+def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=print) -> Summary:
+    """Soundtrack every video under ``where.source`` into ``where.dest`` (folders or s3:// prefixes).
 
     Never raises for a bad input: each one gets an error row in the manifest.
     """
     cfg.validate()
     res = res or Resources.detect()
     choice = asdict(cfg.models)
-    refs = models.resolve(choice.pop("preset"), cache_dir=cache_dir, seed=cfg.seed, endpoint_url=endpoint_url,
-                          **choice)
-    dims, short_side, trained = _model_facts(refs)
+    refs = models.resolve(choice.pop("preset"), cache_dir=where.cache_dir, seed=cfg.seed,
+                          endpoint_url=where.endpoint_url, **choice)
+    facts = _model_facts(refs)
     digest = cfg.digest(refs.fingerprint())
-    src, keys, ignored = _inputs(source, endpoint_url)
-    out = open_store(dest, endpoint_url)
+    src, keys, ignored = _inputs(where.source, where.endpoint_url)
+    out = open_store(where.dest, where.endpoint_url)
     summary = Summary(output=out.uri(), manifest=out.uri(MANIFEST), ignored=ignored)
-    done = {info.key for info in out.list()}
-    run_id = uuid.uuid4().hex[:12]
-    jobs = []
-    for key, identity in keys.items():
-        video, sidecar = output_keys(key, digest)
-        if video in done and sidecar in done:
-            _record(summary, out, Outcome(key, "skipped", reason="output exists for this config",
-                                          output=out.uri(video), sidecar=out.uri(sidecar)), run_id, echo)
-        else:
-            still = video[: -len(".m4a")] + ".mp4" if is_image(key) and cfg.image_video else None
-            jobs.append(VideoJob(key, video, sidecar, out_still=still, identity=identity))
+    say = _Say(summary, out, uuid.uuid4().hex[:12], echo)
+    jobs = _todo(keys, out, digest, cfg, say)
     if jobs:
-        base = {"cotvtm": __version__, "run_id": run_id, "config_digest": digest, "config": asdict(cfg),
-                "models": asdict(refs), "prior_trained": trained,
-                "note": None if trained else "the prior is untrained (random weights): the music does not yet "
-                                             "reflect the video; train one with the distillation job"}
-        _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo, src, out, digest)
+        ctx = RunContext(refs, cfg, res, facts, src, out, digest, _sidecar_fields(refs, cfg, facts, digest, say))
+        _stream(ctx, jobs, say)
     try:  # a report that cannot be written must not hide a finished batch
         rows = [asdict(o) for o in summary.outcomes]
         echo(f"report   {write_report(out, rows, wall_seconds=time.monotonic() - summary.started)}")
@@ -141,7 +122,31 @@ def run(source: str, dest: str, cfg: SoundtrackConfig, res: Resources | None = N
     return summary
 
 
-def _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo, src, out, digest) -> None:
+def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig, say: "_Say") -> list[VideoJob]:
+    """The inputs whose outputs for this config do not exist yet; the others are recorded as skipped."""
+    done = {info.key for info in out.list()}
+    jobs = []
+    for key, identity in keys.items():
+        video, sidecar = output_keys(key, digest)
+        if video in done and sidecar in done:
+            say.outcome(Outcome(key, "skipped", reason="output exists for this config", output=out.uri(video),
+                                sidecar=out.uri(sidecar)))
+        else:
+            still = video[: -len(".m4a")] + ".mp4" if is_image(key) and cfg.image_video else None
+            jobs.append(VideoJob(key, video, sidecar, out_still=still, identity=identity))
+    return jobs
+
+
+def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str, say: "_Say") -> dict:
+    """What every sidecar of this run says about the run itself."""
+    trained = facts.prior_trained
+    return {"cotvtm": __version__, "run_id": say.run_id, "config_digest": digest, "config": asdict(cfg),
+            "models": asdict(refs), "prior_trained": trained,
+            "note": None if trained else "the prior is untrained (random weights): the music does not yet "
+                                         "reflect the video; train one with the distillation job"}
+
+
+def _stream(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
     """Pass 1 saves the inputs' conditioning, pass 2 composes and muxes those that have it.
 
     Inputs go in waves of ``res.wave``: pass 1 of the next wave runs while pass 2 of this one
@@ -152,29 +157,24 @@ def _stream(jobs, refs, cfg, res, dims, short_side, base, summary, run_id, echo,
     from cotvtm.raycluster import init_ray
 
     init_ray()
-    root = out.child(PROGRESS_DIR)
-    saved = scan(root, digest)
-    waves = [jobs[i: i + res.wave] for i in range(0, len(jobs), res.wave)]
-    say = _Say(summary, out, run_id, echo)
+    saved = scan(ctx.progress, ctx.digest)
+    size = ctx.res.wave
+    waves = [jobs[i: i + size] for i in range(0, len(jobs), size)]
     stop = threading.Event()  # set when the driver gives up: the wave being prepared stops too
-
-    def prepare(wave):
-        return _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, root, digest, stop)
-
     with ThreadPoolExecutor(1) as ahead:
         try:
-            pending = ahead.submit(prepare, waves[0])
+            pending = ahead.submit(_condition, ctx, waves[0], saved, say, stop)
             for number, wave in enumerate(waves):
                 failed = pending.result()
                 if number + 1 < len(waves):
-                    pending = ahead.submit(prepare, waves[number + 1])
-                _compose(wave, failed, refs, cfg, res, base, say, src, out, root, digest)
+                    pending = ahead.submit(_condition, ctx, waves[number + 1], saved, say, stop)
+                _compose(ctx, wave, failed, say)
         finally:
             stop.set()
 
 
 class _Say:
-    """Lines and manifest rows from both passes (two threads), one at a time."""
+    """Lines and manifest rows of one run (from both passes, two threads), one at a time."""
 
     def __init__(self, summary: Summary, out: Store, run_id: str, echo):
         self.summary, self.out, self.run_id, self.echo = summary, out, run_id, echo
@@ -184,7 +184,22 @@ class _Say:
             self.echo(text)
 
     def outcome(self, outcome: Outcome) -> None:
-        _record(self.summary, self.out, outcome, self.run_id, self.echo)
+        """Append the manifest row as soon as an input is finished, and say so (from either pass)."""
+        summary = self.summary
+        with _RECORDING:
+            summary.outcomes.append(outcome)
+            if outcome.status == "ok":
+                summary.ok += 1
+                self.echo(f"ok       {outcome.key} -> {outcome.output}")
+            elif outcome.status == "skipped":
+                summary.skipped += 1
+                self.echo(f"skipped  {outcome.key} ({outcome.reason})")
+            else:
+                summary.failed += 1
+                self.echo(f"error    {outcome.key}: {outcome.reason}")
+            row = {"run_id": self.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   **asdict(outcome)}
+            self.out.append_line(MANIFEST, json.dumps(row))
 
     def lost(self, keys, stage: str, exc: Exception) -> None:
         """A pass that broke down (not one input's fault): its unfinished inputs get error rows."""
@@ -195,17 +210,17 @@ class _Say:
                                                           f"{exc}); run again to resume"))
 
 
-def _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, root, digest, stop) -> set[str]:
+def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], say: _Say,
+               stop: threading.Event) -> set[str]:
     """Pass 1 over one wave; records and returns the inputs that failed."""
     from cotvtm.pipelines import condition
 
-    todo, resumed = _unconditioned(wave, saved, root, digest)
+    todo, resumed = _unconditioned(ctx, wave, saved)
     failed = set()
     if not todo:
         return failed
     say.line(f"pass 1/2: music conditioning for {len(todo)} inputs ({len(resumed)} resumed)")
-    ds = condition.build({job.key: job.identity for job in todo}, refs, cfg, res, dims, short_side, src, root,
-                         digest, resumed)
+    ds = condition.build(ctx, {job.key: job.identity for job in todo}, resumed)
     try:
         for batch in ds.iter_batches(batch_size=1):
             if stop.is_set():
@@ -223,7 +238,7 @@ def _condition(wave, saved, refs, cfg, res, dims, short_side, say, src, root, di
     return failed
 
 
-def _compose(wave, failed, refs, cfg, res, base, say, src, out, root, digest) -> None:
+def _compose(ctx: RunContext, wave: list[VideoJob], failed: set[str], say: _Say) -> None:
     """Pass 2 over one wave's inputs that have their conditioning."""
     from cotvtm.pipelines import soundtrack
 
@@ -231,7 +246,7 @@ def _compose(wave, failed, refs, cfg, res, base, say, src, out, root, digest) ->
     if not ready:
         return
     say.line(f"pass 2/2: music and mux for {len(ready)} inputs")
-    ds = soundtrack.build(ready, refs, cfg, res, base, src, out, root, digest)
+    ds = soundtrack.build(ctx, ready)
     try:
         for row in ds.iter_rows():
             say.outcome(Outcome(**{k: _plain(v) for k, v in row.items()}))
@@ -239,8 +254,8 @@ def _compose(wave, failed, refs, cfg, res, base, say, src, out, root, digest) ->
         say.lost([job.key for job in ready], "music", exc)
 
 
-def _unconditioned(jobs, saved: dict[str, Done], root: Store,
-                   digest: str) -> tuple[list[VideoJob], dict[str, tuple[Plan, frozenset]]]:
+def _unconditioned(ctx: RunContext, jobs: list[VideoJob],
+                   saved: dict[str, Done]) -> tuple[list[VideoJob], dict[str, tuple[Plan, frozenset]]]:
     """Inputs whose conditioning is not all saved yet, and for the partly done ones their saved
     plan and conditioned segments.
 
@@ -253,7 +268,7 @@ def _unconditioned(jobs, saved: dict[str, Done], root: Store,
         if done is None or not done.plan:
             todo.append(job)
             continue
-        progress = VideoProgress(root, digest, job.key)
+        progress = ctx.video(job.key)
         try:
             plan = progress.load_plan()
         except Exception:  # an unreadable plan is made again
@@ -269,20 +284,3 @@ def _unconditioned(jobs, saved: dict[str, Done], root: Store,
 
 def _plain(value):
     return value.item() if hasattr(value, "item") else value
-
-
-def _record(summary: Summary, out: Store, outcome: Outcome, run_id: str, echo) -> None:
-    """Append the manifest row as soon as an input is finished, and say so (from either pass)."""
-    with _RECORDING:
-        summary.outcomes.append(outcome)
-        if outcome.status == "ok":
-            summary.ok += 1
-            echo(f"ok       {outcome.key} -> {outcome.output}")
-        elif outcome.status == "skipped":
-            summary.skipped += 1
-            echo(f"skipped  {outcome.key} ({outcome.reason})")
-        else:
-            summary.failed += 1
-            echo(f"error    {outcome.key}: {outcome.reason}")
-        row = {"run_id": run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **asdict(outcome)}
-        out.append_line(MANIFEST, json.dumps(row))

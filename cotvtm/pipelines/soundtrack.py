@@ -20,16 +20,17 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from cotvtm.config import Resources, SoundtrackConfig
 from cotvtm.errors import CotvtmError
-from cotvtm.models import ModelRefs
 from cotvtm.music.compose import TrackState
+from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Outcome, VideoJob
 from cotvtm.pipelines.progress import Plan, VideoProgress
-from cotvtm.pipelines.rows import ModelStage, records, row_of, use_threads
-from cotvtm.storage import Store, StorageError
+from cotvtm.pipelines.rows import records, row_of, use_threads
+from cotvtm.pipelines.stages import Stage, add_stage
+from cotvtm.storage import StorageError
 from cotvtm.storage.scratch import Scratch
-from cotvtm.video.image import is_image, write_audio, write_still_video
+from cotvtm.video.image import write_audio, write_still_video
+from cotvtm.video.media import is_image
 from cotvtm.video.mux import fit_length, mux_wav, write_wav
 
 
@@ -71,20 +72,22 @@ class _Cursor:
         return True
 
 
-class Music(ModelStage):
+class Music(Stage):
     name = "music"
 
-    def __init__(self, refs: ModelRefs, cfg: SoundtrackConfig, device: str, progress: Store, digest: str,
-                 slots: int, threads: float = 1):
+    def __init__(self, ctx: RunContext):
         from cotvtm.music.compose import ComposeConfig, Composer
         from cotvtm.music.musicgen import SamplingConfig, make_backend
 
-        use_threads(threads)
+        use_threads(ctx.res.model_cpus)
+        cfg, res = ctx.cfg, ctx.res
         sampling = SamplingConfig(guidance_scale=cfg.guidance_scale, top_k=cfg.top_k, temperature=cfg.temperature)
         compose = ComposeConfig(mode=cfg.mode, prompt_s=cfg.prompt_s, crossfade_s=cfg.crossfade_s, seed=cfg.seed)
-        self.backend = make_backend(cfg.decoder, refs.musicgen, device, sampling, slots=min(slots, compose.max_batch))
+        windows = res.video_batch * (res.segment_windows if cfg.mode == "independent" else 1)  # per step
+        self.backend = make_backend(cfg.decoder, ctx.refs.musicgen, res.device, sampling,
+                                    slots=min(windows, compose.max_batch))
         self.composer = Composer(self.backend, compose)
-        self.progress, self.digest = progress, digest
+        self.ctx = ctx
 
     def process(self, jobs: list[VideoJob]) -> None:
         cursors = [c for c in (self._open(job) for job in jobs) if c is not None]
@@ -106,7 +109,7 @@ class Music(ModelStage):
             job.sample_rate = self.backend.sample_rate
 
     def _open(self, job: VideoJob) -> "_Cursor | None":
-        progress = VideoProgress(self.progress, self.digest, job.key)
+        progress = self.ctx.video(job.key)
         try:
             return _Cursor(job, progress)
         except Exception as exc:
@@ -135,7 +138,7 @@ class Music(ModelStage):
             pass
 
 
-class Mux:
+class Mux(Stage):
     """Write the soundtracked video and its sidecar; emit one manifest row per job.
 
     Local outputs are muxed inside the progress folder and renamed into place; remote ones
@@ -144,10 +147,12 @@ class Mux:
     redoes; then the video's progress folder is removed.
     """
 
-    def __init__(self, sidecar_base: dict, src: Store, out: Store, progress: Store, digest: str, max_bytes: int,
-                 duck_gain: float = 0.0):
-        self.sidecar_base, self.src, self.out, self.max_bytes = sidecar_base, src, out, max_bytes
-        self.progress, self.digest, self.duck_gain = progress, digest, duck_gain
+    name, role = "mux", "mux"
+
+    def __init__(self, ctx: RunContext):
+        self.ctx, self.src, self.out, self.max_bytes = ctx, ctx.src, ctx.out, ctx.res.max_input_bytes
+        self.progress = ctx.progress
+        self.duck_gain = ctx.cfg.duck_gain if ctx.cfg.audio == "duck" else 0.0
         self.scratch = Scratch()
 
     def __call__(self, batch) -> dict:
@@ -155,7 +160,7 @@ class Mux:
         return {key: np.array([row[key] for row in rows]) for key in asdict(Outcome("", "")).keys()}
 
     def finish(self, job: VideoJob) -> Outcome:
-        progress = VideoProgress(self.progress, self.digest, job.key)
+        progress = self.ctx.video(job.key)
         if job.error is None:
             started = time.perf_counter()
             try:
@@ -230,7 +235,7 @@ class Mux:
             for stage, value in meta["seconds"].items():
                 seconds[stage] = seconds.get(stage, 0.0) + value
         return {
-            **self.sidecar_base,
+            **self.ctx.sidecar,
             "input": job.key,
             "output": PurePosixPath(job.out_video).name,
             "video": asdict(job.info),
@@ -245,24 +250,10 @@ class Mux:
         }
 
 
-def build(jobs: list[VideoJob], refs: ModelRefs, cfg: SoundtrackConfig, res: Resources, sidecar_base: dict,
-          src: Store, out: Store, progress: Store, digest: str):
+def build(ctx: RunContext, jobs: list[VideoJob]):
     """The Ray Data plan of pass 2; its rows are manifest ``Outcome``s."""
     import ray.data
-    from ray.data import ActorPoolStrategy
 
-    from cotvtm.raycluster import worker_runtime_env
-
-    env = worker_runtime_env()
     ds = ray.data.from_items([row_of(job) for job in jobs], override_num_blocks=max(1, len(jobs)))
-    slots = res.video_batch * (res.segment_windows if cfg.mode == "independent" else 1)
-    ds = ds.map_batches(Music, fn_constructor_kwargs=dict(refs=refs, cfg=cfg, device=res.device, progress=progress,
-                                                          digest=digest, slots=slots, threads=res.model_cpus),
-                        batch_size=res.video_batch, compute=ActorPoolStrategy(size=res.model_actors),
-                        num_cpus=res.model_cpus, num_gpus=res.gpus_per_model_actor, runtime_env=env)
-    duck = cfg.duck_gain if cfg.audio == "duck" else 0.0
-    return ds.map_batches(Mux, fn_constructor_kwargs=dict(sidecar_base=sidecar_base, src=src, out=out,
-                                                          progress=progress, digest=digest,
-                                                          max_bytes=res.max_input_bytes, duck_gain=duck),
-                          batch_size=1, compute=ActorPoolStrategy(size=res.mux_actors), num_cpus=res.mux_cpus,
-                          runtime_env=env)
+    ds = add_stage(ds, Music, ctx.res.place(Music.role), ctx.res.video_batch, ctx=ctx)
+    return add_stage(ds, Mux, ctx.res.place(Mux.role), 1, ctx=ctx)

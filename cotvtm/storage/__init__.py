@@ -2,7 +2,8 @@
 
 from cotvtm.storage.errors import ObjectNotFound, ObjectTooLarge, StorageError
 from cotvtm.storage.model_cache import resolve_model_dir
-from cotvtm.storage.store import ObjectInfo, Store, open_store
+from cotvtm.storage.open import open_store
+from cotvtm.storage.store import ObjectInfo, Store
 from cotvtm.storage.uri import is_s3_uri
 
 __all__ = ["ObjectInfo", "ObjectNotFound", "ObjectTooLarge", "Store", "StorageError", "is_s3_uri",

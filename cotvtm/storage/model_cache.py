@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from cotvtm.storage.errors import StorageError
-from cotvtm.storage.store import open_store
+from cotvtm.storage.open import open_store
 from cotvtm.storage.uri import is_s3_uri
 
 

@@ -66,9 +66,10 @@ def config_from_args(a: argparse.Namespace) -> BuildConfig:
 
 
 def run_label(a: argparse.Namespace) -> int:
-    from cotvtm.teacher.build import run
+    from cotvtm.api import label
 
-    return run(config_from_args(a)).exit_code
+    cfg = config_from_args(a)
+    return label(cfg.out, config=cfg).exit_code
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
@@ -87,7 +88,7 @@ def parser(prog: str = "python -m jobs.build_dataset") -> argparse.ArgumentParse
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m jobs.build_dataset") -> int:
-    from cotvtm.cli import guarded
+    from cotvtm.errors import guarded
 
     args = parser(prog).parse_args(argv)
     return guarded(lambda: run_label(args), prog.split()[-1])

@@ -69,20 +69,18 @@ def plan(items: list[CaptionItem], endpoint: EndpointConfig | None, cot: bool, a
          batch_size: int | None = None):
     """The Ray Data plan; nothing runs until its rows are consumed."""
     import ray.data
-    from ray.data import ActorPoolStrategy
+
+    from cotvtm.pipelines.stages import Place, add_stage
 
     rows = [item_row(item) for item in items]
     if endpoint is None:
         size = batch_size or 512
         blocks = max(1, math.ceil(len(rows) / size))
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
-        return ds.map_batches(OfflineLabel, fn_constructor_kwargs=dict(cot=cot), batch_size=size,
-                              compute=ActorPoolStrategy(size=actors), num_cpus=1)
+        return add_stage(ds, OfflineLabel, Place(actors, 1.0), size, cot=cot)
     share = endpoint.share(actors)
     size = batch_size or max(8, 2 * share.concurrency)
     blocks = max(1, math.ceil(len(rows) / (size * ASYNC_BATCHES_PER_TASK)))
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
-    return ds.map_batches(LLMLabel, fn_constructor_kwargs=dict(endpoint=share, cot=cot),
-                          batch_size=size, num_cpus=0.25,
-                          # two tasks per actor: the next block starts while the last one's slowest calls finish
-                          compute=ActorPoolStrategy(size=actors, max_concurrent_calls_per_actor=2))
+    # two tasks per actor: the next block starts while the last one's slowest calls finish
+    return add_stage(ds, LLMLabel, Place(actors, 0.25, calls=2), size, endpoint=share, cot=cot)

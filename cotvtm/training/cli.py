@@ -3,16 +3,17 @@
 import argparse
 from pathlib import Path
 
+from cotvtm.models import PRESET_NAMES
 from cotvtm.training.config import DistillConfig, StageConfig
+from cotvtm.training.embed import PAPER_MUSIC_LEN, TINY_MUSIC_LEN
 
-TINY_MUSIC_LEN, PAPER_MUSIC_LEN = 32, 64
 
 
 def add_embed(subparsers) -> None:
     p = subparsers.add_parser("embed", help="embed labelled records into shards (E_v, E_r, E_m)")
     p.add_argument("labels", help="a labels folder written by `cotvtm label` (OUT/labels-<prompt>-<model>)")
     p.add_argument("out", help="shards folder (data/*.parquet + index.json); rewritten")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "fast", "paper"])
+    p.add_argument("--preset", default="tiny", choices=PRESET_NAMES)
     for name in ("clip", "t5", "rationale"):
         p.add_argument(f"--{name}", default=None, metavar="REF")
     p.add_argument("--cache-dir", type=Path, default=None)
@@ -24,14 +25,10 @@ def add_embed(subparsers) -> None:
 
 
 def _embed(a: argparse.Namespace) -> int:
-    from cotvtm import models
-    from cotvtm.config import default_device
-    from cotvtm.pipelines.embed import run_embed
+    from cotvtm.api import embed
 
-    refs = models.resolve(a.preset, cache_dir=a.cache_dir, clip=a.clip, t5=a.t5, rationale=a.rationale)
-    length = a.music_len or (TINY_MUSIC_LEN if a.preset == "tiny" else PAPER_MUSIC_LEN)
-    device = a.device or default_device()
-    index = run_embed(a.labels, a.out, refs, length, device=device, batch_size=a.batch_size)
+    index = embed(a.labels, a.out, preset=a.preset, music_len=a.music_len, device=a.device, cache_dir=a.cache_dir,
+                  batch_size=a.batch_size, clip=a.clip, t5=a.t5, rationale=a.rationale)
     print(f"cotvtm: embedded {index.count} records into {a.out} (dims {index.dims})")
     return 0
 
@@ -68,11 +65,9 @@ def distill_config(a: argparse.Namespace) -> DistillConfig:
 
 
 def _distill(a: argparse.Namespace) -> int:
-    from cotvtm.raycluster import init_ray
-    from cotvtm.training.distill import distill
+    from cotvtm.api import distill
 
-    init_ray()
-    result = distill(a.shards, a.out, distill_config(a), storage_path=a.storage_path)
+    result = distill(a.shards, a.out, config=distill_config(a), storage_path=a.storage_path)
     print(f"cotvtm: prior written to {result.prior_dir} (val_loss {result.metrics.get('val_loss', float('nan')):.4f});"
           f" use it with --prior {result.prior_dir}")
     return 0

@@ -13,7 +13,8 @@ import torch
 
 from cotvtm.prior import PriorConfig, TwoStagePrior
 from cotvtm.training.config import DistillConfig, StageConfig
-from cotvtm.training.recipe import StageObjective, evaluate, optimizer_for, set_lr, train_epoch, trainable_params
+from cotvtm.training.recipe import (StageObjective, optimizer_for, set_lr, train_epoch, trainable_params,
+                                    validation_loss)
 
 STATE = "train_state.pt"
 PRIOR_DIR = "prior"
@@ -69,7 +70,7 @@ def train_loop(loop_config: dict) -> None:
         last_of_stage = index + 1 == len(steps) or steps[index + 1][0] != stage
         if (epoch + 1) % cfg.checkpoint_every == 0 or last_of_stage:
             metrics = {"stage": stage, "epoch": epoch, "step": index + 1, "train_loss": train_loss,
-                       "val_loss": evaluate(objective, _batches(val_shard, settings.batch_size, device)),
+                       "val_loss": validation_loss(objective, _batches(val_shard, settings.batch_size, device)),
                        "resumed_from": done, "nodes": nodes}
             _report(prior, optimizer, metrics, index + 1)
 

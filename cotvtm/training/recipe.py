@@ -63,7 +63,7 @@ def train_epoch(objective, optimizer, batches: Iterable[dict]) -> float:
     return total / max(count, 1)
 
 
-def evaluate(objective, batches: Iterable[dict], seed: int = 1234) -> float:
+def validation_loss(objective, batches: Iterable[dict], seed: int = 1234) -> float:
     """Mean loss with fixed diffusion noise, so epochs compare fairly; training RNG untouched."""
     objective.eval()
     total, count = 0.0, 0

@@ -20,12 +20,7 @@ from cotvtm.video.mux import AUDIO_BITRATE, FFMPEG, _run_ffmpeg
 from cotvtm.video.probe import ffmpeg_url
 from cotvtm.video.types import VideoInfo
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MAX_PIXELS = 100_000_000  # a decompression bomb is refused, not decoded
-
-
-def is_image(key: str) -> bool:
-    return Path(key).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def _open(path):

@@ -3,7 +3,7 @@
     labels -> Visual   (CLIP: image / video frames with the image tower; captions without
                         media with the text tower, E_vt standing in for E_v as in the paper)
            -> Rationale (bidirectional LLM, mean-pooled: E_r from X_rt)
-           -> Music     (MusicGen's T5: E_m sequence + mask from X_mt)
+           -> MusicText (MusicGen's T5: E_m sequence + mask from X_mt)
            -> Parquet shards + index.json
 """
 
@@ -17,8 +17,10 @@ from cotvtm import models
 from cotvtm.errors import CotvtmError, MediaError
 from cotvtm.pipelines.rows import use_threads
 from cotvtm.training.shards import DATA, ROWS_PER_FILE, ShardIndex, write_index
+from cotvtm.video import media as media_kinds
+from cotvtm.video.windows import FRAMES_PER_WINDOW, WINDOW_S
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+TINY_MUSIC_LEN, PAPER_MUSIC_LEN = 32, 64  # E_m tokens by default
 MAX_VIDEO_WINDOWS = 3  # a video-text pair is summarised by its first windows' frames
 
 
@@ -47,28 +49,20 @@ class Visual:
             sources.append(source)
         return {**batch, "e_v": np.stack(vectors).astype(np.float32), "visual_source": np.array(sources)}
 
-    def _media(self, media: str):
-        """Image tower on the picture or the video's sampled frames; None -> use the caption."""
+    def _media(self, path: str):
+        """Image tower on the picture or the video's first windows' frames (the soundtrack job's
+        sampling); None -> use the caption."""
         try:
-            if Path(media).suffix.lower() in IMAGE_EXTENSIONS:
-                from PIL import Image
+            if media_kinds.is_image(path):
+                from cotvtm.video.image import image_frames
 
-                with Image.open(media) as image:
-                    return self.clip.embed_images(np.asarray(image.convert("RGB"))[None])[0], "image"
-            return self._video(media), "video"
+                return self.clip.embed_images(image_frames(path, 1, self.clip.image_size))[0], "image"
+            info, windows = media_kinds.plan(path, path, WINDOW_S, WINDOW_S)
+            frames = media_kinds.window_frames(path, path, info, windows[:MAX_VIDEO_WINDOWS], FRAMES_PER_WINDOW,
+                                               self.clip.image_size)
+            return self.clip.embed_windows(frames).mean(axis=0), "video"
         except (MediaError, OSError, ValueError):
             return None, "caption (media unreadable)"
-
-    def _video(self, path: str) -> np.ndarray:
-        from cotvtm.video.frames import read_window_frames
-        from cotvtm.video.probe import probe
-        from cotvtm.video.windows import plan_windows, sample_times
-
-        info = probe(path)
-        windows = plan_windows(info.duration)[:MAX_VIDEO_WINDOWS]
-        frames = np.stack([read_window_frames(path, sample_times(w), self.clip.image_size, info.rotation)
-                           for w in windows])
-        return self.clip.embed_windows(frames).mean(axis=0)
 
 
 class Rationale:
@@ -82,7 +76,9 @@ class Rationale:
         return {**batch, "e_r": self.encoder.encode([str(t) for t in batch["x_rt"]])}
 
 
-class Music:
+class MusicText:
+    """MusicGen's own T5 on the music description: E_m as MusicGen would see the text."""
+
     def __init__(self, ref: str, length: int, device: str, threads: float = 1):
         from cotvtm.encoders.music_text import MusicTextEncoder
 
@@ -117,23 +113,19 @@ def run_embed(labels_dir: str, out_dir: str, refs: models.ModelRefs, music_len: 
               batch_size: int = 64, model_cpus: float = 0.5) -> ShardIndex:
     """Embed every labelled record; (re)writes ``out_dir`` and returns its index."""
     import ray.data
-    from ray.data import ActorPoolStrategy
 
+    from cotvtm.pipelines.stages import Place, add_stage
     from cotvtm.raycluster import init_ray
 
     init_ray()
     rows = _rows(labels_dir)
     data_dir = Path(out_dir) / DATA
     shutil.rmtree(data_dir, ignore_errors=True)
-    gpu = 0.3 if device.startswith("cuda") else 0
-    common = dict(batch_size=batch_size, compute=ActorPoolStrategy(size=1), num_cpus=model_cpus, num_gpus=gpu)
+    place = Place(1, model_cpus, 0.3 if device.startswith("cuda") else 0.0)
     ds = ray.data.from_items(rows)
-    ds = ds.map_batches(Visual, fn_constructor_kwargs=dict(clip_ref=refs.clip, device=device, threads=model_cpus),
-                        **common)
-    ds = ds.map_batches(Rationale, fn_constructor_kwargs=dict(ref=refs.rationale, device=device,
-                                                              threads=model_cpus), **common)
-    ds = ds.map_batches(Music, fn_constructor_kwargs=dict(ref=refs.t5, length=music_len, device=device,
-                                                          threads=model_cpus), **common)
+    ds = add_stage(ds, Visual, place, batch_size, clip_ref=refs.clip, device=device, threads=model_cpus)
+    ds = add_stage(ds, Rationale, place, batch_size, ref=refs.rationale, device=device, threads=model_cpus)
+    ds = add_stage(ds, MusicText, place, batch_size, ref=refs.t5, length=music_len, device=device, threads=model_cpus)
     ds.write_parquet(str(data_dir), min_rows_per_file=ROWS_PER_FILE)
     index = ShardIndex(
         encoders={"clip": refs.clip, "rationale": refs.rationale, "t5": refs.t5, "fingerprint": refs.fingerprint()},
@@ -143,8 +135,4 @@ def run_embed(labels_dir: str, out_dir: str, refs: models.ModelRefs, music_len: 
 
 
 def _dims(refs: models.ModelRefs, music_len: int) -> dict:
-    from transformers import AutoConfig
-
-    return {"clip_dim": AutoConfig.from_pretrained(refs.clip).projection_dim,
-            "rationale_dim": AutoConfig.from_pretrained(refs.rationale).hidden_size,
-            "music_dim": AutoConfig.from_pretrained(refs.t5).d_model, "music_len": music_len}
+    return {**models.embedding_dims(refs), "music_len": music_len}

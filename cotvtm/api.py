@@ -1,0 +1,96 @@
+"""The Python API: the four jobs as functions, for notebooks and other programs.
+
+    import cotvtm
+
+    summary = cotvtm.soundtrack("videos/", "out/", mode="continuous", video_batch=4)
+    built = cotvtm.label("data", manifests=["captions.jsonl"], scenes=100)
+    index = cotvtm.embed(built.labels_dir, "shards", preset="tiny")
+    result = cotvtm.distill("shards", "distilled", arch="tiny", num_workers=2)
+    cotvtm.soundtrack("videos/", "out/", prior=str(result.prior_dir))
+
+Settings are the fields of the jobs' configuration classes, by name; a name that none of
+them has is an error that says so. The command line and the Ray jobs parse their options into
+the same configurations and call these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+
+
+def _split(settings: dict, *classes) -> list[dict]:
+    """``settings`` shared out among the dataclasses' fields; an unknown name is an error."""
+    from cotvtm.errors import CotvtmError
+
+    parts, left = [], dict(settings)
+    for cls in classes:
+        names = {f.name for f in fields(cls)}
+        parts.append({k: left.pop(k) for k in list(left) if k in names})
+    if left:
+        raise CotvtmError(f"unknown setting(s): {', '.join(sorted(left))}")
+    return parts
+
+
+def soundtrack(input: str, output: str, *, config=None, resources=None, endpoint_url: str | None = None,
+               cache_dir: str | Path | None = None, echo=print, **settings):
+    """Soundtrack every video under ``input`` (a folder, a file or ``s3://`` prefix) into ``output``.
+
+    ``settings``: model choices (``preset``, ``clip``, ``t5``, ``musicgen``, ``rationale``,
+    ``prior``), ``SoundtrackConfig`` fields (``mode``, ``window_s``, ``decoder``, ``seed``, ...)
+    and ``Resources`` fields (``video_batch``, ``device``, ...), over ``config`` and
+    ``resources`` when given. Returns the run's ``Summary`` (``ok``, ``failed``, ``outcomes``...).
+    """
+    from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
+    from cotvtm.pipelines.runner import Where, run
+
+    choice, settings_, sizes = _split(settings, ModelChoice, SoundtrackConfig, Resources)
+    cfg = config or SoundtrackConfig()
+    cfg = replace(cfg, models=replace(cfg.models, **choice), **settings_)
+    res = replace(resources, **sizes) if resources is not None else Resources.detect(**sizes)
+    where = Where(str(input), str(output), endpoint_url, Path(cache_dir) if cache_dir else None)
+    return run(where, cfg, res, echo)
+
+
+def label(out: str, *, config=None, echo=print, **settings):
+    """Label captions (``manifests``) and/or ``scenes`` generated scene descriptions with the
+    chain-of-thought teacher into ``out/labels-<prompt>-<model>/``; ``endpoint`` (an
+    ``EndpointConfig``) names an LLM, none the offline teacher. Returns the ``BuildSummary``."""
+    from cotvtm.teacher.build import run
+    from cotvtm.teacher.config import BuildConfig
+
+    [given] = _split(settings, BuildConfig)
+    if "manifests" in given:
+        given["manifests"] = tuple(str(m) for m in given["manifests"])
+    cfg = replace(config, **given) if config is not None else BuildConfig(out=str(out), **given)
+    return run(replace(cfg, out=str(out)), echo=echo)
+
+
+def embed(labels: str, out: str, *, preset: str = "tiny", music_len: int | None = None, device: str | None = None,
+          cache_dir: str | Path | None = None, batch_size: int = 64, **models):
+    """Embed a labels folder into shards (E_v, E_r, E_m); ``models`` may name ``clip``, ``t5``
+    and ``rationale`` over the preset's. Returns the shards' ``ShardIndex``."""
+    from cotvtm import models as registry
+    from cotvtm.config import default_device
+    from cotvtm.errors import CotvtmError
+    from cotvtm.training.embed import PAPER_MUSIC_LEN, TINY_MUSIC_LEN, run_embed
+
+    if set(models) - {"clip", "t5", "rationale"}:
+        raise CotvtmError(f"unknown setting(s): {', '.join(sorted(set(models) - {'clip', 't5', 'rationale'}))}")
+    refs = registry.resolve(preset, cache_dir=cache_dir, **models)
+    length = music_len or (TINY_MUSIC_LEN if preset == "tiny" else PAPER_MUSIC_LEN)
+    return run_embed(str(labels), str(out), refs, length, device=device or default_device(), batch_size=batch_size)
+
+
+def distill(shards: str, out: str, *, config=None, storage_path: str | None = None, **settings):
+    """Train the two-stage prior on ``shards`` with Ray Train into ``out`` (``out/prior`` is what
+    ``soundtrack(prior=...)`` loads). ``settings``: ``DistillConfig`` fields. Returns the
+    ``DistillResult``."""
+    from cotvtm.raycluster import init_ray
+    from cotvtm.training.config import DistillConfig
+    from cotvtm.training.distill import distill as train
+
+    [given] = _split(settings, DistillConfig)
+    cfg = replace(config or DistillConfig(), **given)
+    init_ray()
+    return train(str(shards), str(out), cfg, storage_path=storage_path)

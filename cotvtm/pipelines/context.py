@@ -1,0 +1,59 @@
+"""What a soundtrack run's stages need to know, built once by the driver and handed to each.
+
+``Where`` says where a run reads and writes; ``RunContext`` adds what the driver worked out
+(the models, their sizes, the stores, the config digest, the fields every sidecar shares). It
+is frozen and pickles into every actor, so stages take one argument instead of ten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.models import ModelRefs
+from cotvtm.pipelines.progress import PROGRESS_DIR, VideoProgress
+from cotvtm.storage import Store
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a run reads and writes: folders or ``s3://`` prefixes, the S3-compatible endpoint
+    (else ``AWS_ENDPOINT_URL``), and where the tiny preset is built (else the user cache)."""
+
+    source: str
+    dest: str
+    endpoint_url: str | None = None
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the driver reads from the models' configs once: the sizes the prior must match,
+    CLIP's input size, and whether the prior was trained."""
+
+    dims: dict  # clip_dim, music_dim, rationale_dim
+    short_side: int
+    prior_trained: bool
+
+
+@dataclass(frozen=True)
+class RunContext:
+    refs: ModelRefs
+    cfg: SoundtrackConfig
+    res: Resources
+    facts: ModelFacts
+    src: Store
+    out: Store
+    digest: str  # the config digest: part of every output name
+    sidecar: dict = field(default_factory=dict)  # fields every sidecar shares
+
+    @cached_property
+    def progress(self) -> Store:
+        """Where saved progress lives (hidden in the output store)."""
+        return self.out.child(PROGRESS_DIR)
+
+    def video(self, key: str) -> VideoProgress:
+        """One input's saved progress."""
+        return VideoProgress(self.progress, self.digest, key)
