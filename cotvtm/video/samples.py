@@ -22,7 +22,8 @@ SAMPLE_VIDEOS = {
     "mandelbrot_zoom_8s.mp4": dict(duration=8, source="mandelbrot=maxiter=256"),
     "colour_bars_hue_6s.mp4": dict(duration=6, source="smptebars", vf="hue=h=t*60", audio="silent"),
     "game_of_life_5s.mp4": dict(
-        duration=5, source="life=mold=10:ratio=0.1:life_color=#00ff88:death_color=#aa0044"
+        # seeded: the same picture every run, so that demo runs can be compared
+        duration=5, source="life=mold=10:ratio=0.1:life_color=#00ff88:death_color=#aa0044:seed=7"
     ),
 }
 
