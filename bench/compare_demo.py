@@ -76,8 +76,9 @@ def main(a: Path, b: Path) -> None:
         video = "identical" if packets(x) == packets(y) else "DIFFERENT"
         fields = sidecar_diff(x, y, roots)
         print(f"  {name}: audio {audio}, video packets {video}, sidecar fields differing: {fields or 'none'}")
-    rows = [sorted((r["key"], r["status"], r["windows"], r["duration"])
-                   for r in map(json.loads, (d / "outputs" / "manifest.jsonl").read_text().splitlines())) for d in (a, b)]
+    manifests = [(d / "outputs" / "manifest.jsonl").read_text().splitlines() for d in (a, b)]
+    rows = [sorted((r["key"], r["status"], r["windows"], r["duration"]) for r in map(json.loads, lines))
+            for lines in manifests]
     print(f"manifest rows: {'identical' if rows[0] == rows[1] else 'DIFFERENT'}")
     labels = [sorted((d / "labels").rglob("*.jsonl")) for d in (a, b)]
     same = [p.read_text() for p in labels[0]] == [p.read_text() for p in labels[1]] and labels[0]

@@ -62,8 +62,8 @@ def measure(minutes: float, work: Path, segment_windows: int) -> dict[str, int]:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     started = time.perf_counter()
-    summary = run(Where(str(inputs),
-                  str(work / f"out{minutes}")), SoundtrackConfig(), Resources(segment_windows=segment_windows), echo=lambda _: None)
+    summary = run(Where(str(inputs), str(work / f"out{minutes}")), SoundtrackConfig(),
+                  Resources(segment_windows=segment_windows), echo=lambda _: None)
     done.set()
     thread.join()
     assert summary.ok == 1, [o.reason for o in summary.outcomes]

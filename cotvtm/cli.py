@@ -44,6 +44,9 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=d.seed)
     r = p.add_argument_group("resources")
     r.add_argument("--video-batch", type=int, default=None, help="videos per model batch")
+    r.add_argument("--music-feed", default=None, choices=["continuous", "batched"],
+                   help="continuous (default): a free decoder slot takes the next window of any video in "
+                        "the batch; batched: the videos of a batch go window by window in lockstep")
     r.add_argument("--segment-windows", type=int, default=None,
                    help="windows per saved segment (default 6): memory per worker and how far a resume goes back")
     r.add_argument("--wave", type=int, default=None,
@@ -66,7 +69,8 @@ def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
     for name in ("segment_windows", "wave"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             raise CotvtmError(f"--{name.replace('_', '-')} must be at least 1")
-    res = Resources.detect(video_batch=a.video_batch, segment_windows=a.segment_windows, wave=a.wave,
+    res = Resources.detect(video_batch=a.video_batch, music_feed=a.music_feed, segment_windows=a.segment_windows,
+                           wave=a.wave,
                            decode_actors=a.decode_actors, model_actors=a.model_actors, mux_actors=a.mux_actors,
                            device=a.device)
     return cfg.validate(), res

@@ -74,8 +74,8 @@ def test_prior_output_fits_musicgen_and_the_soundtrack_job_uses_it(trained, tiny
     (tmp_path / "in").mkdir()
     make_video(tmp_path / "in" / "clip.mp4", duration=3)
     cfg = SoundtrackConfig(models=ModelChoice(preset="tiny", prior=str(result.prior_dir)))
-    summary = run(Where(str(tmp_path / "in"),
-                  str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(), echo=lambda _: None)
+    summary = run(Where(str(tmp_path / "in"), str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(),
+                  echo=lambda _: None)
     assert summary.ok == 1
     sidecar = json.loads(next((tmp_path / "out").glob("clip.*.json")).read_text())
     assert sidecar["prior_trained"] is True and sidecar["models"]["prior"] == str(result.prior_dir)

@@ -136,8 +136,8 @@ def test_rotation_metadata_survives(cli_run, library):
 def test_rerun_skips_finished_outputs_and_retries_failures(cli_run, library, model_cache):
     _, out = cli_run
     before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
-    summary = run(Where(str(library),
-                  str(out), cache_dir=model_cache), SoundtrackConfig(), Resources(), echo=lambda _: None)
+    summary = run(Where(str(library), str(out), cache_dir=model_cache), SoundtrackConfig(), Resources(),
+                  echo=lambda _: None)
     assert (summary.ok, summary.failed, summary.skipped) == (0, len(BAD), len(GOOD))
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == before
     rows = (out / "manifest.jsonl").read_text().splitlines()
@@ -164,8 +164,8 @@ def test_inputs_go_in_waves_and_every_one_ends_once(library, tmp_path, model_cac
         shutil.copy(library / GOOD[1], src / name)
     (src / "b.mp4").write_text("not a video\n")
     lines = []
-    summary = run(Where(str(src),
-                  str(tmp_path / "out"), cache_dir=model_cache), SoundtrackConfig(), Resources(wave=1), echo=lines.append)
+    summary = run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), SoundtrackConfig(),
+                  Resources(wave=1), echo=lines.append)
     assert (summary.ok, summary.failed) == (2, 1)
     assert sorted(o.key for o in summary.outcomes) == ["a.mp4", "b.mp4", "c.mp4"]
     assert lines.count("pass 1/2: music conditioning for 1 inputs (0 resumed)") == 3
@@ -218,23 +218,26 @@ def test_saved_progress_of_a_changed_input_is_dropped_and_damaged_progress_fails
 
 
 def test_the_same_inputs_make_the_same_music_whatever_the_batch(library, tmp_path, model_cache, ray_session):
-    """One video per model batch and four per batch give the same tokens for every window
-    (the sidecars' ``tokens_digest``) and the same music up to float rounding (EnCodec decodes
-    windows in batches): draws belong to windows, not batches."""
+    """One video per model batch, four per batch, and four in lockstep instead of continuous
+    feeding give the same tokens for every window (the sidecars' ``tokens_digest``) and the same
+    music up to float rounding (EnCodec decodes windows in batches): draws belong to windows."""
     src = tmp_path / "in"
     src.mkdir()
     for name, source in (("a.mp4", GOOD[0]), ("b.mov", GOOD[1]), ("c.webm", GOOD[2]), ("d.mp4", GOOD[0])):
         shutil.copy(library / source, src / name)
     digests, music = {}, {}
-    for batch in (1, 4):
-        out = tmp_path / f"out{batch}"
-        summary = run(Where(str(src),
-                      str(out), cache_dir=model_cache), SoundtrackConfig(), Resources(video_batch=batch), echo=lambda _: None)
+    for batch, feed in ((1, "continuous"), (4, "continuous"), (4, "batched")):
+        out = tmp_path / f"out{batch}{feed}"
+        summary = run(Where(str(src), str(out), cache_dir=model_cache), SoundtrackConfig(),
+                      Resources(video_batch=batch, music_feed=feed), echo=lambda _: None)
         assert summary.ok == 4, [o.reason for o in summary.outcomes]
         sidecars = {p.name.split(".")[0]: json.loads(p.read_text()) for p in out.glob("*.json")}
-        digests[batch] = {k: [w["tokens_digest"] for w in s["windows"]] for k, s in sidecars.items()}
-        music[batch] = {p.name.split(".")[0]: _pcm(p) for p in out.iterdir() if p.suffix in (".mp4", ".mov", ".webm")}
-    assert digests[1] == digests[4] and len(digests[1]) == 4
+        digests[batch, feed] = {k: [w["tokens_digest"] for w in s["windows"]] for k, s in sidecars.items()}
+        if feed == "continuous":
+            videos = [p for p in out.iterdir() if p.suffix in (".mp4", ".mov", ".webm")]
+            music[batch] = {p.name.split(".")[0]: _pcm(p) for p in videos}
+    digests[1], digests[4] = digests[1, "continuous"], digests[4, "continuous"]
+    assert digests[1] == digests[4] == digests[4, "batched"] and len(digests[1]) == 4
     assert len(digests[1]["a"]) == 2 and digests[1]["a"] != digests[1]["d"]  # same frames, other input key
     assert music[1].keys() == music[4].keys()
     difference = max(float(np.abs(music[1][k] - music[4][k]).max()) for k in music[1])

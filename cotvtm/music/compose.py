@@ -112,18 +112,20 @@ class Composer:
         for state in states:  # a track's repeated rows are its next windows, in order
             numbers.append(state.window + seen.get(id(state), 0))
             seen[id(state)] = seen.get(id(state), 0) + 1
-        requests = [self._request(state, hidden[i], mask[i], durations[i], keys[i], numbers[i])
+        requests = [self.request(state, hidden[i], mask[i], durations[i], keys[i], numbers[i])
                     for i, state in enumerate(states)]
         music: list[WindowMusic] = []
         for start in range(0, len(requests), self.cfg.max_batch):
             music += self.backend.render(requests[start: start + self.cfg.max_batch])
         for state, window, duration in zip(states, music, durations):
-            self._join(state, window, duration)
+            self.join(state, window, duration)
         return [window.digest for window in music]
 
-    def _request(self, state: TrackState, hidden, mask, duration: float, key: str, number: int) -> MusicRequest:
-        """A fresh window is made a crossfade longer; a continuation starts from the prompt."""
-        stream = stream_id(self.cfg.seed, key, number)
+    def request(self, state: TrackState, hidden, mask, duration: float, key: str,
+                number: int | None = None) -> MusicRequest:
+        """The track's next window (or, in ``independent`` mode, window ``number``) to make: a
+        fresh window is made a crossfade longer; a continuation starts from the prompt."""
+        stream = stream_id(self.cfg.seed, key, state.window if number is None else number)
         if self._continues(state):
             return MusicRequest(hidden, mask, duration, stream, prompt=state.prompt)
         return MusicRequest(hidden, mask, duration + self.cfg.crossfade_s, stream)
@@ -131,7 +133,7 @@ class Composer:
     def _continues(self, state: TrackState) -> bool:
         return self.prompt_frames > 0 and state.window > 0 and state.prompt.shape[1] > 0
 
-    def _join(self, state: TrackState, window: WindowMusic, duration: float) -> None:
+    def join(self, state: TrackState, window: WindowMusic, duration: float) -> None:
         """Crossfade the new audio on (a continuation from where the track's tail ends in it),
         cut the track to exactly the time composed so far, and keep the next prompt."""
         skip = 0

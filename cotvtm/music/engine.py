@@ -73,6 +73,7 @@ class DecodeEngine:
         self.windows: list[Window | None] = [None] * slots
         self.length = [0] * slots  # host copies: every busy slot moves one position per step
         self.limit = [0] * slots
+        self.waiting: deque[Window] = deque()  # submitted, not yet admitted
         self.steps = 0  # decoder steps run (each advances every busy slot)
         self.slot_steps = 0  # useful slot-steps among them
         self.cache: StaticDecoder | None = None
@@ -212,13 +213,27 @@ class DecodeEngine:
 
     # -- a whole batch ------------------------------------------------------------------------
 
+    def submit(self, window: Window) -> None:
+        """Queue a window: it is admitted as soon as a slot is free."""
+        self.waiting.append(window)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.waiting or self.busy)
+
+    def advance(self) -> list[tuple[Hashable, np.ndarray]]:
+        """Admit waiting windows into free slots, then one step; the windows that finished."""
+        while self.waiting and None in self.windows and (self.fits(self.waiting[0]) or not self.busy):
+            self.admit(self.waiting.popleft())
+        return self.step()
+
     def run(self, windows: Iterable[Window]) -> dict[Hashable, np.ndarray]:
         """Decode every window, admitting the next whenever a slot frees; codes by window id."""
-        queue, done = deque(windows), {}
-        while queue or self.busy:
-            while queue and None in self.windows and (self.fits(queue[0]) or not self.busy):
-                self.admit(queue.popleft())
-            done.update(self.step())
+        done = {}
+        for window in windows:
+            self.submit(window)
+        while self.pending:
+            done.update(self.advance())
         return done
 
     @property

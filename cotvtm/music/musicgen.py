@@ -164,14 +164,30 @@ class EngineBackend(MusicGenBackend):
 
         super().__init__(ref, device, sampling, model)
         self.engine = DecodeEngine(self.model, slots, sampling, device, graphs=graphs)
+        self._submitted: dict = {}
 
     def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
+        codes = self.engine.run([self._window(i, r) for i, r in enumerate(requests)])
+        return self._finish(requests, [codes[i] for i in range(len(requests))])
+
+    def _window(self, tag, request: MusicRequest):
         from cotvtm.music.engine import Window
 
-        windows = [Window(i, r.hidden, r.mask, self.tokens_for(r.seconds), r.stream,
-                          r.prompt if _prompt_frames(r) else None) for i, r in enumerate(requests)]
-        codes = self.engine.run(windows)
-        return self._finish(requests, [codes[i] for i in range(len(requests))])
+        return Window(tag, request.hidden, request.mask, self.tokens_for(request.seconds), request.stream,
+                      request.prompt if _prompt_frames(request) else None)
+
+    # -- continuous feeding: windows go in one by one, come out as they finish ----------------
+
+    def submit(self, tag, request: MusicRequest) -> None:
+        """Queue one window under ``tag``; ``poll`` hands it back when its last token is sampled."""
+        self._submitted[tag] = request
+        self.engine.submit(self._window(tag, request))
+
+    def poll(self) -> list[tuple[object, WindowMusic]]:
+        """One engine step (admitting queued windows first); the windows that finished, decoded."""
+        finished = self.engine.advance()
+        requests = [self._submitted.pop(tag) for tag, _ in finished]
+        return list(zip([tag for tag, _ in finished], self._finish(requests, [codes for _, codes in finished])))
 
 
 def make_backend(name: str, ref: str, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),

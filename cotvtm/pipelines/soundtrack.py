@@ -25,7 +25,7 @@ from cotvtm.music.compose import TrackState
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Outcome, VideoJob
 from cotvtm.pipelines.progress import Plan, VideoProgress
-from cotvtm.pipelines.rows import records, row_of, use_threads
+from cotvtm.pipelines.rows import batch_of, records, row_of, use_threads
 from cotvtm.pipelines.stages import Stage, add_stage
 from cotvtm.storage import StorageError
 from cotvtm.storage.scratch import Scratch
@@ -89,10 +89,86 @@ class Music(Stage):
         self.composer = Composer(self.backend, compose)
         self.ctx = ctx
 
-    def process(self, jobs: list[VideoJob]) -> None:
+    def __call__(self, batch):
+        """Each video leaves as soon as its music is done, as a block of its own, so Mux writes
+        it while the batch's other videos go on. A failure of the batch fails the videos it had
+        not finished, never the run; ``seconds.music`` is the time until the video's music was done."""
+        jobs = records(batch)
+        out, started = set(), time.perf_counter()
+        try:
+            for job in self.process([job for job in jobs if job.error is None]):
+                job.seconds[self.name] = time.perf_counter() - started
+                out.add(id(job))
+                yield batch_of([job])
+        except Exception as exc:
+            for job in jobs:
+                if job.error is None and id(job) not in out:
+                    job.fail(self.name, f"{self.name} stage failed: {type(exc).__name__}: {exc}")
+        for job in jobs:
+            if id(job) not in out:
+                yield batch_of([job])
+
+    def process(self, jobs: list[VideoJob]):
+        """The batch's music; yields each video's job once its music is saved (or it failed)."""
+        for job in jobs:
+            job.sample_rate = self.backend.sample_rate
         cursors = [c for c in (self._open(job) for job in jobs) if c is not None]
+        engine = getattr(self.backend, "engine", None)
+        before = (engine.steps, engine.slot_steps) if engine else None
+        if engine and self.ctx.res.music_feed == "continuous" and self.composer.cfg.mode == "continuous":
+            yield from self._feed(cursors)
+        else:
+            yield from self._lockstep(cursors)
+        if engine and engine.steps > before[0]:
+            steps, useful = engine.steps - before[0], engine.slot_steps - before[1]
+            print(f"music    engine: {steps} steps, {useful} slot-steps of {steps * engine.slots} "
+                  f"({100 * useful / (steps * engine.slots):.1f} % occupancy)", flush=True)
+
+    def _feed(self, cursors: list[_Cursor]):
+        """Continuous feeding: each video has its next window in the engine; as one finishes,
+        that video's following window goes in, so a free slot never waits for the batch."""
+        flight: dict[int, tuple[_Cursor, float]] = {}
+
+        def send(cursor: _Cursor) -> bool:
+            """The video's next window into the engine; False when the video is done."""
+            if cursor.pending and cursor.job.error is None:
+                for e_m, mask, duration in self._guard(cursor, cursor.next_windows, False) or ():
+                    flight[id(cursor)] = (cursor, duration)
+                    self.backend.submit(id(cursor), self.composer.request(cursor.state, e_m, mask, duration,
+                                                                          cursor.job.key))
+                    return True
+            return False
+
+        for cursor in cursors:
+            if not send(cursor):
+                yield cursor.job
+        while flight:
+            for tag, music in self.backend.poll():
+                cursor, duration = flight.pop(tag)
+                self.composer.join(cursor.state, music, duration)
+                cursor.digests.append(music.digest)
+                self._took(cursor)
+                if not send(cursor):
+                    yield cursor.job
+
+    def _took(self, cursor: _Cursor) -> None:
+        last = cursor.state.window == len(cursor.plan.windows)
+        if self._guard(cursor, cursor.took, self.composer.take(cursor.state, last=last)) and cursor.job.segments > 1:
+            print(f"music    {cursor.job.key}: segment {cursor.segment}/{cursor.job.segments}", flush=True)
+
+    def _lockstep(self, cursors: list[_Cursor]):
+        """The videos of the batch go window by window together (independent mode: a segment's
+        windows at once); a step waits for its slowest window."""
         whole_segment = self.composer.cfg.mode == "independent"
-        while active := [c for c in cursors if c.pending and c.job.error is None]:
+        given = set()
+        while True:
+            for c in cursors:
+                if id(c) not in given and (not c.pending or c.job.error is not None):
+                    given.add(id(c))
+                    yield c.job
+            active = [c for c in cursors if id(c) not in given]
+            if not active:
+                return
             todo = [(c, window) for c in active for window in self._guard(c, c.next_windows, whole_segment) or ()]
             if not todo:
                 continue
@@ -102,11 +178,7 @@ class Music(Stage):
             for (c, _), digest in zip(todo, digests):
                 c.digests.append(digest)
             for c in {id(c): c for c, _ in todo}.values():
-                last = c.state.window == len(c.plan.windows)
-                if self._guard(c, c.took, self.composer.take(c.state, last=last)) and c.job.segments > 1:
-                    print(f"music    {c.job.key}: segment {c.segment}/{c.job.segments}", flush=True)
-        for job in jobs:
-            job.sample_rate = self.backend.sample_rate
+                self._took(c)
 
     def _open(self, job: VideoJob) -> "_Cursor | None":
         progress = self.ctx.video(job.key)
@@ -255,5 +327,8 @@ def build(ctx: RunContext, jobs: list[VideoJob]):
     import ray.data
 
     ds = ray.data.from_items([row_of(job) for job in jobs], override_num_blocks=max(1, len(jobs)))
-    ds = add_stage(ds, Music, ctx.res.place(Music.role), ctx.res.video_batch, ctx=ctx)
+    ds.context.target_max_block_size = 1  # every finished video is a block of its own: Mux takes it at once
+    res = ctx.res
+    videos = res.video_batch * (res.feed_depth if res.music_feed == "continuous" else 1)
+    ds = add_stage(ds, Music, res.place(Music.role), videos, ctx=ctx)
     return add_stage(ds, Mux, ctx.res.place(Mux.role), 1, ctx=ctx)
