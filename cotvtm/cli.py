@@ -43,7 +43,9 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-video", action="store_true", help="also write a still-image video for image inputs")
     g.add_argument("--seed", type=int, default=d.seed)
     r = p.add_argument_group("resources")
-    r.add_argument("--video-batch", type=int, default=None, help="videos per model batch")
+    r.add_argument("--video-batch", type=int, default=None,
+                   help="MusicGen windows decoded at once (the engine's slots; a Music batch queues 4x as many "
+                        "videos) and segments per CLIP/prior batch")
     r.add_argument("--music-feed", default=None, choices=["continuous", "batched"],
                    help="continuous (default): a free decoder slot takes the next window of any video in "
                         "the batch; batched: the videos of a batch go window by window in lockstep")
