@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from cotvtm.music.decoder import StaticDecoder
-from cotvtm.music.sampling import SamplingConfig, choose, guide
+from cotvtm.music.sampling import SamplingConfig, choose, guide, with_unconditional
 
 POSITION_STEP = 64  # caches grow in steps of this many positions
 
@@ -67,7 +67,6 @@ class DecodeEngine:
         self.dtype = next(model.decoder.parameters()).dtype
         self.rows_per_slot = 2 if sampling.guided else 1
         self.num_codebooks = model.decoder.config.num_codebooks
-        self.start = int(model.generation_config.decoder_start_token_id)
         self.pad = int(model.generation_config.pad_token_id)
         self.use_graphs = self.device.type == "cuda" if graphs is None else graphs
         self.windows: list[Window | None] = [None] * slots
@@ -134,8 +133,8 @@ class DecodeEngine:
     def _set_conditioning(self, rows: slice, window: Window) -> None:
         hidden = torch.as_tensor(window.hidden, dtype=self.dtype, device=self.device)[None]
         mask = torch.as_tensor(window.mask, dtype=torch.long, device=self.device)[None]
-        if self.rows_per_slot == 2:  # the unconditional row: no E_m at all
-            hidden, mask = torch.cat([hidden, torch.zeros_like(hidden)]), torch.cat([mask, torch.zeros_like(mask)])
+        if self.rows_per_slot == 2:
+            hidden, mask = with_unconditional(hidden, mask)
         self.cache.set_cross(rows, hidden, mask)
 
     # -- stepping -----------------------------------------------------------------------------

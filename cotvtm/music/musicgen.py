@@ -30,7 +30,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from cotvtm.config import DECODERS as BACKENDS
 from cotvtm.models import load_musicgen
 from cotvtm.music.requests import MusicRequest, WindowMusic
-from cotvtm.music.sampling import SamplingConfig
+from cotvtm.music.sampling import SamplingConfig, with_unconditional
 
 __all__ = ["BACKENDS", "EngineBackend", "MusicGenBackend", "MusicRequest", "SamplingConfig", "WindowMusic",
            "make_backend"]
@@ -38,8 +38,6 @@ __all__ = ["BACKENDS", "EngineBackend", "MusicGenBackend", "MusicRequest", "Samp
 
 class MusicGenBackend:
     """Loads MusicGen once; ``render`` makes windows with transformers' ``generate``."""
-
-    name = "generate"
 
     def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
                  model=None):
@@ -63,7 +61,7 @@ class MusicGenBackend:
         seeded with the group's first stream (so its draws depend on how windows are grouped)."""
         groups = defaultdict(list)
         for index, request in enumerate(requests):
-            groups[_prompt_frames(request), self.tokens_for(request.seconds)].append(index)
+            groups[request.prompt_frames, self.tokens_for(request.seconds)].append(index)
         codes: list[np.ndarray | None] = [None] * len(requests)
         for (_, new_tokens), members in groups.items():
             for index, found in zip(members, self._generate_codes([requests[i] for i in members], new_tokens)):
@@ -75,7 +73,7 @@ class MusicGenBackend:
         hidden = torch.as_tensor(np.stack([r.hidden for r in requests]), dtype=self.model.dtype, device=self.device)
         mask = torch.as_tensor(np.stack([r.mask for r in requests]), dtype=torch.long, device=self.device)
         kwargs = self._conditioning(hidden, mask)
-        if _prompt_frames(requests[0]):
+        if requests[0].prompt_frames:
             prompts = np.concatenate([r.prompt for r in requests])  # (B x codebooks, frames)
             kwargs["decoder_input_ids"] = torch.as_tensor(prompts, dtype=torch.long, device=self.device)
         recorder = _LastIds()
@@ -96,7 +94,7 @@ class MusicGenBackend:
 
     def _finish(self, requests: list[MusicRequest], codes: list[np.ndarray]) -> list[WindowMusic]:
         audio = self.decode(codes)
-        return [WindowMusic(a, c, _prompt_frames(r)) for r, c, a in zip(requests, codes, audio)]
+        return [WindowMusic(a, c, r.prompt_frames) for r, c, a in zip(requests, codes, audio)]
 
     @torch.inference_mode()
     def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
@@ -135,9 +133,8 @@ class MusicGenBackend:
     def _conditioning(self, hidden, mask) -> dict:
         batch = hidden.shape[0]
         scale = self.sampling.guidance_scale
-        if scale and scale > 1:
-            hidden = torch.cat([hidden, torch.zeros_like(hidden)])
-            mask = torch.cat([mask, torch.zeros_like(mask)])
+        if self.sampling.guided:
+            hidden, mask = with_unconditional(hidden, mask)
         return {"inputs": torch.zeros((batch, 1), dtype=torch.long, device=self.device),
                 "encoder_outputs": (hidden,), "attention_mask": mask, "guidance_scale": scale}
 
@@ -156,8 +153,6 @@ class MusicGenBackend:
 class EngineBackend(MusicGenBackend):
     """Windows through the slot engine: the default backend."""
 
-    name = "engine"
-
     def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
                  model=None, slots: int = 32, graphs: bool | None = None):
         from cotvtm.music.engine import DecodeEngine
@@ -174,7 +169,7 @@ class EngineBackend(MusicGenBackend):
         from cotvtm.music.engine import Window
 
         return Window(tag, request.hidden, request.mask, self.tokens_for(request.seconds), request.stream,
-                      request.prompt if _prompt_frames(request) else None)
+                      request.prompt if request.prompt_frames else None)
 
     # -- continuous feeding: windows go in one by one, come out as they finish ----------------
 
@@ -197,10 +192,6 @@ def make_backend(name: str, ref: str, device: str = "cpu", sampling: SamplingCon
     if name == "engine":
         return EngineBackend(ref, device, sampling, slots=slots)
     return MusicGenBackend(ref, device, sampling)
-
-
-def _prompt_frames(request: MusicRequest) -> int:
-    return 0 if request.prompt is None else int(request.prompt.shape[1])
 
 
 class _LastIds(StoppingCriteria):

@@ -20,6 +20,10 @@ class MusicRequest:
     stream: int  # cotvtm.rng.stream_id of (seed, input, window)
     prompt: np.ndarray | None = None  # (codebooks, frames): the previous window's last codes
 
+    @property
+    def prompt_frames(self) -> int:
+        return 0 if self.prompt is None else int(self.prompt.shape[1])
+
 
 @dataclass
 class WindowMusic:

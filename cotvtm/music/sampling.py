@@ -30,6 +30,12 @@ class SamplingConfig:
         return bool(self.guidance_scale and self.guidance_scale > 1)
 
 
+def with_unconditional(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """E_m (B, L, D) and its mask stacked over the rows guidance compares them with: no E_m at all
+    (zero states, zero mask), as transformers expects the caller to supply them."""
+    return torch.cat([hidden, torch.zeros_like(hidden)]), torch.cat([mask, torch.zeros_like(mask)])
+
+
 def guide(logits: torch.Tensor, scale: float) -> torch.Tensor:
     """(n, rows per window, codebooks, vocab) -> guided float32 scores (n, codebooks, vocab)."""
     logits = logits.float()

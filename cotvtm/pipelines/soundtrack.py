@@ -101,9 +101,7 @@ class Music(Stage):
                 out.add(id(job))
                 yield batch_of([job])
         except Exception as exc:
-            for job in jobs:
-                if job.error is None and id(job) not in out:
-                    job.fail(self.name, f"{self.name} stage failed: {type(exc).__name__}: {exc}")
+            self.fail_unfinished(jobs, exc, out)
         for job in jobs:
             if id(job) not in out:
                 yield batch_of([job])

@@ -46,12 +46,16 @@ class Stage:
             try:
                 self.process(live)
             except Exception as exc:  # one broken batch fails its videos, not the run
-                for item in live:
-                    if item.error is None:
-                        item.fail(self.name, f"{self.name} stage failed: {type(exc).__name__}: {exc}")
+                self.fail_unfinished(live, exc)
             for item in live:
                 item.seconds[self.name] = (time.perf_counter() - started) / len(live)
         return batch_of(items)
 
     def process(self, items: list) -> None:
         raise NotImplementedError
+
+    def fail_unfinished(self, items: list, exc: Exception, finished: set[int] = frozenset()) -> None:
+        """A broken batch fails its records that had not failed or finished (by ``id``)."""
+        for item in items:
+            if item.error is None and id(item) not in finished:
+                item.fail(self.name, f"{self.name} stage failed: {type(exc).__name__}: {exc}")
