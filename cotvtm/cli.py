@@ -44,11 +44,10 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=d.seed)
     r = p.add_argument_group("resources")
     r.add_argument("--video-batch", type=int, default=None,
-                   help="MusicGen windows decoded at once (the engine's slots; a Music batch queues 4x as many "
-                        "videos) and segments per CLIP/prior batch")
+                   help="videos per Music batch (the decode engine's slots) and segments per CLIP/prior batch")
     r.add_argument("--music-feed", default=None, choices=["continuous", "batched"],
-                   help="continuous (default): a free decoder slot takes the next window of any video in "
-                        "the batch; batched: the videos of a batch go window by window in lockstep")
+                   help="continuous (default): each video's next window enters the decoder as soon as its "
+                        "previous one is done; batched: the videos of a batch go window by window in lockstep")
     r.add_argument("--segment-windows", type=int, default=None,
                    help="windows per saved segment (default 6): memory per worker and how far a resume goes back")
     r.add_argument("--wave", type=int, default=None,

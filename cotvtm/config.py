@@ -100,8 +100,7 @@ class Resources:
     mux_cpus: float = 0.25
     gpus_per_model_actor: float = 0.0
     video_batch: int = 4  # windows MusicGen decodes at once (its slots); segments per CLIP/prior batch
-    music_feed: str = "continuous"  # a free slot takes the next window of any video | "batched": in lockstep
-    feed_depth: int = 4  # with continuous feeding, videos per Music batch = feed_depth x video_batch
+    music_feed: str = "continuous"  # a free slot takes the video's next window | "batched": in lockstep
     segment_windows: int = 6  # windows per saved segment: the unit of memory and of resuming
     wave: int = 256  # inputs per wave: pass 1 of the next wave overlaps pass 2 of this one
     device: str = "cpu"

@@ -25,7 +25,7 @@ from cotvtm.music.compose import TrackState
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Outcome, VideoJob
 from cotvtm.pipelines.progress import Plan, VideoProgress
-from cotvtm.pipelines.rows import batch_of, records, row_of, use_threads
+from cotvtm.pipelines.rows import records, row_of, use_threads
 from cotvtm.pipelines.stages import Stage, add_stage
 from cotvtm.storage import StorageError
 from cotvtm.storage.scratch import Scratch
@@ -89,25 +89,14 @@ class Music(Stage):
         self.composer = Composer(self.backend, compose)
         self.ctx = ctx
 
-    def __call__(self, batch):
-        """Each video leaves as soon as its music is done, as a block of its own, so Mux writes
-        it while the batch's other videos go on. A failure of the batch fails the videos it had
-        not finished, never the run; ``seconds.music`` is the time until the video's music was done."""
-        jobs = records(batch)
-        out, started = set(), time.perf_counter()
-        try:
-            for job in self.process([job for job in jobs if job.error is None]):
-                job.seconds[self.name] = time.perf_counter() - started
-                out.add(id(job))
-                yield batch_of([job])
-        except Exception as exc:
-            self.fail_unfinished(jobs, exc, out)
-        for job in jobs:
-            if id(job) not in out:
-                yield batch_of([job])
+    def process(self, jobs: list[VideoJob]) -> None:
+        """The batch's music, every video's saved segment by segment. The batch leaves the stage
+        whole: a retried batch (a lost actor) redoes its videos from their saved progress."""
+        for _ in self._music(jobs):
+            pass
 
-    def process(self, jobs: list[VideoJob]):
-        """The batch's music; yields each video's job once its music is saved (or it failed)."""
+    def _music(self, jobs: list[VideoJob]):
+        """Yields each video's job once its music is saved (or it failed)."""
         for job in jobs:
             job.sample_rate = self.backend.sample_rate
         cursors = [c for c in (self._open(job) for job in jobs) if c is not None]
@@ -325,8 +314,5 @@ def build(ctx: RunContext, jobs: list[VideoJob]):
     import ray.data
 
     ds = ray.data.from_items([row_of(job) for job in jobs], override_num_blocks=max(1, len(jobs)))
-    ds.context.target_max_block_size = 1  # every finished video is a block of its own: Mux takes it at once
-    res = ctx.res
-    videos = res.video_batch * (res.feed_depth if res.music_feed == "continuous" else 1)
-    ds = add_stage(ds, Music, res.place(Music.role), videos, ctx=ctx)
+    ds = add_stage(ds, Music, ctx.res.place(Music.role), ctx.res.video_batch, ctx=ctx)
     return add_stage(ds, Mux, ctx.res.place(Mux.role), 1, ctx=ctx)
