@@ -35,6 +35,11 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--decoder", default=d.decoder, choices=DECODERS,
                    help="MusicGen decoding: the slot engine (batch-invariant sampling, CUDA graphs on a GPU) "
                         "or transformers' generate (the reference)")
+    g.add_argument("--streams-per-video", type=int, default=d.streams_per_video,
+                   help="continuous mode: up to this many stretches of a long video are composed side by side, "
+                        "joined by a crossfade")
+    g.add_argument("--stream-min-seconds", type=float, default=d.stream_min_s,
+                   help="the shortest stretch a video is split into (a shorter video is one stream)")
     g.add_argument("--prior-steps", type=int, default=None)
     g.add_argument("--audio", default=d.audio, choices=["replace", "duck"],
                    help="replace the video's audio with the music, or keep it (ducked) under the music")
@@ -44,7 +49,8 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=d.seed)
     r = p.add_argument_group("resources")
     r.add_argument("--video-batch", type=int, default=None,
-                   help="videos per Music batch (the decode engine's slots) and segments per CLIP/prior batch")
+                   help="the decode engine's slots (continuous feeding keeps twice as many videos in flight per "
+                        "actor; batched feeding puts this many in a batch) and segments per CLIP/prior batch")
     r.add_argument("--music-feed", default=None, choices=["continuous", "batched"],
                    help="continuous (default): each video's next window enters the decoder as soon as its "
                         "previous one is done; batched: the videos of a batch go window by window in lockstep")
@@ -64,7 +70,8 @@ def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
     cfg = SoundtrackConfig(models=models, window_s=a.window_seconds, frames_per_window=a.frames_per_window,
                            frame_reader=a.frame_reader, mode=a.mode, prompt_s=a.prompt_seconds,
                            crossfade_s=a.crossfade_seconds, guidance_scale=a.guidance_scale, top_k=a.top_k,
-                           decoder=a.decoder,
+                           decoder=a.decoder, streams_per_video=a.streams_per_video,
+                           stream_min_s=a.stream_min_seconds,
                            prior_steps=a.prior_steps, audio=a.audio, duck_gain=a.duck_gain,
                            image_seconds=a.image_seconds, image_video=a.image_video, seed=a.seed)
     for name in ("segment_windows", "wave"):

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field, replace
 
 from cotvtm.errors import CotvtmError
@@ -36,6 +37,8 @@ class SoundtrackConfig:
     top_k: int = 250
     temperature: float = 1.0
     decoder: str = "engine"  # MusicGen decoding: the slot engine, or transformers' generate (the reference)
+    streams_per_video: int = 4  # continuous mode: a long video's stretches are composed side by side
+    stream_min_s: float = 300.0  # ... each stretch at least this long (shorter videos: one stream)
     prior_steps: int | None = None  # None: the prior checkpoint's own default
     prior_sampler: str | None = None
     prior_guidance: float | None = None
@@ -60,6 +63,10 @@ class SoundtrackConfig:
             raise CotvtmError("--crossfade-seconds must be between 0 and the prompt length")
         if self.image_seconds <= 0:
             raise CotvtmError("--image-seconds must be positive")
+        if self.streams_per_video < 1:
+            raise CotvtmError("--streams-per-video must be at least 1")
+        if self.stream_min_s <= 0:
+            raise CotvtmError("--stream-min-seconds must be positive")
         if self.frames_per_window < 1:
             raise CotvtmError("--frames-per-window must be at least 1")
         return self
@@ -108,11 +115,13 @@ class Resources:
 
     def place(self, role: str) -> Place:
         """The actors of a stage of ``role``: decode (one CPU each), model (a GPU share when
-        present) or mux (ffmpeg)."""
+        present), music (a model actor running many one-video batches at once) or mux (ffmpeg)."""
         if role == "decode":
             return Place(self.decode_actors, 1.0)
         if role == "mux":
             return Place(self.mux_actors, self.mux_cpus)
+        if role == "music":  # continuously fed: two videos in flight per decoder slot
+            return Place(self.model_actors, self.model_cpus, self.gpus_per_model_actor, calls=2 * self.video_batch)
         return Place(self.model_actors, self.model_cpus, self.gpus_per_model_actor)
 
     @classmethod
@@ -123,8 +132,10 @@ class Resources:
         the model actors belong on GPU workers.
         """
         device = overrides.get("device") or default_device()
-        if device.startswith("cuda"):
-            base = cls(model_cpus=1.0, gpus_per_model_actor=0.3, device="cuda", video_batch=16)
+        if device.startswith("cuda"):  # the CPUs left beside the GPU stages decode, so the GPU waits for none
+            decoders = max(1, min(16, (os.cpu_count() or 2) - 4))
+            base = cls(model_cpus=1.0, gpus_per_model_actor=0.3, device="cuda", video_batch=16,
+                       decode_actors=decoders, mux_actors=2)
         else:
             base = cls()
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -74,7 +74,7 @@ def test_a_window_admitted_into_a_busy_engine_decodes_as_it_does_alone(reference
     assert np.array_equal(done["w0"], _solo(model, long, GREEDY))
 
 
-def test_sampled_tokens_do_not_depend_on_the_batch_or_the_step_of_admission(reference, capsys):
+def test_sampled_tokens_do_not_depend_on_the_batch_or_the_step_of_admission(reference):
     """Top-k 250 sampling: a window's tokens are the same alone, in a batch of 8, and admitted at
     step 137 of another window; its audio is the same to float rounding."""
     model = reference.model
@@ -97,10 +97,7 @@ def test_sampled_tokens_do_not_depend_on_the_batch_or_the_step_of_admission(refe
 
     alone_audio = reference.decode([alone])[0]  # EnCodec, as every backend decodes
     batch_audio = reference.decode([batch[w.id] for w in windows])[5]
-    difference = float(np.abs(alone_audio - batch_audio).max())
-    with capsys.disabled():
-        print(f"\nlargest audio difference, alone vs decoded in a batch of 8: {difference:.3g}")
-    assert difference < 1e-5
+    assert np.array_equal(alone_audio, batch_audio)  # each window is decoded on its own
 
 
 def test_different_seeds_and_inputs_give_different_music(reference):

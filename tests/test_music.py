@@ -6,7 +6,7 @@ import torch
 
 from cotvtm.models import load_t5
 from cotvtm.music.compose import (LIMIT_CEILING, LIMIT_KNEE, ComposeConfig, Composer, Track, TrackState, compose,
-                                  crossfade_join, limit)
+                                  crossfade_join, join_streams, limit)
 from cotvtm.music.musicgen import MusicGenBackend, SamplingConfig, make_backend
 
 TEXTS = ["a calm piano piece with soft strings, slow tempo", "energetic rock drums and electric guitar"]
@@ -117,6 +117,46 @@ def test_a_track_resumed_from_its_saved_state_is_the_uninterrupted_track(any_bac
         pieces.append(second.take(state, last=i == 3))
     assert np.array_equal(np.concatenate(pieces), whole)
     assert len(whole) == round(34.0 * backend.sample_rate)
+
+
+def test_a_long_track_splits_into_even_streams_the_earlier_ones_longer():
+    cfg = ComposeConfig(streams=4, stream_min_s=300.0)
+    assert cfg.stream_ranges(30, 1800.0) == [(0, 8), (8, 16), (16, 23), (23, 30)]
+    assert cfg.stream_ranges(5, 700.0) == [(0, 3), (3, 5)]  # two stretches of at least 300 s
+    assert cfg.stream_ranges(3, 180.0) == [(0, 3)]  # too short to split
+    assert cfg.stream_ranges(2, 1800.0) == [(0, 1), (1, 2)]  # never more streams than segments
+    assert ComposeConfig(mode="independent", streams=4).stream_ranges(30, 1800.0) == [(0, 30)]
+
+
+def _stream(backend, cfg, e_m, mask, durations, first, end):
+    """Windows [first, end) composed as one stream, the way the Music stage starts one."""
+    composer = Composer(backend, cfg)
+    state = composer.stream_state(first, float(sum(durations[:first])))
+    pieces = []
+    for i in range(first, end):
+        composer.step([state], e_m[i:i + 1], mask[i:i + 1], [durations[i]], ["0"])
+        pieces.append(composer.take(state, last=i == end - 1))
+    return np.concatenate(pieces)
+
+
+def test_streams_joined_make_the_track_exactly_its_length(any_backend):
+    """A track made as two streams (windows 0-1 and 2-3) is exactly as long as the track made
+    whole; the first stream is the whole track's beginning, sample for sample; the second
+    begins a crossfade early, and the join overlaps that crossfade with the first's end."""
+    backend, fade = any_backend, round(0.25 * any_backend.sample_rate)
+    e_m, mask = _windows(4, seed=3)
+    durations = [10.0, 10.0, 10.0, 4.0]
+    cfg = ComposeConfig(prompt_s=2.0, crossfade_s=0.25, seed=5)
+    [whole] = compose(backend, [Track(e_m, mask, durations)], cfg, keys=["0"])
+    one, two = _stream(backend, cfg, e_m, mask, durations, 0, 2), _stream(backend, cfg, e_m, mask, durations, 2, 4)
+    assert len(one) == round(20.0 * backend.sample_rate) and len(two) == round(14.0 * backend.sample_rate) + fade
+    assert np.array_equal(one[:-fade], whole[:len(one) - fade])
+    joined = np.concatenate(list(join_streams([one, two], {1}, fade)))
+    assert len(joined) == len(whole) == round(34.0 * backend.sample_rate)
+    assert np.array_equal(joined[:len(one) - fade], one[:-fade]) and np.array_equal(joined[len(one):], two[fade:])
+    seam = joined[len(one) - fade: len(one)]
+    assert np.abs(seam).max() <= LIMIT_CEILING
+    assert np.allclose(seam[:1], one[-fade:][:1], atol=1e-6)  # the fade starts on the first stream
 
 
 def test_working_tail_stays_short_however_long_the_track(any_backend):

@@ -191,3 +191,41 @@ def test_an_input_replaced_by_another_of_the_same_size_is_made_from_the_new_file
     [video], [expected] = out.glob("clip*.mp4"), reference.glob("clip*.mp4")
     assert json.loads(video.with_suffix(".json").read_text())["resumed_at_segment"] == 0
     assert _pcm(video) == _pcm(expected) and len(_pcm(video)) > 0
+
+
+def _audio_seconds(video: Path) -> float:
+    return float(subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                                 "stream=duration", "-of", "csv=p=0", str(video)],
+                                capture_output=True, text=True, check=True).stdout)
+
+
+def _tokens(video: Path) -> list[str]:
+    return [w["tokens_digest"] for w in json.loads(video.with_suffix(".json").read_text())["windows"]]
+
+
+def test_a_long_video_in_two_streams_resumes_each_stream_where_it_stopped(tmp_path, ray_session, model_cache):
+    """A 70 s video in seven 1-window segments, composed as two streams (segments 0-3 and
+    4-6, so the second finishes first); the driver is killed once the second stream's first
+    segment is saved. The rerun composes only what each stream had left; its tokens are the
+    uninterrupted run's, its audio the same sample for sample, exactly the video's length."""
+    library = tmp_path / "long"
+    library.mkdir()
+    make_video(library / "long.mp4", duration=70, size="64x48", fps=4)
+    out, whole = tmp_path / "out", tmp_path / "whole"
+    args = ("--segment-windows", "1", "--streams-per-video", "2", "--stream-min-seconds", "30")
+
+    _interrupt(library, out, ray_session, model_cache, f"{video_id('long.mp4')}/state-00004.npz", *args)
+    assert not list(out.glob("long*.mp4"))
+    _finish(library, out, ray_session, model_cache, *args)
+    [video] = out.glob("long*.mp4")
+    sidecar = json.loads(video.with_suffix(".json").read_text())
+    assert sidecar["streams"] == [{"segments": [0, 4], "first_window": 0, "start": 0.0},
+                                  {"segments": [4, 7], "first_window": 4, "start": 40.0}]
+    assert 2 <= sidecar["resumed_at_segment"] < 7  # segments 0 and 4 at least were saved before
+
+    stdout = _finish(library, whole, ray_session, model_cache, *args)
+    assert stdout.index("music    long.mp4: segment 7/7") < stdout.index("music    long.mp4: segment 4/7")
+    [reference] = whole.glob("long*.mp4")
+    assert _tokens(video) == _tokens(reference) and len(set(_tokens(video))) == 7
+    assert _pcm(video) == _pcm(reference) and len(_pcm(video)) > 0
+    assert abs(_audio_seconds(video) - 70.0) < 0.03

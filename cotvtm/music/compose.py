@@ -36,6 +36,18 @@ class ComposeConfig:
     crossfade_s: float = 0.25
     seed: int = 0
     max_batch: int = 32  # rows per MusicGen call (guidance doubles them)
+    streams: int = 1  # continuous mode: most stretches of one track composed side by side
+    stream_min_s: float = 300.0  # the shortest stretch
+
+    def stream_ranges(self, segments: int, duration: float) -> list[tuple[int, int]]:
+        """The track's streams as [first, end) segment ranges: as many as its length allows (at
+        most ``streams``, each at least ``stream_min_s``), even, the earlier ones taking the
+        remainder. Each stream is continuous inside; streams meet with a crossfade."""
+        count = 1 if self.mode != "continuous" else int(min(self.streams, duration // self.stream_min_s, segments))
+        count = max(count, 1)
+        sizes = [segments // count + (i < segments % count) for i in range(count)]
+        edges = [sum(sizes[:i]) for i in range(count + 1)]
+        return list(zip(edges, edges[1:]))
 
 
 @dataclass
@@ -121,6 +133,14 @@ class Composer:
             self.join(state, window, duration)
         return [window.digest for window in music]
 
+    def stream_state(self, window: int, elapsed: float) -> TrackState:
+        """Where a stream that starts at ``window`` (``elapsed`` seconds in) begins: its first
+        window is made fresh, a crossfade longer, and kept whole; ``join_streams`` overlaps that
+        extra crossfade with the end of the stream before."""
+        if window == 0:
+            return TrackState()
+        return TrackState(emitted=self._samples(elapsed) - self.fade, elapsed=elapsed, window=window)
+
     def request(self, state: TrackState, hidden, mask, duration: float, key: str,
                 number: int | None = None) -> MusicRequest:
         """The track's next window (or, in ``independent`` mode, window ``number``) to make: a
@@ -158,6 +178,24 @@ class Composer:
         final, state.tail = state.tail[:cut], state.tail[cut:]
         state.emitted += len(final)
         return limit(final)
+
+
+def join_streams(chunks, starts: set[int], fade: int):
+    """Yield a track's saved chunks (one per segment) as one stream of samples: a chunk in
+    ``starts`` begins a stream, whose first ``fade`` samples overlap the chunk before."""
+    held = None
+    for index, chunk in enumerate(chunks):
+        if held is not None and index in starts:
+            mixed = crossfade_join(held, chunk[:fade], fade)
+            chunk = np.concatenate([limit(mixed), chunk[fade:]])
+        elif held is not None:
+            chunk = np.concatenate([held, chunk])
+        held = None
+        if index + 1 in starts:
+            chunk, held = chunk[:len(chunk) - fade], chunk[len(chunk) - fade:]
+        yield chunk
+    if held is not None:
+        yield held
 
 
 @dataclass

@@ -216,6 +216,13 @@ class DecodeEngine:
         """Queue a window: it is admitted as soon as a slot is free."""
         self.waiting.append(window)
 
+    def clear(self) -> None:
+        """Drop every window, admitted or queued (after a failed step); the caches stay."""
+        self.windows = [None] * self.slots
+        self.waiting.clear()
+        if self.cache is not None:
+            self.active.zero_()
+
     @property
     def pending(self) -> bool:
         return bool(self.waiting or self.busy)

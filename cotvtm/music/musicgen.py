@@ -98,16 +98,13 @@ class MusicGenBackend:
 
     @torch.inference_mode()
     def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
-        """EnCodec over windows' codes (codebooks, frames), in one call per length."""
-        by_length = defaultdict(list)
-        for index, window in enumerate(codes):
-            by_length[window.shape[1]].append(index)
-        audio: list[np.ndarray | None] = [None] * len(codes)
-        for members in by_length.values():
-            batch = torch.as_tensor(np.stack([codes[i] for i in members]), dtype=torch.long, device=self.device)
-            values = self.model.audio_encoder.decode(batch[None], [None] * len(members)).audio_values
-            for index, row in zip(members, values[:, 0].float().cpu().numpy()):
-                audio[index] = row
+        """EnCodec over each window's codes (codebooks, frames) on its own: a window's audio then
+        depends on its codes alone, not on which windows happened to finish beside it (decoded
+        together, they differ in the last bits), so a rerun or a resume gives the same samples."""
+        audio = []
+        for window in codes:
+            batch = torch.as_tensor(window[None, None], dtype=torch.long, device=self.device)
+            audio.append(self.model.audio_encoder.decode(batch, [None]).audio_values[0, 0].float().cpu().numpy())
         return audio
 
     # -- the audio-prompt path (evaluation, reference tests) ---------------------------------
@@ -183,6 +180,11 @@ class EngineBackend(MusicGenBackend):
         finished = self.engine.advance()
         requests = [self._submitted.pop(tag) for tag, _ in finished]
         return list(zip([tag for tag, _ in finished], self._finish(requests, [codes for _, codes in finished])))
+
+
+    def forget(self) -> None:
+        """Drop the requests of windows the engine dropped (``DecodeEngine.clear``)."""
+        self._submitted.clear()
 
 
 def make_backend(name: str, ref: str, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),

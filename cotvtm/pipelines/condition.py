@@ -10,6 +10,7 @@ an earlier run are not decoded again.
 """
 
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -105,7 +106,8 @@ class Embed(Stage):
         from cotvtm.encoders.clip import ClipEncoder
 
         use_threads(ctx.res.model_cpus)
-        self.clip = ClipEncoder(ctx.refs.clip, ctx.res.device)
+        half = torch.float16 if ctx.res.device.startswith("cuda") else None  # a GPU: half precision
+        self.clip = ClipEncoder(ctx.refs.clip, ctx.res.device, dtype=half)
 
     def process(self, segments: list[Segment]) -> None:
         for segment in segments:
@@ -131,7 +133,8 @@ class Prior(Stage):
         e_v = torch.as_tensor(np.concatenate([s.e_v for s in segments]), dtype=torch.float32, device=self.device)
         # one noise stream per window: its E_m does not depend on the segments it is batched with
         noise = CounterNoise([stream_id(self.cfg.seed, s.key, w.index, "prior") for s in segments for w in s.windows])
-        with torch.inference_mode():
+        on_gpu = str(self.device).startswith("cuda")  # a GPU: the sampler in bfloat16
+        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16) if on_gpu else nullcontext():
             e_m, mask = self.prior.sample(e_v, steps=self.cfg.prior_steps, method=self.cfg.prior_sampler,
                                           guidance_scale=self.cfg.prior_guidance, generator=noise)
         e_m, mask = e_m.float().cpu().numpy(), mask.cpu().numpy()

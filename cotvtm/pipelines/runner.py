@@ -221,12 +221,14 @@ def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], sa
         return failed
     say.line(f"pass 1/2: music conditioning for {len(todo)} inputs ({len(resumed)} resumed)")
     ds = condition.build(ctx, {job.key: job.identity for job in todo}, resumed)
+    by_key = {job.key: job for job in todo}
     try:
         for batch in ds.iter_batches(batch_size=1):
             if stop.is_set():
                 return {job.key for job in todo}
             for segment in records(batch):  # a batch may also be empty
                 if segment.error is None:
+                    by_key[segment.key].segments = segment.count
                     part = f": segment {segment.index + 1}/{segment.count}" if segment.count > 1 else ""
                     say.line(f"prepared {segment.key}{part}")
                 elif segment.key not in failed:
@@ -239,10 +241,11 @@ def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], sa
 
 
 def _compose(ctx: RunContext, wave: list[VideoJob], failed: set[str], say: _Say) -> None:
-    """Pass 2 over one wave's inputs that have their conditioning."""
+    """Pass 2 over one wave's inputs that have their conditioning, the longest first: the decoder
+    ends the wave on short videos, not on one long one."""
     from cotvtm.pipelines import soundtrack
 
-    ready = [job for job in wave if job.key not in failed]
+    ready = sorted((job for job in wave if job.key not in failed), key=lambda job: -job.segments)
     if not ready:
         return
     say.line(f"pass 2/2: music and mux for {len(ready)} inputs")
@@ -276,7 +279,9 @@ def _unconditioned(ctx: RunContext, jobs: list[VideoJob],
         if plan is None or plan.identity != job.identity:
             progress.clear()
             todo.append(job)
-        elif len(done.conditioned) < len(plan.segments):
+            continue
+        job.segments = len(plan.segments)
+        if len(done.conditioned) < len(plan.segments):
             todo.append(job)
             resumed[job.key] = (plan, done.conditioned)
     return todo, resumed

@@ -47,9 +47,13 @@ class Stage:
                 self.process(live)
             except Exception as exc:  # one broken batch fails its videos, not the run
                 self.fail_unfinished(live, exc)
-            for item in live:
-                item.seconds[self.name] = (time.perf_counter() - started) / len(live)
+            self.timed(live, started)
         return batch_of(items)
+
+    def timed(self, items: list, started: float) -> None:
+        """Each record's share of the batch's wall time since ``started``."""
+        for item in items:
+            item.seconds[self.name] = (time.perf_counter() - started) / len(items)
 
     def process(self, items: list) -> None:
         raise NotImplementedError
