@@ -153,6 +153,11 @@ def test_independent_mode_and_new_config_write_new_outputs(library, tmp_path, mo
     assert summary.ok == 1 and summary.exit_code == 0
     [output] = (tmp_path / "out").glob("a.*.mp4")
     assert output.name != "a.mp4" and abs(_duration(_stream(_ffprobe(output), "audio")) - 12.0) <= 0.1
+    # a segment's windows queued together into the engine, joined in order: lockstep's music
+    run(Where(str(src), str(tmp_path / "lockstep"), cache_dir=model_cache), cfg, Resources(music_feed="batched"),
+        echo=lambda _: None)
+    [lockstep] = (tmp_path / "lockstep").glob("a.*.mp4")
+    assert np.array_equal(_pcm(lockstep), _pcm(output)) and len(_pcm(output)) > 0
 
 
 def test_inputs_go_in_waves_and_every_one_ends_once(library, tmp_path, model_cache, ray_session):
