@@ -34,10 +34,10 @@ class ModelRefs:
 
 
 PRESETS = {
-    "paper": ModelRefs(
+    "paper": ModelRefs(  # CoT-VTM Section 4.2: clip-vit-base-patch32, T5-base, musicgen-large, LLM2Vec
         clip="openai/clip-vit-base-patch32",
         t5="google-t5/t5-base",
-        musicgen="facebook/musicgen-medium",
+        musicgen="facebook/musicgen-large",
         rationale="McGill-NLP/LLM2Vec-Meta-Llama-3-8B-Instruct-mntp",
         prior=None,
     ),

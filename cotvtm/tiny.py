@@ -156,6 +156,31 @@ def build_once(root: Path, build) -> Path:
     return root
 
 
+def build_captioner(root: Path, seed: int = 0) -> Path:
+    """BLIP (image captioning) at toy size, random weights, a BERT tokenizer over the built-in
+    word list: the tiny preset's offline captioner (``teacher/captioner.py``)."""
+    from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessorPil,
+                              BlipProcessor)
+
+    def build(staging: Path) -> None:
+        words = sorted({w for w in tiny_vocab.words() if w.isalpha()})
+        staging.mkdir(parents=True, exist_ok=True)
+        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]  # [DEC]: BLIP's decoder start
+        (staging / "vocab.txt").write_text("\n".join(special + words) + "\n")
+        tok = BertTokenizer(str(staging / "vocab.txt"), bos_token="[DEC]")
+        small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        text = dict(small, vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                    eos_token_id=tok.sep_token_id, sep_token_id=tok.sep_token_id, max_position_embeddings=64)
+        config = BlipConfig(text_config=text, vision_config=dict(small, image_size=IMAGE_SIZE, patch_size=8),
+                            projection_dim=CLIP_DIM)
+        torch.manual_seed(seed)
+        BlipForConditionalGeneration(config).save_pretrained(staging)
+        images = BlipImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+        BlipProcessor(image_processor=images, tokenizer=tok).save_pretrained(staging)
+
+    return build_once(Path(root) / f"tiny-captioner-v{TINY_VERSION}-seed{seed}", build)
+
+
 def build_all(root: Path, seed: int = 0) -> dict[str, Path]:
     """Build every tiny component under ``root`` (atomically, once) and return their paths."""
 

@@ -18,6 +18,13 @@ for trouble with a tag; a caption's request count (repair turns included) is its
     #length       always the first half of a good answer, finish_reason "length"
     #400          always 400 (a request error that must not be retried)
     #nojsonmode   400 whenever the request asks for response_format (a server without JSON mode)
+    #paper        answer in the paper's format (Appendix A.1) even when cot-v1's was asked for
+    #v1           answer in cot-v1's format even when the paper's was asked for
+
+A chain-of-thought answer otherwise comes in the format the prompt asked for (the paper's when
+the prompt shows its "step1 reasoning" key). A message whose content is a list of parts with
+images (a vision request: the captioner's) is answered with a caption that says how many images
+it saw and the emotion hint it was given; its log entry has kind "caption" and ``images``.
 
 Every request is logged (arrival time, caption, tags, attempt, status); ``max_in_flight`` is
 the most requests it was handling at once.
@@ -42,9 +49,10 @@ _TAG = re.compile(r"#([a-z0-9-]+)")
 class Logged:
     at: float
     caption: str
-    kind: str  # cot | direct | scene
+    kind: str  # cot | direct | scene | caption
     tags: set
     attempt: int
+    images: int = 0  # image_url parts in a vision request
     status: int = 200
     done_at: float = 0.0
     body: dict = field(default_factory=dict)
@@ -54,8 +62,16 @@ class Logged:
 _ENTRY = web.RequestKey("entry", Logged)
 
 
-def good_answer(caption: str, lists: bool = False) -> dict:
+def good_answer(caption: str, lists: bool = False, paper: bool = False) -> dict:
     instruments = ["piano", "strings"] if lists else "piano, strings"
+    if paper:
+        return {"image_description": caption, "step1 reasoning": f"The caption shows: {caption}",
+                "visual elements": {"object": "the scene", "emotion": "calm", "dynamic": "slow", "color": "warm"},
+                "visual description": caption, "step2 reasoning": "Calm and slow visuals suit gentle music.",
+                "music elements": {"genre": "ambient", "instruments": instruments, "emotion": "serene",
+                                   "rhythm": "slow"},
+                "step3 reasoning": "Together: a gentle ambient piece.",
+                "music description": f"Gentle ambient piano and strings for: {caption}"}
     return {
         "step1": {"reasoning": f"The caption shows: {caption}",
                   "visual_elements": {"object": "the scene", "emotion": "calm", "dynamic": "slow",
@@ -149,10 +165,13 @@ class FakeOpenAI:
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
         first_user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        if isinstance(first_user, list):
+            return self._caption(body, first_user, request)
         matches = _CAPTION.findall(first_user)
         caption = matches[-1].strip() if matches else ""
-        kind = "scene" if "Scene: " in first_user else ("cot" if "Step 1." in first_user else "direct")
+        kind = "scene" if "Scene: " in first_user else ("cot" if "Step 1" in first_user else "direct")
         tags = set(_TAG.findall(caption))
+        paper = "paper" in tags or ('"step1 reasoning"' in first_user and "v1" not in tags)
         attempt = self.attempts[caption]
         self.attempts[caption] += 1
         entry = Logged(time.monotonic(), caption, kind, tags, attempt, body=body, headers=dict(request.headers))
@@ -180,18 +199,33 @@ class FakeOpenAI:
         elif "badjson" in tags or ("badjson-once" in tags and attempt == 0):
             content = "Sure! Here is the music: calm piano, slow tempo. {step1: not json}"
         elif "missing" in tags:
-            answer = good_answer(caption)
-            del answer["step2"]["music_elements"]["rhythm"]
+            answer = good_answer(caption, paper=paper)
+            del (answer["music elements"] if paper else answer["step2"]["music_elements"])["rhythm"]
             content = json.dumps(answer)
         elif "length" in tags:
-            full = json.dumps(good_answer(caption), indent=2)
+            full = json.dumps(good_answer(caption, paper=paper), indent=2)
             content, finish = full[: len(full) // 2], "length"
         elif "fenced" in tags:
-            fenced = json.dumps(good_answer(caption), indent=2)
+            fenced = json.dumps(good_answer(caption, paper=paper), indent=2)
             content = f"Here is my reasoning as JSON:\n```json\n{fenced}\n```\nEnjoy!"
         else:
-            content = json.dumps(good_answer(caption, lists="lists" in tags))
+            content = json.dumps(good_answer(caption, lists="lists" in tags, paper=paper))
         return self._completion(body, content, finish)
+
+    def _caption(self, body: dict, parts: list[dict], request: web.Request) -> web.Response:
+        """A vision request: a caption naming what it was sent."""
+        text = " ".join(part.get("text", "") for part in parts if part.get("type") == "text")
+        urls = [part["image_url"]["url"] for part in parts if part.get("type") == "image_url"]
+        entry = Logged(time.monotonic(), text, "caption", set(), 0, images=len(urls), body=body,
+                       headers=dict(request.headers))
+        self.log.append(entry)
+        request[_ENTRY] = entry
+        if not urls or not all(url.startswith("data:image/jpeg;base64,") for url in urls):
+            return self._error(entry, 400, "expected image_url parts holding base64 JPEG data URLs")
+        emotion = re.search(r'the emotion "([^"]+)"', text)
+        mood = f"{emotion.group(1)} " if emotion else ""
+        return self._completion(body, f"A {mood}scene seen in {len(urls)} picture(s), with bright moving shapes.",
+                                "stop")
 
     def _completion(self, body: dict, content: str, finish: str) -> web.Response:
         prompt_tokens = sum(len(m.get("content") or "") for m in body["messages"]) // 4

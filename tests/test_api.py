@@ -28,7 +28,7 @@ def test_label_from_python_runs_the_offline_teacher(tmp_path, ray_session):
 
 
 @pytest.mark.parametrize("call", [lambda: cotvtm.soundtrack("in", "out", window_length=3),
-                                  lambda: cotvtm.label("out", scenes=1, prompt="x"),
+                                  lambda: cotvtm.label("out", scenes=1, template="x"),
                                   lambda: cotvtm.distill("shards", "out", epochs=2),
                                   lambda: cotvtm.embed("labels", "out", musicgen="x")])
 def test_an_unknown_setting_is_named(call):

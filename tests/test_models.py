@@ -49,3 +49,13 @@ def test_unknown_preset_and_missing_model_are_clear_errors(tmp_path):
         models.resolve("huge")
     with pytest.raises(ModelError, match="cannot load CLIP"):
         models.load_clip(str(tmp_path / "nowhere"))
+
+
+def test_the_paper_preset_is_section_4_2s_checkpoints():
+    """CoT-VTM Section 4.2: clip-vit-base-patch32, LLM2Vec-Meta-Llama-3-8B-Instruct-mntp, T5-base, musicgen-large."""
+    from cotvtm.models import PRESETS
+
+    paper = PRESETS["paper"]
+    assert (paper.clip, paper.t5, paper.musicgen) == ("openai/clip-vit-base-patch32", "google-t5/t5-base",
+                                                      "facebook/musicgen-large")
+    assert paper.rationale == "McGill-NLP/LLM2Vec-Meta-Llama-3-8B-Instruct-mntp"

@@ -14,6 +14,7 @@ from cotvtm.teacher.build import run
 from cotvtm.teacher.cli import add_subcommand, config_from_args, main
 from cotvtm.teacher.config import BuildConfig, EndpointConfig
 from cotvtm.teacher.records import shards
+from cotvtm.video.samples import make_video
 from openai_server import FakeOpenAI
 from helpers import write_jsonl
 
@@ -29,7 +30,7 @@ FLAKY = {  # caption -> the failure reason it must end with, or None for a label
     "#500-always A storm at sea.": "server error (HTTP 500)",
     "#slow-always A desert road.": "timed out after 0.5 s",
     "#badjson A cat on a sofa.": "invalid JSON",
-    "#missing A wedding dance.": "JSON missing fields: step2.music_elements.rhythm",
+    "#missing A wedding dance.": "JSON missing fields: music elements.rhythm",
     "#length A snowy mountain.": "finish_reason=length",
 }
 
@@ -58,19 +59,19 @@ def test_offline_job(ray_session, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "cotvtm label: 15 labelled, 0 failed, 0 already labelled; offline rules, no LLM requests" in proc.stdout
-    out = tmp_path / "out" / "labels-cot-v1-offline-rules-v1"
+    out = tmp_path / "out" / "labels-cot-paper-v1-offline-rules-v1"
     assert [p.name for p in shards(out)] == ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
     records = {r.id: r for r in read_labels(out)}
     assert len(records) == 15 and all(r.teacher == "offline-rules" and r.x_mt and r.x_rt for r in records.values())
     assert records["b"].media == str(tmp_path / "b.jpg") and records["v1"].media == str(tmp_path / "clips/v1.mp4")
     assert records["v1"].source == "more.csv"
-    scenes = [r for r in records.values() if r.id.startswith("scene-3-")]
+    scenes = [r for r in records.values() if r.id.startswith("scene-b2-3-")]
     assert len(scenes) == 12 and all(r.source == "scenes(seed=3, writer=template)" for r in scenes)
 
 
 def test_job_against_the_server_then_resume(ray_session, server, tmp_path):
     rows = [{"id": f"f{i}", "caption": caption} for i, caption in enumerate(FLAKY)]
-    rows += [{"id": f"p{i}", "caption": f"A quiet street number {i}."} for i in range(20)]
+    rows += [{"id": f"p{i}", "caption": f"{'#v1 ' if i % 2 else ''}A quiet street number {i}."} for i in range(20)]
     manifest = write_jsonl(tmp_path / "captions.jsonl", rows)
     out = tmp_path / "out"
     args = [str(manifest), "-o", str(out), "--base-url", server.base_url, "--model", "fake-model",
@@ -80,9 +81,15 @@ def test_job_against_the_server_then_resume(ray_session, server, tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr  # finished; some captions failed
     assert "Traceback" not in proc.stdout + proc.stderr
     assert server.max_in_flight <= 6
-    labels = out / "labels-cot-v1-fake-model"
+    labels = out / "labels-cot-paper-v1-fake-model"
     records = {r.id: r for r in read_labels(labels, status=None)}
     assert set(records) == {row["id"] for row in rows}
+    formats = {records[f"p{i}"].answer_format for i in range(0, 20, 2)}, {records[f"p{i}"].answer_format
+                                                                          for i in range(1, 20, 2)}
+    assert formats == ({"paper"}, {"cot-v1"})  # both answer formats in one run, every one labelled
+    for i in range(20):
+        record = records[f"p{i}"]
+        assert record.x_mt.startswith("Gentle ambient piano and strings for: ") and "Visual elements: " in record.x_rt
     for row in rows:
         record, expected = records[row["id"]], FLAKY.get(row["caption"])
         if expected is None:
@@ -137,6 +144,22 @@ def test_label_subcommand_hook():
     assert cfg.endpoint.model == "gpt-4o" and cfg.endpoint.rpm == 100 and cfg.cot is False
     assert cfg.endpoint.base_url == "https://api.openai.com/v1" and cfg.writer() == "llm"
     assert config_from_args(_parse(["a.jsonl", "-o", "out"])).endpoint is None
+    default, older = (config_from_args(_parse(["a.jsonl", "-o", "out", *extra])) for extra in ([], ["--prompt",
+                                                                                                   "cot-v1"]))
+    assert (default.prompt, older.prompt) == ("cot-paper-v1", "cot-v1")
+    vision = config_from_args(_parse(["a.jsonl", "-o", "out", "--model", "gpt-4o",
+                                      "--captioner-model", "gpt-4o-mini"]))
+    endpoint = vision.captioner_endpoint()
+    assert (endpoint.model, endpoint.base_url, endpoint.json_mode) == ("gpt-4o-mini", "https://api.openai.com/v1", False)
+    assert vision.captioner.source == "vision:gpt-4o-mini" and default.captioner_endpoint() is None
+
+
+def test_cot_v1_labels_stay_in_their_own_folder_in_their_own_format(ray_session, tmp_path):
+    manifest = write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "caption": "A kite over a field."}])
+    summary = run(BuildConfig(out=str(tmp_path), manifests=(str(manifest),), prompt="cot-v1"), echo=lambda _: None)
+    assert summary.ok == 1 and summary.labels_dir.endswith("labels-cot-v1-offline-rules-v1")
+    [record] = read_labels(summary.labels_dir)
+    assert record.answer_format == "cot-v1" and "step1" in record.raw and record.prompt_version == "cot-v1"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -153,3 +176,72 @@ def test_usage_errors_are_one_line(tmp_path, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def _media(folder: Path) -> None:
+    folder.mkdir()
+    for name, source in (("kite.png", "testsrc2"), ("rain.jpg", "mandelbrot")):
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"{source}=size=96x64", "-frames:v", "1",
+                        str(folder / name)], check=True)
+    make_video(folder / "street.mp4", duration=25, size="64x48", fps=4)  # three windows: three frames
+
+
+MIXED = [
+    {"id": "cap", "caption": "A kite over a field.", "image": "media/kite.png"},
+    {"id": "img", "image": "media/kite.png"},
+    {"id": "emo", "image": "media/rain.jpg", "emotion": "sad"},
+    {"id": "vid", "video": "media/street.mp4"},
+    {"id": "gone", "image": "media/missing.png"},
+]
+
+
+def test_media_without_captions_are_captioned_then_labelled(ray_session, server, tmp_path, model_cache):
+    """A manifest mixing a captioned row, uncaptioned images (with and without an emotion) and an
+    uncaptioned video: the vision endpoint captions them (image_url parts: one per image, one
+    per window of the video), the teacher labels them; the tiny BLIP does the same offline; a
+    rerun sends nothing. ``--recipe`` counts the paper's parts of that manifest."""
+    _media(tmp_path / "media")
+    manifest = write_jsonl(tmp_path / "m.jsonl", MIXED)
+    server.reset()
+    out = tmp_path / "out"
+    args = [str(manifest), "-o", str(out), "--base-url", server.base_url, "--model", "fake-model",
+            "--captioner-model", "fake-vision", "--timeout", "5", "--backoff", "0.01"]
+    proc = job(args, ray_session)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # "gone" failed; the rest labelled
+    assert "4 of them have media and no caption: captioned first by vision:fake-vision" in proc.stdout
+    captions = [e for e in server.log if e.kind == "caption"]
+    assert sorted(e.images for e in captions) == [1, 1, 3]
+    assert all(e.body["model"] == "fake-vision" for e in captions)
+    records = {r.id: r for r in read_labels(out / "labels-cot-paper-v1-fake-model", status=None)}
+    assert {k: r.caption_source for k, r in records.items()} == {
+        "cap": "manifest", "img": "vision:fake-vision", "emo": "vision:fake-vision", "vid": "vision:fake-vision",
+        "gone": "vision:fake-vision"}
+    assert records["emo"].caption.startswith("A sad scene") and "3 picture(s)" in records["vid"].caption
+    assert records["img"].caption.startswith("A scene seen in 1 picture(s)")
+    for key in ("cap", "img", "emo", "vid"):
+        assert records[key].status == "ok" and records[key].x_mt.endswith(records[key].caption)
+    assert records["gone"].status == "failed" and "missing.png: cannot be captioned" in records["gone"].reason
+    labelled = [e.caption for e in server.log if e.kind == "cot"]
+    assert sorted(labelled) == sorted(records[k].caption for k in ("cap", "img", "emo", "vid"))
+
+    server.reset()
+    again = job(args, ray_session)
+    assert again.returncode == 1 and len(server.log) == 0  # no caption and no label request again
+
+    offline = tmp_path / "offline"
+    local = [str(manifest), "-o", str(offline), "--captioner-local", "tiny", "--cache-dir", str(model_cache)]
+    proc = job(local, ray_session)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    records = {r.id: r for r in read_labels(offline / "labels-cot-paper-v1-offline-rules-v1", status=None)}
+    for key in ("img", "emo", "vid"):
+        assert records[key].status == "ok" and records[key].caption_source == "local:tiny" and records[key].caption
+    assert records["emo"].caption.startswith("a sad")  # the emotion, as BLIP's text prefix
+    assert "0 to label" in job(local, ray_session).stdout
+
+    recipe = job(local + ["--recipe", "--scenes", "2"], ray_session)
+    assert recipe.returncode == 0, recipe.stdout + recipe.stderr
+    rows = {line[:26].strip(): line[26:].split() for line in recipe.stdout.splitlines()[2:]}
+    assert rows["text-image pairs"] == ["3", "2", "1", "10,000"]  # one file is missing: still uncaptioned
+    assert rows["text-video pairs"] == ["1", "1", "0", "10,000"]
+    assert rows["emotion-annotated images"] == ["1", "1", "0", "11,000"]
+    assert rows["generated scenes"] == ["2", "0", "0", "10,000"]

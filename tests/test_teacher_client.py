@@ -47,7 +47,9 @@ CASES = {
     "#badjson-once A dog.": ("ok", "", 2),
     "#fenced A candle.": ("ok", "", 1),
     "#lists A choir.": ("ok", "", 1),
-    "#missing A beach.": ("failed", "JSON missing fields: step2.music_elements.rhythm (after 1 repair attempt)", 2),
+    "#missing A beach.": ("failed", "JSON missing fields: music elements.rhythm (after 1 repair attempt)", 2),
+    "#v1 #missing A bay.": ("failed", "JSON missing fields: step2.music_elements.rhythm (after 1 repair attempt)", 2),
+    "#v1 A meadow.": ("ok", "", 1),
     "#length A lake.": ("failed", "truncated output: the answer hit the token limit (max_tokens=1024) "
                                   "(finish_reason=length) (after 1 repair attempt)", 2),
     "#400 A field.": ("failed", "HTTP 400: Invalid value for 'messages'", 1),
@@ -65,6 +67,7 @@ def test_every_caption_ends_labelled_or_failed_with_its_reason(server):
         if status == "ok":
             assert record.reason == "" and record.x_mt == f"Gentle ambient piano and strings for: {item.caption}"
             assert record.x_rt.startswith("Step 1: The caption shows: ") and record.parsed["step3"]
+            assert record.answer_format == ("cot-v1" if "#v1" in item.caption else "paper")
         else:
             assert reason in record.reason.replace(" while processing your request", ""), record.reason
             assert record.parsed is None and record.x_mt == "" and record.x_rt == ""

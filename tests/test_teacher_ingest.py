@@ -58,13 +58,13 @@ def test_blank_lines_are_skipped(tmp_path):
 
 @pytest.mark.parametrize("name, content, message", [
     ("bad.jsonl", '{"id": "a", "caption": "x"}\n{"id": "b", caption: "y"}\n', "bad.jsonl line 2: not valid JSON"),
-    ("bad.jsonl", '{"id": "a"}\n', "bad.jsonl line 1: missing 'caption'"),
+    ("bad.jsonl", '{"id": "a"}\n', "bad.jsonl line 1: no 'caption', and no image or video to caption"),
     ("bad.jsonl", '["a", "b"]\n', "bad.jsonl line 1: expected a JSON object, found list"),
-    ("bad.jsonl", '{"id": "a", "caption": "   "}\n', "bad.jsonl line 1: empty 'caption'"),
+    ("bad.jsonl", '{"id": "a", "caption": "   "}\n', "bad.jsonl line 1: no 'caption', and no image or video"),
     ("bad.jsonl", '{"id": "a", "caption": 5}\n', "bad.jsonl line 1: column 'caption' must be text, not int"),
     ("bad.jsonl", '{"id": [1], "caption": "x"}\n', "bad.jsonl line 1: column 'id' must be a string or an integer"),
     ("bad.csv", "id,text\n1,hello\n", "bad.csv: missing column 'caption' (found: id, text)"),
-    ("bad.csv", "id,caption\n1,ok\n2,\"\"\n", "bad.csv line 3: empty 'caption'"),
+    ("bad.csv", "id,caption\n1,ok\n2,\"\"\n", "bad.csv line 3: no 'caption', and no image or video"),
     ("bad.csv", "id,caption\n1,ok,extra\n", "bad.csv line 2: more fields than the header has (2)"),
     ("bad.txt", "hello", "unsupported manifest type '.txt' (use .jsonl, .csv or .parquet)"),
     ("bad.parquet", "not parquet", "bad.parquet: not a readable Parquet file"),
@@ -83,7 +83,7 @@ def test_parquet_missing_column_and_bad_row(tmp_path):
     with pytest.raises(CotvtmError, match=r"a.parquet: missing column 'caption' \(found: id, text\)"):
         read_manifest(tmp_path / "a.parquet")
     pq.write_table(pa.table({"id": ["a", "b"], "caption": ["x", None]}), tmp_path / "b.parquet")
-    with pytest.raises(CotvtmError, match=r"b.parquet row 1: missing 'caption'"):
+    with pytest.raises(CotvtmError, match=r"b.parquet row 1: no 'caption', and no image or video"):
         read_manifest(tmp_path / "b.parquet")
 
 

@@ -8,7 +8,7 @@ from cotvtm.teacher.ingest import CaptionItem
 from cotvtm.teacher.offline import MODEL, TEACHER, OfflineTeacher, reason
 from cotvtm.teacher.records import LabelRecord
 from cotvtm.teacher.scenes import sample_scenes, write_description
-from cotvtm.teacher.schema import CotAnswer, DirectAnswer, parse_answer, x_mt, x_rt
+from cotvtm.teacher.schema import CotAnswer, DirectAnswer, parse_answer, parse_answer_format, x_mt, x_rt
 
 BALLOON = "A colorful hot air balloon floats over green hills at sunrise."
 
@@ -21,13 +21,15 @@ def test_same_caption_same_record():
     assert first.to_json() == second.to_json()
 
 
-def test_record_is_the_llm_schema_and_says_it_is_offline():
-    record = OfflineTeacher().label(CaptionItem("b1", BALLOON, media="/data/b1.jpg", source="m.jsonl"))
+@pytest.mark.parametrize("version, answer_format", [("cot-paper-v1", "paper"), ("cot-v1", "cot-v1")])
+def test_record_is_the_llm_schema_and_says_it_is_offline(version, answer_format):
+    record = OfflineTeacher(prompt=version).label(CaptionItem("b1", BALLOON, media="/data/b1.jpg", source="m.jsonl"))
     assert isinstance(record, LabelRecord)
-    assert (record.teacher, record.model, record.prompt_version, record.status) == (TEACHER, MODEL, "cot-v1", "ok")
+    assert (record.teacher, record.model, record.prompt_version, record.status) == (TEACHER, MODEL, version, "ok")
     assert TEACHER == "offline-rules"
     assert (record.id, record.caption, record.media, record.source) == ("b1", BALLOON, "/data/b1.jpg", "m.jsonl")
-    answer = parse_answer(record.raw)  # the raw text parses exactly like an LLM's answer would
+    answer, found = parse_answer_format(record.raw)  # the raw text parses exactly like an LLM's answer would
+    assert found == record.answer_format == answer_format
     assert isinstance(answer, CotAnswer) and answer.model_dump() == record.parsed
     assert record.x_rt == x_rt(answer) and record.x_mt == x_mt(answer)
     assert record.x_rt.startswith("Step 1: ") and "Music elements: genre: " in record.x_rt

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from cotvtm.teacher.prompt import EXAMPLE_ANSWER
-from cotvtm.teacher.schema import AnswerError, CotAnswer, DirectAnswer, extract_json, parse_answer, x_mt, x_rt
+from cotvtm.teacher.prompt import EXAMPLE_ANSWER, PAPER_EXAMPLE_ANSWER
+from cotvtm.teacher.schema import (AnswerError, CotAnswer, DirectAnswer, extract_json, parse_answer, parse_answer_format,
+                                   x_mt, x_rt)
 
 GOOD = json.dumps(EXAMPLE_ANSWER)
 
@@ -89,3 +90,46 @@ def test_direct_answers():
     with pytest.raises(AnswerError, match="JSON missing fields: music_description"):
         parse_answer(GOOD, cot=False)
     assert isinstance(parse_answer(GOOD), CotAnswer)
+
+
+PAPER = json.dumps(PAPER_EXAMPLE_ANSWER)
+
+
+@pytest.mark.parametrize("text", [
+    PAPER,
+    f"```json\n{json.dumps(PAPER_EXAMPLE_ANSWER, indent=2)}\n```",
+    f"Here is my analysis.\n{PAPER}\nI hope this helps.",
+    json.dumps({k.replace(" ", "_").title(): v for k, v in PAPER_EXAMPLE_ANSWER.items()}),  # Step1_Reasoning, ...
+])
+def test_the_papers_format_is_read_whatever_the_wrapping_and_key_spelling(text):
+    answer, found = parse_answer_format(text)
+    assert found == "paper" and answer == parse_answer_format(PAPER)[0]
+    assert answer.step1.visual_elements.object == "A child, a bright red balloon, calm lake"
+    assert answer.step2.music_elements.instruments == "piano, strings, acoustic guitar"  # a list, as the paper has it
+
+
+def test_both_formats_give_rationale_and_music_in_the_documented_order():
+    paper, v1 = parse_answer(PAPER), parse_answer(GOOD)
+    for answer in (paper, v1):
+        text = x_rt(answer)
+        marks = ["Step 1: ", "Visual elements: object: ", "Visual description: ", "Step 2: ",
+                 "Music elements: genre: "]
+        assert [text.index(m) for m in marks] == sorted(text.index(m) for m in marks)
+    assert x_rt(paper).split("Step 3: ")[1] == PAPER_EXAMPLE_ANSWER["step3 reasoning"]
+    assert "Step 3: " not in x_rt(v1)  # cot-v1 answers have no step 3 reasoning
+    assert x_mt(paper) == PAPER_EXAMPLE_ANSWER["music description"]
+
+
+def test_a_paper_answer_missing_fields_is_told_in_the_papers_names():
+    data = dict(PAPER_EXAMPLE_ANSWER, **{"visual elements": {"object": "a lake"}})
+    del data["music description"]
+    with pytest.raises(AnswerError) as caught:
+        parse_answer_format(json.dumps(data))
+    assert caught.value.reason == ("JSON missing fields: visual elements.emotion, visual elements.dynamic, "
+                                   "visual elements.color, music description")
+    with pytest.raises(AnswerError) as caught:  # neither format: named as the prompt asked
+        parse_answer_format('{"answer": "calm piano"}', expected="paper")
+    assert caught.value.reason.startswith("JSON missing fields: step1 reasoning, visual elements")
+    with pytest.raises(AnswerError) as caught:
+        parse_answer_format('{"answer": "calm piano"}', expected="cot-v1")
+    assert caught.value.reason == "JSON missing fields: step1, step2, step3"

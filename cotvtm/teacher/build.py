@@ -16,11 +16,16 @@ from cotvtm.teacher import offline
 from cotvtm.teacher.client import TEACHER as LLM_TEACHER
 from cotvtm.teacher.config import BuildConfig
 from cotvtm.teacher.ingest import CaptionItem, read_manifests
-from cotvtm.teacher.prompt import DIRECT_PROMPT_VERSION, PROMPT_VERSION
+from cotvtm.teacher.prompt import DIRECT_PROMPT_VERSION
 from cotvtm.teacher.records import ShardWriter, labels_dir, skip_ids, statuses
 from cotvtm.teacher.scenes import sample_scenes, write_description
 
 SHOWN_FAILURES = 20  # failures printed one by one; the rest are only counted
+
+# CoT-VTM Section 4.1: the parts of the training set and their sizes.
+PAPER_MIX = (("text-image pairs", 10_000), ("text-video pairs", 10_000), ("emotion-annotated images", 11_000),
+             ("generated scenes", 10_000))
+OTHER = "captions without media"  # not a part of the paper's mix
 
 
 @dataclass
@@ -72,7 +77,7 @@ class BuildSummary:
 
 def identity(cfg: BuildConfig) -> tuple[str, str, str]:
     """(teacher, model, prompt version): what names the labels directory."""
-    version = PROMPT_VERSION if cfg.cot else DIRECT_PROMPT_VERSION
+    version = cfg.prompt if cfg.cot else DIRECT_PROMPT_VERSION
     if cfg.endpoint is None:
         return offline.TEACHER, offline.MODEL, version
     return LLM_TEACHER, cfg.endpoint.model, version
@@ -86,9 +91,9 @@ def collect_items(cfg: BuildConfig) -> list[CaptionItem]:
     for scene in sample_scenes(cfg.scenes, cfg.seed):
         ident = f"{scene.id}-{writer}"
         if writer == "template":
-            items.append(CaptionItem(ident, write_description(scene), source=source))
+            items.append(CaptionItem(ident, write_description(scene), source=source, caption_source="scene:template"))
         else:
-            items.append(CaptionItem(ident, "", source=source, scene=scene.text))
+            items.append(CaptionItem(ident, "", source=source, scene=scene.text, caption_source="scene:llm"))
     seen: set[str] = set()
     for item in items:
         if item.id in seen:
@@ -113,10 +118,49 @@ def run(cfg: BuildConfig, echo=print) -> BuildSummary:
     summary.skipped_failed = sum(1 for item in items if item.id in skip and before[item.id] != "ok")
     echo(f"cotvtm label: {len(items)} captions, {len(items) - len(todo)} skipped, {len(todo)} to label "
          f"with {teacher} {model} (prompt {version}) into {out}")
+    uncaptioned = sum(item.needs_caption for item in todo)
+    if uncaptioned:
+        echo(f"cotvtm label: {uncaptioned} of them have media and no caption: captioned first by "
+             f"{cfg.captioner.source}")
     if todo:
         _stream(todo, cfg, summary, echo)
     echo(summary.line())
     return summary
+
+
+def part_of(item: CaptionItem) -> str:
+    """Which part of the paper's mix an item belongs to."""
+    from cotvtm.video.media import is_image
+
+    if item.scene or item.caption_source.startswith("scene:"):
+        return "generated scenes"
+    if item.media is None:
+        return OTHER
+    if item.emotion:
+        return "emotion-annotated images"
+    return "text-image pairs" if is_image(item.media) else "text-video pairs"
+
+
+def recipe(cfg: BuildConfig, echo=print) -> dict[str, dict[str, int]]:
+    """Per part of the paper's mix: the records the manifests (and ``--scenes``) give, how many
+    of them are labelled (for this prompt and teacher), how many still need a caption."""
+    cfg.validate()
+    items = collect_items(cfg)
+    teacher, model, version = identity(cfg)
+    out = labels_dir(cfg.out, version, model)
+    known = statuses(out)
+    table = {part: {"records": 0, "labelled": 0, "uncaptioned": 0, "paper": size} for part, size in PAPER_MIX}
+    for item in items:
+        row = table.setdefault(part_of(item), {"records": 0, "labelled": 0, "uncaptioned": 0, "paper": 0})
+        row["records"] += 1
+        row["labelled"] += known.get(item.id) == "ok"
+        row["uncaptioned"] += item.needs_caption and known.get(item.id) != "ok"
+    echo(f"cotvtm label --recipe: the paper's training mix (CoT-VTM Section 4.1); labelled = in {out}")
+    echo(f"{'part':<26}{'records':>9}{'labelled':>10}{'uncaptioned':>13}{'paper':>8}")
+    for part, row in table.items():
+        paper = f"{row['paper']:,}" if row["paper"] else "-"
+        echo(f"{part:<26}{row['records']:>9}{row['labelled']:>10}{row['uncaptioned']:>13}{paper:>8}")
+    return table
 
 
 def _stream(todo: list[CaptionItem], cfg: BuildConfig, summary: BuildSummary, echo) -> None:
@@ -124,7 +168,7 @@ def _stream(todo: list[CaptionItem], cfg: BuildConfig, summary: BuildSummary, ec
     from cotvtm.teacher import stage
 
     init_ray()
-    ds = stage.plan(todo, cfg.endpoint, cfg.cot, actors=cfg.actors, batch_size=cfg.batch_size)
+    ds = stage.plan(todo, cfg)
     started = last = time.monotonic()
     shown = -1
     with ShardWriter(summary.labels_dir, cfg.shard_size) as writer:

@@ -7,7 +7,9 @@ Exit status: 0 every caption has a label, 1 the build finished but some captions
 import argparse
 
 from cotvtm.errors import CotvtmError
+from cotvtm.teacher.captioner import BLIP_DEFAULT, CaptionerConfig
 from cotvtm.teacher.config import OPENAI_URL, SCENE_WRITERS, BuildConfig, EndpointConfig
+from cotvtm.teacher.prompt import COT_PROMPT_VERSIONS, PROMPT_VERSION
 
 HELP = "label captions with the chain-of-thought teacher (an LLM endpoint, or offline rules)"
 
@@ -22,6 +24,14 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the scene sampler")
     g.add_argument("--scene-writer", choices=SCENE_WRITERS, default=None,
                    help="who writes the scene descriptions (default: llm with an endpoint, template without)")
+    c = p.add_argument_group("captions for media without one (rows with an image or video and no caption)")
+    c.add_argument("--captioner-model", default=None,
+                   help="a vision model on an OpenAI-compatible endpoint (images sent as data URLs)")
+    c.add_argument("--captioner-base-url", default=None, help="its endpoint (default: the teacher's --base-url)")
+    c.add_argument("--captioner-local", default=None, metavar="REF",
+                   help=f"a local BLIP (hub id, folder, or 'tiny'); the default without --captioner-model: "
+                        f"{BLIP_DEFAULT}")
+    c.add_argument("--cache-dir", default=None, help="where the tiny captioner is built")
     e = p.add_argument_group("teacher endpoint (none given: the offline rule-based teacher)")
     e.add_argument("--base-url", "--endpoint", dest="base_url", default=None,
                    help=f"OpenAI-compatible base URL (default with --model: {OPENAI_URL})")
@@ -43,8 +53,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--price-in", type=float, default=None, help="USD per 1M prompt tokens (for the estimate)")
     r.add_argument("--price-out", type=float, default=None, help="USD per 1M completion tokens")
     b = p.add_argument_group("run")
+    b.add_argument("--prompt", choices=COT_PROMPT_VERSIONS, default=PROMPT_VERSION,
+                   help="the chain-of-thought prompt: the paper's (Appendix A) or the earlier cot-v1")
     b.add_argument("--no-cot", action="store_true", help="direct prompt, caption -> music description (baseline)")
     b.add_argument("--retry-failed", action="store_true", help="send captions whose last attempt failed again")
+    b.add_argument("--recipe", action="store_true",
+                   help="only report, per part of the paper's training mix, how many records the manifests give "
+                        "and how many are labelled (against the paper's 10k/10k/11k/10k); labels nothing")
     b.add_argument("--shard-size", type=int, default=1000, help="records per part file")
     b.add_argument("--actors", type=int, default=1, help="labelling actors (limits are split between them)")
     b.add_argument("--batch-size", type=int, default=None, help="captions per actor batch")
@@ -61,7 +76,9 @@ def config_from_args(a: argparse.Namespace) -> BuildConfig:
             max_retries=a.max_retries, backoff_s=a.backoff, repair_attempts=a.repair_attempts,
             concurrency=a.concurrency, rpm=a.rpm, tpm=a.tpm, price_in=a.price_in, price_out=a.price_out)
     return BuildConfig(out=a.out, manifests=tuple(a.manifests), scenes=a.scenes, seed=a.seed, endpoint=endpoint,
-                       cot=not a.no_cot, retry_failed=a.retry_failed, scene_writer=a.scene_writer,
+                       cot=not a.no_cot, prompt=a.prompt, captioner_base_url=a.captioner_base_url,
+                       captioner=CaptionerConfig(model=a.captioner_model, local=a.captioner_local),
+                       cache_dir=a.cache_dir, retry_failed=a.retry_failed, scene_writer=a.scene_writer,
                        shard_size=a.shard_size, actors=a.actors, batch_size=a.batch_size).validate()
 
 
@@ -69,6 +86,11 @@ def run_label(a: argparse.Namespace) -> int:
     from cotvtm.api import label
 
     cfg = config_from_args(a)
+    if a.recipe:
+        from cotvtm.teacher.build import recipe
+
+        recipe(cfg)
+        return 0
     return label(cfg.out, config=cfg).exit_code
 
 

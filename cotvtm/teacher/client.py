@@ -25,10 +25,10 @@ import openai
 from cotvtm.teacher.config import EndpointConfig
 from cotvtm.teacher.ingest import CaptionItem
 from cotvtm.teacher.limiter import RateLimiter, estimate_tokens
-from cotvtm.teacher.prompt import (DIRECT_PROMPT_VERSION, PROMPT_VERSION, cot_prompt, direct_prompt,
-                                   repair_message, scene_prompt)
+from cotvtm.teacher.prompt import (DIRECT_PROMPT_VERSION, PAPER_PROMPT_VERSION, PROMPT_VERSION, cot_prompt,
+                                   direct_prompt, repair_message, scene_prompt)
 from cotvtm.teacher.records import LabelRecord
-from cotvtm.teacher.schema import AnswerError, parse_answer, x_mt, x_rt
+from cotvtm.teacher.schema import AnswerError, parse_answer_format, x_mt, x_rt
 
 TEACHER = "openai"
 RETRYABLE_STATUS = {408, 409, 429}
@@ -104,11 +104,13 @@ class LLMTeacher:
 
     teacher = TEACHER
 
-    def __init__(self, cfg: EndpointConfig, cot: bool = True, client: openai.AsyncOpenAI | None = None):
+    def __init__(self, cfg: EndpointConfig, cot: bool = True, client: openai.AsyncOpenAI | None = None,
+                 prompt: str = PROMPT_VERSION):
         self.cfg = cfg
         self.cot = cot
         self.model = cfg.model
-        self.prompt_version = PROMPT_VERSION if cot else DIRECT_PROMPT_VERSION
+        self.prompt_version = prompt if cot else DIRECT_PROMPT_VERSION
+        self.expected = "paper" if prompt == PAPER_PROMPT_VERSION else "cot-v1"
         self.client = client or make_client(cfg)
         self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
         self.slots: asyncio.Semaphore | None = None
@@ -185,9 +187,10 @@ class LLMTeacher:
             raise RequestFailed("scene description: empty answer")
         return text
 
-    async def answer(self, caption: str, usage: Usage) -> tuple[str, object]:
-        """The model's raw text and validated answer, with repair turns. Raises ``RequestFailed``."""
-        prompt = cot_prompt(caption) if self.cot else direct_prompt(caption)
+    async def answer(self, caption: str, usage: Usage) -> tuple[str, object, str]:
+        """The model's raw text, validated answer and its format, with repair turns. Raises
+        ``RequestFailed``."""
+        prompt = cot_prompt(caption, self.prompt_version) if self.cot else direct_prompt(caption)
         messages = prompt.messages()
         raw, problem = "", "no answer"
         for turn in range(self.cfg.repair_attempts + 1):
@@ -201,7 +204,7 @@ class LLMTeacher:
                     limit = f" (max_tokens={self.cfg.max_tokens})" if self.cfg.max_tokens else ""
                     raise AnswerError(f"truncated output: the answer hit the token limit{limit} "
                                       f"(finish_reason=length)")
-                return raw, parse_answer(raw, self.cot)
+                return raw, *parse_answer_format(raw, self.cot, self.expected)
             except AnswerError as exc:
                 problem = exc.reason
                 messages = messages + [{"role": "assistant", "content": raw},
@@ -211,20 +214,24 @@ class LLMTeacher:
 
     async def label(self, item: CaptionItem) -> Labelled:
         """Never raises for a caption's own failure: the record says what went wrong."""
-        usage = Usage()
+        usage = Usage(*item.usage)  # what writing its caption cost, if it was written here
         caption = item.caption
         record = LabelRecord(id=item.id, caption=caption, media=item.media, source=item.source,
-                             teacher=TEACHER, model=self.model, prompt_version=self.prompt_version, status="failed")
+                             teacher=TEACHER, model=self.model, prompt_version=self.prompt_version, status="failed",
+                             caption_source=item.caption_source, reason=item.error)
+        if item.error:  # no caption could be written: nothing to label
+            record.usage = usage.tokens()
+            return Labelled(record, usage)
         try:
             if not caption and item.scene:
                 caption = record.caption = await self.describe_scene(item.scene, usage)
-            raw, answer = await self.answer(caption, usage)
+            raw, answer, answer_format = await self.answer(caption, usage)
         except RequestFailed as exc:
             record.reason, record.raw = exc.reason, exc.raw
         except Exception as exc:  # a client bug must not lose the caption: it is recorded and retried on request
             record.reason = f"unexpected error: {type(exc).__name__}: {exc}"
         else:
-            record.status, record.raw = "ok", raw
+            record.status, record.raw, record.answer_format = "ok", raw, answer_format
             record.parsed, record.x_rt, record.x_mt = answer.model_dump(), x_rt(answer), x_mt(answer)
         record.usage = usage.tokens()
         return Labelled(record, usage)

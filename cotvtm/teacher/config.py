@@ -5,6 +5,8 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlparse
 
 from cotvtm.errors import CotvtmError
+from cotvtm.teacher.captioner import CaptionerConfig
+from cotvtm.teacher.prompt import COT_PROMPT_VERSIONS, PROMPT_VERSION
 
 OPENAI_URL = "https://api.openai.com/v1"
 SCENE_WRITERS = ("template", "llm")
@@ -85,8 +87,12 @@ class BuildConfig:
     seed: int = 0
     endpoint: EndpointConfig | None = None  # None: the offline teacher
     cot: bool = True
+    prompt: str = PROMPT_VERSION  # the chain-of-thought prompt: cot-paper-v1 (the paper's) or cot-v1
     retry_failed: bool = False
     scene_writer: str | None = None  # template | llm; default: llm with an endpoint, template without
+    captioner: CaptionerConfig = CaptionerConfig()  # who writes captions for media without one
+    captioner_base_url: str | None = None  # the vision endpoint; default: the teacher's
+    cache_dir: str | None = None  # where a tiny captioner is built
     shard_size: int = 1000
     actors: int = 1
     batch_size: int | None = None
@@ -95,6 +101,8 @@ class BuildConfig:
     def validate(self) -> "BuildConfig":
         if not self.manifests and self.scenes <= 0:
             raise CotvtmError("nothing to label: give caption manifests and/or --scenes N")
+        if self.prompt not in COT_PROMPT_VERSIONS:
+            raise CotvtmError(f"--prompt must be one of {', '.join(COT_PROMPT_VERSIONS)}, not {self.prompt!r}")
         if self.scenes < 0:
             raise CotvtmError("--scenes must not be negative")
         if self.writer() not in SCENE_WRITERS:
@@ -106,6 +114,14 @@ class BuildConfig:
         if self.endpoint is not None:
             self.endpoint.validate()
         return self
+
+    def captioner_endpoint(self) -> EndpointConfig | None:
+        """The vision captioner's endpoint: the teacher's settings, its own model (and URL)."""
+        if not self.captioner.model:
+            return None
+        base = self.endpoint or EndpointConfig(model=self.captioner.model)
+        url = self.captioner_base_url or (self.endpoint.base_url if self.endpoint else OPENAI_URL)
+        return replace(base, model=self.captioner.model, base_url=url, json_mode=False).validate()
 
     def writer(self) -> str:
         return self.scene_writer or ("llm" if self.endpoint is not None else "template")

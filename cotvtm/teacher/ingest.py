@@ -2,8 +2,11 @@
 
 A manifest row has an ``id``, a ``caption`` and optionally a media path in an ``image``,
 ``video`` or ``media`` column (the first non-empty one is kept). Relative media paths are
-resolved against the manifest's folder; URIs (``s3://...``) are kept as written. Bad input
-raises ``CotvtmError`` naming the file and the line (or row) and the column at fault.
+resolved against the manifest's folder; URIs (``s3://...``) are kept as written. A row with
+media may leave its caption empty (or have no caption column): it is captioned first
+(``teacher/captioner.py``), its optional ``emotion`` column (an EmoSet-style label) given to
+the captioner as a hint. Bad input raises ``CotvtmError`` naming the file and the line (or
+row) and the column at fault.
 """
 
 import csv
@@ -14,19 +17,29 @@ from cotvtm.errors import CotvtmError
 from cotvtm.jsonl import json_objects
 
 MEDIA_COLUMNS = ("image", "video", "media")
+OPTIONAL_COLUMNS = (*MEDIA_COLUMNS, "caption", "emotion")
 FORMATS = (".jsonl", ".csv", ".parquet")
 
 
 @dataclass(frozen=True)
 class CaptionItem:
     """A caption waiting for a label. ``scene`` is set (and ``caption`` empty) for a generated
-    scene whose visual description an LLM still has to write."""
+    scene whose visual description an LLM still has to write; ``caption`` is empty too for
+    media still to be captioned (``needs_caption``)."""
 
     id: str
     caption: str
     media: str | None = None
     source: str = ""
     scene: str = ""
+    emotion: str = ""  # an emotion label of the media (EmoSet style): the captioner's hint
+    caption_source: str = "manifest"  # manifest | scene:<writer> | vision:<model> | local:<BLIP ref>
+    error: str = ""  # why the caption could not be written (the label then fails with it)
+    usage: tuple[int, int, int] = (0, 0, 0)  # requests, prompt and completion tokens spent on the caption
+
+    @property
+    def needs_caption(self) -> bool:
+        return not self.caption and not self.scene and self.media is not None
 
 
 def _media(row: dict, base: Path) -> str | None:
@@ -42,21 +55,29 @@ def _media(row: dict, base: Path) -> str | None:
     return None
 
 
+def _text(row: dict, column: str, where: str) -> str:
+    """An optional text column: '' when absent, null or NaN."""
+    value = row.get(column)
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if not isinstance(value, str):
+        raise CotvtmError(f"{where}: column '{column}' must be text, not {type(value).__name__}")
+    return value.strip()
+
+
 def _item(row: dict, where: str, path: Path) -> CaptionItem:
-    for column in ("id", "caption"):
-        if column not in row or row[column] is None:
-            raise CotvtmError(f"{where}: missing '{column}'")
-    ident, caption = row["id"], row["caption"]
+    if "id" not in row or row["id"] is None:
+        raise CotvtmError(f"{where}: missing 'id'")
+    ident = row["id"]
     if isinstance(ident, bool) or not isinstance(ident, (str, int)):
         raise CotvtmError(f"{where}: column 'id' must be a string or an integer, not {type(ident).__name__}")
-    if not isinstance(caption, str):
-        raise CotvtmError(f"{where}: column 'caption' must be text, not {type(caption).__name__}")
     ident = str(ident).strip()
     if not ident:
         raise CotvtmError(f"{where}: empty 'id'")
-    if not caption.strip():
-        raise CotvtmError(f"{where}: empty 'caption'")
-    return CaptionItem(ident, caption.strip(), _media(row, path.parent), source=path.name)
+    caption, media = _text(row, "caption", where), _media(row, path.parent)
+    if not caption and media is None:
+        raise CotvtmError(f"{where}: no 'caption', and no image or video to caption")
+    return CaptionItem(ident, caption, media, source=path.name, emotion=_text(row, "emotion", where))
 
 
 def _jsonl(path: Path) -> list[CaptionItem]:
@@ -86,13 +107,16 @@ def _parquet(path: Path) -> list[CaptionItem]:
     except (pa.ArrowInvalid, OSError) as exc:
         raise CotvtmError(f"{path}: not a readable Parquet file ({exc})") from None
     _require_columns(path, table.column_names)
-    columns = [c for c in ("id", "caption", *MEDIA_COLUMNS) if c in table.column_names]
+    columns = [c for c in ("id", *OPTIONAL_COLUMNS) if c in table.column_names]
     rows = table.select(columns).to_pylist()
     return [_item(row, f"{path} row {index}", path) for index, row in enumerate(rows)]
 
 
 def _require_columns(path: Path, header: list[str]) -> None:
-    missing = [c for c in ("id", "caption") if c not in header]
+    """An id, and a caption or media to caption."""
+    missing = [c for c in ("id",) if c not in header]
+    if not {"caption", *MEDIA_COLUMNS} & set(header):
+        missing.append("caption")
     if missing:
         found = ", ".join(header) if header else "none"
         raise CotvtmError(f"{path}: missing column {', '.join(repr(c) for c in missing)} (found: {found})")

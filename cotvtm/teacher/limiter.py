@@ -68,6 +68,18 @@ class RateLimiter:
             self.tokens.level = min(self.tokens.capacity, self.tokens.level + estimated - actual)
 
 
+IMAGE_TOKENS = 85  # an image part sent at low detail, as OpenAI counts it
+
+
 def estimate_tokens(messages: list[dict], max_tokens: int) -> int:
-    """Prompt characters / 4 plus the completion limit (what rate limiters count up front)."""
-    return sum(len(m.get("content") or "") for m in messages) // 4 + max(max_tokens, 0)
+    """Prompt characters / 4 (an image part: ``IMAGE_TOKENS``) plus the completion limit: what
+    rate limiters count up front."""
+    total = 0
+    for message in messages:
+        content = message.get("content") or ""
+        if isinstance(content, str):
+            total += len(content) // 4
+            continue
+        for part in content:  # content parts: text and images
+            total += len(part.get("text", "")) // 4 if part.get("type") == "text" else IMAGE_TOKENS
+    return total + max(max_tokens, 0)

@@ -11,14 +11,15 @@ colour -> timbre (one more instrument and an adjective).
 Step 3 fills a description template from the music elements.
 """
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
 
 from cotvtm.teacher.ingest import CaptionItem
-from cotvtm.teacher.prompt import DIRECT_PROMPT_VERSION, PROMPT_VERSION, clean_caption
+from cotvtm.teacher.prompt import DIRECT_PROMPT_VERSION, PAPER_PROMPT_VERSION, PROMPT_VERSION, clean_caption
 from cotvtm.teacher.records import LabelRecord
-from cotvtm.teacher.schema import CotAnswer, DirectAnswer, x_mt, x_rt
+from cotvtm.teacher.schema import CotAnswer, DirectAnswer, paper_json, x_mt, x_rt
 
 TEACHER = "offline-rules"
 MODEL = "offline-rules-v1"  # bump when a lexicon or rule changes: labels are stored per model
@@ -223,16 +224,24 @@ class OfflineTeacher:
     teacher = TEACHER
     model = MODEL
 
-    def __init__(self, cot: bool = True):
+    def __init__(self, cot: bool = True, prompt: str = PROMPT_VERSION):
         self.cot = cot
-        self.prompt_version = PROMPT_VERSION if cot else DIRECT_PROMPT_VERSION
+        self.prompt_version = prompt if cot else DIRECT_PROMPT_VERSION
 
     def label(self, item: CaptionItem, caption: str | None = None) -> LabelRecord:
         caption = caption if caption is not None else item.caption
+        if item.error:  # no caption could be written: nothing to label
+            return LabelRecord(id=item.id, caption="", media=item.media, source=item.source, teacher=TEACHER,
+                               model=MODEL, prompt_version=self.prompt_version, status="failed", reason=item.error,
+                               caption_source=item.caption_source)
         answer = reason(caption)
+        raw, answer_format = answer.model_dump_json(), "cot-v1"
         if not self.cot:
             answer = DirectAnswer(music_description=x_mt(answer))
+            raw, answer_format = answer.model_dump_json(), "direct"
+        elif self.prompt_version == PAPER_PROMPT_VERSION:  # answered as the paper's prompt asks
+            raw, answer_format = json.dumps(paper_json(answer, caption), ensure_ascii=False), "paper"
         return LabelRecord(id=item.id, caption=caption, media=item.media, source=item.source,
                            teacher=TEACHER, model=MODEL, prompt_version=self.prompt_version, status="ok",
-                           raw=answer.model_dump_json(), parsed=answer.model_dump(), x_rt=x_rt(answer),
-                           x_mt=x_mt(answer))
+                           raw=raw, parsed=answer.model_dump(), x_rt=x_rt(answer), x_mt=x_mt(answer),
+                           answer_format=answer_format, caption_source=item.caption_source)

@@ -39,6 +39,8 @@ class LabelRecord:
     parsed: dict | None = None  # the validated answer (schema.CotAnswer / DirectAnswer as a dict)
     x_rt: str = ""  # rationale text (schema.x_rt)
     x_mt: str = ""  # music description (schema.x_mt)
+    caption_source: str = "manifest"  # manifest | scene:<writer> | vision:<model> | local:<BLIP ref>
+    answer_format: str = ""  # which answer format the teacher used: paper | cot-v1 | direct (schema.FORMATS)
     usage: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
 
     def to_json(self) -> str:

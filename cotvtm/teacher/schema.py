@@ -1,20 +1,30 @@
 """The teacher's JSON answer: validation, tolerant extraction, and the X_rt / X_mt texts.
 
-Models wrap JSON in code fences, add a sentence before or after it, or return lists where
-strings are asked for; all of that is accepted. What is not accepted (no JSON object,
-broken JSON, a missing or empty field) raises ``AnswerError`` with a one-line reason that
-is sent back to the model in a repair turn and, if repairs run out, recorded as the
-failure reason.
+Two answer formats are read, whichever prompt asked (``answer_format`` says which one came):
+
+- ``paper``: CoT-VTM Appendix A.1's flat object: ``image_description``, ``step1 reasoning``,
+  ``visual elements`` {object, emotion, dynamic, color}, ``visual description``,
+  ``step2 reasoning``, ``music elements`` {genre, instruments, emotion, rhythm},
+  ``step3 reasoning``, ``music description``. Keys are matched ignoring case, spaces and
+  underscores (``step1_reasoning``, ``Music Description``); ``step3 reasoning`` may be missing.
+- ``cot-v1``: the nested ``step1`` / ``step2`` / ``step3`` object of the ``cot-v1`` prompt.
+
+Both become one ``CotAnswer``. Models wrap JSON in code fences, add a sentence before or after
+it, or return lists where strings are asked for; all of that is accepted. What is not accepted
+(no JSON object, broken JSON, a missing or empty field) raises ``AnswerError`` with a one-line
+reason, in the names of the format that was sent (or asked for), that goes back to the model in
+a repair turn and, if repairs run out, is recorded as the failure reason.
 
 X_rt, the rationale the student distils, joins these fields in this order:
 
-    Step 1: <step1.reasoning>
+    Step 1: <step1 reasoning>
     Visual elements: object: <object>; emotion: <emotion>; dynamic: <dynamic>; color: <color>.
-    Visual description: <step1.visual_description>
-    Step 2: <step2.reasoning>
+    Visual description: <visual description>
+    Step 2: <step2 reasoning>
     Music elements: genre: <genre>; instruments: <instruments>; emotion: <emotion>; rhythm: <rhythm>.
+    Step 3: <step3 reasoning>            (when the answer has one)
 
-(one line, parts separated by single spaces). X_mt, the answer, is step3.music_description
+(one line, parts separated by single spaces). X_mt, the answer, is the music description
 alone. A direct (non-CoT) answer has no rationale: its X_rt is empty.
 """
 
@@ -72,6 +82,7 @@ class Step2(BaseModel):
 
 class Step3(BaseModel):
     music_description: Text
+    reasoning: str = ""  # the paper's "step3 reasoning"; cot-v1 answers have none
 
 
 class CotAnswer(BaseModel):
@@ -132,9 +143,9 @@ def extract_json(text: str) -> dict:
     raise AnswerError(f"invalid JSON: {first_error.msg} at line {first_error.lineno} column {first_error.colno}")
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(errors: list[dict]) -> str:
     missing, wrong = [], []
-    for item in error.errors():
+    for item in errors:
         path = ".".join(str(p) for p in item["loc"]) or "answer"
         if item["type"] == "missing":
             missing.append(path)
@@ -146,14 +157,89 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+FORMATS = ("paper", "cot-v1", "direct")
+
+# The paper's keys, by their squashed form, and where each goes in a CotAnswer.
+PAPER_FIELDS = {
+    "step1reasoning": ("step1 reasoning", ("step1", "reasoning")),
+    "visualelements": ("visual elements", ("step1", "visual_elements")),
+    "visualdescription": ("visual description", ("step1", "visual_description")),
+    "step2reasoning": ("step2 reasoning", ("step2", "reasoning")),
+    "musicelements": ("music elements", ("step2", "music_elements")),
+    "step3reasoning": ("step3 reasoning", ("step3", "reasoning")),
+    "musicdescription": ("music description", ("step3", "music_description")),
+}
+_PAPER_NAMES = {path: name for name, path in PAPER_FIELDS.values()}
+
+
+def _squash(key: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(key).lower())
+
+
+def detect_format(data: dict, expected: str = "paper") -> str:
+    """``paper`` or ``cot-v1``, from the answer's keys; ``expected`` when it has neither's."""
+    keys = {_squash(k) for k in data}
+    if keys & PAPER_FIELDS.keys():
+        return "paper"
+    if keys & {"step1", "step2", "step3"}:
+        return "cot-v1"
+    return expected
+
+
+def _from_paper(data: dict) -> dict:
+    """The paper's flat object as a CotAnswer's nested one (absent keys stay absent)."""
+    nested: dict = {"step1": {}, "step2": {}, "step3": {}}
+    for key, value in data.items():
+        if _squash(key) in PAPER_FIELDS:
+            step, name = PAPER_FIELDS[_squash(key)][1]
+            if isinstance(value, dict):
+                value = {_squash(k): v for k, v in value.items()}
+            nested[step][name] = value
+    return nested
+
+
+def _paper_path(path: tuple) -> tuple:
+    """An error location of the nested form, named as the paper names it."""
+    for length in (2, 1):
+        if path[:length] in _PAPER_NAMES:
+            return (_PAPER_NAMES[path[:length]], *path[length:])
+    return path
+
+
+def parse_answer_format(text: str, cot: bool = True, expected: str = "paper") -> tuple[CotAnswer | DirectAnswer, str]:
+    """Validate a model's answer text in either CoT format (``expected``: the one the prompt asked
+    for, named in errors when the answer has neither); the answer and its format."""
+    data = extract_json(text)
+    if not cot:
+        try:
+            return DirectAnswer.model_validate(data), "direct"
+        except ValidationError as exc:
+            raise AnswerError(_describe(exc.errors())) from None
+    found = detect_format(data, expected)
+    try:
+        return CotAnswer.model_validate(_from_paper(data) if found == "paper" else data), found
+    except ValidationError as exc:
+        errors = exc.errors()
+        if found == "paper":
+            errors = [{**error, "loc": _paper_path(tuple(error["loc"]))} for error in errors]
+        raise AnswerError(_describe(errors)) from None
+
+
 def parse_answer(text: str, cot: bool = True) -> CotAnswer | DirectAnswer:
     """Validate a model's answer text; raises ``AnswerError`` saying exactly what is wrong."""
-    data = extract_json(text)
-    model = CotAnswer if cot else DirectAnswer
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise AnswerError(_describe(exc)) from None
+    return parse_answer_format(text, cot)[0]
+
+
+def paper_json(answer: CotAnswer, caption: str) -> dict:
+    """A CotAnswer in the paper's format (what the offline teacher writes for ``cot-paper-v1``)."""
+    s1, s2, s3 = answer.step1, answer.step2, answer.step3
+    out = {"image_description": caption, "step1 reasoning": s1.reasoning,
+           "visual elements": s1.visual_elements.model_dump(), "visual description": s1.visual_description,
+           "step2 reasoning": s2.reasoning, "music elements": s2.music_elements.model_dump()}
+    if s3.reasoning:
+        out["step3 reasoning"] = s3.reasoning
+    out["music description"] = s3.music_description
+    return out
 
 
 def _sentence(label: str, pairs: list[tuple[str, str]]) -> str:
@@ -174,6 +260,7 @@ def x_rt(answer: CotAnswer | DirectAnswer) -> str:
         f"Step 2: {s2.reasoning}",
         _sentence("Music elements", [("genre", m.genre), ("instruments", m.instruments), ("emotion", m.emotion),
                                      ("rhythm", m.rhythm)]),
+        *([f"Step 3: {answer.step3.reasoning.strip()}"] if answer.step3.reasoning.strip() else []),
     ])
 
 

@@ -1,0 +1,137 @@
+"""Captions for media that have none, written before the teacher labels them.
+
+Part two of the paper's training set is emotion-labelled images (EmoSet) captioned by a
+vision-language model (Qwen2-VL; CoT-VTM Section 4.1). A manifest row with an image or a video
+and no caption is captioned here, by one of two captioners:
+
+- ``VisionCaptioner``: an OpenAI-compatible chat endpoint that takes images (``--captioner-model``,
+  ``--captioner-base-url``): one user message of a text part and image parts, each a base64
+  JPEG data URL. An image is sent once; a video sends one frame at each window centre (at most
+  ``MAX_FRAMES``, evenly chosen), in order.
+- ``LocalCaptioner``: BLIP through transformers (``--captioner-local REF``: a hub id, a local
+  folder, or ``tiny`` for the tiny preset's real-architecture BLIP with random weights).
+
+The row's ``emotion`` (an EmoSet-style label) is passed as a hint: in the vision prompt, and as
+BLIP's conditional text prefix. The caption and where it came from (``caption_source``) are
+stored in the label, so a rerun, which skips labelled ids, captions nothing again.
+"""
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cotvtm.errors import CotvtmError
+from cotvtm.teacher.ingest import CaptionItem
+
+WINDOW_S = 10.0  # one frame per window of this length, as the soundtrack job windows a video
+MAX_FRAMES = 8
+SHORT_SIDE = 384  # frames are scaled so; enough for a caption, small to send
+BLIP_DEFAULT = "Salesforce/blip-image-captioning-large"
+
+VISION_PROMPT = ("Write the caption of this {what}: one or two sentences that say only what can be seen (the "
+                 "subjects, the setting, the light, the colors and the movement). Answer with the caption only.")
+EMOTION_HINT = " The {what} is labelled with the emotion \"{emotion}\"; let the caption convey it."
+
+
+@dataclass(frozen=True)
+class CaptionerConfig:
+    """Which captioner writes missing captions: a vision endpoint's model, else a local BLIP."""
+
+    model: str | None = None  # vision endpoint model (the endpoint: ``endpoint``)
+    local: str | None = None  # BLIP reference; None with no ``model``: ``BLIP_DEFAULT``
+
+    @property
+    def source(self) -> str:
+        """What label records name as their caption's source."""
+        return f"vision:{self.model}" if self.model else f"local:{self.local or BLIP_DEFAULT}"
+
+
+def media_frames(media: str) -> tuple[list[np.ndarray], str]:
+    """The pictures to caption ``media`` from (RGB uint8) and what it is ("image" or "video")."""
+    from cotvtm.storage.open import open_store
+    from cotvtm.storage.scratch import Scratch
+    from cotvtm.video import media as media_files
+
+    folder, name = media.rsplit("/", 1) if "/" in media else (".", media)
+    path, temporary = None, False
+    try:
+        path, temporary = Scratch().fetch(open_store(folder), name)
+        info, windows = media_files.plan(path, name, WINDOW_S, WINDOW_S)
+        if media_files.is_image(name):
+            windows = windows[:1]
+        elif len(windows) > MAX_FRAMES:
+            windows = [windows[round(i * (len(windows) - 1) / (MAX_FRAMES - 1))] for i in range(MAX_FRAMES)]
+        frames = media_files.window_frames(path, name, info, windows, 1, SHORT_SIDE)
+    except Exception as exc:  # a missing, unreadable or broken file: that item fails, with the reason
+        raise CotvtmError(f"{media}: cannot be captioned: {getattr(exc, 'reason', None) or exc}") from None
+    finally:
+        if temporary:
+            path.unlink(missing_ok=True)
+    return [frame[0] for frame in frames], "image" if media_files.is_image(name) else "video"
+
+
+def data_url(frame: np.ndarray) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def vision_messages(frames: list[np.ndarray], what: str, emotion: str) -> list[dict]:
+    """One user message: the instruction (with the emotion hint), then the frames in order."""
+    noun = "image" if what == "image" else "video (its frames, in order)"
+    text = VISION_PROMPT.format(what=noun) + (EMOTION_HINT.format(what=what, emotion=emotion) if emotion else "")
+    parts = [{"type": "text", "text": text}]
+    parts += [{"type": "image_url", "image_url": {"url": data_url(frame), "detail": "low"}} for frame in frames]
+    return [{"role": "user", "content": parts}]
+
+
+class VisionCaptioner:
+    """Captions through an OpenAI-compatible vision model, with the teacher's retries and limits."""
+
+    def __init__(self, teacher):
+        self.teacher = teacher  # an LLMTeacher on the captioner's endpoint: its ``complete``
+
+    async def caption(self, item: CaptionItem, usage) -> str:
+        import asyncio
+
+        frames, what = await asyncio.to_thread(media_frames, item.media)
+        reply = await self.teacher.complete(vision_messages(frames, what, item.emotion), usage, json_mode=False)
+        usage.add(reply)
+        text = " ".join(reply.content.split()).strip('"')
+        if not text:
+            raise CotvtmError("the vision model's caption was empty")
+        return text
+
+
+class LocalCaptioner:
+    """BLIP on this machine; a video is captioned from its middle window's frame."""
+
+    def __init__(self, ref: str | None, cache_dir: Path | None = None):
+        from transformers import BlipForConditionalGeneration, BlipProcessor
+
+        ref = ref or BLIP_DEFAULT
+        if ref == "tiny":
+            from cotvtm import tiny
+            from cotvtm.models import DEFAULT_CACHE
+
+            ref = str(tiny.build_captioner(cache_dir or DEFAULT_CACHE))
+        self.processor = BlipProcessor.from_pretrained(ref)
+        self.model = BlipForConditionalGeneration.from_pretrained(ref).eval()
+
+    def caption(self, item: CaptionItem) -> str:
+        import torch
+
+        frames, _ = media_frames(item.media)
+        prefix = f"a {item.emotion} picture of" if item.emotion else None
+        inputs = self.processor(images=[frames[len(frames) // 2]], text=prefix, return_tensors="pt")
+        with torch.inference_mode():
+            ids = self.model.generate(**inputs, max_new_tokens=30, do_sample=False)
+        text = " ".join(self.processor.batch_decode(ids, skip_special_tokens=True)[0].split())
+        if not text:
+            raise CotvtmError(f"{item.media}: the captioner wrote nothing")
+        return text
