@@ -1,6 +1,6 @@
 # Two commands for a fresh Debian/Ubuntu machine with Python 3.11:
 #   make demo   set up, then soundtrack sample videos with the tiny models
-#   make test   set up, then run the test suite
+#   make test   set up (Chromium too, for the report's browser test), then run the test suite
 # Set-up is idempotent: ffmpeg from apt if missing, a virtual environment in .venv,
 # the package with the exact versions in constraints.txt. On a CUDA machine pass
 # TORCH_INDEX=https://download.pytorch.org/whl/cu128 (see README).
@@ -13,12 +13,12 @@ STAMP := $(VENV)/.cotvtm-installed
 PIP := $(VENV)/bin/python -m pip
 TORCH_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 
-.PHONY: demo test setup ffmpeg clean-venv
+.PHONY: demo test setup ffmpeg chromium clean-venv
 
 demo: setup
 	$(VENV)/bin/cotvtm demo $(ARGS)
 
-test: setup
+test: setup chromium
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 setup: ffmpeg $(STAMP)
@@ -26,6 +26,10 @@ setup: ffmpeg $(STAMP)
 ffmpeg:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq ffmpeg; }
+
+chromium:  # the report's browser test draws the page in it
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 $(STAMP): pyproject.toml constraints.txt
 	[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cotvtm.config import DECODERS, MODES, ModelChoice, Resources, SoundtrackConfig
+from cotvtm.config import DECODERS, MODES, WINDOWS, ModelChoice, Resources, SoundtrackConfig
 from cotvtm.errors import CotvtmError, guarded
 from cotvtm.models import PRESET_NAMES
 
@@ -26,6 +26,9 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("music")
     g.add_argument("--mode", default=d.mode, choices=MODES)
     g.add_argument("--window-seconds", type=float, default=d.window_s)
+    g.add_argument("--windows", default=d.windows, choices=WINDOWS,
+                   help="fixed windows of --window-seconds, or shots: window boundaries on the video's shot cuts "
+                        "(4 to 14 s per window; a long shot split evenly, short shots merged)")
     g.add_argument("--frames-per-window", type=int, default=d.frames_per_window)
     g.add_argument("--frame-reader", default=d.frame_reader, choices=["pyav", "decord"])
     g.add_argument("--prompt-seconds", type=float, default=d.prompt_s)
@@ -67,8 +70,8 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
 def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
     models = ModelChoice(preset=a.preset, clip=a.clip, t5=a.t5, musicgen=a.musicgen, rationale=a.rationale,
                          prior=a.prior)
-    cfg = SoundtrackConfig(models=models, window_s=a.window_seconds, frames_per_window=a.frames_per_window,
-                           frame_reader=a.frame_reader, mode=a.mode, prompt_s=a.prompt_seconds,
+    cfg = SoundtrackConfig(models=models, window_s=a.window_seconds, windows=a.windows,
+                           frames_per_window=a.frames_per_window, frame_reader=a.frame_reader, mode=a.mode, prompt_s=a.prompt_seconds,
                            crossfade_s=a.crossfade_seconds, guidance_scale=a.guidance_scale, top_k=a.top_k,
                            decoder=a.decoder, streams_per_video=a.streams_per_video,
                            stream_min_s=a.stream_min_seconds,

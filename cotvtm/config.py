@@ -9,6 +9,7 @@ from cotvtm.errors import CotvtmError
 
 MODES = ("continuous", "independent")  # how windows of one video follow each other (music/compose.py)
 DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
+WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.py)
 
 
 
@@ -28,6 +29,7 @@ class SoundtrackConfig:
 
     models: ModelChoice = field(default_factory=ModelChoice)
     window_s: float = 10.0
+    windows: str = "fixed"  # fixed windows of window_s | "shots": boundaries on shot cuts (video/windows.py)
     frames_per_window: int = 8
     frame_reader: str = "pyav"
     mode: str = "continuous"
@@ -63,6 +65,8 @@ class SoundtrackConfig:
             raise CotvtmError("--crossfade-seconds must be between 0 and the prompt length")
         if self.image_seconds <= 0:
             raise CotvtmError("--image-seconds must be positive")
+        if self.windows not in WINDOWS:
+            raise CotvtmError(f"--windows must be one of {', '.join(WINDOWS)}, not {self.windows!r}")
         if self.streams_per_video < 1:
             raise CotvtmError("--streams-per-video must be at least 1")
         if self.stream_min_s <= 0:

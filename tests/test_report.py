@@ -7,6 +7,7 @@ out as the soundtrack job lays them out), so these tests need no models and no R
 import functools
 import http.server
 import json
+import os
 import threading
 import urllib.request
 from html.parser import HTMLParser
@@ -18,7 +19,7 @@ from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
 from cotvtm.report import REPORT, render_report, write_report
 from cotvtm.report.links import key_of, relative_url
-from cotvtm.report.screenshot import find_chromium, screenshot
+from cotvtm.report.screenshot import dump_dom, find_chromium, screenshot
 from cotvtm.report.text import visible
 from cotvtm.storage import open_store
 from cotvtm.video.samples import make_video
@@ -44,8 +45,13 @@ def outputs(key: str) -> tuple[str, str]:
     return f"{stem}.{DIGEST}.mp4", f"{stem}.{DIGEST}.json"
 
 
+CUT = 0.8  # a/one.mp4 has a shot cut here: its windows follow it (--windows shots)
+
+
 def sidecar(key: str, duration: float, explanations, trained: bool = True) -> dict:
     windows = [{"index": 0, "start": 0.0, "end": duration}]
+    if key == "a/one.mp4":
+        windows = [{"index": 0, "start": 0.0, "end": CUT}, {"index": 1, "start": CUT, "end": duration}]
     if explanations:
         windows[0]["explanations"] = explanations
     return {"input": key, "output": outputs(key)[0].rsplit("/", 1)[-1], "run_id": RUN, "config_digest": DIGEST,
@@ -53,7 +59,7 @@ def sidecar(key: str, duration: float, explanations, trained: bool = True) -> di
             "windows": windows, "sample_rate": 8000, "config": {"mode": "continuous"},
             "seconds": {"decode": 0.2, "embed": 0.05, "prior": 0.1, "music": 0.6, "mux": 0.1},
             "models": {"clip": "tiny/clip", "musicgen": "tiny/musicgen", "prior": "runs/prior"},
-            "prior_trained": trained, "note": None}
+            "prior_trained": trained, "note": None, "cuts": [CUT] if key == "a/one.mp4" else []}
 
 
 def row(out, key: str, status: str, run_id: str = RUN, time: str = "2025-01-02T00:00:00Z", **fields) -> dict:
@@ -174,7 +180,7 @@ def test_windows_show_explanations_and_timings(page):
     text = Page(page).all_text
     assert "calm piano over a slow sunrise (0.910)" in text
     assert "no explanations in this sidecar" in text
-    assert "0:00.0–0:02.0" in text and "music" in text and "0.60 s" in text
+    assert "0:00.0–0:00.8" in text and "0:00.8–0:02.0" in text and "music" in text and "0.60 s" in text
 
 
 def test_summary_rows_decide_this_run_and_wall_time(store):
@@ -229,9 +235,17 @@ def test_report_on_s3_links_to_objects_in_the_bucket(tmp_path, s3_env):  # noqa:
     assert all(out.exists(key) for key in keys)
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
-def test_chromium_draws_the_page(store, page, tmp_path):
+NO_BROWSER = find_chromium() is None and not os.environ.get("CI")  # `make test` installs it; CI must have it
+
+
+@pytest.mark.skipif(NO_BROWSER, reason="chromium is not installed (apt-get install chromium)")
+def test_chromium_draws_the_page_with_its_cuts_and_windows(store, page, tmp_path):
     from PIL import Image
+
+    dom = Page(dump_dom(store.local_path(REPORT).resolve().as_uri())).all_text  # as the browser built it
+    assert "1 shot cut at 0:00.8" in dom
+    assert "0: 0:00.0–0:00.8" in dom and "1: 0:00.8–0:02.0" in dom  # the windows follow the cut
+    assert "calm piano over a slow sunrise" in dom
 
     png = screenshot(store.local_path(REPORT).resolve().as_uri(), tmp_path / "report.png", size=(1024, 900))
     image = Image.open(png)

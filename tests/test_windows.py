@@ -3,7 +3,7 @@
 import pytest
 
 from cotvtm.video.types import Window
-from cotvtm.video.windows import plan_windows, sample_times
+from cotvtm.video.windows import SHOT_MAX_S, SHOT_MIN_S, plan_shot_windows, plan_windows, sample_times
 
 
 def spans(windows):
@@ -82,3 +82,24 @@ def test_sample_times_of_first_window():
 def test_sample_times_needs_at_least_one_frame():
     with pytest.raises(ValueError):
         sample_times(Window(0, 0.0, 10.0), 0)
+
+
+def _boundaries(windows):
+    return [w.start for w in windows[1:]]
+
+
+def test_shot_windows_put_every_boundary_on_a_cut_when_shots_fit():
+    windows = plan_shot_windows(49.0, [6.0, 11.0, 19.0])
+    assert [(w.start, w.end) for w in windows] == [(0.0, 6.0), (6.0, 11.0), (11.0, 19.0), (19.0, 29.0),
+                                                   (29.0, 39.0), (39.0, 49.0)]  # the 30 s shot split evenly
+    assert [w.index for w in windows] == list(range(6))
+
+
+def test_short_shots_merge_and_long_ones_split_within_the_limits():
+    windows = plan_shot_windows(30.0, [2.0, 3.0, 20.0, 22.0])
+    assert _boundaries(windows) == [11.5, 20.0]  # 0-3 joins the first half of 3-20; 20-22 joins 22-30
+    assert all(SHOT_MIN_S <= w.duration <= SHOT_MAX_S for w in windows)
+    assert [(w.start, w.end) for w in plan_shot_windows(3.0, [1.0])] == [(0.0, 3.0)]  # one short video: one window
+    assert len(plan_shot_windows(125.0, [])) == 12  # no cut: even windows of about 10 s
+    tiny = plan_shot_windows(20.0, [0.2, 10.0, 19.9])  # cuts next to the ends make no sliver windows
+    assert _boundaries(tiny) == [10.0]

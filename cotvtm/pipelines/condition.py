@@ -91,8 +91,12 @@ class Decode(Stage):
             started = time.perf_counter()
 
     def plan(self, key: str, path) -> Plan:
+        identity = self.identities.get(key, "")
+        if self.cfg.windows == "shots":
+            info, windows, cuts = media.plan_shots(path, key, self.cfg.window_s, self.cfg.image_seconds)
+            return Plan(info, windows, self.ctx.res.segment_windows, identity, cuts)
         info, windows = media.plan(path, key, self.cfg.window_s, self.cfg.image_seconds)
-        return Plan(info, windows, self.ctx.res.segment_windows, self.identities.get(key, ""))
+        return Plan(info, windows, self.ctx.res.segment_windows, identity)
 
     def frames(self, key: str, path, info, windows) -> np.ndarray:
         return media.window_frames(path, key, info, windows, self.cfg.frames_per_window, self.ctx.facts.short_side,

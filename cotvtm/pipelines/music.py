@@ -144,7 +144,7 @@ class Music(Stage):
         try:
             plan = progress.load_plan()
             composed = frozenset(s for s in progress.done().composed if s < len(plan.segments))
-            job.info, job.windows, job.segments = plan.info, plan.windows, len(plan.segments)
+            job.info, job.windows, job.segments, job.cuts = plan.info, plan.windows, len(plan.segments), plan.cuts
             job.resumed_at = len(composed)
             spans = self.composer.cfg.stream_ranges(len(plan.segments), plan.info.duration)
             firsts = [plan.segments[first][0] for first, _ in spans]

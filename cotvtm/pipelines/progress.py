@@ -19,7 +19,7 @@ import io
 import json
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -48,6 +48,7 @@ class Plan:
     windows: list[Window]
     segment_windows: int
     identity: str = ""
+    cuts: list[float] = field(default_factory=list)  # shot cuts (seconds) with --windows shots
 
     @property
     def segments(self) -> list[list[Window]]:
@@ -56,13 +57,14 @@ class Plan:
 
     def to_json(self) -> bytes:
         return json.dumps({"info": asdict(self.info), "windows": [asdict(w) for w in self.windows],
-                           "segment_windows": self.segment_windows, "identity": self.identity}).encode()
+                           "segment_windows": self.segment_windows, "identity": self.identity,
+                           "cuts": self.cuts}).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> "Plan":
         raw = json.loads(data)
         return cls(VideoInfo(**raw["info"]), [Window(**w) for w in raw["windows"]], raw["segment_windows"],
-                   raw.get("identity", ""))
+                   raw.get("identity", ""), raw.get("cuts", []))
 
 
 def _npz(**arrays) -> bytes:

@@ -143,6 +143,7 @@ class Mux(Stage):
             "windows": [{"index": w.index, "start": w.start, "end": w.end, "tokens_digest": digests[w.index],
                          **({"explanations": explanations[w.index]} if explanations else {})}
                         for w in job.windows],
+            "cuts": job.cuts,  # shot cuts the windows follow (--windows shots)
             "segments": job.segments,
             "streams": job.streams,  # where the video's streams begin (each joins the one before)
             "resumed_at_segment": job.resumed_at,

@@ -134,11 +134,19 @@ def _player(entry: Entry, page_key: str, preload: bool) -> str:
 
 def _details(entry: Entry) -> str:
     sidecar = entry.sidecar or {}
-    parts = [_windows(sidecar.get("windows")), _timings(sidecar.get("seconds"))]
+    parts = [_cuts(sidecar.get("cuts")), _windows(sidecar.get("windows")), _timings(sidecar.get("seconds"))]
     if sidecar:
         shown = {k: sidecar.get(k) for k in ("config_digest", "run_id", "sample_rate", "config") if k in sidecar}
         parts.append(f"<details><summary>settings</summary><pre>{esc(json.dumps(shown, indent=2))}</pre></details>")
     return "".join(parts)
+
+
+def _cuts(cuts) -> str:
+    """The shot cuts the windows follow (``--windows shots``)."""
+    if not isinstance(cuts, list) or not cuts:
+        return ""
+    times = ", ".join(clock(_num(cut)) for cut in cuts)
+    return f'<p class="cuts">{len(cuts)} shot cut{"s" if len(cuts) != 1 else ""} at {esc(times)}</p>'
 
 
 def _windows(windows) -> str:

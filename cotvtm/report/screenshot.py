@@ -25,6 +25,21 @@ def find_chromium() -> str | None:
     return next((path for path in map(shutil.which, NAMES) if path), None)
 
 
+def dump_dom(url: str, settle_ms: int = 3000, timeout_s: float = 120.0, chromium: str | None = None) -> str:
+    """The page's DOM as Chromium has it after loading ``url`` (what a test reads the page from)."""
+    chromium = chromium or find_chromium()
+    if chromium is None:
+        raise CotvtmError("chromium is not installed (Debian: apt-get install chromium)")
+    with tempfile.TemporaryDirectory(prefix="cotvtm-chromium-") as profile:
+        args = [chromium, *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={settle_ms}", "--dump-dom",
+                url]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    if done.returncode != 0 or "<html" not in done.stdout:
+        tail = "\n".join(done.stderr.splitlines()[-10:])
+        raise CotvtmError(f"chromium could not load {url} (exit {done.returncode}):\n{tail}")
+    return done.stdout
+
+
 def screenshot(url: str, png: str | Path, size: tuple[int, int] = (1280, 1600), settle_ms: int = 3000,
                timeout_s: float = 120.0, chromium: str | None = None) -> Path:
     """Render ``url`` (``Path.as_uri()`` for a file) into ``png``; raise with Chromium's stderr."""

@@ -45,13 +45,30 @@ def output_suffix(key: str) -> str:
 def plan(path, key: str, window_s: float, image_seconds: float) -> tuple[VideoInfo, list[Window]]:
     """Probe ``path`` (the local copy of ``key``) and plan its windows; an image stands for every
     window of a clip ``image_seconds`` long."""
-    from cotvtm.video.image import probe_image
-    from cotvtm.video.probe import probe
     from cotvtm.video.windows import plan_windows
 
-    info = probe_image(path, image_seconds) if is_image(key) else probe(path)
-    info = replace(info, path=key)
+    info = probe_media(path, key, image_seconds)
     return info, plan_windows(info.duration, window_s)
+
+
+def probe_media(path, key: str, image_seconds: float) -> VideoInfo:
+    from cotvtm.video.image import probe_image
+    from cotvtm.video.probe import probe
+
+    return replace(probe_image(path, image_seconds) if is_image(key) else probe(path), path=key)
+
+
+def plan_shots(path, key: str, window_s: float, image_seconds: float) -> tuple[VideoInfo, list[Window], list[float]]:
+    """Like ``plan``, with windows whose boundaries sit on the video's shot cuts (``video/shots.py``);
+    the cuts too. An image has none."""
+    from cotvtm.video.shots import detect_cuts
+    from cotvtm.video.windows import plan_shot_windows, plan_windows
+
+    info = probe_media(path, key, image_seconds)
+    if is_image(key):
+        return info, plan_windows(info.duration, window_s), []
+    cuts = [cut for cut in detect_cuts(path) if cut < info.duration]
+    return info, plan_shot_windows(info.duration, cuts, window_s), cuts
 
 
 def window_frames(path, key: str, info: VideoInfo, windows: list[Window], per_window: int, short_side: int | None,

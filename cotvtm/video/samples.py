@@ -86,6 +86,30 @@ def make_video(
     return path
 
 
+def make_shots_video(path: str | os.PathLike, shots: list[tuple[str, float]], size: str = "160x120", fps: int = 10,
+                     fade: int | None = None, audio: bool = False) -> Path:
+    """Shots of lavfi sources joined by hard cuts at known times (the sums of the lengths);
+    shot ``fade`` (an index) fades out to black and back in over its middle instead of cutting.
+    A sine tone runs under it all with ``audio``."""
+    path = Path(path)
+    cmd, parts = [], []
+    for i, (source, seconds) in enumerate(shots):
+        cmd += ["-f", "lavfi", "-i", f"{source}=size={size}:rate={fps}"]
+        chain = f"[{i}:v]trim=duration={seconds},setpts=PTS-STARTPTS"
+        if i == fade:
+            half = seconds / 2
+            chain += f",fade=t=out:st={half - 2:.3f}:d=2,fade=t=in:st={half:.3f}:d=2"
+        parts.append(f"{chain}[s{i}]")
+    joined = "".join(f"[s{i}]" for i in range(len(shots)))
+    graph = ";".join(parts) + f";{joined}concat=n={len(shots)}:v=1:a=0,format=yuv420p[v]"
+    total = sum(seconds for _, seconds in shots)
+    if audio:
+        cmd += ["-f", "lavfi", "-t", str(total), "-i", AUDIO_SOURCES["sine"]]
+    cmd += ["-filter_complex", graph, "-map", "[v]"] + (["-map", f"{len(shots)}:a", "-c:a", "aac"] if audio else [])
+    run_ffmpeg(cmd + ["-c:v", "libx264", ffmpeg_url(path)])
+    return path
+
+
 def make_audio(path: str | os.PathLike, duration: float, codec: str = "aac") -> Path:
     """An audio-only file (a 440 Hz tone): a typical wrong input for a video tool."""
     run_ffmpeg(["-f", "lavfi", "-i", AUDIO_SOURCES["sine"], "-t", str(duration), "-c:a", codec,

@@ -44,3 +44,48 @@ def sample_times(window: Window, n_frames: int = FRAMES_PER_WINDOW) -> list[floa
         raise ValueError(f"n_frames must be at least 1, got {n_frames}")
     step = window.duration / n_frames
     return [window.start + (i + 0.5) * step for i in range(n_frames)]
+
+
+SHOT_MIN_S = 4.0  # shot-aware windows: a shorter shot joins a neighbour (when the pair fits SHOT_MAX_S)
+SHOT_MAX_S = 14.0  # a longer shot is split evenly
+
+
+def plan_shot_windows(duration: float, cuts: list[float], window_s: float = WINDOW_S, min_s: float = SHOT_MIN_S,
+                      max_s: float = SHOT_MAX_S) -> list[Window]:
+    """Windows whose boundaries sit on shot cuts, within limits.
+
+    Every shot longer than ``max_s`` is split into equal windows of about ``window_s`` (none
+    longer than ``max_s``); then a window shorter than ``min_s`` is merged into the shorter of
+    its neighbours (in the same shot first) as long as the result fits ``max_s``, and a window
+    shorter than ``MIN_TAIL_S`` always is. So a cut is a window boundary unless the shots on
+    both sides of it are too short to stand alone.
+    """
+    if not math.isfinite(duration) or duration <= 0:
+        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
+    edges = [0.0] + sorted({c for c in cuts if MIN_TAIL_S <= c <= duration - MIN_TAIL_S}) + [duration]
+    spans: list[list[float]] = []
+    for start, end in zip(edges, edges[1:]):
+        length = end - start
+        pieces = 1 if length <= max_s else max(math.ceil(length / max_s), round(length / window_s))
+        spans += [[start + length * i / pieces, start + length * (i + 1) / pieces] for i in range(pieces)]
+    spans = _merge_short(spans, min_s, max_s)
+    return [Window(index=i, start=a, end=b) for i, (a, b) in enumerate(spans)]
+
+
+def _merge_short(spans: list[list[float]], min_s: float, max_s: float) -> list[list[float]]:
+    """Merge each too-short span into its shorter neighbour, shortest first."""
+    while len(spans) > 1:
+        short = [i for i, (a, b) in enumerate(spans) if b - a < min_s]
+        candidates = []
+        for i in short:
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(spans):
+                    merged = max(spans[i][1], spans[j][1]) - min(spans[i][0], spans[j][0])
+                    if merged <= max_s or spans[i][1] - spans[i][0] < MIN_TAIL_S:
+                        candidates.append((merged, i, j))
+        if not candidates:
+            break
+        _, i, j = min(candidates)
+        low, high = min(i, j), max(i, j)
+        spans[low:high + 1] = [[spans[low][0], spans[high][1]]]
+    return spans

@@ -1,0 +1,44 @@
+"""Shot cuts from ffmpeg's own scene score, on downscaled frames.
+
+ffmpeg's ``select`` filter scores how much each frame differs from the one before (``scene``,
+0..1, from the sum of absolute differences after motion is discounted). A frame scoring above
+``threshold`` starts a new shot: its timestamp is the cut. A hard cut between two shots scores
+far above it; a fade spreads the change over many frames, each scoring low, so it is not a
+cut. Frames are scaled to ``HEIGHT`` rows first: the score needs no detail, and decoding is
+then most of the cost (``bench/shot_detection.py`` prints it as x real time per CPU core).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from cotvtm.errors import MediaError
+
+THRESHOLD = 0.3
+HEIGHT = 72
+MIN_SHOT_S = 0.5  # a cut this soon after another (a flash, a burst of changing frames) is the same cut
+_PTS = re.compile(r"pts_time:\s*([0-9.]+)")
+
+
+def detect_cuts(path: str | Path, threshold: float = THRESHOLD, threads: int = 1,
+                timeout_s: float = 3600) -> list[float]:
+    """Seconds at which a new shot starts (the first frame after each cut), sorted."""
+    graph = f"scale=-2:{HEIGHT},select='gt(scene\\,{threshold})',showinfo"
+    command = ["ffmpeg", "-hide_banner", "-nostdin", "-threads", str(threads), "-i", str(path), "-map", "0:v:0",
+               "-an", "-vf", graph, "-f", "null", "-"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise MediaError(str(path), f"shot detection took longer than {timeout_s:.0f} s") from None
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise MediaError(str(path), f"shot detection failed: {tail[0]}")
+    times = sorted(float(m.group(1)) for line in done.stderr.splitlines() if "Parsed_showinfo" in line
+                   for m in [_PTS.search(line)] if m)
+    cuts: list[float] = []
+    for time in times:
+        if time > 0 and (not cuts or time - cuts[-1] >= MIN_SHOT_S):
+            cuts.append(time)
+    return cuts
