@@ -47,6 +47,11 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--audio", default=d.audio, choices=["replace", "duck"],
                    help="replace the video's audio with the music, or keep it (ducked) under the music")
     g.add_argument("--duck-gain", type=float, default=d.duck_gain, help="gain of the original audio with --audio duck")
+    g.add_argument("--loudness", type=float, default=None, metavar="LUFS",
+                   help="normalise each output's audio (the music, or the ducked mix) to this integrated loudness: "
+                        "-14 for social platforms, -23 for EBU R128 broadcast")
+    g.add_argument("--true-peak", type=float, default=d.true_peak, metavar="DBTP",
+                   help="the true-peak ceiling with --loudness")
     g.add_argument("--image-seconds", type=float, default=d.image_seconds, help="music length for image inputs")
     g.add_argument("--image-video", action="store_true", help="also write a still-image video for image inputs")
     g.add_argument("--seed", type=int, default=d.seed)
@@ -71,11 +76,13 @@ def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
     models = ModelChoice(preset=a.preset, clip=a.clip, t5=a.t5, musicgen=a.musicgen, rationale=a.rationale,
                          prior=a.prior)
     cfg = SoundtrackConfig(models=models, window_s=a.window_seconds, windows=a.windows,
-                           frames_per_window=a.frames_per_window, frame_reader=a.frame_reader, mode=a.mode, prompt_s=a.prompt_seconds,
+                           frames_per_window=a.frames_per_window, frame_reader=a.frame_reader, mode=a.mode,
+                           prompt_s=a.prompt_seconds,
                            crossfade_s=a.crossfade_seconds, guidance_scale=a.guidance_scale, top_k=a.top_k,
                            decoder=a.decoder, streams_per_video=a.streams_per_video,
                            stream_min_s=a.stream_min_seconds,
-                           prior_steps=a.prior_steps, audio=a.audio, duck_gain=a.duck_gain,
+                           prior_steps=a.prior_steps, audio=a.audio, duck_gain=a.duck_gain, loudness=a.loudness,
+                           true_peak=a.true_peak,
                            image_seconds=a.image_seconds, image_video=a.image_video, seed=a.seed)
     for name in ("segment_windows", "wave"):
         if getattr(a, name) is not None and getattr(a, name) < 1:

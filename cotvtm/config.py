@@ -48,6 +48,8 @@ class SoundtrackConfig:
     image_video: bool = False  # also write a still-image video for an image input
     audio: str = "replace"  # replace the video's audio, or "duck": keep it quietly under the music
     duck_gain: float = 0.25
+    loudness: float | None = None  # integrated LUFS of the output's audio (e.g. -14 social, -23 EBU R128)
+    true_peak: float = -1.0  # dBTP ceiling with loudness
     seed: int = 0
 
     def validate(self) -> "SoundtrackConfig":
@@ -65,6 +67,10 @@ class SoundtrackConfig:
             raise CotvtmError("--crossfade-seconds must be between 0 and the prompt length")
         if self.image_seconds <= 0:
             raise CotvtmError("--image-seconds must be positive")
+        if self.loudness is not None and not -70 <= self.loudness <= -5:
+            raise CotvtmError("--loudness must be between -70 and -5 LUFS (e.g. -14, or -23 for broadcast)")
+        if not -9 <= self.true_peak <= 0:
+            raise CotvtmError("--true-peak must be between -9 and 0 dBTP")
         if self.windows not in WINDOWS:
             raise CotvtmError(f"--windows must be one of {', '.join(WINDOWS)}, not {self.windows!r}")
         if self.streams_per_video < 1:

@@ -33,7 +33,7 @@ from cotvtm.storage import StorageError
 from cotvtm.storage.scratch import Scratch
 from cotvtm.video.image import write_audio, write_still_video
 from cotvtm.video.media import is_image
-from cotvtm.video.mux import fit_length, mux_wav, write_wav
+from cotvtm.video.mux import Loudness, fit_length, mux_wav, write_wav
 
 
 class Mux(Stage):
@@ -53,6 +53,8 @@ class Mux(Stage):
         self.duck_gain = ctx.cfg.duck_gain if ctx.cfg.audio == "duck" else 0.0
         self.scratch = Scratch()
         self.compose = compose_config(ctx)
+        cfg = ctx.cfg
+        self.loudness = Loudness(cfg.loudness, cfg.true_peak) if cfg.loudness is not None else None
 
     def __call__(self, batch) -> dict:
         rows = [asdict(self.finish(job)) for job in records(batch)]
@@ -97,12 +99,20 @@ class Mux(Stage):
             keep = self.duck_gain if job.info.has_audio else 0.0
             try:
                 write_wav(chunks, job.sample_rate, job.info.duration, wav)
-                self.publish(job.out_video, progress, lambda path: mux_wav(source, wav, path, keep_original=keep))
+                self.publish(job.out_video, progress, lambda path: self.loudness_of(job, mux_wav(
+                    source, wav, path, keep_original=keep, loudness=self.loudness)))
             finally:
                 wav.unlink(missing_ok=True)
         finally:
             if temporary:
                 source.unlink(missing_ok=True)
+
+    def loudness_of(self, job: VideoJob, fitted: dict | None) -> None:
+        """What the sidecar says of the output's loudness: the target, what was measured before,
+        the gain that reached it (``mux.fit_loudness``)."""
+        if fitted is not None:
+            job.loudness = {"target_lufs": self.loudness.lufs, "true_peak_ceiling": self.loudness.true_peak,
+                            **{k: v for k, v in fitted.items() if k != "rate"}}
 
     def write_music(self, job: VideoJob, progress: VideoProgress, chunks) -> np.ndarray:
         """An image's music as audio: a clip of image_seconds, small enough to hold."""
@@ -143,6 +153,7 @@ class Mux(Stage):
             "windows": [{"index": w.index, "start": w.start, "end": w.end, "tokens_digest": digests[w.index],
                          **({"explanations": explanations[w.index]} if explanations else {})}
                         for w in job.windows],
+            "loudness": job.loudness,  # with --loudness: the target, and the music (or mix) as measured before
             "cuts": job.cuts,  # shot cuts the windows follow (--windows shots)
             "segments": job.segments,
             "streams": job.streams,  # where the video's streams begin (each joins the one before)

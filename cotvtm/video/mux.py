@@ -2,15 +2,25 @@
 
 One ffmpeg call per video, written next to the output under a temporary name and renamed into
 place, so an output either is complete or does not exist.
+
+Loudness (``Loudness``): the audio the output will carry (the music, or with ``--audio duck``
+the music mixed over the ducked original) is measured by ffmpeg's ``ebur128`` (ITU-R BS.1770
+integrated loudness and true peak) in audio-only passes, which find the gain that, followed by
+a peak limiter at 4x the sample rate (true peaks), reaches the target (``fit_loudness``); the
+mux call then applies that gain and limiter. The limiter sits ``AAC_HEADROOM_DB`` below the
+ceiling, since lossy encoding adds inter-sample peaks.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import secrets
 import subprocess
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +37,27 @@ AUDIO_CODECS = {  # by output container; the video stream is always copied as is
     ".webm": "libopus",
 }
 FASTSTART = {".mp4", ".m4v", ".mov"}  # index first, so players can start before the download ends
+AAC_HEADROOM_DB = 0.5  # lossy encoding adds inter-sample peaks: limit this far below the ceiling
+LOUDNESS_TOLERANCE_LU = 0.3  # a measurement this close to the target ends the search for the gain
+LOUDNESS_PASSES = 5
+_INTEGRATED = re.compile(r"I:\s+(-?[\d.]+|-inf) LUFS")
+_TRUE_PEAK = re.compile(r"Peak:\s+(-?[\d.]+|-inf) dBFS")
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """A loudness target: integrated ``lufs`` (e.g. -14 for social platforms, -23 for EBU R128
+    broadcast) under a true-peak ceiling ``true_peak`` (dBTP)."""
+
+    lufs: float
+    true_peak: float = -1.0
+
+    def chain(self, gain_db: float, rate: int) -> str:
+        """DC and sub-sonic rumble out (they carry peaks but no loudness), the gain, then a peak
+        limiter at 4x the sample rate (so it limits true peaks, as BS.1770 measures them)."""
+        limit = 10 ** ((self.true_peak - AAC_HEADROOM_DB) / 20)
+        return (f"highpass=f=20,volume={gain_db:.3f}dB,aresample={4 * rate},alimiter=limit={limit:.5f}:attack=1:"
+                f"release=50:level=disabled,aresample={rate},aformat=channel_layouts=mono|stereo")
 
 
 def fit_length(audio: np.ndarray, sample_rate: int, duration: float) -> np.ndarray:
@@ -65,7 +96,8 @@ def mux_audio(
     os.close(fd)
     try:
         sf.write(wav, samples, sample_rate, subtype="FLOAT")
-        return mux_wav(video_path, wav, out_path, keep_original)
+        mux_wav(video_path, wav, out_path, keep_original)
+        return Path(out_path)
     finally:
         os.remove(wav)
 
@@ -85,18 +117,66 @@ def write_wav(chunks: Iterable[np.ndarray], sample_rate: int, duration: float, p
 
 
 def mux_wav(video_path: str | os.PathLike, wav: str | os.PathLike, out_path: str | os.PathLike,
-            keep_original: float = 0.0) -> Path:
-    """``mux_audio`` for music already in a WAV file as long as the video."""
+            keep_original: float = 0.0, loudness: Loudness | None = None) -> dict | None:
+    """``mux_audio`` for music already in a WAV file as long as the video; with ``loudness``,
+    brought to it (returns what was measured and the gain: ``fit_loudness``)."""
     out_path = Path(out_path)
     ext = _check_container(out_path)
+    fitted = fit_loudness(video_path, wav, keep_original, loudness) if loudness else None
     tmp_out = out_path.with_name(f".{out_path.name}.tmp-{secrets.token_hex(4)}{ext}")
     try:
-        _run_ffmpeg(video_path, _mux_command(video_path, str(wav), tmp_out, ext, keep_original))
+        chain = loudness.chain(fitted["gain_db"], fitted["rate"]) if loudness else None
+        _run_ffmpeg(video_path, _mux_command(video_path, str(wav), tmp_out, ext, _audio_graph(keep_original, chain)))
         os.replace(tmp_out, out_path)
     finally:
         if os.path.exists(tmp_out):
             os.remove(tmp_out)
-    return out_path
+    return fitted
+
+
+def fit_loudness(video_path, wav, keep_original: float, loudness: Loudness) -> dict:
+    """The gain that brings the output's audio (the music, or the ducked mix) to the target once
+    limited under the ceiling: measured (ffmpeg's ebur128, BS.1770), gained, limited and measured
+    again until within ``LOUDNESS_TOLERANCE_LU``. Audio-only passes; the mux applies the result."""
+    rate = sf.info(str(wav)).samplerate
+    lufs, peak = measure_loudness(video_path, wav, _audio_graph(keep_original, None))
+    if not math.isfinite(lufs):
+        raise MediaError(video_path, "the music is silent: its loudness cannot be set")
+    gain, now = loudness.lufs - lufs, lufs
+    for passes in range(1, LOUDNESS_PASSES + 1):
+        now, _ = measure_loudness(video_path, wav, _audio_graph(keep_original, loudness.chain(gain, rate)))
+        if abs(now - loudness.lufs) <= LOUDNESS_TOLERANCE_LU:
+            break
+        gain += loudness.lufs - now
+    return {"measured_lufs": lufs, "measured_true_peak": peak, "gain_db": round(gain, 3), "result_lufs": now,
+            "passes": passes, "rate": rate}
+
+
+def measure_loudness(video_path, wav, graph: str) -> tuple[float, float]:
+    """(integrated loudness in LUFS, true peak in dBFS) of ``graph``'s ``[out]``."""
+    graph = graph.replace("[out]", ",ebur128=peak=true:framelog=verbose[out]")
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav),
+           "-filter_complex", graph, "-map", "[out]", "-f", "null", "-"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=MUX_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise MediaError(video_path, f"loudness measurement did not finish in {MUX_TIMEOUT_S} s") from None
+    summary = proc.stderr[proc.stderr.rfind("Summary:"):]
+    integrated, peak = _INTEGRATED.search(summary), _TRUE_PEAK.search(summary)
+    if proc.returncode != 0 or not integrated or not peak:
+        raise MediaError(video_path, f"loudness measurement failed: {summarise_stderr(proc.stderr.encode())}")
+    return float(integrated.group(1)), float(peak.group(1))
+
+
+def _audio_graph(keep_original: float, chain: str | None) -> str:
+    """The output's audio as a filter graph ending in ``[out]``: the music (input 1), mixed over
+    the original's first track at ``keep_original`` when > 0, then ``chain`` when given."""
+    if keep_original > 0:
+        graph = (f"[0:a:0]volume={keep_original:.4f}[orig];"
+                 "[1:a:0][orig]amix=inputs=2:duration=first:dropout_transition=0:normalize=0")
+    else:
+        graph = "[1:a:0]anull"
+    return graph + (f",{chain}" if chain else "") + "[out]"
 
 
 def _check_container(out_path: Path) -> str:
@@ -117,14 +197,12 @@ def _as_frames_by_channels(audio: np.ndarray) -> np.ndarray:
     raise ValueError(f"audio must be (n,) or (channels, n), got shape {audio.shape}")
 
 
-def _mux_command(video_path, wav: str, out: Path, ext: str, keep_original: float = 0.0) -> list[str]:
-    """``keep_original`` > 0 mixes the video's own first audio track, at that gain, under the music."""
+def _mux_command(video_path, wav: str, out: Path, ext: str, graph: str | None = None) -> list[str]:
+    """The picture copied, the audio from ``graph`` (``_audio_graph``), or the music as it is."""
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y",
            "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav), "-map", "0:v:0"]
-    if keep_original > 0:
-        mix = (f"[0:a:0]volume={keep_original:.4f}[orig];"
-               "[1:a:0][orig]amix=inputs=2:duration=first:dropout_transition=0:normalize=0[mix]")
-        cmd += ["-filter_complex", mix, "-map", "[mix]"]
+    if graph is not None and graph != _audio_graph(0.0, None):
+        cmd += ["-filter_complex", graph, "-map", "[out]"]
     else:
         cmd += ["-map", "1:a:0"]
     cmd += ["-map_metadata", "0", "-c:v", "copy", "-c:a", AUDIO_CODECS[ext], "-b:a", AUDIO_BITRATE]
