@@ -33,7 +33,7 @@ def _split(settings: dict, *classes) -> list[dict]:
 
 
 def soundtrack(input: str, output: str, *, config=None, resources=None, endpoint_url: str | None = None,
-               cache_dir: str | Path | None = None, echo=print, **settings):
+               cache_dir: str | Path | None = None, include_hidden: bool = False, echo=print, **settings):
     """Soundtrack every video under ``input`` (a folder, a file or ``s3://`` prefix) into ``output``.
 
     ``settings``: model choices (``preset``, ``clip``, ``t5``, ``musicgen``, ``rationale``,
@@ -48,7 +48,7 @@ def soundtrack(input: str, output: str, *, config=None, resources=None, endpoint
     cfg = config or SoundtrackConfig()
     cfg = replace(cfg, models=replace(cfg.models, **choice), **settings_)
     res = replace(resources, **sizes) if resources is not None else Resources.detect(**sizes)
-    where = Where(str(input), str(output), endpoint_url, Path(cache_dir) if cache_dir else None)
+    where = Where(str(input), str(output), endpoint_url, Path(cache_dir) if cache_dir else None, include_hidden)
     return run(where, cfg, res, echo)
 
 

@@ -21,6 +21,8 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     for name in ("clip", "t5", "musicgen", "rationale", "prior"):
         m.add_argument(f"--{name}", default=None, metavar="REF")
     m.add_argument("--cache-dir", type=Path, default=None, help="where the tiny preset is built")
+    m.add_argument("--include-hidden", action="store_true",
+                   help="also soundtrack hidden media (names starting with '.'); the job's progress folder never")
     m.add_argument("--endpoint-url", default=None,
                    help="S3-compatible endpoint for s3:// inputs, outputs and models (else AWS_ENDPOINT_URL)")
     g = p.add_argument_group("music")
@@ -99,7 +101,7 @@ def _soundtrack(a: argparse.Namespace) -> int:
 
     cfg, res = _config(a)
     return soundtrack(a.input, a.output, config=cfg, resources=res, endpoint_url=a.endpoint_url,
-                      cache_dir=a.cache_dir).exit_code
+                      cache_dir=a.cache_dir, include_hidden=a.include_hidden).exit_code
 
 
 def _demo(a: argparse.Namespace) -> int:

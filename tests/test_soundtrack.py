@@ -76,7 +76,7 @@ def cli_run(library, tmp_path_factory, ray_session, model_cache):
 def test_exit_status_and_summary_say_what_happened(cli_run):
     proc, _ = cli_run
     assert proc.returncode == 1, proc.stdout + proc.stderr  # finished, some inputs failed
-    assert f"{len(GOOD)} succeeded, {len(BAD)} failed, 0 skipped (1 non-media files ignored)" in proc.stdout, \
+    assert f"{len(GOOD)} succeeded, {len(BAD)} failed, 0 skipped, 1 ignored (1 no media extension)" in proc.stdout, \
         proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
 

@@ -20,12 +20,14 @@ from cotvtm.storage import Store
 @dataclass(frozen=True)
 class Where:
     """Where a run reads and writes: folders or ``s3://`` prefixes, the S3-compatible endpoint
-    (else ``AWS_ENDPOINT_URL``), and where the tiny preset is built (else the user cache)."""
+    (else ``AWS_ENDPOINT_URL``), where the tiny preset is built (else the user cache), and
+    whether hidden media under the source are inputs too."""
 
     source: str
     dest: str
     endpoint_url: str | None = None
     cache_dir: Path | None = None
+    include_hidden: bool = False
 
 
 @dataclass(frozen=True)

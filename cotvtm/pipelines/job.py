@@ -22,9 +22,9 @@ class VideoJob:
     info: VideoInfo | None = None
     windows: list[Window] = field(default_factory=list)
     segments: int = 0
-    cuts: list[float] = field(default_factory=list)
-    loudness: dict | None = None  # with --loudness: the target and the measured input (Mux)  # shot cuts (seconds), with --windows shots
-    streams: list[dict] = field(default_factory=list)  # {"segments": [first, end), "first_window", "start"}
+    cuts: list[float] = field(default_factory=list)  # shot cuts (seconds), with --windows shots
+    loudness: dict | None = None  # with --loudness: the target, what was measured, the gain (Mux)
+    streams: list[dict] = field(default_factory=list)  # {"segments": [first, end], "first_window", "start"}
     resumed_at: int = 0  # segments whose music an earlier run had already saved
     sample_rate: int = 0
     error: str | None = None

@@ -13,12 +13,13 @@ from cotvtm.about import __version__
 from cotvtm.config import Resources, SoundtrackConfig
 from cotvtm.errors import CotvtmError
 from cotvtm.pipelines.context import ModelFacts, RunContext, Where
+from cotvtm.pipelines.inputs import survey
 from cotvtm.pipelines.job import Outcome, VideoJob
 from cotvtm.pipelines.progress import Done, Plan, scan, video_id
 from cotvtm.pipelines.rows import records
 from cotvtm.report import write_report
-from cotvtm.storage import Store, is_s3_uri, open_store
-from cotvtm.video.media import is_image, is_listed, output_suffix
+from cotvtm.storage import Store, open_store
+from cotvtm.video.media import is_image, output_suffix
 MANIFEST = "manifest.jsonl"
 MAX_STEM_BYTES = 200
 _RECORDING = threading.Lock()  # pass 1 of one wave and pass 2 of another record at once
@@ -30,14 +31,16 @@ class Summary:
     failed: int = 0
     skipped: int = 0
     ignored: int = 0
+    ignored_reasons: dict[str, int] = field(default_factory=dict)  # reason -> entries (pipelines/inputs.py)
     output: str = ""
     manifest: str = ""
     outcomes: list[Outcome] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
-        return (f"cotvtm: {self.ok} succeeded, {self.failed} failed, {self.skipped} skipped"
-                f" ({self.ignored} non-media files ignored); {self.throughput()}; outputs in {self.output};"
+        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.ignored_reasons.items()))
+        return (f"cotvtm: {self.ok} succeeded, {self.failed} failed, {self.skipped} skipped, {self.ignored} ignored"
+                f"{f' ({reasons})' if reasons else ''}; {self.throughput()}; outputs in {self.output};"
                 f" manifest {self.manifest}")
 
     def throughput(self) -> str:
@@ -68,20 +71,6 @@ def output_keys(key: str, digest: str) -> tuple[str, str]:
     return f"{stem}.{digest}{suffix}", f"{stem}.{digest}.json"
 
 
-def _inputs(source: str, endpoint_url: str | None) -> tuple[Store, dict[str, str], int]:
-    """The input store, the keys to process (sorted) with their content identities, and how
-    many other files were ignored."""
-    if not is_s3_uri(source) and Path(source).is_file():
-        store = open_store(Path(source).parent)
-        return store, {Path(source).name: store.info(Path(source).name).identity}, 0
-    if not is_s3_uri(source) and not Path(source).is_dir():
-        raise CotvtmError(f"input {source} does not exist or is not a folder")
-    store = open_store(source, endpoint_url)
-    listed = sorted((info.key, info.identity) for info in store.list())
-    wanted = {k: identity for k, identity in listed if is_listed(k)}
-    return store, wanted, len(listed) - len(wanted)
-
-
 def _model_facts(refs: models.ModelRefs) -> ModelFacts:
     """Embedding sizes the prior must match, CLIP's input size, and whether the prior is trained."""
     from transformers import AutoConfig
@@ -105,10 +94,13 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
                           endpoint_url=where.endpoint_url, **choice)
     facts = _model_facts(refs)
     digest = cfg.digest(refs.fingerprint())
-    src, keys, ignored = _inputs(where.source, where.endpoint_url)
+    inputs = survey(where.source, where.endpoint_url, where.include_hidden)
+    src, keys = inputs.store, inputs.keys
     out = open_store(where.dest, where.endpoint_url)
-    summary = Summary(output=out.uri(), manifest=out.uri(MANIFEST), ignored=ignored)
+    summary = Summary(output=out.uri(), manifest=out.uri(MANIFEST), ignored=len(inputs.ignored),
+                      ignored_reasons=dict(inputs.counts()))
     say = _Say(summary, out, uuid.uuid4().hex[:12], echo)
+    say.ignored(inputs.ignored)
     jobs = _todo(keys, out, digest, cfg, say)
     if jobs:
         ctx = RunContext(refs, cfg, res, facts, src, out, digest, _sidecar_fields(refs, cfg, facts, digest, say))
@@ -200,6 +192,13 @@ class _Say:
             row = {"run_id": self.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    **asdict(outcome)}
             self.out.append_line(MANIFEST, json.dumps(row))
+
+    def ignored(self, entries: list[tuple[str, str]]) -> None:
+        """One manifest row per entry of the input that is not an input, with why."""
+        rows = [json.dumps({"run_id": self.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            **asdict(Outcome(entry, "ignored", reason=reason))}) for entry, reason in entries]
+        if rows:  # one append: on S3 each append is an object
+            self.out.append_line(MANIFEST, "\n".join(rows))
 
     def lost(self, keys, stage: str, exc: Exception) -> None:
         """A pass that broke down (not one input's fault): its unfinished inputs get error rows."""

@@ -64,7 +64,8 @@ def collect(out: Store, summary_rows: list[dict] | None = None) -> Collected:
 
 
 def latest_rows(lines: list[str]) -> tuple[dict[str, dict], int]:
-    """key -> its last row, and how many lines could not be read as rows."""
+    """key -> its last row, and how many lines could not be read as rows. Rows of entries the
+    job ignored (``status: ignored``, not inputs) are left out."""
     rows, bad = {}, 0
     for line in lines:
         try:
@@ -73,7 +74,8 @@ def latest_rows(lines: list[str]) -> tuple[dict[str, dict], int]:
             bad += 1
             continue
         if isinstance(row, dict) and isinstance(row.get("key"), str):
-            rows[row["key"]] = row
+            if row.get("status") != "ignored":
+                rows[row["key"]] = row
         else:
             bad += 1
     return rows, bad

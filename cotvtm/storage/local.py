@@ -111,15 +111,17 @@ class LocalStore:
             raise ObjectNotFound(str(path), "is a folder, not a file" if path.is_dir() else "file not found")
         return path
 
-    def list(self, prefix: str = "", extensions: Iterable[str] | None = None) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", extensions: Iterable[str] | None = None,
+             hidden: bool = False) -> Iterator[ObjectInfo]:
+        """Files under ``prefix``; with ``hidden``, those in or under hidden names too."""
         folder = self.root.joinpath(*check_prefix(prefix, f"{self.root}/").split("/")[:-1])
         keys = []
         for dirpath, dirnames, filenames in os.walk(folder):  # directory symlinks are not followed
-            dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+            dirnames[:] = [name for name in dirnames if hidden or not name.startswith(".")]
             base = Path(dirpath).relative_to(self.root).as_posix()
             keys += [name if base == "." else f"{base}/{name}" for name in filenames]
         for key in sorted(keys):
-            if key.startswith(prefix) and wanted(key, extensions):
+            if key.startswith(prefix) and wanted(key, extensions, hidden):
                 yield self._info(key)
 
     def _info(self, key: str) -> ObjectInfo:

@@ -130,7 +130,9 @@ class S3Store:
 
     # -- reading -------------------------------------------------------------------------
 
-    def list(self, prefix: str = "", extensions: Iterable[str] | None = None) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", extensions: Iterable[str] | None = None,
+             hidden: bool = False) -> Iterator[ObjectInfo]:
+        """Objects under ``prefix``; with ``hidden``, hidden keys and folder markers ('a/') too."""
         start = len(self.location.prefix)
         full = self.location.key(check_prefix(prefix, self.uri()))
         pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -139,7 +141,7 @@ class S3Store:
             for page in pages:
                 for obj in page.get("Contents", []):
                     key = obj["Key"][start:]
-                    if key and not key.endswith("/") and wanted(key, extensions):
+                    if key and (hidden or (not key.endswith("/") and wanted(key, extensions))):
                         yield ObjectInfo(key=key, size=obj["Size"], mtime=obj["LastModified"].timestamp(),
                                          etag=obj.get("ETag", "").strip('"') or None)
 

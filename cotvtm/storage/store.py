@@ -35,7 +35,8 @@ class ObjectInfo:
 
 
 class Store(Protocol):
-    def list(self, prefix: str = "", extensions: Iterable[str] | None = None) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", extensions: Iterable[str] | None = None,
+             hidden: bool = False) -> Iterator[ObjectInfo]:
         """Objects whose key starts with ``prefix``; ``extensions`` like ('.mp4',), any case."""
 
     def info(self, key: str) -> ObjectInfo:
@@ -72,9 +73,10 @@ class Store(Protocol):
         """Remove every object under ``prefix`` (a folder-like key ending in '/')."""
 
 
-def wanted(key: str, extensions: Iterable[str] | None) -> bool:
-    """Not hidden, and with a wanted extension (case-insensitive) when extensions are given."""
-    if any(part.startswith(".") for part in key.split("/")):
+def wanted(key: str, extensions: Iterable[str] | None, hidden: bool = False) -> bool:
+    """Not hidden (unless ``hidden``), and with a wanted extension (case-insensitive) when
+    extensions are given."""
+    if not hidden and any(part.startswith(".") for part in key.split("/")):
         return False
     if extensions is None:
         return True
