@@ -95,7 +95,8 @@ def test_progress_lines_name_each_input_in_both_passes(cli_run):
 def test_one_manifest_row_per_input_with_specific_reasons(cli_run):
     _, out = cli_run
     rows = {r["key"]: r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
-    assert set(rows) == set(GOOD) | set(BAD)
+    assert set(rows) == set(GOOD) | set(BAD) | {"README.txt"}
+    assert (rows["README.txt"]["status"], rows["README.txt"]["reason"]) == ("ignored", "no media extension")
     for key in GOOD:
         assert rows[key]["status"] == "ok" and Path(rows[key]["output"]).exists()
     for key, reason in BAD.items():
@@ -141,7 +142,7 @@ def test_rerun_skips_finished_outputs_and_retries_failures(cli_run, library, mod
     assert (summary.ok, summary.failed, summary.skipped) == (0, len(BAD), len(GOOD))
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == before
     rows = (out / "manifest.jsonl").read_text().splitlines()
-    assert len(rows) == 2 * (len(GOOD) + len(BAD))  # appended, never rewritten
+    assert len(rows) == 2 * (len(GOOD) + len(BAD) + 1)  # appended, never rewritten (README.txt: ignored)
 
 
 def test_independent_mode_and_new_config_write_new_outputs(library, tmp_path, model_cache, ray_session):

@@ -35,7 +35,8 @@ def test_bucket_in_bucket_out_and_nothing_outside_the_prefix(s3_server, s3_env, 
     out = open_store(f"s3://{target}/results/run1")
     assert not list(out.child(".cotvtm-progress").list())  # saved progress goes once outputs exist
     rows = [json.loads(line) for line in out.read_lines("manifest.jsonl")]
-    assert {r["key"]: r["status"] for r in rows} == {"a.mp4": "ok", "nested/b c.mov": "ok", "broken.mp4": "error"}
+    assert {r["key"]: r["status"] for r in rows} == {"a.mp4": "ok", "nested/b c.mov": "ok", "broken.mp4": "error",
+                                                     "notes.txt": "ignored"}
     [video] = [k for k in (o.key for o in out.list()) if k.startswith("nested/b c.") and k.endswith(".mov")]
     local = out.download(video, tmp_path / "out.mov")
     streams = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(local)],

@@ -9,7 +9,8 @@ ignored for one reason, counted in the summary and written to the manifest as a 
                          job's own progress folder
     no media extension   a file whose name has no video, image or audio extension
     directory            a folder named like media ('clip.mp4/'), or an S3 folder marker
-    refused symlink      a symbolic link that leads out of the input folder (or nowhere)
+    refused symlink      a symbolic link that leads out of the input folder (a broken link is an
+                         input, so that its error, "file not found", names it)
 
 Ordinary folders are containers, not entries: their contents are.
 """
@@ -77,7 +78,7 @@ def _walk(root: Path, include_hidden: bool):
                 key = f"{base}/{item.name}" if base else item.name
                 if item.is_symlink():
                     target = Path(item.path).resolve()
-                    if not target.exists() or not target.is_relative_to(real_root):
+                    if target.exists() and not target.is_relative_to(real_root):
                         yield key, SYMLINK
                         continue
                 if item.is_dir():
