@@ -2,7 +2,6 @@
 
 import json
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -44,6 +43,21 @@ def test_outputs_hit_the_target_loudness_under_the_ceiling(audio, tmp_path, mode
         assert abs(integrated - TARGET) <= 1.0 and peak <= CEILING
         loudness = json.loads(video.with_suffix(".json").read_text())["loudness"]
         assert loudness["target_lufs"] == TARGET and loudness["measured_lufs"] < TARGET - 1  # it was gained
+
+
+def test_an_images_music_is_brought_to_the_target_too(tmp_path, model_cache, ray_session):
+    src = tmp_path / "in"
+    src.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64", "-frames:v", "1",
+                    str(src / "still.png")], check=True)
+    cfg = SoundtrackConfig(loudness=TARGET, true_peak=CEILING, image_seconds=12)
+    assert run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(),
+               echo=lambda _: None).ok == 1
+    [music] = (tmp_path / "out").glob("still.*.m4a")
+    integrated, peak = ebur128(music)
+    print(f"image: {integrated:.2f} LUFS, true peak {peak:.2f} dBFS")
+    assert abs(integrated - TARGET) <= 1.0 and peak <= CEILING
+    assert json.loads(music.with_suffix(".json").read_text())["loudness"]["target_lufs"] == TARGET
 
 
 def test_without_loudness_nothing_is_measured(tmp_path, model_cache, ray_session):

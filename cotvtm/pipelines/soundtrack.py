@@ -33,7 +33,7 @@ from cotvtm.storage import StorageError
 from cotvtm.storage.scratch import Scratch
 from cotvtm.video.image import write_audio, write_still_video
 from cotvtm.video.media import is_image
-from cotvtm.video.mux import Loudness, fit_length, mux_wav, write_wav
+from cotvtm.video.mux import Loudness, fit_length, mux_wav, normalise, write_wav
 
 
 class Mux(Stage):
@@ -117,6 +117,9 @@ class Mux(Stage):
     def write_music(self, job: VideoJob, progress: VideoProgress, chunks) -> np.ndarray:
         """An image's music as audio: a clip of image_seconds, small enough to hold."""
         audio = fit_length(np.concatenate(list(chunks)), job.sample_rate, job.info.duration)
+        if self.loudness is not None:
+            audio, fitted = normalise(audio, job.sample_rate, self.loudness)
+            self.loudness_of(job, fitted)
         self.publish(job.out_video, progress, lambda path: write_audio(audio, job.sample_rate, path))
         return audio
 

@@ -57,7 +57,7 @@ class Loudness:
         limiter at 4x the sample rate (so it limits true peaks, as BS.1770 measures them)."""
         limit = 10 ** ((self.true_peak - AAC_HEADROOM_DB) / 20)
         return (f"highpass=f=20,volume={gain_db:.3f}dB,aresample={4 * rate},alimiter=limit={limit:.5f}:attack=1:"
-                f"release=50:level=disabled,aresample={rate},aformat=channel_layouts=mono|stereo")
+                f"release=50:level=disabled:latency=1,aresample={rate},aformat=channel_layouts=mono|stereo")
 
 
 def fit_length(audio: np.ndarray, sample_rate: int, duration: float) -> np.ndarray:
@@ -150,6 +150,21 @@ def fit_loudness(video_path, wav, keep_original: float, loudness: Loudness) -> d
         gain += loudness.lufs - now
     return {"measured_lufs": lufs, "measured_true_peak": peak, "gain_db": round(gain, 3), "result_lufs": now,
             "passes": passes, "rate": rate}
+
+
+def normalise(audio: np.ndarray, sample_rate: int, loudness: Loudness) -> tuple[np.ndarray, dict]:
+    """Mono ``audio`` held in memory (an image's music) brought to ``loudness`` as ``mux_wav``
+    brings a video's, and as long as it was; with what ``fit_loudness`` found."""
+    with tempfile.TemporaryDirectory(prefix="cotvtm-") as folder:
+        wav, out = Path(folder) / "music.wav", Path(folder) / "loud.wav"
+        sf.write(wav, np.asarray(audio, np.float32), sample_rate, subtype="FLOAT")
+        fitted = fit_loudness(wav, wav, 0.0, loudness)  # the music is input 1; input 0 only stands in
+        graph = _audio_graph(0.0, loudness.chain(fitted["gain_db"], fitted["rate"]))
+        _run_ffmpeg(wav, [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", ffmpeg_url(wav),
+                          "-i", ffmpeg_url(wav), "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_f32le",
+                          ffmpeg_url(out)])
+        loud, _ = sf.read(out, dtype="float32")
+    return fit_length(loud, sample_rate, len(audio) / sample_rate), fitted
 
 
 def measure_loudness(video_path, wav, graph: str) -> tuple[float, float]:
