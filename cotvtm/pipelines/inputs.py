@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cotvtm.errors import CotvtmError
 from cotvtm.pipelines.progress import PROGRESS_DIR
-from cotvtm.storage import Store, is_s3_uri, open_store
+from cotvtm.storage import StorageError, Store, is_s3_uri, open_store
 from cotvtm.video.media import is_listed
 
 HIDDEN, NO_EXTENSION, DIRECTORY, SYMLINK = "hidden", "no media extension", "directory", "refused symlink"
@@ -48,13 +48,15 @@ def survey(source: str, endpoint_url: str | None = None, include_hidden: bool = 
     if not is_s3_uri(source) and not Path(source).is_dir():
         raise CotvtmError(f"input {source} does not exist or is not a folder")
     store = open_store(source, endpoint_url)
-    entries = _walk(Path(source), include_hidden) if not is_s3_uri(source) else _objects(store)
-    keys, ignored = [], []
-    for entry, kind in entries:
+    entries = _walk(Path(source), include_hidden, store) if not is_s3_uri(source) else _objects(store)
+    keys, ignored = {}, []
+    for entry, kind, identity in entries:
         reason = _reason(entry, kind, include_hidden)
-        (ignored.append((entry, reason)) if reason else keys.append(entry))
-    identities = {info.key: info.identity for info in store.list(hidden=include_hidden)} if keys else {}
-    return Inputs(store, {key: identities.get(key, "") for key in sorted(keys)}, sorted(ignored))
+        if reason:
+            ignored.append((entry, reason))
+        else:
+            keys[entry] = identity()
+    return Inputs(store, dict(sorted(keys.items())), sorted(ignored))
 
 
 def _reason(entry: str, kind: str, include_hidden: bool) -> str | None:
@@ -66,9 +68,10 @@ def _reason(entry: str, kind: str, include_hidden: bool) -> str | None:
     return None if is_listed(entry) else NO_EXTENSION
 
 
-def _walk(root: Path, include_hidden: bool):
-    """(key, "file" | DIRECTORY | SYMLINK | HIDDEN) for every entry of a local folder tree; a
-    hidden folder is looked into only with ``include_hidden`` (never the progress folder)."""
+def _walk(root: Path, include_hidden: bool, store: Store):
+    """(key, "file" | DIRECTORY | SYMLINK | HIDDEN, its content identity when asked) for every
+    entry of a local folder tree; a hidden folder is looked into only with ``include_hidden``
+    (never the progress folder). Only inputs are asked for their identity: one stat each."""
     real_root = root.resolve()
     stack = [""]
     while stack:
@@ -79,19 +82,28 @@ def _walk(root: Path, include_hidden: bool):
                 if item.is_symlink():
                     target = Path(item.path).resolve()
                     if target.exists() and not target.is_relative_to(real_root):
-                        yield key, SYMLINK
+                        yield key, SYMLINK, None
                         continue
                 if item.is_dir():
                     if item.name.startswith(".") and (not include_hidden or item.name == PROGRESS_DIR):
-                        yield key + "/", HIDDEN  # counted once, not looked into
+                        yield key + "/", HIDDEN, None  # counted once, not looked into
                     elif is_listed(item.name) or item.is_symlink():
-                        yield key + "/", DIRECTORY
+                        yield key + "/", DIRECTORY, None
                     else:
                         stack.append(key)
                 else:
-                    yield key, "file"
+                    yield key, "file", lambda key=key: _identity(store, key)
+
+
+def _identity(store: Store, key: str) -> str:
+    """A broken link has none: reading it fails later with its own reason."""
+    try:
+        return store.info(key).identity
+    except StorageError:
+        return ""
 
 
 def _objects(store: Store):
+    """Every object of a bucket prefix from one listing, its identity with it."""
     for info in store.list(hidden=True):
-        yield info.key, (DIRECTORY if info.key.endswith("/") else "file")
+        yield info.key, (DIRECTORY if info.key.endswith("/") else "file"), lambda info=info: info.identity

@@ -30,7 +30,6 @@ class Summary:
     ok: int = 0
     failed: int = 0
     skipped: int = 0
-    ignored: int = 0
     ignored_reasons: dict[str, int] = field(default_factory=dict)  # reason -> entries (pipelines/inputs.py)
     output: str = ""
     manifest: str = ""
@@ -42,6 +41,11 @@ class Summary:
         return (f"cotvtm: {self.ok} succeeded, {self.failed} failed, {self.skipped} skipped, {self.ignored} ignored"
                 f"{f' ({reasons})' if reasons else ''}; {self.throughput()}; outputs in {self.output};"
                 f" manifest {self.manifest}")
+
+    @property
+    def ignored(self) -> int:
+        """Entries of the input that are not inputs, whatever the reason."""
+        return sum(self.ignored_reasons.values())
 
     def throughput(self) -> str:
         """Media soundtracked in this run, and how fast relative to real time."""
@@ -97,8 +101,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     inputs = survey(where.source, where.endpoint_url, where.include_hidden)
     src, keys = inputs.store, inputs.keys
     out = open_store(where.dest, where.endpoint_url)
-    summary = Summary(output=out.uri(), manifest=out.uri(MANIFEST), ignored=len(inputs.ignored),
-                      ignored_reasons=dict(inputs.counts()))
+    summary = Summary(output=out.uri(), manifest=out.uri(MANIFEST), ignored_reasons=dict(inputs.counts()))
     say = _Say(summary, out, uuid.uuid4().hex[:12], echo)
     say.ignored(inputs.ignored)
     jobs = _todo(keys, out, digest, cfg, say)

@@ -111,8 +111,7 @@ class Mux(Stage):
         """What the sidecar says of the output's loudness: the target, what was measured before,
         the gain that reached it (``mux.fit_loudness``)."""
         if fitted is not None:
-            job.loudness = {"target_lufs": self.loudness.lufs, "true_peak_ceiling": self.loudness.true_peak,
-                            **{k: v for k, v in fitted.items() if k != "rate"}}
+            job.loudness = {"target_lufs": self.loudness.lufs, "true_peak_ceiling": self.loudness.true_peak, **fitted}
 
     def write_music(self, job: VideoJob, progress: VideoProgress, chunks) -> np.ndarray:
         """An image's music as audio: a clip of image_seconds, small enough to hold."""

@@ -58,8 +58,8 @@ class Stage:
     def process(self, items: list) -> None:
         raise NotImplementedError
 
-    def fail_unfinished(self, items: list, exc: Exception, finished: set[int] = frozenset()) -> None:
-        """A broken batch fails its records that had not failed or finished (by ``id``)."""
+    def fail_unfinished(self, items: list, exc: Exception) -> None:
+        """A broken batch fails its records that had not failed yet."""
         for item in items:
-            if item.error is None and id(item) not in finished:
+            if item.error is None:
                 item.fail(self.name, f"{self.name} stage failed: {type(exc).__name__}: {exc}")

@@ -122,11 +122,11 @@ def mux_wav(video_path: str | os.PathLike, wav: str | os.PathLike, out_path: str
     brought to it (returns what was measured and the gain: ``fit_loudness``)."""
     out_path = Path(out_path)
     ext = _check_container(out_path)
-    fitted = fit_loudness(video_path, wav, keep_original, loudness) if loudness else None
+    chain, fitted = fit_loudness(video_path, wav, keep_original, loudness) if loudness else (None, None)
+    graph = _audio_graph(keep_original, chain) if keep_original > 0 or chain else None  # None: the music as it is
     tmp_out = out_path.with_name(f".{out_path.name}.tmp-{secrets.token_hex(4)}{ext}")
     try:
-        chain = loudness.chain(fitted["gain_db"], fitted["rate"]) if loudness else None
-        _run_ffmpeg(video_path, _mux_command(video_path, str(wav), tmp_out, ext, _audio_graph(keep_original, chain)))
+        _run_ffmpeg(video_path, _mux_command(video_path, str(wav), tmp_out, ext, graph))
         os.replace(tmp_out, out_path)
     finally:
         if os.path.exists(tmp_out):
@@ -134,10 +134,11 @@ def mux_wav(video_path: str | os.PathLike, wav: str | os.PathLike, out_path: str
     return fitted
 
 
-def fit_loudness(video_path, wav, keep_original: float, loudness: Loudness) -> dict:
+def fit_loudness(video_path, wav, keep_original: float, loudness: Loudness) -> tuple[str, dict]:
     """The gain that brings the output's audio (the music, or the ducked mix) to the target once
     limited under the ceiling: measured (ffmpeg's ebur128, BS.1770), gained, limited and measured
-    again until within ``LOUDNESS_TOLERANCE_LU``. Audio-only passes; the mux applies the result."""
+    again until within ``LOUDNESS_TOLERANCE_LU``. Audio-only passes; returns the filter chain the
+    mux applies, and what was measured and found."""
     rate = sf.info(str(wav)).samplerate
     lufs, peak = measure_loudness(video_path, wav, _audio_graph(keep_original, None))
     if not math.isfinite(lufs):
@@ -148,8 +149,8 @@ def fit_loudness(video_path, wav, keep_original: float, loudness: Loudness) -> d
         if abs(now - loudness.lufs) <= LOUDNESS_TOLERANCE_LU:
             break
         gain += loudness.lufs - now
-    return {"measured_lufs": lufs, "measured_true_peak": peak, "gain_db": round(gain, 3), "result_lufs": now,
-            "passes": passes, "rate": rate}
+    return loudness.chain(gain, rate), {"measured_lufs": lufs, "measured_true_peak": peak, "gain_db": round(gain, 3),
+                                        "result_lufs": now, "passes": passes}
 
 
 def normalise(audio: np.ndarray, sample_rate: int, loudness: Loudness) -> tuple[np.ndarray, dict]:
@@ -158,11 +159,9 @@ def normalise(audio: np.ndarray, sample_rate: int, loudness: Loudness) -> tuple[
     with tempfile.TemporaryDirectory(prefix="cotvtm-") as folder:
         wav, out = Path(folder) / "music.wav", Path(folder) / "loud.wav"
         sf.write(wav, np.asarray(audio, np.float32), sample_rate, subtype="FLOAT")
-        fitted = fit_loudness(wav, wav, 0.0, loudness)  # the music is input 1; input 0 only stands in
-        graph = _audio_graph(0.0, loudness.chain(fitted["gain_db"], fitted["rate"]))
-        _run_ffmpeg(wav, [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", ffmpeg_url(wav),
-                          "-i", ffmpeg_url(wav), "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_f32le",
-                          ffmpeg_url(out)])
+        chain, fitted = fit_loudness(wav, wav, 0.0, loudness)  # the music is input 1; input 0 only stands in
+        _run_ffmpeg(wav, [*_audio_command(wav, wav, _audio_graph(0.0, chain), "-v", "error", "-y"),
+                          "-c:a", "pcm_f32le", ffmpeg_url(out)])
         loud, _ = sf.read(out, dtype="float32")
     return fit_length(loud, sample_rate, len(audio) / sample_rate), fitted
 
@@ -170,8 +169,7 @@ def normalise(audio: np.ndarray, sample_rate: int, loudness: Loudness) -> tuple[
 def measure_loudness(video_path, wav, graph: str) -> tuple[float, float]:
     """(integrated loudness in LUFS, true peak in dBFS) of ``graph``'s ``[out]``."""
     graph = graph.replace("[out]", ",ebur128=peak=true:framelog=verbose[out]")
-    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav),
-           "-filter_complex", graph, "-map", "[out]", "-f", "null", "-"]
+    cmd = [*_audio_command(video_path, wav, graph), "-f", "null", "-"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=MUX_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -181,6 +179,13 @@ def measure_loudness(video_path, wav, graph: str) -> tuple[float, float]:
     if proc.returncode != 0 or not integrated or not peak:
         raise MediaError(video_path, f"loudness measurement failed: {summarise_stderr(proc.stderr.encode())}")
     return float(integrated.group(1)), float(peak.group(1))
+
+
+def _audio_command(video_path, wav, graph: str, *options: str) -> list[str]:
+    """ffmpeg (with global ``options``) over the video (input 0) and the music (input 1), mapping
+    only ``graph``'s ``[out]``; the output's options and name follow."""
+    return [FFMPEG, "-nostdin", "-hide_banner", *options, "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav),
+            "-filter_complex", graph, "-map", "[out]"]
 
 
 def _audio_graph(keep_original: float, chain: str | None) -> str:
@@ -216,7 +221,7 @@ def _mux_command(video_path, wav: str, out: Path, ext: str, graph: str | None = 
     """The picture copied, the audio from ``graph`` (``_audio_graph``), or the music as it is."""
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y",
            "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav), "-map", "0:v:0"]
-    if graph is not None and graph != _audio_graph(0.0, None):
+    if graph is not None:
         cmd += ["-filter_complex", graph, "-map", "[out]"]
     else:
         cmd += ["-map", "1:a:0"]
