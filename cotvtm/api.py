@@ -40,6 +40,8 @@ def soundtrack(input: str, output: str, *, config=None, resources=None, endpoint
     ``prior``), ``SoundtrackConfig`` fields (``mode``, ``window_s``, ``decoder``, ``seed``, ...)
     and ``Resources`` fields (``video_batch``, ``device``, ...), over ``config`` and
     ``resources`` when given. Returns the run's ``Summary`` (``ok``, ``failed``, ``outcomes``...).
+    A bad input never raises; a set-up error does (``CotvtmError``): a model reference that is
+    missing or unreadable, or a model that does not load in its stage.
     """
     from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
     from cotvtm.pipelines.runner import Where, run

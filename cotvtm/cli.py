@@ -18,8 +18,11 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     d = SoundtrackConfig()
     m = p.add_argument_group("models (a preset, and per-component hub ids or local dirs)")
     m.add_argument("--preset", default="tiny", choices=PRESET_NAMES)
-    for name in ("clip", "t5", "musicgen", "rationale", "prior"):
-        m.add_argument(f"--{name}", default=None, metavar="REF")
+    for name in ("clip", "t5", "musicgen", "rationale"):
+        m.add_argument(f"--{name}", default=None, metavar="REF",
+                       help="a local directory, an s3:// prefix or a hub id (owner/name); checked before any work")
+    m.add_argument("--prior", default=None, metavar="DIR",
+                   help="a prior from `cotvtm distill` (a local directory or an s3:// prefix); default: untrained")
     m.add_argument("--cache-dir", type=Path, default=None, help="where the tiny preset is built")
     m.add_argument("--include-hidden", action="store_true",
                    help="also soundtrack hidden media (names starting with '.'); the job's progress folder never")
@@ -72,6 +75,8 @@ def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--model-actors", type=int, default=None, help="actors per model stage (one GPU share each)")
     r.add_argument("--mux-actors", type=int, default=None, help="CPU actors running ffmpeg")
     r.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    r.add_argument("--max-duration", type=float, default=None, metavar="SECONDS",
+                   help="refuse a video that declares a longer duration, before planning it (default 86400: 24 h)")
 
 
 def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
@@ -92,7 +97,7 @@ def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
     res = Resources.detect(video_batch=a.video_batch, music_feed=a.music_feed, segment_windows=a.segment_windows,
                            wave=a.wave,
                            decode_actors=a.decode_actors, model_actors=a.model_actors, mux_actors=a.mux_actors,
-                           device=a.device)
+                           device=a.device, max_duration_s=a.max_duration)
     return cfg.validate(), res
 
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 
 from cotvtm.errors import CotvtmError
+from cotvtm.video.limits import MAX_DURATION_S
 
 MODES = ("continuous", "independent")  # how windows of one video follow each other (music/compose.py)
 DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
@@ -122,6 +123,11 @@ class Resources:
     wave: int = 256  # inputs per wave: pass 1 of the next wave overlaps pass 2 of this one
     device: str = "cpu"
     max_input_bytes: int = 64 << 30  # a larger remote input is refused, not downloaded
+    max_duration_s: float = MAX_DURATION_S  # a video declaring more is refused before planning (video/limits.py)
+
+    def __post_init__(self):
+        if not self.max_duration_s > 0:
+            raise CotvtmError(f"--max-duration must be a positive number of seconds, not {self.max_duration_s}")
 
     def place(self, role: str) -> Place:
         """The actors of a stage of ``role``: decode (one CPU each), model (a GPU share when

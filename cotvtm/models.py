@@ -8,10 +8,11 @@ through exactly the ``from_pretrained`` calls a real checkpoint goes through.
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+import re
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from cotvtm.errors import ModelError
+from cotvtm.errors import ModelError, ModelRefError
 from cotvtm.quiet import quiet_transformers
 
 DEFAULT_CACHE = Path(os.environ.get("COTVTM_CACHE", Path.home() / ".cache" / "cotvtm"))
@@ -55,10 +56,13 @@ PRESET_NAMES = ("tiny", *PRESETS)  # tiny is built locally (cotvtm/tiny.py), the
 
 def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, endpoint_url: str | None = None,
             **overrides) -> ModelRefs:
-    """Turn a preset name plus per-component overrides into concrete references.
+    """Turn a preset name plus per-component overrides into concrete, checked references.
 
-    ``s3://`` references are downloaded once into ``<cache>/s3`` and become local directories.
+    Every reference is checked here, on the driver, before any input is touched (``check_ref``):
+    a missing or unreadable one is a ``ModelRefError`` naming its option. ``s3://`` references
+    are downloaded once into ``<cache>/s3`` and become local directories.
     """
+    given = {name: _given(name, ref) for name, ref in overrides.items() if ref}
     if preset == "tiny":
         from cotvtm import tiny
 
@@ -67,12 +71,135 @@ def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, 
         refs = PRESETS[preset]
     else:
         raise ModelError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}")
-    given = {k: str(Path(v).absolute()) if Path(str(v)).exists() else str(v) for k, v in overrides.items() if v}
     refs = replace(refs, **given)
-    from cotvtm.storage import resolve_model_dir
-
     cache = Path(cache_dir or DEFAULT_CACHE) / "s3"
-    return ModelRefs(**{k: resolve_model_dir(v, cache, endpoint_url) if v else v for k, v in asdict(refs).items()})
+    return ModelRefs(**{f.name: _checked(f.name, getattr(refs, f.name), f.name in given, preset, cache, endpoint_url)
+                        for f in fields(ModelRefs)})
+
+
+# A Hugging Face hub id as the hub validates it: owner/name, letters, digits, '-', '_', '.'.
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+_MODEL_TYPES = {"clip": ("clip",), "t5": ("t5", "mt5", "umt5"), "musicgen": ("musicgen",)}  # what the loaders take
+_WEIGHTS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def looks_like_hub_id(ref: str) -> bool:
+    """Whether ``ref``, not being an existing path, may be read as a hub id.
+
+    A hub id is ``owner/name``: exactly one ``/`` between two parts of letters, digits, ``-``,
+    ``_`` and ``.``, each starting with a letter or digit, no ``--`` or ``..``, at most 96
+    characters. Anything else is taken for a local path: a leading ``/``, ``./``, ``../`` or
+    ``~``, a backslash or a drive letter (``C:``), more than one ``/``, a trailing ``/``, a space,
+    and a bare name such as ``distilled`` (far more often a folder that is not there than one of
+    the hub's legacy ids without an owner, which all have an ``owner/name`` form now). An
+    ``owner/name`` that exists as a folder is that folder; one that does not is only checked
+    for its shape here, and fails where it is loaded when it is not on the hub (or, offline, not
+    in the hub's cache). A prior has no hub form: it is always a directory.
+    """
+    return (len(ref) <= 96 and _HUB_ID.fullmatch(ref) is not None and "--" not in ref and ".." not in ref)
+
+
+def check_ref(option: str, ref: str, component: str) -> None:
+    """Raise ``ModelRefError`` unless ``ref`` can be handed to ``component``'s loader.
+
+    A local directory must be readable and hold the loader's files: ``config.json`` (or, for
+    the rationale encoder, a PEFT ``adapter_config.json``) that parses and names a model type
+    the loader takes, and weights; a prior its own ``config.json`` (``model_type``
+    ``cotvtm-prior``) and ``model.safetensors``. What only loading shows (weights that do not
+    fit the config) fails in the stage's actors, which stops the run once (``SetupError``).
+    """
+    path = Path(ref)
+    if not path.exists():
+        raise ModelRefError(option, ref, _why_missing(ref, component))
+    if not path.is_dir():
+        raise ModelRefError(option, ref, "not a directory (a model is a folder holding config.json and its weights)")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ModelRefError(option, ref, "cannot read this directory (permission denied)")
+    if component == "prior":
+        _check_files(option, path, ("config.json", "model.safetensors"), "a cotvtm prior (from `cotvtm distill`)")
+        kind = _config(option, path / "config.json").get("model_type")
+        if kind != "cotvtm-prior":
+            raise ModelRefError(option, ref, f"config.json says model_type {kind!r}, not a cotvtm prior "
+                                             "(expected 'cotvtm-prior', from `cotvtm distill`)")
+        return
+    config = "adapter_config.json" if component == "rationale" and (path / "adapter_config.json").exists() \
+        else "config.json"
+    _check_files(option, path, (config,), f"a Hugging Face {component} model")
+    kind = _config(option, path / config).get("model_type")
+    if kind not in _MODEL_TYPES.get(component, (kind,)) or kind == "cotvtm-prior":
+        raise ModelRefError(option, ref, f"config.json says model_type {kind!r}, not a {component} model")
+    if not any(next(path.glob(pattern), None) for pattern in _WEIGHTS):
+        raise ModelRefError(option, ref, "no weights (*.safetensors or *.bin) in this directory")
+
+
+def _given(name: str, ref) -> str:
+    """An override as the user wrote it, ``~`` expanded; an existing path made absolute. A path
+    that does not exist fails here, before the tiny preset is built or anything fetched."""
+    ref = str(ref)
+    if ref.startswith("s3://"):
+        return ref
+    path = Path(ref).expanduser()
+    if path.exists():
+        return str(path.absolute())
+    if name == "prior" or not looks_like_hub_id(ref):
+        raise ModelRefError(f"--{name}", ref, _why_missing(ref, name))
+    return ref
+
+
+def _checked(name: str, ref: str | None, given: bool, preset: str, cache: Path, endpoint_url: str | None):
+    """``ref`` fetched when it is an ``s3://`` prefix, then checked (``check_ref``)."""
+    if ref is None:
+        return None
+    option = f"--{name}" if given else f"{name} (preset {preset})"
+    local = _fetched(option, ref, cache, endpoint_url)
+    if local == ref and not Path(ref).is_absolute() and looks_like_hub_id(ref):
+        return ref  # a hub id: loaded where it is used
+    try:
+        check_ref(option, local, name)
+    except ModelRefError as exc:
+        if local == ref:
+            raise
+        raise ModelRefError(option, ref, f"{exc.reason} (fetched to {local})") from None
+    return local
+
+
+def _fetched(option: str, ref: str, cache: Path, endpoint_url: str | None) -> str:
+    from cotvtm.storage import resolve_model_dir
+    from cotvtm.storage.errors import StorageError
+
+    try:
+        return resolve_model_dir(ref, cache, endpoint_url)
+    except StorageError as exc:
+        raise ModelRefError(option, ref, exc.reason) from None
+    except OSError as exc:  # the cache folder cannot be written
+        raise ModelRefError(option, ref, f"cannot fetch into the cache {cache}: {exc.strerror or exc}") from None
+
+
+def _why_missing(ref: str, component: str) -> str:
+    if "://" in ref:
+        return "unsupported location (a model is a local directory, an s3:// prefix or a hub id owner/name)"
+    if component == "prior":
+        return "no such directory (a prior is the folder `cotvtm distill` writes, or an s3:// prefix)"
+    return "no such directory (and not a hub id, which looks like owner/name)"
+
+
+def _check_files(option: str, path: Path, names: tuple[str, ...], what: str) -> None:
+    missing = [name for name in names if not (path / name).is_file()]
+    if missing:
+        raise ModelRefError(option, str(path), f"no {' and no '.join(missing)}: not {what}")
+
+
+def _config(option: str, path: Path) -> dict:
+    """A model's JSON config, which must be readable and a JSON object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelRefError(option, str(path.parent), f"cannot read {path.name}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ModelRefError(option, str(path.parent), f"{path.name} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelRefError(option, str(path.parent), f"{path.name} is not a JSON object")
+    return data
 
 
 def _describe(ref: str | None) -> str | None:

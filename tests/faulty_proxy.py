@@ -7,6 +7,12 @@ to show that the job survives what real object stores do under load.
 ``FaultyProxy(port, fault=dying)`` instead relays every connection until it has carried about
 ``life_bytes`` towards the client, then closes it: a long transfer over a network whose
 connections do not last. ``bytes_down`` counts what the client was sent.
+
+``fault=continue_then_close`` relays faithfully until the server answers ``100 Continue``; the
+client then gets that status line alone and the connection closes (what a connection dying
+right there looks like). ``continues`` counts those cuts, ``expects`` the requests that asked
+for a 100 Continue. ``fault=trickling`` passes the server's answer on one byte every
+``trickle_s`` seconds: every socket read succeeds, the answer never ends in useful time.
 """
 
 import asyncio
@@ -18,6 +24,7 @@ from collections import Counter
 SLOWDOWN = (b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nConnection: close\r\n"
             b"Content-Length: 142\r\n\r\n<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
             b"<Message>Please reduce your request rate.</Message></Error>\n")
+CONTINUE = b"HTTP/1.1 100 Continue\r\n"
 
 
 def schedule(n: int) -> str:
@@ -36,12 +43,25 @@ def dying(n: int) -> str:
     return "dies"
 
 
+def continue_then_close(n: int) -> str:
+    """Every connection closes right after a 100 Continue status line."""
+    return "continue-close"
+
+
+def trickling(n: int) -> str:
+    """Every answer comes one byte every ``trickle_s`` seconds."""
+    return "trickle"
+
+
 class FaultyProxy:
-    def __init__(self, upstream_port: int, stall_s: float = 1.0, fault=schedule, life_bytes: int = 1 << 20):
-        self.upstream_port, self.stall_s = upstream_port, stall_s
+    def __init__(self, upstream_port: int, stall_s: float = 1.0, fault=schedule, life_bytes: int = 1 << 20,
+                 trickle_s: float = 1.0):
+        self.upstream_port, self.stall_s, self.trickle_s = upstream_port, stall_s, trickle_s
         self.fault, self.life_bytes = fault, life_bytes
         self.counts: Counter = Counter()
         self.bytes_down = 0
+        self.expects = 0  # requests sent with "Expect: 100-continue"
+        self.continues = 0  # connections closed right after a 100 Continue
         self._connections = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -89,12 +109,16 @@ class FaultyProxy:
             if fault == "stall":
                 await asyncio.sleep(self.stall_s)
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-            upload = asyncio.create_task(self._pipe(reader, up_writer))
-            await self._pipe(up_reader, writer, cut_after=self._cut(fault), downstream=True)
+            upload = asyncio.create_task(self._pipe(reader, up_writer, upstream=True))
+            if fault == "trickle":
+                await self._trickle(up_reader, writer)
+            else:
+                await self._pipe(up_reader, writer, cut_after=self._cut(fault), downstream=True,
+                                 after_continue=fault == "continue-close")
             upload.cancel()
             up_writer.close()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # a client gone, or the proxy stopping mid-answer
         finally:
             if fault == "reset":  # an abortive close: the client sees a connection reset
                 sock = writer.get_extra_info("socket")
@@ -111,12 +135,18 @@ class FaultyProxy:
             return int(self.life_bytes * (0.75 + 0.5 * ((self._connections * 7919) % 101) / 100))
         return None
 
-    async def _pipe(self, reader, writer, cut_after: int | None = None, downstream: bool = False) -> None:
+    async def _pipe(self, reader, writer, cut_after: int | None = None, downstream: bool = False,
+                    upstream: bool = False, after_continue: bool = False) -> None:
         sent = 0
         while True:
             data = await reader.read(65536)
             if not data:
                 return
+            if upstream:
+                self.expects += data.lower().count(b"\r\nexpect: 100-continue")
+            if after_continue and CONTINUE in data:
+                cut_after = sent + data.index(CONTINUE) + len(CONTINUE)
+                self.continues += 1
             if cut_after is not None and sent + len(data) > cut_after:
                 data = data[: max(cut_after - sent, 1)]
             writer.write(data)
@@ -126,3 +156,11 @@ class FaultyProxy:
                 self.bytes_down += len(data)
             if cut_after is not None and sent >= cut_after:
                 return
+
+    async def _trickle(self, reader, writer) -> None:
+        while data := await reader.read(65536):
+            for byte in data:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                self.bytes_down += 1
+                await asyncio.sleep(self.trickle_s)

@@ -119,11 +119,11 @@ def test_download_size_limit_names_the_uri(store, tmp_path):
 
 
 def test_manifest_lines_read_back_in_order(store):
-    assert store.read_lines("manifest.jsonl") == []
+    assert list(store.read_lines("manifest.jsonl")) == []
     rows = [f'{{"row": {i}, "key": "v{i}.mp4"}}' for i in range(40)]
     for row in rows:
         store.append_line("manifest.jsonl", row)
-    assert store.read_lines("manifest.jsonl") == rows
+    assert list(store.read_lines("manifest.jsonl")) == rows
     if isinstance(store, S3Store):  # one whole object per row, beside (not inside) the outputs
         assert all(k.startswith("manifest.jsonl.rows/") for k in keys(store))
 
@@ -201,7 +201,7 @@ def test_manifest_rows_from_two_writers_interleave_in_time_order(s3_uri):
     first, second = open_store(s3_uri), pickle.loads(pickle.dumps(open_store(s3_uri)))
     for i in range(6):
         (first if i % 2 else second).append_line("manifest.jsonl", f"row {i}")
-    assert open_store(s3_uri).read_lines("manifest.jsonl") == [f"row {i}" for i in range(6)]
+    assert list(open_store(s3_uri).read_lines("manifest.jsonl")) == [f"row {i}" for i in range(6)]
 
 
 def test_model_dir_is_fetched_once_and_cached(s3_uri, tmp_path, monkeypatch):
@@ -349,7 +349,7 @@ def test_local_helpers_write_whole_readable_files(tmp_path):
     append_line(tmp_path / "m.jsonl", "two")
     assert (tmp_path / "in" / "a.mp4").read_bytes() == b"v"
     assert (tmp_path / "in" / "a.mp4").stat().st_mode & 0o044 == 0o044  # not mkstemp's 0600
-    assert LocalStore(tmp_path).read_lines("m.jsonl") == ["one", "two"]
+    assert list(LocalStore(tmp_path).read_lines("m.jsonl")) == ["one", "two"]
 
 
 # -- content identity, durability, scratch -------------------------------------------------

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -294,7 +295,7 @@ def _state_dict(location: str) -> dict:
             state = torch.hub.load_state_dict_from_url(location, map_location="cpu", weights_only=True)
         else:
             state = torch.load(location, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:  # the last: code refused
         raise ModelError(f"cannot read checkpoint {location!r}: {exc}") from exc
     return state.get("model", state)
 

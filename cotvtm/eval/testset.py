@@ -14,7 +14,6 @@ of its reference.
 from __future__ import annotations
 
 import csv
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +21,8 @@ import numpy as np
 
 from cotvtm.errors import CotvtmError, MediaError
 from cotvtm.jsonl import json_objects
-from cotvtm.video import media
-from cotvtm.video.probe import ffmpeg_url, summarise_stderr
+from cotvtm.video import ffmpeg, media
+from cotvtm.video.ffmpeg import ffmpeg_url, summarise_stderr
 
 REFERENCE_RATE = 32000  # references are kept at this rate and resampled for each metric model
 VISUAL_COLUMNS = ("visual", "video", "image")
@@ -116,8 +115,9 @@ def read_manifest(path: str | Path) -> list[Entry]:
 
 def decode_audio(path: str, rate: int = REFERENCE_RATE) -> np.ndarray:
     """The file's first audio stream as mono float32 at ``rate`` (ffmpeg resamples and downmixes)."""
-    proc = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", ffmpeg_url(path), "-map", "0:a:0", "-ac", "1",
-                           "-ar", str(rate), "-f", "f32le", "-"], capture_output=True)
+    proc = ffmpeg.run([ffmpeg.FFMPEG, "-nostdin", "-v", "error", "-i", ffmpeg_url(path), "-map", "0:a:0", "-ac", "1",
+                       "-ar", str(rate), "-f", "f32le", "-"], path, "audio decoding", 600,
+                      formats=ffmpeg.AUDIO_FORMATS + ffmpeg.VIDEO_FORMATS)
     if proc.returncode != 0:
         reason = summarise_stderr(proc.stderr, ffmpeg_url(path)) or "ffmpeg failed"
         if b"matches no streams" in proc.stderr:

@@ -23,6 +23,7 @@ from cotvtm.pipelines.rows import batch_of, records, row_of, use_threads
 from cotvtm.pipelines.stages import Stage, add_stage
 from cotvtm.rng import CounterNoise, stream_id
 from cotvtm.storage import StorageError
+from cotvtm.storage.pin import Pinned
 from cotvtm.storage.scratch import Scratch
 from cotvtm.video import media
 
@@ -30,8 +31,9 @@ from cotvtm.video import media
 class Decode(Stage):
     """Plan a video (or reuse its saved plan) and yield its unfinished segments with their frames.
 
-    A remote input is downloaded once to this actor's scratch folder and removed when its
-    last segment has been decoded. Its rows are input keys; ``identities`` gives each key's
+    Each input is read pinned to the content it was listed with (``storage/pin.py``): a remote
+    one is downloaded once to this actor's scratch folder and removed when its last segment has
+    been decoded; a local one is read through the descriptor opened and checked first. Its rows are input keys; ``identities`` gives each key's
     content identity (recorded in the plan), ``resumed`` the saved plan and conditioned segments
     of partly done ones.
     """
@@ -50,22 +52,19 @@ class Decode(Stage):
 
     def segments(self, key: str):
         started = time.perf_counter()
+        identity, limit = self.identities.get(key, ""), self.ctx.res.max_input_bytes
         try:
-            path, temporary = self.scratch.fetch(self.ctx.src, key, self.ctx.res.max_input_bytes)
-        except StorageError as exc:
+            with self.scratch.pinned(self.ctx.src, key, identity, limit) as source:
+                yield from self._segments(key, source, started)
+        except StorageError as exc:  # the input cannot be opened as it was listed
             yield Segment(key, -1, 0, error=exc.reason, error_stage="decode")
-            return
-        try:
-            yield from self._segments(key, path, started)
-        finally:
-            if temporary:
-                path.unlink(missing_ok=True)
 
-    def _segments(self, key: str, path, started: float):
+    def _segments(self, key: str, source: Pinned, started: float):
         plan, conditioned = self.resumed.get(key, (None, frozenset()))
         try:
             if plan is None:
-                plan = self.plan(key, path)
+                plan = self.plan(key, source.path)
+                source.verify()
                 self.ctx.video(key).save_plan(plan)
         except (MediaError, StorageError) as exc:
             yield Segment(key, -1, 0, error=exc.reason, error_stage="decode")
@@ -79,7 +78,8 @@ class Decode(Stage):
                 continue
             segment = Segment(key, index, len(plan.segments), windows)
             try:
-                segment.frames = self.frames(key, path, plan.info, windows)
+                segment.frames = self.frames(key, source.path, plan.info, windows)
+                source.verify()  # the frames are the listed content's
             except (MediaError, StorageError) as exc:
                 segment.fail("decode", exc.reason)
             except Exception as exc:  # a decoder bug must not stop the batch either
@@ -93,9 +93,10 @@ class Decode(Stage):
     def plan(self, key: str, path) -> Plan:
         identity = self.identities.get(key, "")
         if self.cfg.windows == "shots":
-            info, windows, cuts = media.plan_shots(path, key, self.cfg.window_s, self.cfg.image_seconds)
+            info, windows, cuts = media.plan_shots(path, key, self.cfg.window_s, self.cfg.image_seconds,
+                                                  self.ctx.res.max_duration_s)
             return Plan(info, windows, self.ctx.res.segment_windows, identity, cuts)
-        info, windows = media.plan(path, key, self.cfg.window_s, self.cfg.image_seconds)
+        info, windows = media.plan(path, key, self.cfg.window_s, self.cfg.image_seconds, self.ctx.res.max_duration_s)
         return Plan(info, windows, self.ctx.res.segment_windows, identity)
 
     def frames(self, key: str, path, info, windows) -> np.ndarray:

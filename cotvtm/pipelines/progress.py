@@ -12,23 +12,34 @@ Everything lives in the output store under ``.cotvtm-progress/<config digest>/<v
 
 Every object is written whole (atomic rename or S3 PUT) and a segment counts only when its
 marker exists, so a run killed at any instant leaves either a finished segment or none.
+
+Anything else found there (a stray file or folder, a name not written as above) is passed
+over; saved work that does not read back as written raises DamagedProgress, and the caller
+throws it away and makes it again.
 """
 
 import hashlib
 import io
 import json
+import math
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from cotvtm.errors import CotvtmError
 from cotvtm.music.compose import TrackState
 from cotvtm.storage import Store
 from cotvtm.video.types import VideoInfo, Window
 
 PROGRESS_DIR = ".cotvtm-progress"
-_NAME = re.compile(r"(cond|state)-(\d+)\.(json|npz)$")
+_NAME = re.compile(r"(cond|state)-([0-9]{5,})\.(json|npz)")
+_VIDEO_ID = re.compile(r"[0-9a-f]{24}")
+
+
+class DamagedProgress(CotvtmError):
+    """Saved work that does not read back as it was written: make it again."""
 
 
 def video_id(key: str) -> str:
@@ -62,9 +73,61 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: bytes) -> "Plan":
-        raw = json.loads(data)
-        return cls(VideoInfo(**raw["info"]), [Window(**w) for w in raw["windows"]], raw["segment_windows"],
-                   raw.get("identity", ""), raw.get("cuts", []))
+        """The plan as ``to_json`` wrote it; DamagedProgress for anything else (a number that is
+        not finite or is negative included), so that no bad value reaches the windows."""
+        raw = _json(data, "plan")
+        if not isinstance(raw, dict):
+            raise DamagedProgress("the plan is not a JSON object")
+        windows = raw.get("windows")
+        if not isinstance(windows, list):
+            raise DamagedProgress("the plan has no list of windows")
+        plan = cls(_checked(VideoInfo, raw.get("info"), "info"),
+                   [_checked(Window, w, f"window {i}") for i, w in enumerate(windows)],
+                   _value(raw.get("segment_windows"), "int", "segment_windows"),
+                   _value(raw.get("identity", ""), "str", "identity"),
+                   [_value(cut, "float", f"cut {i}") for i, cut in enumerate(_listed(raw.get("cuts", []), "cuts"))])
+        if plan.segment_windows < 1 or any(w.index != i or w.end < w.start for i, w in enumerate(plan.windows)):
+            raise DamagedProgress("the plan's windows are out of order")
+        return plan
+
+
+def _json(data: bytes, what: str):
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise DamagedProgress(f"the {what} is not JSON") from None
+
+
+def _listed(value, name: str) -> list:
+    if not isinstance(value, list):
+        raise DamagedProgress(f"the plan's {name} is not a list")
+    return value
+
+
+def _checked(cls, raw, name: str):
+    """``cls(**raw)`` for a dataclass of plain fields, each of its declared type."""
+    if not isinstance(raw, dict):
+        raise DamagedProgress(f"the plan's {name} is not a JSON object")
+    kinds = {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+             for f in fields(cls)}
+    return cls(**{field: _value(raw.get(field), kind, f"{name}.{field}") for field, kind in kinds.items()})
+
+
+_KINDS = {"str": "text", "bool": "true or false", "int": "whole number", "float": "number"}
+
+
+def _value(value, kind: str, name: str):
+    """``value`` if it is of ``kind`` ('str', 'bool', 'int', 'float', 'int | None'); numbers
+    must be finite and not negative."""
+    base = kind.removesuffix(" | None")
+    if base != kind and value is None:
+        return None
+    ok = {"str": isinstance(value, str), "bool": isinstance(value, bool), "float": _seconds(value),
+          "int": _seconds(value) and isinstance(value, int)}.get(base, True)
+    if not ok:
+        shown = repr(value)[:40] if isinstance(value, (str, int, float)) else type(value).__name__
+        raise DamagedProgress(f"the plan's {name} is {shown}, not a usable {_KINDS[base]}")
+    return float(value) if base == "float" else value
 
 
 def _npz(**arrays) -> bytes:
@@ -92,7 +155,15 @@ class VideoProgress:
         self.root.put_bytes(self._key("plan.json"), plan.to_json())
 
     def load_plan(self) -> Plan:
-        return Plan.from_json(self.root.get_bytes(self._key("plan.json")))
+        """The saved plan; DamagedProgress, naming the file, when it does not parse."""
+        return self._parsed("plan.json", Plan.from_json)
+
+    def _parsed(self, name: str, parse):
+        data = self.root.get_bytes(self._key(name))
+        try:
+            return parse(data)
+        except DamagedProgress as exc:
+            raise DamagedProgress(f"{self.root.uri(self._key(name))}: {exc}") from None
 
     def save_conditioning(self, segment: int, e_m: np.ndarray, mask: np.ndarray, meta: dict) -> None:
         self.root.put_bytes(self._key(f"cond-{segment:05d}.npz"), _npz(e_m=e_m, mask=mask))
@@ -103,7 +174,7 @@ class VideoProgress:
             return arrays["e_m"], arrays["mask"]
 
     def load_meta(self, segment: int) -> dict:
-        return json.loads(self.root.get_bytes(self._key(f"cond-{segment:05d}.json")))
+        return self._parsed(f"cond-{segment:05d}.json", _meta)
 
     def save_audio(self, segment: int, audio: np.ndarray, state: TrackState, digests: list[str]) -> None:
         self.root.put_bytes(self._key(f"audio-{segment:05d}.npy"), _npy(np.asarray(audio, np.float32)))
@@ -111,7 +182,7 @@ class VideoProgress:
         self.root.put_bytes(self._key(f"state-{segment:05d}.npz"), _npz(**state.to_arrays()))
 
     def load_digests(self, segment: int) -> list[str]:
-        return json.loads(self.root.get_bytes(self._key(f"music-{segment:05d}.json")))["tokens_digest"]
+        return self._parsed(f"music-{segment:05d}.json", _digests)
 
     def load_audio(self, segment: int) -> np.ndarray:
         return np.load(io.BytesIO(self.root.get_bytes(self._key(f"audio-{segment:05d}.npy"))))
@@ -137,13 +208,17 @@ class Done:
 
     @classmethod
     def parse(cls, names) -> "Done":
+        """Only names exactly as they are written count (``cond-00003.json``, not
+        ``cond-3.json`` nor ``cond-00003.json/x``): any other name is not a saved part."""
         plan, cond, state = False, set(), set()
         for name in names:
-            match = _NAME.match(name)
+            match = _NAME.fullmatch(name)
             plan |= name == "plan.json"
-            if match and match[1] == "cond" and match[3] == "json":
+            if not match or name != f"{match[1]}-{int(match[2]):05d}.{match[3]}":
+                continue
+            if match[1] == "cond" and match[3] == "json":
                 cond.add(int(match[2]))
-            elif match and match[1] == "state":
+            elif match[1] == "state" and match[3] == "npz":
                 state.add(int(match[2]))
         return cls(plan, frozenset(cond), frozenset(state))
 
@@ -156,9 +231,39 @@ class Done:
 
 
 def scan(root: Store, digest: str) -> dict[str, Done]:
-    """Every video's saved work under one config digest, by video id, in one listing."""
+    """Every video's saved work under one config digest, by video id, in one listing. Files
+    that are not in a video's folder (strays) are passed over."""
     names: dict[str, list[str]] = defaultdict(list)
     for info in root.list(f"{digest}/"):
-        _, vid, name = info.key.split("/", 2)
-        names[vid].append(name)
+        parts = info.key.split("/", 2)
+        if len(parts) == 3 and _VIDEO_ID.fullmatch(parts[1]):
+            names[parts[1]].append(parts[2])
     return {vid: Done.parse(found) for vid, found in names.items()}
+
+
+def _meta(data: bytes) -> dict:
+    """A segment's explanations and stage times, as ``save_conditioning`` wrote them."""
+    meta = _json(data, "segment's record")
+    if not (isinstance(meta, dict) and isinstance(meta.get("explanations"), list)
+            and isinstance(meta.get("seconds"), dict)
+            and all(_seconds(v) for v in meta["seconds"].values())):
+        raise DamagedProgress("the segment's record lacks its explanations or stage times")
+    return meta
+
+
+def _seconds(value) -> bool:
+    """A JSON number that is finite and not negative (JSON may hold NaN, 1e309 or 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:
+        return False
+
+
+def _digests(data: bytes) -> list[str]:
+    digests = _json(data, "segment's music record")
+    digests = digests.get("tokens_digest") if isinstance(digests, dict) else None
+    if not (isinstance(digests, list) and all(isinstance(d, str) for d in digests)):
+        raise DamagedProgress("the segment's music record has no list of tokens digests")
+    return digests

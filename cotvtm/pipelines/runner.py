@@ -1,27 +1,28 @@
 """Drive one soundtrack run: list inputs, skip finished ones, run the two passes, report."""
 
-import hashlib
 import json
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from cotvtm import models
 from cotvtm.about import __version__
 from cotvtm.config import Resources, SoundtrackConfig
-from cotvtm.errors import CotvtmError
+from cotvtm.errors import (CotvtmError, ModelError, SetupError, failed_actor, one_line, printable, root_message,
+                           without_ansi)
 from cotvtm.pipelines.context import ModelFacts, RunContext, Where
 from cotvtm.pipelines.inputs import survey
+from cotvtm.pipelines import names
 from cotvtm.pipelines.job import Outcome, VideoJob
 from cotvtm.pipelines.progress import Done, Plan, scan, video_id
 from cotvtm.pipelines.rows import records
 from cotvtm.report import write_report
 from cotvtm.storage import Store, open_store
-from cotvtm.video.media import is_image, output_suffix
+from cotvtm.storage.local import LocalStore
+from cotvtm.video.media import is_image
 MANIFEST = "manifest.jsonl"
-MAX_STEM_BYTES = 200
 _RECORDING = threading.Lock()  # pass 1 of one wave and pass 2 of another record at once
 
 
@@ -59,22 +60,6 @@ class Summary:
         return 1 if self.failed else 0
 
 
-def output_keys(key: str, digest: str) -> tuple[str, str]:
-    """Output keys are a pure function of the input key and the config digest.
-
-    Folders are mirrored; a file name too long for a file system (255 bytes) once the digest
-    and extension are added is cut and made unique with a hash of the whole key.
-    """
-    rel = PurePosixPath(key)
-    suffix = output_suffix(key)
-    name = rel.stem
-    if len(name.encode()) > MAX_STEM_BYTES:
-        cut = name.encode()[:MAX_STEM_BYTES - 17].decode(errors="ignore")
-        name = f"{cut}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    stem = str(rel.parent / name) if str(rel.parent) != "." else name
-    return f"{stem}.{digest}{suffix}", f"{stem}.{digest}.json"
-
-
 def _model_facts(refs: models.ModelRefs) -> ModelFacts:
     """Embedding sizes the prior must match, CLIP's input size, and whether the prior is trained."""
     from transformers import AutoConfig
@@ -89,14 +74,21 @@ def _model_facts(refs: models.ModelRefs) -> ModelFacts:
 def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=print) -> Summary:
     """Soundtrack every video under ``where.source`` into ``where.dest`` (folders or s3:// prefixes).
 
-    Never raises for a bad input: each one gets an error row in the manifest.
+    Never raises for a bad input: each one gets an error row in the manifest. A set-up error
+    raises ``CotvtmError`` instead: a model reference that is missing or unreadable, before any
+    input is touched or Ray started (``models.resolve``); a stage whose model does not load in
+    its actors, which stops the run once (``SetupError``). The manifest gets no row for it:
+    inputs finished before it keep theirs, inputs not reached get none, and a rerun resumes.
     """
     cfg.validate()
     res = res or Resources.detect()
     choice = asdict(cfg.models)
     refs = models.resolve(choice.pop("preset"), cache_dir=where.cache_dir, seed=cfg.seed,
                           endpoint_url=where.endpoint_url, **choice)
-    facts = _model_facts(refs)
+    try:  # a hub id that is not on the hub, or offline not in its cache
+        facts = _model_facts(refs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the models' configurations: {one_line(exc)}") from None
     digest = cfg.digest(refs.fingerprint())
     inputs = survey(where.source, where.endpoint_url, where.include_hidden)
     src, keys = inputs.store, inputs.keys
@@ -118,18 +110,48 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
 
 
 def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig, say: "_Say") -> list[VideoJob]:
-    """The inputs whose outputs for this config do not exist yet; the others are recorded as skipped."""
+    """The inputs whose outputs for this config do not exist yet. The others are recorded as
+    skipped; inputs whose outputs would share a name (``names.py``) get an error row each."""
     done = {info.key for info in out.list()}
+    clashing = names.clashes(keys, digest, names.ignores_case(out.root if isinstance(out, LocalStore) else None))
     jobs = []
     for key, identity in keys.items():
-        video, sidecar = output_keys(key, digest)
-        if video in done and sidecar in done:
+        if key in clashing:
+            say.outcome(Outcome(key, "error", reason=f"its outputs would have the same name as those of "
+                                                     f"{', '.join(map(repr, clashing[key]))} on this output store "
+                                                     "(names differing only in case, or in a cut long name); "
+                                                     "rename one of them"))
+            continue
+        finished = _finished(key, digest, out, done, say)
+        if finished:
+            video, sidecar = finished
             say.outcome(Outcome(key, "skipped", reason="output exists for this config", output=out.uri(video),
                                 sidecar=out.uri(sidecar)))
-        else:
-            still = video[: -len(".m4a")] + ".mp4" if is_image(key) and cfg.image_video else None
-            jobs.append(VideoJob(key, video, sidecar, out_still=still, identity=identity))
+            continue
+        video, sidecar = names.output_keys(key, digest)
+        still = names.still_key(video) if is_image(key) and cfg.image_video else None
+        jobs.append(VideoJob(key, video, sidecar, out_still=still, identity=identity))
     return jobs
+
+
+def _finished(key: str, digest: str, out: Store, done: set[str], say: "_Say") -> tuple[str, str] | None:
+    """The outputs of ``key`` for this config if they exist: under today's names, or under the
+    names of an earlier version when their sidecar says they were made from this input."""
+    video, sidecar = names.output_keys(key, digest)
+    if video in done and sidecar in done:
+        return video, sidecar
+    video, sidecar = names.legacy_output_keys(key, digest)
+    if video not in done or sidecar not in done:
+        return None
+    try:
+        made_from = json.loads(out.get_bytes(sidecar)).get("input")
+    except (CotvtmError, ValueError, AttributeError):
+        made_from = None
+    if made_from == key:
+        return video, sidecar
+    say.line(f"redo     {key}: the earlier output {video} was not made from it (an earlier naming rule gave "
+             f"inputs differing only in extension one name); it gets its own output now")
+    return None
 
 
 def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str, say: "_Say") -> dict:
@@ -169,7 +191,13 @@ def _stream(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
 
 
 class _Say:
-    """Lines and manifest rows of one run (from both passes, two threads), one at a time."""
+    """Lines and manifest rows of one run (from both passes, two threads), one at a time.
+
+    Lines show names with their control characters escaped (``errors.printable``): a name is
+    data, and must not forge a line or drive the terminal. Rows keep the real names.
+    """
+
+    STAGE_MODELS = {"Embed": "clip", "Prior": "prior", "Music": "musicgen"}  # the model each stage's actors load
 
     def __init__(self, summary: Summary, out: Store, run_id: str, echo):
         self.summary, self.out, self.run_id, self.echo = summary, out, run_id, echo
@@ -178,20 +206,27 @@ class _Say:
         with _RECORDING:
             self.echo(text)
 
+    def prepared(self, key: str, index: int, count: int) -> None:
+        """Pass 1 saved a segment's conditioning."""
+        self.line(f"prepared {printable(key)}{f': segment {index + 1}/{count}' if count > 1 else ''}")
+
     def outcome(self, outcome: Outcome) -> None:
         """Append the manifest row as soon as an input is finished, and say so (from either pass)."""
         summary = self.summary
+        if outcome.reason:  # an exception's text may carry a terminal's colour codes
+            outcome.reason = without_ansi(outcome.reason)
+        key = printable(outcome.key)
         with _RECORDING:
             summary.outcomes.append(outcome)
             if outcome.status == "ok":
                 summary.ok += 1
-                self.echo(f"ok       {outcome.key} -> {outcome.output}")
+                self.echo(f"ok       {key} -> {printable(outcome.output)}")
             elif outcome.status == "skipped":
                 summary.skipped += 1
-                self.echo(f"skipped  {outcome.key} ({outcome.reason})")
+                self.echo(f"skipped  {key} ({printable(outcome.reason)})")
             else:
                 summary.failed += 1
-                self.echo(f"error    {outcome.key}: {outcome.reason}")
+                self.echo(f"error    {key}: {printable(outcome.reason)}")
             row = {"run_id": self.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    **asdict(outcome)}
             self.out.append_line(MANIFEST, json.dumps(row))
@@ -203,13 +238,27 @@ class _Say:
         if rows:  # one append: on S3 each append is an object
             self.out.append_line(MANIFEST, "\n".join(rows))
 
+    def stop_if_setup_failed(self, stage: str, exc: Exception, refs: models.ModelRefs) -> None:
+        """Raise ``SetupError`` when ``exc`` says a stage's actors died in their constructor (a
+        model that does not load): no input is to blame, so the run stops here, once, and the
+        inputs it did not reach get no row."""
+        actor = failed_actor(exc)
+        if actor is None:
+            return
+        option = self.STAGE_MODELS.get(actor)
+        model = f" with --{option} {getattr(refs, option) or '(untrained)'}" if option else ""
+        which = f"the {actor} stage" if actor else "a stage"
+        raise SetupError(f"{stage} stopped: {which} could not start{model}: {root_message(exc)}; "
+                         "fix it and run again (finished inputs are kept)") from None
+
     def lost(self, keys, stage: str, exc: Exception) -> None:
-        """A pass that broke down (not one input's fault): its unfinished inputs get error rows."""
+        """A pass that broke down (not one input's fault): its unfinished inputs get error rows,
+        with the original error in one line (Ray's wrapping, traceback and colours removed)."""
         recorded = {o.key for o in self.summary.outcomes}
+        reason = f"{stage}: the pass failed ({root_message(exc)}); run again to resume"
         for key in keys:
             if key not in recorded:
-                self.outcome(Outcome(key, "error", reason=f"{stage}: the pass failed ({type(exc).__name__}: "
-                                                          f"{exc}); run again to resume"))
+                self.outcome(Outcome(key, "error", reason=reason))
 
 
 def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], say: _Say,
@@ -231,12 +280,12 @@ def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], sa
             for segment in records(batch):  # a batch may also be empty
                 if segment.error is None:
                     by_key[segment.key].segments = segment.count
-                    part = f": segment {segment.index + 1}/{segment.count}" if segment.count > 1 else ""
-                    say.line(f"prepared {segment.key}{part}")
+                    say.prepared(segment.key, segment.index, segment.count)
                 elif segment.key not in failed:
                     failed.add(segment.key)
                     say.outcome(Outcome(segment.key, "error", reason=f"{segment.error_stage}: {segment.error}"))
     except Exception as exc:  # e.g. a stage's actors lost more often than Ray retries
+        say.stop_if_setup_failed("conditioning", exc, ctx.refs)
         say.lost([job.key for job in todo], "conditioning", exc)
         return {job.key for job in todo}
     return failed
@@ -256,6 +305,7 @@ def _compose(ctx: RunContext, wave: list[VideoJob], failed: set[str], say: _Say)
         for row in ds.iter_rows():
             say.outcome(Outcome(**{k: _plain(v) for k, v in row.items()}))
     except Exception as exc:
+        say.stop_if_setup_failed("music", exc, ctx.refs)
         say.lost([job.key for job in ready], "music", exc)
 
 

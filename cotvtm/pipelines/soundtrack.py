@@ -26,7 +26,7 @@ from cotvtm.music.compose import join_streams
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Outcome, VideoJob
 from cotvtm.pipelines.music import Music, compose_config, continuous_feed
-from cotvtm.pipelines.progress import VideoProgress
+from cotvtm.pipelines.progress import DamagedProgress, VideoProgress
 from cotvtm.pipelines.rows import records, row_of
 from cotvtm.pipelines.stages import Stage, add_stage
 from cotvtm.storage import StorageError
@@ -39,7 +39,9 @@ from cotvtm.video.mux import Loudness, fit_length, mux_wav, normalise, write_wav
 class Mux(Stage):
     """Write the soundtracked video and its sidecar; emit one manifest row per job.
 
-    Local outputs are muxed inside the progress folder and renamed into place; remote ones
+    The input's picture is read pinned to the content pass 1 prepared (``storage/pin.py``): an
+    input replaced in between fails with that reason, never muxed from the new file. Local
+    outputs are muxed inside the progress folder and renamed into place; remote ones
     are muxed in scratch and uploaded (an S3 object is never visible half-written). The
     sidecar goes last, so a video without its sidecar is an unfinished output that a rerun
     redoes; then the video's progress folder is removed.
@@ -68,16 +70,16 @@ class Mux(Stage):
                 self.write(job, progress)
                 job.seconds["mux"] = time.perf_counter() - started
                 self.out.put_bytes(job.out_sidecar, json.dumps(self.sidecar(job, progress), indent=2).encode())
+            except DamagedProgress as exc:  # thrown away: the next run makes it again instead of failing alike
+                job.fail("mux", f"saved progress damaged ({exc}); it is removed, run again to redo this input")
+                _clear(progress)
             except (CotvtmError, ValueError) as exc:
                 job.fail("mux", getattr(exc, "reason", str(exc)))
             except Exception as exc:
                 job.fail("mux", f"unexpected mux failure: {type(exc).__name__}: {exc}")
         if job.error is not None:
             return Outcome(job.key, "error", reason=f"{job.error_stage}: {job.error}")
-        try:
-            progress.clear()
-        except StorageError as exc:  # the output is complete; leftovers only cost space
-            print(f"warning  {job.key}: progress folder not removed: {exc.reason}", flush=True)
+        _clear(progress)
         return Outcome(job.key, "ok", output=self.out.uri(job.out_video), sidecar=self.out.uri(job.out_sidecar),
                        windows=len(job.windows), duration=job.info.duration)
 
@@ -88,24 +90,20 @@ class Mux(Stage):
         if is_image(job.key) and not job.out_still:  # the music alone: the image is not needed
             self.write_music(job, progress, chunks)
             return
-        source, temporary = self.scratch.fetch(self.src, job.key, self.max_bytes)
-        try:
+        with self.scratch.pinned(self.src, job.key, job.identity, self.max_bytes) as source:
             if is_image(job.key):
                 audio = self.write_music(job, progress, chunks)
                 self.publish(job.out_still, progress,
-                             lambda path: write_still_video(source, audio, job.sample_rate, path))
+                             lambda path: write_still_video(source.path, audio, job.sample_rate, path), source.verify)
                 return
             wav = self.scratch.path_for(job.key + ".wav")
             keep = self.duck_gain if job.info.has_audio else 0.0
             try:
                 write_wav(chunks, job.sample_rate, job.info.duration, wav)
                 self.publish(job.out_video, progress, lambda path: self.loudness_of(job, mux_wav(
-                    source, wav, path, keep_original=keep, loudness=self.loudness)))
+                    source.path, wav, path, keep_original=keep, loudness=self.loudness)), source.verify)
             finally:
                 wav.unlink(missing_ok=True)
-        finally:
-            if temporary:
-                source.unlink(missing_ok=True)
 
     def loudness_of(self, job: VideoJob, fitted: dict | None) -> None:
         """What the sidecar says of the output's loudness: the target, what was measured before,
@@ -122,8 +120,9 @@ class Mux(Stage):
         self.publish(job.out_video, progress, lambda path: write_audio(audio, job.sample_rate, path))
         return audio
 
-    def publish(self, key: str, progress: VideoProgress, make) -> None:
-        """Make the file somewhere private, then move it into place whole."""
+    def publish(self, key: str, progress: VideoProgress, make, check=None) -> None:
+        """Make the file somewhere private, ``check`` that what it was made from is still the
+        pinned input, then move it into place whole."""
         local = self.out.local_path(key)
         staged = (self.progress.local_path(progress.prefix + "staged") if local is not None
                   else self.scratch.dir / "staged")
@@ -131,6 +130,8 @@ class Mux(Stage):
         path = staged / ("out" + PurePosixPath(key).suffix.lower())
         try:
             make(path)
+            if check is not None:
+                check()
             if local is None:
                 self.out.upload(path, key)
             else:
@@ -164,6 +165,13 @@ class Mux(Stage):
             "still_video": PurePosixPath(job.out_still).name if job.out_still else None,
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
         }
+
+
+def _clear(progress: VideoProgress) -> None:
+    try:
+        progress.clear()
+    except StorageError as exc:  # leftovers only cost space
+        print(f"warning  progress folder {progress.prefix} not removed: {exc.reason}", flush=True)
 
 
 def build(ctx: RunContext, jobs: list[VideoJob]):

@@ -1,16 +1,20 @@
 """What the page shows, read from the output store alone: the manifest and the sidecars.
 
-The manifest is append-only, so an input's latest row is its current state. Sidecars are
-fetched only for inputs that have an output, in parallel (a bucket answers slowly per object).
+The manifest is append-only, so an input's latest row is its current state; it is read as a
+stream, holding one row per input. Sidecars are fetched only for inputs that have an output, in
+parallel (a bucket answers slowly per object). A line that is not a row, or a sidecar that
+cannot be read, is counted or shown as a problem: the page is made whatever the folder holds.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cotvtm.report.links import key_of, sibling
+from cotvtm.report.text import seconds_of
 from cotvtm.storage import StorageError, Store
 
 MANIFEST = "manifest.jsonl"
@@ -39,46 +43,62 @@ class Entry:
     @property
     def duration(self) -> float:
         """Seconds of video; skipped rows carry none, so the sidecar's probe fills in."""
-        value = _number(self.row.get("duration"))
-        if not value and self.sidecar:
-            value = _number((self.sidecar.get("video") or {}).get("duration"))
-        return value
+        value = seconds_of(self.row.get("duration"))
+        if not value:
+            value = seconds_of(self.video.get("duration"))
+        return value or 0.0
+
+    @property
+    def video(self) -> dict:
+        """What the sidecar says of the input video ({} when it says nothing usable)."""
+        video = (self.sidecar or {}).get("video")
+        return video if isinstance(video, dict) else {}
 
 
 @dataclass
 class Collected:
     entries: list[Entry]  # sorted by key
     run_keys: set[str]  # inputs the latest run touched
-    bad_lines: int  # manifest lines that are not JSON rows (a cut-off last line)
+    bad_lines: int  # manifest lines that are not JSON rows (a cut-off last line, a damaged file)
+    first_bad: int | None = None  # the number of the first of them (1 = the first line)
 
 
 def collect(out: Store, summary_rows: list[dict] | None = None) -> Collected:
     """Latest row per input, sidecars loaded, video keys checked against one listing."""
-    rows, bad = latest_rows(out.read_lines(MANIFEST))
+    rows, bad, first_bad = latest_rows(out.read_lines(MANIFEST))
     run_keys = _merge(rows, summary_rows) if summary_rows is not None else _last_run(rows)
     existing = {info.key for info in out.list()}
     entries = [Entry(rows[key]) for key in sorted(rows)]
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         list(pool.map(lambda entry: _attach(out, entry, existing), entries))
-    return Collected(entries, run_keys, bad)
+    return Collected(entries, run_keys, bad, first_bad)
 
 
-def latest_rows(lines: list[str]) -> tuple[dict[str, dict], int]:
-    """key -> its last row, and how many lines could not be read as rows. Rows of entries the
-    job ignored (``status: ignored``, not inputs) are left out."""
-    rows, bad = {}, 0
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            bad += 1
+def latest_rows(lines: Iterable[str]) -> tuple[dict[str, dict], int, int | None]:
+    """key -> its last row, how many lines could not be read as rows, and the number of the
+    first of them. Lines are taken one at a time; blank ones are passed over. Rows of entries
+    the job ignored (``status: ignored``, not inputs) are left out."""
+    rows, bad, first_bad = {}, 0, None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
             continue
-        if isinstance(row, dict) and isinstance(row.get("key"), str):
-            if row.get("status") != "ignored":
-                rows[row["key"]] = row
-        else:
+        row = _row(line)
+        if row is None:
             bad += 1
-    return rows, bad
+            first_bad = first_bad or number
+        elif row.get("status") != "ignored":
+            rows[row["key"]] = row
+    return rows, bad, first_bad
+
+
+def _row(line: str) -> dict | None:
+    """A manifest row: a UTF-8 JSON object with a text key; None for anything else."""
+    try:
+        line.encode("utf-8")
+        row = json.loads(line)
+    except (ValueError, RecursionError):  # not UTF-8 (surrogate-escaped bytes), not JSON, nested too deep
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("key"), str) else None
 
 
 def _merge(rows: dict[str, dict], summary_rows: list[dict]) -> set[str]:
@@ -102,20 +122,25 @@ def _attach(out: Store, entry: Entry, existing: set[str]) -> None:
     if entry.status not in ("ok", "skipped"):
         return
     root = out.uri()
-    entry.sidecar_key = key_of(root, str(entry.row.get("sidecar", "")))
+    entry.sidecar_key = key_of(root, _text(entry.row.get("sidecar")))
     if entry.sidecar_key not in existing:
         entry.problem = "the sidecar is missing from the output"
         return
     try:
-        sidecar = json.loads(out.get_bytes(entry.sidecar_key))
-    except (StorageError, ValueError) as exc:
+        data = out.get_bytes(entry.sidecar_key)
+    except (StorageError, OSError, RuntimeError) as exc:  # gone, unreadable, a symlink loop
         entry.problem = f"the sidecar cannot be read: {exc}"
+        return
+    try:
+        sidecar = json.loads(data)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
+        entry.problem = "the sidecar is not JSON"
         return
     if not isinstance(sidecar, dict):
         entry.problem = "the sidecar is not a JSON object"
         return
     entry.sidecar = sidecar
-    entry.video_key = key_of(root, str(entry.row.get("output", ""))) or _from_sidecar(entry)
+    entry.video_key = key_of(root, _text(entry.row.get("output"))) or _from_sidecar(entry)
     if entry.video_key not in existing:
         entry.problem, entry.video_key = "the output video is missing", None
 
@@ -125,8 +150,5 @@ def _from_sidecar(entry: Entry) -> str | None:
     return sibling(entry.sidecar_key, name) if isinstance(name, str) and name else None
 
 
-def _number(value) -> float:
-    try:
-        return float(value or 0.0)
-    except (TypeError, ValueError):
-        return 0.0
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""

@@ -25,7 +25,7 @@ def key_of(root_uri: str, uri: str) -> str | None:
         return None
     try:
         return Path(uri).resolve().relative_to(Path(root_uri).resolve()).as_posix()
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # elsewhere, a NUL in the name, a symlink loop
         return None
 
 
@@ -39,8 +39,9 @@ def relative_url(page_key: str, target_key: str) -> str:
     """A URL for ``target_key`` relative to the page at ``page_key``, each segment encoded.
 
     ``quote(..., safe="")`` also encodes ':' so that a first segment like 'a:b.mp4' cannot be
-    read as a URL scheme, and '/' inside nothing: keys use '/' only as the separator.
+    read as a URL scheme, and '/' inside nothing: keys use '/' only as the separator. A local
+    name that is not UTF-8 is encoded as its bytes, so the link still opens that file.
     """
     start = posixpath.dirname(page_key) or "."
     rel = posixpath.relpath(target_key, start)
-    return "/".join(quote(part, safe="") for part in rel.split("/"))
+    return "/".join(quote(part, safe="", errors="surrogateescape") for part in rel.split("/"))

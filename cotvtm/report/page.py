@@ -12,7 +12,7 @@ import time
 from cotvtm.report.collect import Collected, Entry
 from cotvtm.report.links import relative_url
 from cotvtm.report.style import CSS
-from cotvtm.report.text import clock, esc, span
+from cotvtm.report.text import clock, esc, finite, seconds_of, span
 from cotvtm.report.totals import Totals
 
 # The frame a player shows before it is played: without a start time browsers show black.
@@ -110,9 +110,10 @@ def _meta(entry: Entry) -> str:
     parts = []
     if entry.duration:
         parts.append(clock(entry.duration))
-    video = (entry.sidecar or {}).get("video") or {}
-    if video.get("width") and video.get("height"):
-        parts.append(f"{video['width']}×{video['height']}")
+    video = entry.video
+    width, height = finite(video.get("width")), finite(video.get("height"))
+    if width and height:
+        parts.append(f"{width:g}×{height:g}")
     if video.get("codec"):
         parts.append(str(video["codec"]))
     if entry.status == "skipped":
@@ -145,7 +146,7 @@ def _cuts(cuts) -> str:
     """The shot cuts the windows follow (``--windows shots``)."""
     if not isinstance(cuts, list) or not cuts:
         return ""
-    times = ", ".join(clock(_num(cut)) for cut in cuts)
+    times = ", ".join(clock(cut) for cut in cuts)
     return f'<p class="cuts">{len(cuts)} shot cut{"s" if len(cuts) != 1 else ""} at {esc(times)}</p>'
 
 
@@ -157,7 +158,7 @@ def _windows(windows) -> str:
 
 
 def _window(window: dict) -> str:
-    when = f"{esc(window.get('index', ''))}: {clock(_num(window.get('start')))}–{clock(_num(window.get('end')))}"
+    when = f"{esc(window.get('index', ''))}: {clock(window.get('start'))}–{clock(window.get('end'))}"
     return f'<tr><td class="when">{when}</td><td>{_explanations(window.get("explanations"))}</td></tr>'
 
 
@@ -167,8 +168,8 @@ def _explanations(items) -> str:
     lines = []
     for item in items:
         item = item if isinstance(item, dict) else {"description": item}
-        score = item.get("score")
-        shown = f' <span class="score">({score:.3f})</span>' if isinstance(score, (int, float)) else ""
+        score = finite(item.get("score"))
+        shown = f' <span class="score">({score:.3f})</span>' if score is not None else ""
         lines.append(f"<li>{esc(item.get('description', ''))}{shown}</li>")
     return f"<ol>{''.join(lines)}</ol>"
 
@@ -176,7 +177,10 @@ def _explanations(items) -> str:
 def _timings(seconds) -> str:
     if not isinstance(seconds, dict) or not seconds:
         return ""
-    values = {str(k): _num(v) for k, v in seconds.items()}
+    values = {str(k): seconds_of(v) for k, v in seconds.items()}
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return ""
     top = max(values.values()) or 1.0
     rows = "".join(f'<div class="row"><span>{esc(k)}</span><div class="bar" style="width:{100 * v / top:.1f}%">'
                    f'</div><span class="secs">{v:.2f} s</span></div>' for k, v in values.items())
@@ -184,13 +188,7 @@ def _timings(seconds) -> str:
 
 
 def _footer(collected: Collected) -> str:
-    bad = f" · {collected.bad_lines} unreadable manifest lines ignored" if collected.bad_lines else ""
+    bad = (f" · {collected.bad_lines} unreadable manifest lines ignored (the first is line {collected.first_bad})"
+           if collected.bad_lines else "")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     return f"<footer>Made by cotvtm from manifest.jsonl and the sidecars at {esc(stamp)}{esc(bad)}.</footer>"
-
-
-def _num(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from cotvtm.report.collect import Collected, Entry
+from cotvtm.report.text import seconds_of
 
 
 @dataclass
@@ -46,7 +47,7 @@ def totals(collected: Collected, wall_seconds: float | None = None) -> Totals:
     ran = [e for e in entries if e.key in collected.run_keys]
     done = [e for e in entries if e.status in ("ok", "skipped") and e.sidecar is not None]
     made = [e for e in ran if e.status == "ok"]
-    timed = [e for e in made if (e.sidecar or {}).get("seconds")]
+    timed = [e for e in made if _stages([e])]
     result = Totals(latest=Counter(e.status for e in entries), run=Counter(e.status for e in ran),
                     video_seconds=sum(e.duration for e in done),
                     run_video_seconds=sum(e.duration for e in made),
@@ -59,9 +60,10 @@ def totals(collected: Collected, wall_seconds: float | None = None) -> Totals:
 def _stages(entries: list[Entry]) -> dict[str, float]:
     summed: dict[str, float] = {}
     for entry in entries:
-        for stage, seconds in ((entry.sidecar or {}).get("seconds") or {}).items():
-            if isinstance(seconds, (int, float)):
-                summed[stage] = summed.get(stage, 0.0) + float(seconds)
+        stages = (entry.sidecar or {}).get("seconds")
+        for stage, seconds in (stages.items() if isinstance(stages, dict) else ()):
+            if seconds_of(seconds) is not None:
+                summed[str(stage)] = summed.get(str(stage), 0.0) + seconds_of(seconds)
     return summed
 
 

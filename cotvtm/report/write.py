@@ -5,7 +5,7 @@ from __future__ import annotations
 from cotvtm.report.collect import collect
 from cotvtm.report.page import render
 from cotvtm.report.totals import totals
-from cotvtm.storage import Store
+from cotvtm.storage import StorageError, Store
 
 REPORT = "report.html"
 
@@ -21,6 +21,11 @@ def render_report(out: Store, summary_rows: list[dict] | None = None, title: str
 
 def write_report(out: Store, summary_rows: list[dict] | None = None, title: str = "cotvtm soundtrack report",
                  wall_seconds: float | None = None) -> str:
-    """Write ``OUT/report.html`` (whole or not at all, through ``put_bytes``); return its URI."""
-    out.put_bytes(REPORT, render_report(out, summary_rows, title, wall_seconds).encode("utf-8"))
+    """Write ``OUT/report.html`` (whole or not at all, through ``put_bytes``); return its URI.
+    A folder that cannot take it (read-only, a folder in its place) is a StorageError."""
+    page = render_report(out, summary_rows, title, wall_seconds).encode("utf-8")
+    try:
+        out.put_bytes(REPORT, page)
+    except OSError as exc:
+        raise StorageError(out.uri(REPORT), f"cannot be written: {exc.strerror or exc}") from None
     return out.uri(REPORT)

@@ -19,3 +19,11 @@ class ObjectNotFound(StorageError):
 
 class ObjectTooLarge(StorageError):
     """The object is over the size limit the caller set."""
+
+
+class ObjectChanged(StorageError):
+    """The object's content is no longer the one it was listed (or prepared) with."""
+
+
+class DeadlineExceeded(StorageError):
+    """An S3 call did not finish within its deadline: the server or the network stalled."""

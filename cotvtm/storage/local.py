@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from cotvtm.storage.errors import ObjectNotFound, ObjectTooLarge, StorageError
+from cotvtm.storage.errors import ObjectChanged, ObjectNotFound, ObjectTooLarge, StorageError
 from cotvtm.storage.store import ObjectInfo, wanted
 from cotvtm.storage.uri import check_key, check_prefix
 
@@ -101,7 +101,11 @@ class LocalStore:
 
     def local_path(self, key: str) -> Path:
         path = self.root.joinpath(*check_key(key, f"{self.root}/").split("/"))
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        try:
+            resolved = path.resolve()
+        except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+            raise StorageError(str(path), f"cannot be resolved ({exc})") from None
+        if not resolved.is_relative_to(self.root.resolve()):
             raise StorageError(str(path), "symlink points outside the store's root; refused")
         return path
 
@@ -130,7 +134,7 @@ class LocalStore:
             stat = path.stat()
         except OSError:  # a broken symlink is still listed: reading it gives the reason
             stat = path.lstat()
-        return ObjectInfo(key=key, size=stat.st_size, mtime=stat.st_mtime, mtime_ns=stat.st_mtime_ns)
+        return ObjectInfo.of_stat(key, stat)
 
     def info(self, key: str) -> ObjectInfo:
         self._existing(key)
@@ -139,19 +143,35 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self.local_path(key).is_file()
 
-    def download(self, key: str, local_path: str | Path, max_bytes: int | None = None) -> Path:
+    def download(self, key: str, local_path: str | Path, max_bytes: int | None = None,
+                 identity: str | None = None) -> Path:
+        """A copy of ``key``; with ``identity``, only of that content (ObjectChanged otherwise)."""
         path = self._existing(key)
         size = path.stat().st_size
         if max_bytes is not None and size > max_bytes:
             raise ObjectTooLarge(str(path), f"{size} bytes is over the limit of {max_bytes} bytes")
+        self._check_identity(key, identity)
         atomic_copy(path, local_path)
+        try:
+            self._check_identity(key, identity)
+        except ObjectChanged:
+            Path(local_path).unlink(missing_ok=True)
+            raise
         return Path(local_path)
+
+    def _check_identity(self, key: str, identity: str | None) -> None:
+        if identity and self._info(key).identity != identity:
+            raise ObjectChanged(self.uri(key), "the file changed since it was listed")
 
     def upload(self, local_path: str | Path, key: str) -> None:
         atomic_copy(local_path, self.local_path(key))
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        atomic_write_bytes(self.local_path(key), data)
+        path = self.local_path(key)
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:  # a folder where the file goes, a full disk, a read-only folder
+            raise StorageError(str(path), f"cannot be written ({exc.strerror or exc})") from None
 
     def get_bytes(self, key: str) -> bytes:
         return self._existing(key).read_bytes()
@@ -159,9 +179,21 @@ class LocalStore:
     def append_line(self, key: str, line: str) -> None:
         append_line(self.local_path(key), line)
 
-    def read_lines(self, key: str) -> list[str]:
-        path = self.local_path(key)
-        return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    def read_lines(self, key: str) -> Iterator[str]:
+        """The file's lines one at a time (a manifest may outgrow memory); bytes that are not
+        UTF-8 come surrogate-escaped, so that a reader can tell such a line apart."""
+        try:
+            path = self.local_path(key)
+        except RuntimeError:  # Path.resolve on a symlink loop
+            raise StorageError(self.uri(key), "symlink loop") from None
+        if not path.is_file():
+            return
+        try:
+            with open(path, "rb") as handle:
+                for chunk in handle:
+                    yield from (line.decode("utf-8", "surrogateescape") for line in chunk.splitlines())
+        except OSError as exc:
+            raise StorageError(str(path), f"cannot be read: {exc.strerror or exc}") from None
 
     def child(self, prefix: str) -> LocalStore:
         return LocalStore(self.local_path(prefix.rstrip("/")))

@@ -4,9 +4,12 @@ boto3's transfer manager retries a broken part from the part's first byte (s3tra
 ``GetObjectTask``), so on a network whose connections die every few MB a part larger than a
 connection's life never completes and a 10 GB master is never read. Here every read is a
 ranged GET; when its body breaks, the next GET asks for the rest from the last byte received,
-with backoff. A whole download has a deadline, every GET after the first must return the same
-ETag (a replaced object fails instead of mixing two versions), and memory is one chunk per
-part in flight. Uploads stay with the transfer manager, which has no such gap.
+with backoff. A whole download has a deadline, and memory is one chunk per part in flight.
+
+Every GET is pinned to one content: once its ETag is known (given, from a HEAD, or from the
+first answer) each GET carries ``If-Match`` on it, and ``VersionId`` when the version is known,
+so a replaced object fails with ObjectChanged instead of mixing two versions. Uploads stay with
+the transfer manager, which has no such gap.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import os
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from cotvtm.storage.errors import StorageError
+from cotvtm.storage.deadline import ContextExecutor
+from cotvtm.storage.errors import ObjectChanged, StorageError
 
 MiB = 1 << 20
 # A body that breaks, or a connection that cannot be had even after botocore's own retries.
@@ -48,13 +51,29 @@ class ReadPolicy:
     deadline_s: float = 6 * 3600.0  # a whole download, however much it progresses
 
 
+def changed(uri: str, identity: str | None = None) -> ObjectChanged:
+    """The error for an object that is no longer the content being read (``identity``: the one
+    it was listed with)."""
+    if identity:
+        return ObjectChanged(uri, f"the input changed since it was listed (as {identity}); run again "
+                                  "to use its new content")
+    return ObjectChanged(uri, "the object was replaced while it was being read; run again")
+
+
 class RangedReader:
-    """Reads one object (or any byte range of it), resuming each broken stream."""
+    """Reads one object (or any byte range of it), resuming each broken stream.
+
+    ``etag`` and ``version_id`` name the content to read (else the first answer's is pinned);
+    ``identity`` is how the caller knew it, for the error when it changed; ``sized`` is called
+    with the object's size once an answer tells it.
+    """
 
     def __init__(self, client, bucket: str, key: str, uri: str, policy: ReadPolicy, etag: str | None = None,
-                 size: int | None = None):
+                 size: int | None = None, version_id: str | None = None, identity: str | None = None,
+                 sized: Callable[[int], None] | None = None):
         self.client, self.bucket, self.key, self.uri, self.policy = client, bucket, key, uri, policy
-        self.etag, self.size = etag, size  # the version being read: given, else pinned by the first answer
+        self.etag, self.size, self.version_id = etag, size, version_id
+        self.identity, self.sized = identity, sized
         self.deadline = time.monotonic() + policy.deadline_s
 
     def read(self, start: int, end: int | None, sink: Callable[[int, bytes], None]) -> int:
@@ -82,6 +101,10 @@ class RangedReader:
     def _stream(self, position: int, end: int | None):
         """The body of one GET from ``position``, in chunks."""
         args = dict(Bucket=self.bucket, Key=self.key)
+        if self.etag:
+            args["IfMatch"] = f'"{self.etag}"'
+        if self.version_id:
+            args["VersionId"] = self.version_id
         if position or end is not None:  # a whole object is asked for plainly (an empty one has no range)
             args["Range"] = f"bytes={position}-" + ("" if end is None else str(end - 1))
         answer = self.client.get_object(**args)
@@ -98,13 +121,17 @@ class RangedReader:
                                          f"(at byte {position} of {end})") from cause
 
     def _pin(self, answer: dict) -> None:
-        """Every answer must be of the version the first one was."""
+        """Every answer must be of the content pinned (a server may ignore If-Match)."""
         etag = (answer.get("ETag") or "").strip('"') or None
-        size = int(answer["ContentRange"].rsplit("/", 1)[1]) if answer.get("ContentRange") else None
         if self.etag is None:
-            self.etag, self.size = etag, size if size is not None else answer.get("ContentLength")
+            self.etag = etag
         elif etag != self.etag:
-            raise StorageError(self.uri, "the object was replaced while it was being read; run again")
+            raise changed(self.uri, self.identity)
+        if self.size is None:
+            size = answer["ContentRange"].rsplit("/", 1)[1] if answer.get("ContentRange") else None
+            self.size = int(size) if size is not None else answer.get("ContentLength")
+            if self.sized is not None and self.size is not None:
+                self.sized(self.size)
 
     def _pause(self, fruitless: int, position: int, end: int | None, exc: Exception) -> None:
         if fruitless >= self.policy.fruitless:
@@ -130,6 +157,7 @@ def download(reader: RangedReader, size: int, path: Path) -> None:
 
     The reader must know the object's ETag (from a HEAD) so that every part reads one version.
     ``path`` is written in place (the caller gives a temporary name), synced before returning.
+    Each part runs in a copy of the caller's context (an S3 call's deadline reaches it).
     """
     with open(path, "wb") as handle:
         handle.truncate(size)
@@ -146,5 +174,5 @@ def download(reader: RangedReader, size: int, path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
 
-    with ThreadPoolExecutor(max(1, reader.policy.parallel)) as pool:
+    with ContextExecutor(max(1, reader.policy.parallel)) as pool:
         list(pool.map(fetch, parts))

@@ -3,8 +3,10 @@
 Credentials come from the standard chain (environment, profile, instance role, IRSA) of the
 machine the store is used on: a store pickled to another node carries none. Requests are
 retried in botocore's adaptive mode; reads are ranged GETs that resume from the last byte
-received (``ranged.py``); uploads go through boto3's transfer manager (multipart above a
-threshold). A PUT or a completed multipart upload is atomic: nobody sees half an object.
+received (``ranged.py``), pinned to one content by ``If-Match``; uploads go through the
+transfer manager (multipart above a threshold). A PUT or a completed multipart upload is
+atomic: nobody sees half an object. Every call has a deadline enforced from outside the socket,
+and no request asks for a 100 Continue (``deadline.py``).
 """
 
 from __future__ import annotations  # a method named `list` shadows the builtin in annotations
@@ -31,10 +33,13 @@ from botocore.exceptions import (
     NoCredentialsError,
     PartialCredentialsError,
 )
+from s3transfer.futures import NonThreadedExecutor
+from s3transfer.manager import TransferManager
 
-from cotvtm.storage.errors import ObjectNotFound, ObjectTooLarge, StorageError
+from cotvtm.storage.deadline import ContextExecutor, bounded, watch
+from cotvtm.storage.errors import DeadlineExceeded, ObjectNotFound, ObjectTooLarge, StorageError
 from cotvtm.storage.local import fsync_dir
-from cotvtm.storage.ranged import RangedReader, ReadPolicy, download, read_all
+from cotvtm.storage.ranged import RangedReader, ReadPolicy, changed, download, read_all
 from cotvtm.storage.store import ObjectInfo, wanted
 from cotvtm.storage.uri import S3Location, check_key, check_prefix
 
@@ -43,9 +48,22 @@ CHECKSUM = "CRC32"
 ROWS_SUFFIX = ".rows/"  # append_line(key) writes one object per row under key + ROWS_SUFFIX
 READ_THREADS = 16
 
+REQUEST_S = 120.0
+"""A call that moves little data (a HEAD, a listing page, a small PUT or GET), its retries
+included. A healthy store answers these in well under a second; past this it has stalled."""
+ATTEMPT_S = 60.0
+"""One HTTP attempt of such a call: a connection stuck longer is cut and botocore retries on a
+fresh one, with time left in the call."""
+UPLOAD_FLOOR_S = 300.0
+"""The least a whole upload (one PUT, or every part of a multipart upload) is given."""
+MIN_BYTES_PER_S = 1 * MiB
+"""Deadlines grow with the bytes a call moves at this rate (8 Mbit/s, far below what S3 serves
+one connection): a transfer slower than that counts as stalled, not as slow."""
+
 _DENIED = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
            "AllAccessDisabled", "InvalidToken", "ExpiredToken", "AccountProblem"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_CHANGED = {"PreconditionFailed", "412", "NoSuchVersion"}
 
 
 def endpoint_from_env() -> str | None:
@@ -62,7 +80,20 @@ def make_client(endpoint_url: str | None = None):
                    read_timeout=60, max_pool_connections=32)
     if endpoint_url:
         options["s3"] = {"addressing_style": "path"}
-    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=Config(**options))
+    return watch(boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=Config(**options)))
+
+
+def _seconds(nbytes: int) -> float:
+    """How long moving ``nbytes`` may take before it counts as stalled."""
+    return nbytes / MIN_BYTES_PER_S
+
+
+def _pinned(identity: str, uri: str) -> tuple[str, str | None]:
+    """(ETag, version) from a content identity ``etag:<etag>[;version:<id>]`` (``ObjectInfo.identity``)."""
+    fields = dict(part.split(":", 1) for part in identity.split(";") if ":" in part)
+    if not fields.get("etag"):
+        raise StorageError(uri, f"{identity!r} is not the content identity of an S3 object (etag:...)")
+    return fields["etag"], fields.get("version")
 
 
 def default_transfer() -> TransferConfig:
@@ -138,17 +169,40 @@ class S3Store:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.location.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size})
         with self._errors(prefix):
-            for page in pages:
+            for page in self._pages(prefix, pages):
                 for obj in page.get("Contents", []):
                     key = obj["Key"][start:]
                     if key and (hidden or (not key.endswith("/") and wanted(key, extensions))):
                         yield ObjectInfo(key=key, size=obj["Size"], mtime=obj["LastModified"].timestamp(),
                                          etag=obj.get("ETag", "").strip('"') or None)
 
+    def _pages(self, prefix: str, pages) -> Iterator[dict]:
+        """A paginator's pages, each request bounded (never across a ``yield``)."""
+        pages = iter(pages)
+        while True:
+            with self._small(prefix):
+                page = next(pages, None)
+            if page is None:
+                return
+            yield page
+
+    def _small(self, key: str, nbytes: int = 0):
+        """The bounds of a call that moves ``nbytes``."""
+        return bounded(self.uri(key), REQUEST_S + _seconds(nbytes), ATTEMPT_S + _seconds(nbytes))
+
     def info(self, key: str) -> ObjectInfo:
-        with self._errors(key):
-            head = self.client.head_object(Bucket=self.location.bucket, Key=self._key(key),
-                                           ChecksumMode="ENABLED")
+        return self._head(key)
+
+    def _head(self, key: str, etag: str | None = None, version_id: str | None = None,
+              identity: str | None = None) -> ObjectInfo:
+        """A HEAD; with ``etag`` (and ``version_id``) only of that content (ObjectChanged otherwise)."""
+        args = dict(Bucket=self.location.bucket, Key=self._key(key), ChecksumMode="ENABLED")
+        if etag:
+            args["IfMatch"] = f'"{etag}"'
+        if version_id:
+            args["VersionId"] = version_id
+        with self._errors(key, identity), self._small(key):
+            head = self.client.head_object(**args)
         return ObjectInfo(key=key, size=head["ContentLength"], mtime=head["LastModified"].timestamp(),
                           etag=head.get("ETag", "").strip('"') or None, checksum=_checksum(head),
                           version_id=head.get("VersionId"))
@@ -160,44 +214,63 @@ class S3Store:
         except ObjectNotFound:
             return False
 
-    def _reader(self, key: str, info: ObjectInfo | None = None) -> RangedReader:
+    def _reader(self, key: str, info: ObjectInfo, identity: str | None = None) -> RangedReader:
         return RangedReader(self.client, self.location.bucket, self._key(key), self.uri(key), self.reads,
-                            etag=info.etag if info else None, size=info.size if info else None)
+                            etag=info.etag, size=info.size, version_id=info.version_id, identity=identity)
 
-    def download(self, key: str, local_path: str | Path, max_bytes: int | None = None) -> Path:
+    def download(self, key: str, local_path: str | Path, max_bytes: int | None = None,
+                 identity: str | None = None) -> Path:
         """Parallel ranged parts, each resumed from its last byte (``ranged.py``), into a
-        temporary name beside ``local_path``; synced and renamed once whole."""
-        info = self.info(key)
+        temporary name beside ``local_path``; synced and renamed once whole. Every GET is of the
+        content the HEAD found, or with ``identity`` (``ObjectInfo.identity``) of that content:
+        ObjectChanged when the object is no longer it."""
+        pin = _pinned(identity, self.uri(key)) if identity else (None, None)
+        info = self._head(key, *pin, identity=identity)
         if max_bytes is not None and info.size > max_bytes:
             raise ObjectTooLarge(self.uri(key), f"{info.size} bytes is over the limit of {max_bytes} bytes")
         path = Path(local_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         os.close(fd)
+        attempt = ATTEMPT_S + _seconds(self.reads.part_bytes * max(1, self.reads.parallel))
         try:
-            with self._errors(key):
-                download(self._reader(key, info), info.size, Path(tmp))
+            with self._errors(key, identity), bounded(self.uri(key), self.reads.deadline_s, attempt):
+                download(self._reader(key, info, identity), info.size, Path(tmp))
             os.replace(tmp, path)
             fsync_dir(path.parent)
         finally:
             Path(tmp).unlink(missing_ok=True)
         return path
 
-    def get_bytes(self, key: str) -> bytes:
-        """One GET; a body that breaks is resumed from its last byte."""
-        with self._errors(key):
-            return read_all(self._reader(key))
+    def get_bytes(self, key: str, identity: str | None = None) -> bytes:
+        """One GET; a body that breaks is resumed from its last byte. With ``identity``, only of
+        that content (ObjectChanged otherwise). The deadline grows once the size is known."""
+        etag, version_id = _pinned(identity, self.uri(key)) if identity else (None, None)
+        with self._errors(key, identity), self._small(key) as call:
+            return read_all(RangedReader(self.client, self.location.bucket, self._key(key), self.uri(key),
+                                         self.reads, etag=etag, version_id=version_id, identity=identity,
+                                         sized=lambda size: call.allow(_seconds(size))))
 
     # -- writing -------------------------------------------------------------------------
 
     def upload(self, local_path: str | Path, key: str) -> None:
-        """Transfer manager: one PUT, or a multipart upload above the threshold; CRC32 checksums."""
-        with self._errors(key):
-            self.client.upload_file(str(local_path), self.location.bucket, self._key(key),
-                                    ExtraArgs={"ChecksumAlgorithm": CHECKSUM}, Config=self.transfer)
+        """Transfer manager: one PUT, or a multipart upload above the threshold; CRC32 checksums.
+
+        The whole upload has a deadline (a floor, plus its size at the slowest acceptable
+        rate), each request one sized by the bytes in flight with it."""
+        size = os.path.getsize(local_path)
+        config = self.transfer
+        in_flight = size if size < config.multipart_threshold else \
+            config.multipart_chunksize * max(1, config.max_request_concurrency)
+        with self._errors(key), bounded(self.uri(key), UPLOAD_FLOOR_S + _seconds(size),
+                                        ATTEMPT_S + _seconds(in_flight)):
+            executor = ContextExecutor if config.use_threads else NonThreadedExecutor
+            with TransferManager(self.client, config, executor_cls=executor) as manager:
+                manager.upload(str(local_path), self.location.bucket, self._key(key),
+                               extra_args={"ChecksumAlgorithm": CHECKSUM}).result()
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        with self._errors(key):
+        with self._errors(key), self._small(key, len(data)):
             self.client.put_object(Bucket=self.location.bucket, Key=self._key(key), Body=data,
                                    ChecksumAlgorithm=CHECKSUM)
 
@@ -211,11 +284,22 @@ class S3Store:
         row = f"{check_key(key, self.uri())}{ROWS_SUFFIX}{_stamp.next():020d}-{uuid.uuid4().hex[:8]}.jsonl"
         self.put_bytes(row, (line.rstrip("\n") + "\n").encode("utf-8"))
 
-    def read_lines(self, key: str) -> list[str]:
-        rows = sorted(info.key for info in self.list(check_key(key, self.uri()) + ROWS_SUFFIX))
+    def read_lines(self, key: str) -> Iterator[str]:
+        """The lines of the row objects one at a time, fetched READ_THREADS objects ahead, so
+        that memory does not grow with the manifest. The rows folder is flat, so every server
+        lists it in key order, which is the append order. Bytes that are not UTF-8 come
+        surrogate-escaped, so that a reader can tell such a line apart."""
+        def lines(fetched):
+            return (line.decode("utf-8", "surrogateescape") for line in fetched.result().splitlines())
+
+        ahead = []
         with ThreadPoolExecutor(READ_THREADS) as pool:
-            bodies = list(pool.map(self.get_bytes, rows))
-        return [line for body in bodies for line in body.decode("utf-8").splitlines()]
+            for info in self.list(check_key(key, self.uri()) + ROWS_SUFFIX):
+                ahead.append(pool.submit(self.get_bytes, info.key))
+                if len(ahead) > READ_THREADS:
+                    yield from lines(ahead.pop(0))
+            for fetched in ahead:
+                yield from lines(fetched)
 
     def child(self, prefix: str) -> S3Store:
         child = copy.copy(self)  # shares the client
@@ -229,11 +313,12 @@ class S3Store:
         full = self.location.key(check_prefix(prefix, self.uri()))
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.location.bucket, Prefix=full)
         with self._errors(prefix):
-            for page in pages:
+            for page in self._pages(prefix, pages):
                 keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
                 if keys:
-                    answer = self.client.delete_objects(Bucket=self.location.bucket,
-                                                        Delete={"Objects": keys, "Quiet": True})
+                    with self._small(prefix):
+                        answer = self.client.delete_objects(Bucket=self.location.bucket,
+                                                            Delete={"Objects": keys, "Quiet": True})
                     if answer.get("Errors"):
                         error = answer["Errors"][0]
                         raise StorageError(self.uri(prefix), f"{len(answer['Errors'])} objects not deleted, e.g. "
@@ -242,18 +327,19 @@ class S3Store:
     # -- errors --------------------------------------------------------------------------
 
     @contextmanager
-    def _errors(self, key: str = ""):
-        """Turn botocore's exceptions into one-line StorageErrors that name the URI."""
+    def _errors(self, key: str = "", identity: str | None = None):
+        """Turn botocore's exceptions into one-line StorageErrors that name the URI (``identity``:
+        the content the call was pinned to, for the error when it changed)."""
         uri = self.uri(key)
         try:
             yield
         except (S3UploadFailedError, RetriesExceededError) as exc:
             cause = getattr(exc, "last_exception", None) or exc.__context__
-            raise self._translate(cause if isinstance(cause, Exception) else exc, uri) from exc
+            raise self._translate(cause if isinstance(cause, Exception) else exc, uri, identity) from exc
         except (ClientError, BotoCoreError) as exc:
-            raise self._translate(exc, uri) from exc
+            raise self._translate(exc, uri, identity) from exc
 
-    def _translate(self, exc: Exception, uri: str) -> StorageError:
+    def _translate(self, exc: Exception, uri: str, identity: str | None = None) -> StorageError:
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
             return StorageError(uri, "no AWS credentials found (set AWS_ACCESS_KEY_ID and "
                                      "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or use an instance role)")
@@ -263,6 +349,8 @@ class S3Store:
             return StorageError(uri, f"S3 request failed: {exc}")
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
+        if code in _CHANGED:
+            return changed(uri, identity)
         if code == "NoSuchBucket" or (code in _MISSING and not self._bucket_exists()):
             return StorageError(uri, f"bucket {self.location.bucket!r} does not exist")
         if code in _MISSING:
@@ -274,11 +362,12 @@ class S3Store:
     def _bucket_exists(self) -> bool:
         """HEAD answers carry no error body, so a 404 there may mean the bucket is missing."""
         try:
-            self.client.head_bucket(Bucket=self.location.bucket)
+            with self._small(""):
+                self.client.head_bucket(Bucket=self.location.bucket)
             return True
         except ClientError as exc:
             return str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchBucket", "NotFound")
-        except BotoCoreError:
+        except (BotoCoreError, DeadlineExceeded):
             return True
 
 

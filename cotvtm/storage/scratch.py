@@ -16,6 +16,7 @@ import tempfile
 import weakref
 from pathlib import Path, PurePosixPath
 
+from cotvtm.storage import pin
 from cotvtm.storage.store import Store
 
 _swept = False  # once per process
@@ -79,10 +80,7 @@ class Scratch:
         suffix = re.sub(r"[^A-Za-z0-9.]", "", PurePosixPath(key).suffix)[:12].lower()
         return self.dir / (hashlib.sha256(key.encode()).hexdigest()[:24] + suffix)
 
-    def fetch(self, store: Store, key: str, max_bytes: int | None = None) -> tuple[Path, bool]:
-        """A local path for ``key``: the file itself when the store is local (False), else a
-        downloaded copy that the caller removes (True)."""
-        local = store.local_path(key)
-        if local is not None:
-            return local, False
-        return store.download(key, self.path_for(key), max_bytes=max_bytes), True
+    def pinned(self, store: Store, key: str, identity: str = "", max_bytes: int | None = None):
+        """``key`` read as the content ``identity`` names (``storage/pin.py``), for the length of a
+        ``with`` block: the local file itself, or a copy downloaded here and removed after."""
+        return pin.pinned(store, key, identity, self.path_for(key), max_bytes)

@@ -24,14 +24,25 @@ class ObjectInfo:
     checksum: str | None = None  # e.g. "crc32:NhCmhg==" when S3 stored one (``info`` only)
     version_id: str | None = None  # S3 version of a versioned bucket (``info`` only)
     mtime_ns: int | None = None  # local files: the exact modification time
+    inode: int | None = None  # local files: which file (a file renamed into place is another)
+    ctime_ns: int | None = None  # local files: the last change of content or metadata, which nobody can set
+
+    @classmethod
+    def of_stat(cls, key: str, stat) -> "ObjectInfo":
+        """A local file's info from its ``os.stat_result``."""
+        return cls(key=key, size=stat.st_size, mtime=stat.st_mtime, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
+                   ctime_ns=stat.st_ctime_ns)
 
     @property
     def identity(self) -> str:
         """What this content is known by: a replaced object gets another identity even when it
-        has the same size. ETag (and version) on S3; size and modification time locally."""
+        has the same size. ETag (and version) on S3; locally size and modification time, and the
+        file's inode and change time, so that a file rewritten with its old size and time forged
+        back, or another file renamed over it, is not taken for the one listed."""
         if self.etag:
             return f"etag:{self.etag}" + (f";version:{self.version_id}" if self.version_id else "")
-        return f"size:{self.size};mtime_ns:{self.mtime_ns if self.mtime_ns is not None else repr(self.mtime)}"
+        identity = f"size:{self.size};mtime_ns:{self.mtime_ns if self.mtime_ns is not None else repr(self.mtime)}"
+        return identity + (f";inode:{self.inode};ctime_ns:{self.ctime_ns}" if self.inode is not None else "")
 
 
 class Store(Protocol):
@@ -44,8 +55,10 @@ class Store(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def download(self, key: str, local_path: str | Path, max_bytes: int | None = None) -> Path:
-        """Copy to a local file (appears complete or not at all); raises ObjectTooLarge."""
+    def download(self, key: str, local_path: str | Path, max_bytes: int | None = None,
+                 identity: str | None = None) -> Path:
+        """Copy to a local file (appears complete or not at all); raises ObjectTooLarge. With
+        ``identity`` (``ObjectInfo.identity``), only of that content: ObjectChanged otherwise."""
 
     def upload(self, local_path: str | Path, key: str) -> None:
         """Publish a local file under ``key`` atomically."""
@@ -57,8 +70,8 @@ class Store(Protocol):
     def append_line(self, key: str, line: str) -> None:
         """Add one row to the log at ``key`` (a manifest); rows are never rewritten."""
 
-    def read_lines(self, key: str) -> list[str]:
-        """Every row appended at ``key``, oldest first; [] when there are none."""
+    def read_lines(self, key: str) -> Iterator[str]:
+        """Every row appended at ``key``, oldest first, one at a time (none held); non-UTF-8 bytes surrogate-escaped."""
 
     def uri(self, key: str = "") -> str:
         """Where ``key`` lives, for messages."""

@@ -56,20 +56,16 @@ def media_frames(media: str) -> tuple[list[np.ndarray], str]:
     from cotvtm.video import media as media_files
 
     folder, name = media.rsplit("/", 1) if "/" in media else (".", media)
-    path, temporary = None, False
     try:
-        path, temporary = Scratch().fetch(open_store(folder), name)
-        info, windows = media_files.plan(path, name, WINDOW_S, WINDOW_S)
-        if media_files.is_image(name):
-            windows = windows[:1]
-        elif len(windows) > MAX_FRAMES:
-            windows = [windows[round(i * (len(windows) - 1) / (MAX_FRAMES - 1))] for i in range(MAX_FRAMES)]
-        frames = media_files.window_frames(path, name, info, windows, 1, SHORT_SIDE)
+        with Scratch().pinned(open_store(folder), name) as source:
+            info, windows = media_files.plan(source.path, name, WINDOW_S, WINDOW_S)
+            if media_files.is_image(name):
+                windows = windows[:1]
+            elif len(windows) > MAX_FRAMES:
+                windows = [windows[round(i * (len(windows) - 1) / (MAX_FRAMES - 1))] for i in range(MAX_FRAMES)]
+            frames = media_files.window_frames(source.path, name, info, windows, 1, SHORT_SIDE)
     except Exception as exc:  # a missing, unreadable or broken file: that item fails, with the reason
         raise CotvtmError(f"{media}: cannot be captioned: {getattr(exc, 'reason', None) or exc}") from None
-    finally:
-        if temporary:
-            path.unlink(missing_ok=True)
     return [frame[0] for frame in frames], "image" if media_files.is_image(name) else "video"
 
 

@@ -6,11 +6,13 @@ The model math lives in cotvtm/prior and the recipe in cotvtm/training/recipe.py
 file is the distributed part: data shards, checkpoints, resume, reports.
 """
 
+import pickle
 import tempfile
 from pathlib import Path
 
 import torch
 
+from cotvtm.errors import ModelError
 from cotvtm.prior import PriorConfig, TwoStagePrior
 from cotvtm.training.config import DistillConfig, StageConfig
 from cotvtm.training.recipe import (StageObjective, optimizer_for, set_lr, train_epoch, trainable_params,
@@ -28,10 +30,33 @@ def _restore(prior: TwoStagePrior):
     if checkpoint is None:
         return 0, None
     with checkpoint.as_directory() as directory:
-        loaded = TwoStagePrior.from_pretrained(Path(directory) / PRIOR_DIR)
-        prior.load_state_dict(loaded.state_dict())
-        state = torch.load(Path(directory) / STATE, weights_only=False)
+        return read_checkpoint(prior, Path(directory))
+
+
+def read_checkpoint(prior: TwoStagePrior, directory: Path) -> tuple[int, dict | None]:
+    """Put a checkpoint's weights into ``prior``; return (steps done, optimizer state).
+
+    Checkpoints live on shared storage or S3, so the state is read weights-only: tensors,
+    numbers and plain containers (what ``_save`` writes), never objects that run code.
+    """
+    state = _read_state(directory / STATE)
+    loaded = TwoStagePrior.from_pretrained(directory / PRIOR_DIR)
+    prior.load_state_dict(loaded.state_dict())
     return state["done"], state.get("optimizer")
+
+
+def _read_state(path: Path) -> dict:
+    """``train_state.pt`` as written by ``_save``; anything else is a one-line ModelError."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = [line.strip() for line in str(exc).splitlines() if "global" in line.lower()]
+        raise ModelError(f"{path}: refused: not a plain training state ({found[0] if found else exc})") from None
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise ModelError(f"{path}: cannot read the training state ({exc})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("done"), int) or state["done"] < 0:
+        raise ModelError(f"{path}: refused: not a training state (expected a dict with a step count 'done')")
+    return state
 
 
 def _batches(shard, batch_size: int, device):

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from cotvtm.errors import MediaError
+from cotvtm.video import ffmpeg, limits
 
 READERS = ("pyav", "decord")
 TIME_EPS_S = 1e-6  # a frame stamped 0.3 s must count as "at or after 0.3"
@@ -88,28 +89,30 @@ def _check_reached(path, wanted: float, last_time: float | None, interval: float
 
 def _read_pyav(path, times: list[float], short_side, rotation: int, stats: ReadStats) -> np.ndarray:
     """Seek to the keyframe at or before the first timestamp (again from earlier if the seek
-    landed late), decode forward, stop after the last timestamp, and convert only the chosen
-    frames to RGB (scaled by swscale in the same step)."""
+    landed late), decode forward and stop after the last timestamp. A chosen frame is turned
+    into RGB, scaled by swscale in the same step, as soon as it is decoded: full-size frames are
+    never collected (``video/limits.py``)."""
     with _open_pyav(path) as container:
         stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        limits.check_frame(path, width, height)
+        size = scaled_size(width, height, short_side)
+
+        def picture(frame) -> np.ndarray:
+            limits.check_frame(path, frame.width, frame.height)
+            stats.frames_converted += 1
+            return _upright(frame.to_ndarray(format="rgb24", width=size[0], height=size[1]), rotation)
+
         for margin in SEEK_MARGINS_S:
-            picks = _scan_pyav(path, container, stream, times, max(0.0, times[0] - margin), stats)
-            if picks is not None:
+            picks = _scan_pyav(path, container, stream, times, max(0.0, times[0] - margin), picture, stats)
+            if picks is not None:  # the last margin seeks to 0 s, which always lands
                 break
-        size = scaled_size(stream.codec_context.width, stream.codec_context.height, short_side)
-        frames, previous = [], None
-        for frame in picks:
-            if frame is not previous:
-                stats.frames_converted += 1
-                rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
-                image = _upright(rgb, rotation)
-            frames.append(image)
-            previous = frame
-        return np.stack(frames)
+        return np.stack(picks)
 
 
-def _scan_pyav(path, container, stream, times: list[float], target: float, stats: ReadStats):
-    """The frame shown at each of ``times``, decoding forward from a seek to ``target``.
+def _scan_pyav(path, container, stream, times: list[float], target: float, picture, stats: ReadStats):
+    """The picture (``picture(frame)``) shown at each of ``times``, decoding forward from a seek
+    to ``target``; a frame shown at several times is converted once.
 
     Returns None when the seek landed after ``times[0]`` (MPEG-TS seeks by byte position and
     lands late; a seek before the first keyframe fails): the caller retries from earlier.
@@ -119,6 +122,7 @@ def _scan_pyav(path, container, stream, times: list[float], target: float, stats
     base = float(stream.time_base)
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     picks, last, last_time, packet_time = [], None, None, target
+    image = None  # ``last`` as a picture, once converted
     try:
         # At target 0 seek to pts 0, not to start_time: MPEG-TS lands on the 2nd keyframe for that.
         offset = int((start + target) / base) if target > 0 else min(0, stream.start_time or 0)
@@ -131,9 +135,10 @@ def _scan_pyav(path, container, stream, times: list[float], target: float, stats
                 frame_time = frame.time - start
                 if last is None and target > 0 and frame_time > times[0] + TIME_EPS_S:
                     return None
-                last, last_time = frame, frame_time
+                last, last_time, image = frame, frame_time, None
                 while len(picks) < len(times) and frame_time + TIME_EPS_S >= times[len(picks)]:
-                    picks.append(frame)
+                    image = picture(frame) if image is None else image
+                    picks.append(image)
                 if len(picks) == len(times):
                     return picks
     except av.FFmpegError as e:
@@ -145,15 +150,17 @@ def _scan_pyav(path, container, stream, times: list[float], target: float, stats
         return None
     interval = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
     _check_reached(path, times[len(picks)], last_time, interval)
-    return picks + [last] * (len(times) - len(picks))
+    image = picture(last) if image is None else image
+    return picks + [image] * (len(times) - len(picks))
 
 
 def _open_pyav(path):
-    """An open PyAV container with at least one video stream, or MediaError."""
+    """An open PyAV container with at least one video stream, or MediaError. Opened under the
+    job's protocol and format whitelists (``video/ffmpeg.py``): a playlist is never followed."""
     import av
 
     try:
-        container = av.open(os.fspath(path))
+        container = av.open(os.fspath(path), container_options=ffmpeg.pyav_options(ffmpeg.VIDEO_FORMATS))
     except (av.FFmpegError, OSError) as e:
         raise MediaError(path, f"cannot open video: {_av_reason(e)}") from None
     if not container.streams.video:
@@ -174,7 +181,8 @@ def _read_decord(path, times: list[float], short_side, rotation: int, stats: Rea
     except ImportError:
         raise RuntimeError("reader='decord' needs the optional package decord "
                            "(pip install 'cotvtm[decord]')") from None
-    width, height = _stored_size(path)
+    width, height = _stored_size(path)  # also the gate: decord itself would follow a playlist
+    limits.check_frame(path, width, height)  # decord scales while decoding, but a frame is decoded whole
     if rotation in (90, 270):
         width, height = height, width
     w, h = scaled_size(width, height, short_side)

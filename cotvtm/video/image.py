@@ -7,53 +7,93 @@ that clip; the result is an audio file, and optionally a still-image video of it
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from cotvtm.errors import MediaError
+from cotvtm.video.ffmpeg import ffmpeg_url
 from cotvtm.video.frames import scaled_size
+from cotvtm.video.limits import IMAGE_FORMATS, MAX_IMAGE_PIXELS, check_image
 from cotvtm.video.mux import AUDIO_BITRATE, FFMPEG, _run_ffmpeg
-from cotvtm.video.probe import ffmpeg_url
 from cotvtm.video.types import VideoInfo
 
-MAX_PIXELS = 100_000_000  # a decompression bomb is refused, not decoded
+_EXIF_ORIENTATION = 0x0112
+_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+          7: "TRANSVERSE", 8: "ROTATE_90"}  # EXIF orientation -> the Pillow transpose that makes it upright
+_SIDEWAYS = {5, 6, 7, 8}  # orientations whose upright picture swaps width and height
 
 
-def _open(path):
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    size = os.path.getsize(path) if os.path.exists(path) else None
-    if size is None:
+def _check_file(path) -> None:
+    if not os.path.exists(path):
         raise MediaError(path, "file not found")
-    if size == 0:
+    if os.path.getsize(path) == 0:
         raise MediaError(path, "empty file (0 bytes)")
+
+
+@contextmanager
+def _opened(path):
+    """The image opened once, by the decoders of ``IMAGE_FORMATS`` only (an EPS file never reaches
+    Ghostscript), and refused over ``MAX_IMAGE_PIXELS`` from its header, before any pixel is
+    decoded. A failure inside the block, decoding included, is a MediaError."""
+    from PIL import Image, UnidentifiedImageError
+
+    _check_file(path)
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow's own check, a backstop at twice the limit
     try:
-        with Image.open(path) as image:
-            return ImageOps.exif_transpose(image).convert("RGB")  # EXIF orientation applied
-    except Image.DecompressionBombError:
-        raise MediaError(path, f"image larger than {MAX_PIXELS} pixels; refused") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        detail = "unknown or corrupt format" if isinstance(exc, UnidentifiedImageError) else type(exc).__name__
-        raise MediaError(path, f"not an image that can be read ({detail})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the exact check follows
+            with Image.open(path, formats=IMAGE_FORMATS) as image:
+                check_image(path, *image.size)
+                yield image
+    except Image.DecompressionBombError as exc:  # Pillow's message: "Image size (N pixels) exceeds ..."
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"image of {pixels.group(1)} pixels" if pixels else "image"
+        raise MediaError(path, f"{declared}, over the {MAX_IMAGE_PIXELS} pixel limit for images") from None
+    except UnidentifiedImageError:
+        raise MediaError(path, "not an image that can be read (unknown or corrupt format; accepted: "
+                               f"{', '.join(IMAGE_FORMATS)})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise MediaError(path, f"not an image that can be read ({type(exc).__name__})") from None
+
+
+def _orientation(image) -> int:
+    """The EXIF orientation (1: upright) from what the header gave, without decoding: Pillow's
+    PNG reader would decode the whole image to look for an eXIf chunk after the pixels (which
+    the PNG specification places before them)."""
+    from PIL import Image
+
+    return int(Image.Image.getexif(image).get(_EXIF_ORIENTATION, 1))
 
 
 def probe_image(path, seconds: float) -> VideoInfo:
-    """An image as a ``seconds``-long still: what the pipeline needs to plan its windows."""
-    image = _open(path)
-    return VideoInfo(path=str(path), duration=float(seconds), width=image.width, height=image.height, rotation=0,
+    """An image as a ``seconds``-long still: what the pipeline needs to plan its windows, from
+    the header alone."""
+    with _opened(path) as image:
+        width, height = image.size
+        if _orientation(image) in _SIDEWAYS:
+            width, height = height, width
+    return VideoInfo(path=str(path), duration=float(seconds), width=width, height=height, rotation=0,
                      fps=0.0, codec="image", nb_frames=1, has_audio=False, size_bytes=os.path.getsize(path))
 
 
 def image_frames(path, count: int, short_side: int) -> np.ndarray:
     """(count, H, W, 3): the upright image, scaled so its short side is ``short_side``."""
-    image = _open(path)
-    image = image.resize(scaled_size(image.width, image.height, short_side))
-    return np.repeat(np.asarray(image)[None], count, axis=0)
+    from PIL import Image
+
+    with _opened(path) as image:
+        turn = _TURNS.get(_orientation(image))
+        picture = image.convert("RGB")
+    if turn:
+        picture = picture.transpose(getattr(Image.Transpose, turn))
+    picture = picture.resize(scaled_size(picture.width, picture.height, short_side))
+    return np.repeat(np.asarray(picture)[None], count, axis=0)
 
 
 def write_audio(audio: np.ndarray, sample_rate: int, out_path) -> None:

@@ -12,6 +12,8 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
+from cotvtm.video import limits
+from cotvtm.video.limits import MAX_DURATION_S
 from cotvtm.video.types import VideoInfo, Window
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".mpg", ".mpeg", ".flv", ".3gp")
@@ -42,29 +44,38 @@ def output_suffix(key: str) -> str:
     return _suffix(key) if _suffix(key) in KEEP_CONTAINER else ".mkv"
 
 
-def plan(path, key: str, window_s: float, image_seconds: float) -> tuple[VideoInfo, list[Window]]:
+def plan(path, key: str, window_s: float, image_seconds: float,
+         max_duration_s: float = MAX_DURATION_S) -> tuple[VideoInfo, list[Window]]:
     """Probe ``path`` (the local copy of ``key``) and plan its windows; an image stands for every
     window of a clip ``image_seconds`` long."""
     from cotvtm.video.windows import plan_windows
 
-    info = probe_media(path, key, image_seconds)
+    info = probe_media(path, key, image_seconds, max_duration_s)
     return info, plan_windows(info.duration, window_s)
 
 
-def probe_media(path, key: str, image_seconds: float) -> VideoInfo:
+def probe_media(path, key: str, image_seconds: float, max_duration_s: float = MAX_DURATION_S) -> VideoInfo:
+    """What ``key`` is, refused (``video/limits.py``) before anything is planned when it declares
+    more seconds or larger frames than the limits allow."""
     from cotvtm.video.image import probe_image
     from cotvtm.video.probe import probe
 
-    return replace(probe_image(path, image_seconds) if is_image(key) else probe(path), path=key)
+    if is_image(key):
+        return replace(probe_image(path, image_seconds), path=key)
+    info = replace(probe(path), path=key)
+    limits.check_duration(key, info.duration, max_duration_s)
+    limits.check_frame(key, info.width, info.height)
+    return info
 
 
-def plan_shots(path, key: str, window_s: float, image_seconds: float) -> tuple[VideoInfo, list[Window], list[float]]:
+def plan_shots(path, key: str, window_s: float, image_seconds: float,
+               max_duration_s: float = MAX_DURATION_S) -> tuple[VideoInfo, list[Window], list[float]]:
     """Like ``plan``, with windows whose boundaries sit on the video's shot cuts (``video/shots.py``);
     the cuts too. An image has none."""
     from cotvtm.video.shots import detect_cuts
     from cotvtm.video.windows import plan_shot_windows, plan_windows
 
-    info = probe_media(path, key, image_seconds)
+    info = probe_media(path, key, image_seconds, max_duration_s)
     if is_image(key):
         return info, plan_windows(info.duration, window_s), []
     cuts = [cut for cut in detect_cuts(path) if cut < info.duration]

@@ -17,7 +17,6 @@ import math
 import os
 import re
 import secrets
-import subprocess
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,9 +26,9 @@ import numpy as np
 import soundfile as sf
 
 from cotvtm.errors import MediaError
-from cotvtm.video.probe import ffmpeg_url, summarise_stderr
+from cotvtm.video import ffmpeg
+from cotvtm.video.ffmpeg import FFMPEG, ffmpeg_url
 
-FFMPEG = "ffmpeg"
 MUX_TIMEOUT_S = 600
 AUDIO_BITRATE = "192k"
 AUDIO_CODECS = {  # by output container; the video stream is always copied as is
@@ -170,14 +169,11 @@ def measure_loudness(video_path, wav, graph: str) -> tuple[float, float]:
     """(integrated loudness in LUFS, true peak in dBFS) of ``graph``'s ``[out]``."""
     graph = graph.replace("[out]", ",ebur128=peak=true:framelog=verbose[out]")
     cmd = [*_audio_command(video_path, wav, graph), "-f", "null", "-"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=MUX_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise MediaError(video_path, f"loudness measurement did not finish in {MUX_TIMEOUT_S} s") from None
+    proc = ffmpeg.run(cmd, video_path, "loudness measurement", MUX_TIMEOUT_S, text=True)
     summary = proc.stderr[proc.stderr.rfind("Summary:"):]
     integrated, peak = _INTEGRATED.search(summary), _TRUE_PEAK.search(summary)
     if proc.returncode != 0 or not integrated or not peak:
-        raise MediaError(video_path, f"loudness measurement failed: {summarise_stderr(proc.stderr.encode())}")
+        raise MediaError(video_path, f"loudness measurement failed: {ffmpeg.summarise_stderr(proc.stderr)}")
     return float(integrated.group(1)), float(peak.group(1))
 
 
@@ -219,8 +215,9 @@ def _as_frames_by_channels(audio: np.ndarray) -> np.ndarray:
 
 def _mux_command(video_path, wav: str, out: Path, ext: str, graph: str | None = None) -> list[str]:
     """The picture copied, the audio from ``graph`` (``_audio_graph``), or the music as it is."""
+    # genpts: an MPEG program stream (.mpg) leaves some packets without a time, which Matroska needs
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y",
-           "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav), "-map", "0:v:0"]
+           "-fflags", "+genpts", "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav), "-map", "0:v:0"]
     if graph is not None:
         cmd += ["-filter_complex", graph, "-map", "[out]"]
     else:
@@ -233,10 +230,4 @@ def _mux_command(video_path, wav: str, out: Path, ext: str, graph: str | None = 
 
 def _run_ffmpeg(video_path, cmd: list[str]) -> None:
     """Run ffmpeg; a failure becomes MediaError with the last meaningful stderr line."""
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=MUX_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise MediaError(video_path, f"mux did not finish in {MUX_TIMEOUT_S} s") from None
-    if proc.returncode != 0:
-        urls = [arg for arg in cmd if arg.startswith("file:")]
-        raise MediaError(video_path, f"mux failed: {summarise_stderr(proc.stderr, *urls)}")
+    ffmpeg.check(ffmpeg.run(cmd, video_path, "mux", MUX_TIMEOUT_S), video_path, "mux failed")

@@ -5,49 +5,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 from cotvtm.errors import MediaError
+from cotvtm.video import ffmpeg
 from cotvtm.video.types import VideoInfo
 
-FFPROBE = "ffprobe"
 PROBE_TIMEOUT_S = 60
 STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"}
-_LOG_PREFIX = re.compile(r"^\[[^\]]+ @ 0x[0-9a-f]+\]\s*")  # "[mov,mp4,... @ 0x5563...] "
-_GENERIC_LINE = re.compile(r"^(Conversion failed!|Error initializing output stream .*|Exiting normally.*)$")
-
-
-def ffmpeg_url(path: str | os.PathLike) -> str:
-    """An ffmpeg input/output name for a local path that can never be read as an option
-    ("-x.mp4") or a protocol ("a:b.mp4"): ``file:`` plus the absolute path."""
-    return "file:" + os.path.abspath(os.fspath(path))
-
-
-def summarise_stderr(stderr: str | bytes, *urls: str) -> str:
-    """ffmpeg's stderr in one line: its last own message (e.g. "Invalid data found when
-    processing input") and, in brackets, the last message of the component that failed (the
-    "[mov @ 0x...] moov atom not found" line), with file names and generic lines dropped."""
-    if isinstance(stderr, bytes):
-        stderr = stderr.decode("utf-8", "replace")
-    own, component = [], []
-    for line in stderr.splitlines():
-        line = line.strip()
-        for url in urls:
-            line = line.replace(url + ": ", "").replace(url, "<file>")
-        if not line or _GENERIC_LINE.match(line):
-            continue
-        if _LOG_PREFIX.match(line):
-            component.append(_LOG_PREFIX.sub("", line))
-        else:
-            own.append(line)
-    if not own and not component:
-        return "no error message"
-    if not own or not component:
-        return (own or component)[-1]
-    return f"{own[-1]} ({component[-1]})"
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -98,16 +64,13 @@ def _check_readable(path: Path) -> int:
 
 
 def _run_ffprobe(path: Path) -> dict:
-    url = ffmpeg_url(path)
-    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "-i", url]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise MediaError(path, f"ffprobe did not finish in {PROBE_TIMEOUT_S} s") from None
-    if proc.returncode != 0:
-        reason = summarise_stderr(proc.stderr, url)
+    url = ffmpeg.ffmpeg_url(path)
+    cmd = [ffmpeg.FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "-i", url]
+    done = ffmpeg.run(cmd, path, "ffprobe", PROBE_TIMEOUT_S)
+    if done.returncode != 0:
+        reason = ffmpeg.summarise_stderr(done.stderr, url)
         raise MediaError(path, f"not a media file ffmpeg can read: {reason}")
-    return json.loads(proc.stdout or b"{}")
+    return json.loads(done.stdout or b"{}")
 
 
 def _video_stream(path: Path, streams: list[dict], fmt: dict) -> dict:

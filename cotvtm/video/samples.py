@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 from pathlib import Path
 
-from cotvtm.video.probe import ffmpeg_url, probe, summarise_stderr
+from cotvtm.video import ffmpeg
+from cotvtm.video.ffmpeg import FFMPEG, ffmpeg_url
+from cotvtm.video.probe import probe
 
-FFMPEG = "ffmpeg"
+SOURCES = ("lavfi", *ffmpeg.ACCEPTED)  # ffmpeg's own generators, and the files made from them
 AUDIO_SOURCES = {"sine": "sine=frequency=440:sample_rate=44100", "silent": "anullsrc=r=44100:cl=stereo"}
 
 # name -> make_video arguments: distinct colours and motion; one is longer than 10 s (2 windows).
@@ -118,11 +119,9 @@ def make_audio(path: str | os.PathLike, duration: float, codec: str = "aac") -> 
 
 
 def run_ffmpeg(args: list[str]) -> None:
-    """Run ``ffmpeg -y <args>``; raise RuntimeError with its stderr summarised on failure."""
-    proc = subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", *args],
-                          capture_output=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed: {summarise_stderr(proc.stderr)}")
+    """Run ``ffmpeg -y <args>``; raise MediaError with its stderr summarised on failure."""
+    ffmpeg.check(ffmpeg.run([FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", *args], "sample", "ffmpeg",
+                            600, formats=SOURCES), "sample", "ffmpeg failed")
 
 
 def _set_rotation(path: Path, clockwise: int) -> None:

@@ -11,10 +11,10 @@ then most of the cost (``bench/shot_detection.py`` prints it as x real time per 
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from cotvtm.errors import MediaError
+from cotvtm.video import ffmpeg
 
 THRESHOLD = 0.3
 HEIGHT = 72
@@ -26,15 +26,11 @@ def detect_cuts(path: str | Path, threshold: float = THRESHOLD, threads: int = 1
                 timeout_s: float = 3600) -> list[float]:
     """Seconds at which a new shot starts (the first frame after each cut), sorted."""
     graph = f"scale=-2:{HEIGHT},select='gt(scene\\,{threshold})',showinfo"
-    command = ["ffmpeg", "-hide_banner", "-nostdin", "-threads", str(threads), "-i", str(path), "-map", "0:v:0",
-               "-an", "-vf", graph, "-f", "null", "-"]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise MediaError(str(path), f"shot detection took longer than {timeout_s:.0f} s") from None
+    command = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-threads", str(threads), "-i", ffmpeg.ffmpeg_url(path),
+               "-map", "0:v:0", "-an", "-vf", graph, "-f", "null", "-"]
+    done = ffmpeg.run(command, path, "shot detection", timeout_s, formats=ffmpeg.VIDEO_FORMATS, text=True)
     if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise MediaError(str(path), f"shot detection failed: {tail[0]}")
+        raise MediaError(str(path), f"shot detection failed: {ffmpeg.summarise_stderr(done.stderr)}")
     times = sorted(float(m.group(1)) for line in done.stderr.splitlines() if "Parsed_showinfo" in line
                    for m in [_PTS.search(line)] if m)
     cuts: list[float] = []

@@ -1,0 +1,168 @@
+"""Files from strangers: a playlist in a video's clothes, an input swapped between the passes,
+names that differ only in extension or case."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
+
+from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.errors import MediaError
+from cotvtm.pipelines import runner
+from cotvtm.pipelines.runner import Where, run
+from cotvtm.storage import open_store
+from cotvtm.video import image, mux, shots
+from cotvtm.video.frames import read_window_frames
+from cotvtm.video.probe import probe
+from cotvtm.video.samples import make_video
+
+FAST = SoundtrackConfig(image_seconds=2.0)
+
+
+def _playlist(target: Path) -> bytes:
+    """An HLS playlist whose only segment is a local file: what ffmpeg would follow."""
+    return (f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nfile://{target}\n"
+            "#EXT-X-ENDLIST\n").encode()
+
+
+@pytest.fixture(scope="module")
+def private(tmp_path_factory) -> Path:
+    """A file that must never reach an output: a video the job was not given."""
+    return make_video(tmp_path_factory.mktemp("private") / "secret.ts", duration=2, source="mandelbrot",
+                      size="96x64")
+
+
+def test_every_ffmpeg_entry_point_refuses_a_playlist(tmp_path, private):
+    evil = tmp_path / "evil.mp4"
+    evil.write_bytes(_playlist(private))
+    wav = tmp_path / "music.wav"
+    sf.write(wav, np.full(32000, 0.1, np.float32), 32000)
+    calls = {
+        "probe": lambda: probe(evil),
+        "shots": lambda: shots.detect_cuts(evil),
+        "mux": lambda: mux.mux_wav(evil, wav, tmp_path / "out.mp4"),
+        "mux with duck": lambda: mux.mux_wav(evil, wav, tmp_path / "out.mp4", keep_original=0.2),
+        "loudness": lambda: mux.measure_loudness(evil, wav, "[0:a:0]anull[out]"),
+        "still video": lambda: image.write_still_video(evil, np.zeros(3200, np.float32), 32000, tmp_path / "s.mp4"),
+        "frames (pyav)": lambda: read_window_frames(evil, [0.5], 32, reader="pyav"),
+        "frames (decord)": lambda: read_window_frames(evil, [0.5], 32, reader="decord"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(MediaError) as refused:
+            call()
+        if not name.startswith("frames"):  # PyAV's error says only "Invalid data found"
+            assert "container format 'hls' is not accepted" in refused.value.reason, f"{name}: {refused.value.reason}"
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "s.mp4").exists()
+
+
+def _swap_between_passes(monkeypatch, swap):
+    """Run ``swap`` after pass 1 of the (only) wave, just before pass 2 starts."""
+    compose = runner._compose
+
+    def swapped(ctx, wave, failed, say):
+        swap()
+        return compose(ctx, wave, failed, say)
+
+    monkeypatch.setattr(runner, "_compose", swapped)
+
+
+def _frames_of(path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_local_input_swapped_for_a_playlist_between_passes(tmp_path, private, monkeypatch, model_cache,
+                                                           ray_session):
+    library, out = tmp_path / "in", tmp_path / "out"
+    library.mkdir()
+    clip = make_video(library / "clip.mp4", duration=2)
+    make_video(library / "other.mp4", duration=2)
+    original_frames = _frames_of(clip)
+
+    def swap():  # the playlist is renamed over the input, as an upload would replace it
+        staged = tmp_path / "upload.tmp"
+        staged.write_bytes(_playlist(private))
+        os.replace(staged, clip)
+
+    _swap_between_passes(monkeypatch, swap)
+    summary = run(Where(str(library), str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
+    rows = {o.key: o for o in summary.outcomes}
+    assert rows["other.mp4"].status == "ok"
+    assert rows["clip.mp4"].status == "error" and "changed" in rows["clip.mp4"].reason, rows["clip.mp4"]
+    assert not [p for p in out.rglob("clip.mp4.*.mp4")]  # nothing published for it
+    assert _frames_of(clip.with_name("other.mp4")) == original_frames
+
+
+def test_s3_input_replaced_between_passes(s3_server, s3_env, tmp_path, private, monkeypatch, model_cache,
+                                          ray_session):
+    bucket = s3_server.make_bucket()
+    src = open_store(f"s3://{bucket}/in")
+    src.upload(make_video(tmp_path / "clip.mp4", duration=2), "clip.mp4")
+    _swap_between_passes(monkeypatch, lambda: src.put_bytes("clip.mp4", _playlist(private)))
+    summary = run(Where(f"s3://{bucket}/in", f"s3://{bucket}/out", cache_dir=model_cache), FAST, Resources(),
+                  echo=lambda _: None)
+    [row] = summary.outcomes
+    assert row.status == "error" and "changed" in row.reason, row
+    assert not [o.key for o in open_store(f"s3://{bucket}/out").list() if o.key.endswith(".mp4")]
+
+
+NAMES = ["a.jpg", "a.png", "b.mpg", "b.flv", "b.MP4", "b.mp4"]
+
+
+@pytest.fixture(scope="module")
+def same_stems(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stems")
+    for colour, name in enumerate(NAMES):
+        if name.startswith("a."):
+            Image.new("RGB", (64, 48), (40 * colour, 90, 160)).save(root / name)
+        else:
+            codec = {"mpg": "mpeg1video", "flv": "flv"}.get(name.rsplit(".", 1)[1], "libx264")
+            make_video(root / name, duration=1, size="64x48", fps=25, codec=codec)
+    return root
+
+
+def test_inputs_differing_only_in_extension_or_case_get_their_own_outputs(same_stems, tmp_path, model_cache,
+                                                                          ray_session):
+    out = tmp_path / "out"
+    first = run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
+    assert first.ok == len(NAMES), [(o.key, o.reason) for o in first.outcomes]
+    outputs = {o.key: Path(o.output) for o in first.outcomes}
+    assert len(set(outputs.values())) == len(NAMES) and all(p.exists() for p in outputs.values())
+    for key, output in outputs.items():
+        assert output.name.startswith(key + "."), output
+        sidecar = json.loads(Path(next(o.sidecar for o in first.outcomes if o.key == key)).read_text())
+        assert sidecar["input"] == key and sidecar["output"] == output.name
+
+    again = run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
+    assert (again.skipped, again.ok, again.failed) == (len(NAMES), 0, 0)
+
+
+def test_outputs_named_by_the_earlier_rule_are_still_found(same_stems, tmp_path, model_cache, ray_session):
+    """An output folder from before the extension was part of the name: the one input its sidecar
+    names is skipped; the input that lost its output to the old clash is made now."""
+    out = tmp_path / "out"
+    library = tmp_path / "in"
+    library.mkdir()
+    for name in ("a.jpg", "a.png"):
+        (library / name).write_bytes((same_stems / name).read_bytes())
+    first = run(Where(str(library), str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
+    jpg = next(o for o in first.outcomes if o.key == "a.jpg")
+    digest = Path(jpg.sidecar).name.split(".")[-2]
+    for made in out.glob("a.*"):  # back to the earlier names: a.<digest>.m4a and a.<digest>.json, made from a.jpg
+        if made.name.startswith("a.png."):
+            made.unlink()
+        else:
+            made.rename(out / made.name.replace("a.jpg.", "a."))
+    lines = []
+    again = run(Where(str(library), str(out), cache_dir=model_cache), FAST, Resources(), echo=lines.append)
+    rows = {o.key: o for o in again.outcomes}
+    assert rows["a.jpg"].status == "skipped" and rows["a.jpg"].output.endswith(f"a.{digest}.m4a")
+    assert rows["a.png"].status == "ok" and rows["a.png"].output.endswith(f"a.png.{digest}.m4a")
+    assert any(line.startswith("redo     a.png: ") for line in lines), lines
