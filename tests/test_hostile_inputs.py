@@ -3,6 +3,7 @@ names that differ only in extension or case."""
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,8 @@ def test_s3_input_replaced_between_passes(s3_server, s3_env, tmp_path, private, 
     assert not [o.key for o in open_store(f"s3://{bucket}/out").list() if o.key.endswith(".mp4")]
 
 
-NAMES = ["a.jpg", "a.png", "b.mpg", "b.flv", "b.MP4", "b.mp4"]
+NAMES = ["a.jpg", "a.png", "b.mpg", "b.flv", "b.MP4", "b.mp4", "two\nlines \x1b[31mred\x1b[0m \u00e9t\u00e9.mp4"]
+BROKEN = "notes\r\n.mp4"  # not a video, with a name that would forge a console line
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +127,20 @@ def same_stems(tmp_path_factory):
         else:
             codec = {"mpg": "mpeg1video", "flv": "flv"}.get(name.rsplit(".", 1)[1], "libx264")
             make_video(root / name, duration=1, size="64x48", fps=25, codec=codec)
+    (root / BROKEN).write_text("not frames\n")
     return root
 
 
-def test_inputs_differing_only_in_extension_or_case_get_their_own_outputs(same_stems, tmp_path, model_cache,
-                                                                          ray_session):
-    out = tmp_path / "out"
-    first = run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
-    assert first.ok == len(NAMES), [(o.key, o.reason) for o in first.outcomes]
-    outputs = {o.key: Path(o.output) for o in first.outcomes}
+@pytest.fixture(scope="module")
+def first_run(same_stems, tmp_path_factory, model_cache, ray_session):
+    out, lines = tmp_path_factory.mktemp("stems-out"), []
+    return run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lines.append), out, lines
+
+
+def test_inputs_differing_only_in_extension_or_case_get_their_own_outputs(first_run, same_stems, model_cache):
+    first, out, _ = first_run
+    assert (first.ok, first.failed) == (len(NAMES), 1), [(o.key, o.reason) for o in first.outcomes]
+    outputs = {o.key: Path(o.output) for o in first.outcomes if o.status == "ok"}
     assert len(set(outputs.values())) == len(NAMES) and all(p.exists() for p in outputs.values())
     for key, output in outputs.items():
         assert output.name.startswith(key + "."), output
@@ -141,28 +148,40 @@ def test_inputs_differing_only_in_extension_or_case_get_their_own_outputs(same_s
         assert sidecar["input"] == key and sidecar["output"] == output.name
 
     again = run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
-    assert (again.skipped, again.ok, again.failed) == (len(NAMES), 0, 0)
+    assert (again.skipped, again.ok, again.failed) == (len(NAMES), 0, 1)
 
 
-def test_outputs_named_by_the_earlier_rule_are_still_found(same_stems, tmp_path, model_cache, ray_session):
+def test_names_reach_the_console_escaped_and_the_manifest_as_they_are(first_run):
+    _, out, lines = first_run
+    name = NAMES[-1]
+    assert not any(ch in line for line in lines for ch in "\n\r\x1b"), lines
+    shown = "two\\nlines \\x1b[31mred\\x1b[0m \u00e9t\u00e9.mp4"
+    assert f"prepared {shown}" in lines and any(line.startswith(f"ok       {shown} -> ") for line in lines), lines
+    assert any(line.startswith("error    notes\\r\\n.mp4: decode: ") for line in lines), lines
+    rows = {}
+    for row in map(json.loads, (out / "manifest.jsonl").read_text().splitlines()):
+        rows.setdefault(row["key"], row)  # the first run's rows (a rerun appends its own)
+    assert rows[name]["status"] == "ok" and Path(rows[name]["output"]).exists()
+    assert rows[BROKEN]["status"] == "error"
+
+
+def test_outputs_named_by_the_earlier_rule_are_still_found(first_run, same_stems, tmp_path, model_cache):
     """An output folder from before the extension was part of the name: the one input its sidecar
     names is skipped; the input that lost its output to the old clash is made now."""
+    first, made, _ = first_run
     out = tmp_path / "out"
-    library = tmp_path / "in"
-    library.mkdir()
-    for name in ("a.jpg", "a.png"):
-        (library / name).write_bytes((same_stems / name).read_bytes())
-    first = run(Where(str(library), str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
+    shutil.copytree(made, out)
     jpg = next(o for o in first.outcomes if o.key == "a.jpg")
     digest = Path(jpg.sidecar).name.split(".")[-2]
-    for made in out.glob("a.*"):  # back to the earlier names: a.<digest>.m4a and a.<digest>.json, made from a.jpg
-        if made.name.startswith("a.png."):
-            made.unlink()
+    for output in out.glob("a.*"):  # back to the earlier names: a.<digest>.m4a and a.<digest>.json, from a.jpg
+        if output.name.startswith("a.png."):
+            output.unlink()
         else:
-            made.rename(out / made.name.replace("a.jpg.", "a."))
+            output.rename(out / output.name.replace("a.jpg.", "a."))
     lines = []
-    again = run(Where(str(library), str(out), cache_dir=model_cache), FAST, Resources(), echo=lines.append)
+    again = run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lines.append)
     rows = {o.key: o for o in again.outcomes}
     assert rows["a.jpg"].status == "skipped" and rows["a.jpg"].output.endswith(f"a.{digest}.m4a")
     assert rows["a.png"].status == "ok" and rows["a.png"].output.endswith(f"a.png.{digest}.m4a")
+    assert (again.skipped, again.ok, again.failed) == (len(NAMES) - 1, 1, 1)
     assert any(line.startswith("redo     a.png: ") for line in lines), lines

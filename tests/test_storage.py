@@ -298,6 +298,7 @@ def test_access_denied_and_missing_credentials(s3_env, bucket, monkeypatch):  # 
 
 FAIL_MID_WRITE = """
 import resource, signal, sys
+from cotvtm.storage import StorageError
 from cotvtm.storage.local import LocalStore
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
@@ -307,8 +308,8 @@ try:
         store.put_bytes("out/video.mp4", b"n" * (4 << 20))
     else:
         store.upload(sys.argv[3], "out/video.mp4")
-except OSError as exc:
-    print("failed:", exc.strerror)
+except StorageError as exc:
+    print("failed:", exc.reason)
 """
 
 
@@ -321,7 +322,7 @@ def test_failed_local_write_leaves_no_partial_or_temp_file(tmp_path, how):
     big.write_bytes(b"u" * (4 << 20))
     result = subprocess.run([sys.executable, "-c", FAIL_MID_WRITE, str(root), how, str(big)],
                             capture_output=True, text=True, timeout=60)
-    assert "failed: File too large" in result.stdout, result.stderr
+    assert "failed: cannot be written (File too large)" in result.stdout, result.stderr
     assert os.listdir(root / "out") == ["video.mp4"]
     assert (root / "out" / "video.mp4").read_bytes() == b"old complete output"
 

@@ -85,10 +85,11 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     choice = asdict(cfg.models)
     refs = models.resolve(choice.pop("preset"), cache_dir=where.cache_dir, seed=cfg.seed,
                           endpoint_url=where.endpoint_url, **choice)
-    try:  # a hub id that is not on the hub, or offline not in its cache
+    try:  # local models are checked by now: a hub id that is not on the hub, or offline not in its cache
         facts = _model_facts(refs)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the models' configurations: {one_line(exc)}") from None
+        hub = ", ".join(f"--{name} {ref}" for name, ref in asdict(refs).items() if ref and not Path(ref).is_absolute())
+        raise ModelError(f"cannot read the configuration of {hub or 'the models'}: {one_line(exc)}") from None
     digest = cfg.digest(refs.fingerprint())
     inputs = survey(where.source, where.endpoint_url, where.include_hidden)
     src, keys = inputs.store, inputs.keys
@@ -149,7 +150,7 @@ def _finished(key: str, digest: str, out: Store, done: set[str], say: "_Say") ->
         made_from = None
     if made_from == key:
         return video, sidecar
-    say.line(f"redo     {key}: the earlier output {video} was not made from it (an earlier naming rule gave "
+    say.line(f"redo     {printable(key)}: the earlier output {printable(video)} was not made from it (an earlier naming rule gave "
              f"inputs differing only in extension one name); it gets its own output now")
     return None
 

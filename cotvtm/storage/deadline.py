@@ -157,6 +157,8 @@ class Call:
 
     def _expire(self) -> None:
         with self._lock:
+            if time.monotonic() < self.deadline:  # pushed back while this timer was already due
+                return
             self.expired = True
             connections = [connection for connection, _ in self._attempts.values()]
         for connection in connections:
@@ -250,13 +252,13 @@ def watch(client):
     """Put ``client``'s requests under the current ``Call`` and drop its Expect headers.
 
     botocore has no public hook for the connection class, so the pool classes of the client's
-    HTTP session (shared by its pool managers, created lazily) are replaced before its first
-    request; a botocore whose session is laid out otherwise fails here, not silently later.
+    HTTP layer (one mapping that all its pool managers share; pools are made at first use) are
+    replaced before its first request. A botocore laid out otherwise fails here, not later.
     """
     client.meta.events.register("before-send.s3", _before_send)
     try:
         pools = client._endpoint.http_session._pool_classes_by_scheme
     except AttributeError as exc:
-        raise RuntimeError(f"this botocore's HTTP session has no pool classes to bound ({exc})") from exc
+        raise RuntimeError(f"this botocore's HTTP layer has no pool classes to bound ({exc})") from exc
     pools.update(http=BoundedHTTPConnectionPool, https=BoundedHTTPSConnectionPool)
     return client

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cotvtm.storage.errors import ObjectChanged, ObjectNotFound, ObjectTooLarge, StorageError
@@ -81,6 +82,16 @@ def atomic_copy(src: str | Path, dst: str | Path, chunk: int = 1 << 20) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+@contextmanager
+def _writing(path: Path):
+    """A failed write (a folder where the file goes, a full disk, a read-only folder) as a
+    StorageError naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(str(path), f"cannot be written ({exc.strerror or exc})") from None
 
 
 class LocalStore:
@@ -164,14 +175,14 @@ class LocalStore:
             raise ObjectChanged(self.uri(key), "the file changed since it was listed")
 
     def upload(self, local_path: str | Path, key: str) -> None:
-        atomic_copy(local_path, self.local_path(key))
+        path = self.local_path(key)
+        with _writing(path):
+            atomic_copy(local_path, path)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self.local_path(key)
-        try:
+        with _writing(path):
             atomic_write_bytes(path, data)
-        except OSError as exc:  # a folder where the file goes, a full disk, a read-only folder
-            raise StorageError(str(path), f"cannot be written ({exc.strerror or exc})") from None
 
     def get_bytes(self, key: str) -> bytes:
         return self._existing(key).read_bytes()
