@@ -6,5 +6,5 @@ from cotvtm.storage.open import open_store
 from cotvtm.storage.store import ObjectInfo, Store
 from cotvtm.storage.uri import is_s3_uri
 
-__all__ = ["DeadlineExceeded", "ObjectChanged", "ObjectInfo", "ObjectNotFound", "ObjectTooLarge", "Store", "StorageError", "is_s3_uri",
-           "open_store", "resolve_model_dir"]
+__all__ = ["DeadlineExceeded", "ObjectChanged", "ObjectInfo", "ObjectNotFound", "ObjectTooLarge", "Store",
+           "StorageError", "is_s3_uri", "open_store", "resolve_model_dir"]
