@@ -1,6 +1,8 @@
-"""JSONL manifests: one JSON object a line, and errors that name the file and the line."""
+"""JSONL manifests: one JSON object a line, and errors that name the file and the line; numbers
+as found in JSON that someone else wrote."""
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,3 +24,20 @@ def json_objects(path: Path, where: Callable[[int], str]) -> Iterator[tuple[str,
             if not isinstance(row, dict):
                 raise CotvtmError(f"{place}: expected a JSON object, found {type(row).__name__}")
             yield place, row
+
+
+def finite(value) -> float | None:
+    """A JSON number that is finite; None for text, true/false, null, NaN, 1e309 or 10**400."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def seconds_of(value) -> float | None:
+    """A time or a duration: a finite number that is not negative."""
+    value = finite(value)
+    return value if value is not None and value >= 0 else None

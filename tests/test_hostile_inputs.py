@@ -134,7 +134,8 @@ def same_stems(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(same_stems, tmp_path_factory, model_cache, ray_session):
     out, lines = tmp_path_factory.mktemp("stems-out"), []
-    return run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lines.append), out, lines
+    summary = run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lines.append)
+    return summary, out, lines
 
 
 def test_inputs_differing_only_in_extension_or_case_get_their_own_outputs(first_run, same_stems, model_cache):

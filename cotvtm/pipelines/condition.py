@@ -33,9 +33,9 @@ class Decode(Stage):
 
     Each input is read pinned to the content it was listed with (``storage/pin.py``): a remote
     one is downloaded once to this actor's scratch folder and removed when its last segment has
-    been decoded; a local one is read through the descriptor opened and checked first. Its rows are input keys; ``identities`` gives each key's
-    content identity (recorded in the plan), ``resumed`` the saved plan and conditioned segments
-    of partly done ones.
+    been decoded; a local one is read through the descriptor opened and checked first. Its rows
+    are input keys; ``identities`` gives each key's content identity (recorded in the plan),
+    ``resumed`` the saved plan and conditioned segments of partly done ones.
     """
 
     name, role = "decode", "decode"

@@ -47,7 +47,8 @@ LOOP, UNREADABLE, VANISHED, TOO_LONG = "symlink loop", "unreadable folder", "van
 UNDECODABLE, SPECIAL = "undecodable name", "special file"
 FILE, FOLDER = "file", "folder"
 
-_CAUSES = {errno.ELOOP: LOOP, errno.ENAMETOOLONG: TOO_LONG, errno.ENOENT: VANISHED, errno.ENOTDIR: VANISHED}
+_NEVER_READABLE = {errno.ELOOP: LOOP, errno.ENAMETOOLONG: TOO_LONG}  # a path no later read can open
+_CAUSES = {**_NEVER_READABLE, errno.ENOENT: VANISHED, errno.ENOTDIR: VANISHED}
 
 
 @dataclass
@@ -174,7 +175,7 @@ def _kind(item: os.DirEntry, real_root: Path) -> str:
             return FOLDER if item.is_dir(follow_symlinks=False) else FILE
         target = os.stat(item.path)
     except OSError as exc:
-        return {errno.ELOOP: LOOP, errno.ENAMETOOLONG: TOO_LONG}.get(exc.errno, FILE)
+        return _NEVER_READABLE.get(exc.errno, FILE)
     if not Path(os.path.realpath(item.path)).is_relative_to(real_root):
         return SYMLINK
     return FOLDER if stat.S_ISDIR(target.st_mode) else FILE
@@ -186,8 +187,8 @@ def _identity(path: str, key: str) -> str:
     try:
         found = os.stat(path)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENAMETOOLONG):
-            raise _Refused(_CAUSES[exc.errno]) from None
+        if exc.errno in _NEVER_READABLE:
+            raise _Refused(_NEVER_READABLE[exc.errno]) from None
         return ""
     if not stat.S_ISREG(found.st_mode):
         raise _Refused(SPECIAL)

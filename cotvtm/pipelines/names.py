@@ -10,8 +10,8 @@ the input's name can be read back from it.
 
 Two cases can still meet: a name too long for a file system, cut and completed with a hash of
 the whole key (a hash clash), and two keys that differ only in case on an output store that
-ignores case (``ignores_case``). ``clashes`` finds both before any work, and each such input gets an error row
-instead of an output that another one would overwrite.
+ignores case (``ignores_case``). ``clashes`` finds both before any work, and each such input
+gets an error row instead of an output that another one would overwrite.
 
 Output folders written before the input's extension was part of the name (``a/b.<digest>.mp4``)
 stay valid: ``legacy_output_keys`` names such an output, and the job skips it when its sidecar
@@ -33,9 +33,7 @@ _HASH_CHARS = 16
 
 def output_keys(key: str, digest: str) -> tuple[str, str]:
     """(output, sidecar) keys: a pure function of the input key and the config digest."""
-    rel = PurePosixPath(key)
-    stem = _join(rel.parent, _fit(rel.name, key))
-    return f"{stem}.{digest}{output_suffix(key)}", f"{stem}.{digest}.json"
+    return _keys(key, digest, PurePosixPath(key).name)
 
 
 def still_key(output: str) -> str:
@@ -45,9 +43,7 @@ def still_key(output: str) -> str:
 
 def legacy_output_keys(key: str, digest: str) -> tuple[str, str]:
     """Where earlier versions put the outputs of ``key``: the name without its extension."""
-    rel = PurePosixPath(key)
-    stem = _join(rel.parent, _fit(rel.stem, key))
-    return f"{stem}.{digest}{output_suffix(key)}", f"{stem}.{digest}.json"
+    return _keys(key, digest, PurePosixPath(key).stem)
 
 
 def clashes(keys, digest: str, ignore_case: bool = False) -> dict[str, list[str]]:
@@ -76,6 +72,13 @@ def ignores_case(folder: Path | None) -> bool:
         return (folder / name.swapcase()).exists()
 
 
+def _keys(key: str, digest: str, name: str) -> tuple[str, str]:
+    """The outputs of ``key`` named after ``name`` (fitted), in the input's folder."""
+    parent, name = PurePosixPath(key).parent, _fit(name, key)
+    stem = name if str(parent) == "." else str(parent / name)
+    return f"{stem}.{digest}{output_suffix(key)}", f"{stem}.{digest}.json"
+
+
 def _fit(name: str, key: str) -> str:
     """``name`` if short enough, else cut on a character boundary and completed with a hash of
     the whole key."""
@@ -86,6 +89,3 @@ def _fit(name: str, key: str) -> str:
     whole = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
     return f"{cut}-{whole[:_HASH_CHARS]}"
 
-
-def _join(parent: PurePosixPath, name: str) -> str:
-    return name if str(parent) == "." else str(parent / name)

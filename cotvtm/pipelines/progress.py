@@ -21,7 +21,6 @@ throws it away and makes it again.
 import hashlib
 import io
 import json
-import math
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
@@ -29,6 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from cotvtm.errors import CotvtmError
+from cotvtm.jsonl import seconds_of
 from cotvtm.music.compose import TrackState
 from cotvtm.storage import Store
 from cotvtm.video.types import VideoInfo, Window
@@ -122,8 +122,8 @@ def _value(value, kind: str, name: str):
     base = kind.removesuffix(" | None")
     if base != kind and value is None:
         return None
-    ok = {"str": isinstance(value, str), "bool": isinstance(value, bool), "float": _seconds(value),
-          "int": _seconds(value) and isinstance(value, int)}.get(base, True)
+    ok = {"str": isinstance(value, str), "bool": isinstance(value, bool), "float": seconds_of(value) is not None,
+          "int": seconds_of(value) is not None and isinstance(value, int)}.get(base, True)
     if not ok:
         shown = repr(value)[:40] if isinstance(value, (str, int, float)) else type(value).__name__
         raise DamagedProgress(f"the plan's {name} is {shown}, not a usable {_KINDS[base]}")
@@ -246,19 +246,9 @@ def _meta(data: bytes) -> dict:
     meta = _json(data, "segment's record")
     if not (isinstance(meta, dict) and isinstance(meta.get("explanations"), list)
             and isinstance(meta.get("seconds"), dict)
-            and all(_seconds(v) for v in meta["seconds"].values())):
+            and all(seconds_of(v) is not None for v in meta["seconds"].values())):
         raise DamagedProgress("the segment's record lacks its explanations or stage times")
     return meta
-
-
-def _seconds(value) -> bool:
-    """A JSON number that is finite and not negative (JSON may hold NaN, 1e309 or 10**400)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value) and value >= 0
-    except OverflowError:
-        return False
 
 
 def _digests(data: bytes) -> list[str]:

@@ -12,9 +12,9 @@ from cotvtm.about import __version__
 from cotvtm.config import Resources, SoundtrackConfig
 from cotvtm.errors import (CotvtmError, ModelError, SetupError, failed_actor, one_line, printable, root_message,
                            without_ansi)
+from cotvtm.pipelines import names
 from cotvtm.pipelines.context import ModelFacts, RunContext, Where
 from cotvtm.pipelines.inputs import survey
-from cotvtm.pipelines import names
 from cotvtm.pipelines.job import Outcome, VideoJob
 from cotvtm.pipelines.progress import Done, Plan, scan, video_id
 from cotvtm.pipelines.rows import records
@@ -123,24 +123,20 @@ def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig, 
                                                      "(names differing only in case, or in a cut long name); "
                                                      "rename one of them"))
             continue
-        finished = _finished(key, digest, out, done, say)
-        if finished:
-            video, sidecar = finished
-            say.outcome(Outcome(key, "skipped", reason="output exists for this config", output=out.uri(video),
-                                sidecar=out.uri(sidecar)))
-            continue
         video, sidecar = names.output_keys(key, digest)
+        finished = (video, sidecar) if video in done and sidecar in done else _earlier(key, digest, out, done, say)
+        if finished:
+            say.outcome(Outcome(key, "skipped", reason="output exists for this config", output=out.uri(finished[0]),
+                                sidecar=out.uri(finished[1])))
+            continue
         still = names.still_key(video) if is_image(key) and cfg.image_video else None
         jobs.append(VideoJob(key, video, sidecar, out_still=still, identity=identity))
     return jobs
 
 
-def _finished(key: str, digest: str, out: Store, done: set[str], say: "_Say") -> tuple[str, str] | None:
-    """The outputs of ``key`` for this config if they exist: under today's names, or under the
-    names of an earlier version when their sidecar says they were made from this input."""
-    video, sidecar = names.output_keys(key, digest)
-    if video in done and sidecar in done:
-        return video, sidecar
+def _earlier(key: str, digest: str, out: Store, done: set[str], say: "_Say") -> tuple[str, str] | None:
+    """The outputs of ``key`` for this config under the names of an earlier version, when they
+    exist and their sidecar says they were made from this input."""
     video, sidecar = names.legacy_output_keys(key, digest)
     if video not in done or sidecar not in done:
         return None
@@ -150,8 +146,8 @@ def _finished(key: str, digest: str, out: Store, done: set[str], say: "_Say") ->
         made_from = None
     if made_from == key:
         return video, sidecar
-    say.line(f"redo     {printable(key)}: the earlier output {printable(video)} was not made from it (an earlier naming rule gave "
-             f"inputs differing only in extension one name); it gets its own output now")
+    say.line(f"redo     {printable(key)}: the earlier output {printable(video)} was not made from it (an earlier "
+             "naming rule gave inputs differing only in extension one name); it gets its own output now")
     return None
 
 

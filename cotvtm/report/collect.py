@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from cotvtm.jsonl import seconds_of
 from cotvtm.report.links import key_of, sibling
-from cotvtm.report.text import seconds_of
 from cotvtm.storage import StorageError, Store
 
 MANIFEST = "manifest.jsonl"

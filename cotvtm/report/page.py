@@ -12,7 +12,8 @@ import time
 from cotvtm.report.collect import Collected, Entry
 from cotvtm.report.links import relative_url
 from cotvtm.report.style import CSS
-from cotvtm.report.text import clock, esc, finite, seconds_of, span
+from cotvtm.jsonl import finite, seconds_of
+from cotvtm.report.text import clock, esc, span
 from cotvtm.report.totals import Totals
 
 # The frame a player shows before it is played: without a start time browsers show black.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from cotvtm.jsonl import seconds_of
 from cotvtm.report.collect import Collected, Entry
-from cotvtm.report.text import seconds_of
 
 
 @dataclass
@@ -62,8 +62,8 @@ def _stages(entries: list[Entry]) -> dict[str, float]:
     for entry in entries:
         stages = (entry.sidecar or {}).get("seconds")
         for stage, seconds in (stages.items() if isinstance(stages, dict) else ()):
-            if seconds_of(seconds) is not None:
-                summed[str(stage)] = summed.get(str(stage), 0.0) + seconds_of(seconds)
+            if (value := seconds_of(seconds)) is not None:
+                summed[str(stage)] = summed.get(str(stage), 0.0) + value
     return summed
 
 

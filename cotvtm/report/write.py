@@ -5,7 +5,7 @@ from __future__ import annotations
 from cotvtm.report.collect import collect
 from cotvtm.report.page import render
 from cotvtm.report.totals import totals
-from cotvtm.storage import StorageError, Store
+from cotvtm.storage import Store
 
 REPORT = "report.html"
 
@@ -23,9 +23,5 @@ def write_report(out: Store, summary_rows: list[dict] | None = None, title: str 
                  wall_seconds: float | None = None) -> str:
     """Write ``OUT/report.html`` (whole or not at all, through ``put_bytes``); return its URI.
     A folder that cannot take it (read-only, a folder in its place) is a StorageError."""
-    page = render_report(out, summary_rows, title, wall_seconds).encode("utf-8")
-    try:
-        out.put_bytes(REPORT, page)
-    except OSError as exc:
-        raise StorageError(out.uri(REPORT), f"cannot be written: {exc.strerror or exc}") from None
+    out.put_bytes(REPORT, render_report(out, summary_rows, title, wall_seconds).encode("utf-8"))
     return out.uri(REPORT)

@@ -193,10 +193,7 @@ class LocalStore:
     def read_lines(self, key: str) -> Iterator[str]:
         """The file's lines one at a time (a manifest may outgrow memory); bytes that are not
         UTF-8 come surrogate-escaped, so that a reader can tell such a line apart."""
-        try:
-            path = self.local_path(key)
-        except RuntimeError:  # Path.resolve on a symlink loop
-            raise StorageError(self.uri(key), "symlink loop") from None
+        path = self.local_path(key)
         if not path.is_file():
             return
         try:

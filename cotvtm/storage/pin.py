@@ -18,6 +18,7 @@ A changed input raises ``ObjectChanged``: it fails with that reason, and a rerun
 from __future__ import annotations
 
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,8 +38,8 @@ class Pinned:
             raise ObjectChanged(self._key, "the input changed while it was being read; run again to redo it")
 
 
-def _identity(key: str, stat: os.stat_result) -> str:
-    return ObjectInfo.of_stat(key, stat).identity
+def _identity(key: str, found: os.stat_result) -> str:
+    return ObjectInfo.of_stat(key, found).identity
 
 
 @contextmanager
@@ -56,10 +57,10 @@ def pinned(store: Store, key: str, identity: str, scratch_path: Path, max_bytes:
         return
     fd = _open(local)
     try:
-        stat = os.fstat(fd)
-        if max_bytes is not None and stat.st_size > max_bytes:
-            raise ObjectTooLarge(str(local), f"{stat.st_size} bytes is over the limit of {max_bytes} bytes")
-        if identity and _identity(key, stat) != identity:
+        found = os.fstat(fd)
+        if max_bytes is not None and found.st_size > max_bytes:
+            raise ObjectTooLarge(str(local), f"{found.st_size} bytes is over the limit of {max_bytes} bytes")
+        if identity and _identity(key, found) != identity:
             raise ObjectChanged(str(local), "the input changed since it was listed; run again to redo it")
         yield Pinned(Path(f"/dev/fd/{fd}"), fd, identity, key)
     finally:
@@ -76,13 +77,7 @@ def _open(path: Path) -> int:
         raise StorageError(str(path), "permission denied") from None
     except OSError as exc:
         raise StorageError(str(path), f"cannot open ({exc.strerror or exc})") from None
-    if not _regular(fd):
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise StorageError(str(path), "not a regular file")
     return fd
-
-
-def _regular(fd: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(os.fstat(fd).st_mode)

@@ -71,7 +71,8 @@ class Store(Protocol):
         """Add one row to the log at ``key`` (a manifest); rows are never rewritten."""
 
     def read_lines(self, key: str) -> Iterator[str]:
-        """Every row appended at ``key``, oldest first, one at a time (none held); non-UTF-8 bytes surrogate-escaped."""
+        """Every row appended at ``key``, oldest first, one at a time (none held); bytes that
+        are not UTF-8 come surrogate-escaped."""
 
     def uri(self, key: str = "") -> str:
         """Where ``key`` lives, for messages."""
