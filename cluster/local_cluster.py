@@ -7,7 +7,8 @@ more worker nodes, each with its own CPUs, all in this process tree and all on l
 prints the submission address, then runs until Ctrl-C / SIGTERM and stops every node.
 
 It uses ``ray.cluster_utils.Cluster`` rather than ``ray start``: with the loopback setting
-below a second ``ray start`` process cannot join the head (see DESIGN.md, "Facts measured").
+(``LOCAL_ENV``: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which keeps every Ray service on 127.0.0.1) a
+second ``ray start`` process cannot join the head; measured with Ray 2.60.
 Token authentication is off (RAY_AUTH_MODE=disabled): nothing listens beyond 127.0.0.1.
 The nodes run this interpreter, so ``python`` in a job's entrypoint is this virtual
 environment's Python (its directory is put first on PATH for the nodes).

@@ -12,7 +12,7 @@ from cotvtm.prior.prior import token_mask
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    # Tiny models on a shared 2-core box run ~5x faster on one thread (see DESIGN.md, Threads).
+    # Tiny models on a shared 2-core box run ~5x faster on one thread: torch's threads contend.
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

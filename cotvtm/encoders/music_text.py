@@ -1,6 +1,6 @@
 """E_m: MusicGen's own T5 encoder states for a music description, fixed length, with mask.
 
-MusicGen cross-attends to the T5 encoder's last hidden states (DESIGN decision 1), so the
+MusicGen cross-attends to the T5 encoder's last hidden states, not to a pooled vector, so the
 prior's target is the whole state sequence, padded or cut to ``length`` tokens. Padded
 positions are zero, which is also how the prior marks them at inference.
 """
