@@ -1,7 +1,7 @@
 """The soundtrack job on one GPU with real-size models (random weights): video-hours per GPU-hour,
 how busy the GPU was, and the stage that limits it.
 
-    python bench/pipeline_gpu.py [--videos 40] [--seconds 60] [--size small] [--video-batch 32]
+    python bench/pipeline_gpu.py [--videos 40] [--seconds 60] [--size small] [--slots 32]
 
 Real-size architectures with random weights (no checkpoint can be downloaded here; the cost
 depends on the shapes, not on the weights): MusicGen ``--size`` (bench/random_models.py), CLIP
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--size", default="small", choices=["tiny", "small", "medium", "large"])
-    parser.add_argument("--video-batch", type=int, default=None, help="decoder slots (default: the job's)")
+    parser.add_argument("--slots", type=int, default=None, help="decoder slots (default: the job's)")
     args = parser.parse_args()
 
     from cotvtm.config import Resources
@@ -133,9 +133,9 @@ def main() -> None:
         if args.size != "tiny":
             command += ["--preset", "fast"] + [x for name, ref in real_models(work / "models", args.size).items()
                                                for x in (f"--{name}", ref)]
-        if args.video_batch:
-            command += ["--video-batch", str(args.video_batch)]
-        res = Resources.detect(video_batch=args.video_batch)  # what the job sizes itself to on this machine
+        if args.slots:
+            command += ["--slots", str(args.slots)]
+        res = Resources.detect(slots=args.slots)  # what the job sizes itself to on this machine
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
         with GpuSampler() as gpu:
             started = time.monotonic()
@@ -146,7 +146,7 @@ def main() -> None:
             raise SystemExit(f"the job failed:\n{text[-3000:]}")
         video_hours = args.videos * args.seconds / 3600
         print(f"device: {device_name()}; {args.videos} x {args.seconds:g} s videos, musicgen-{args.size}, "
-              f"{res.video_batch} slots, {res.decode_actors} decode actors")
+              f"{res.slots} slots, {res.decode_actors} decode actors")
         print(f"video-hours per GPU-hour: {video_hours / (wall / 3600):.1f} (job {wall:.0f} s)")
         busy = gpu.busy
         print(f"GPU busy: {'n/a (no GPU)' if busy is None else f'{100 * busy:.0f} %'}")

@@ -4,7 +4,7 @@
 video alone with one stream and with N.
 
     .venv/bin/python bench/pipeline_occupancy.py [--videos 40] [--min-seconds 4] [--max-seconds 180]
-        [--long-seconds 1800] [--video-batch 4] [--streams 4] [--stream-min-seconds 300]
+        [--long-seconds 1800] [--slots 4] [--streams 4] [--stream-min-seconds 300]
 
 Makes the library with ffmpeg (lengths spread evenly between the two bounds, plus one long
 video), runs ``python -m jobs.soundtrack`` on it with the tiny models, and sums the Music
@@ -41,11 +41,12 @@ def library(folder: Path, count: int, low: float, high: float, long: float) -> f
     return sum(lengths)
 
 
-def run(source: Path, out: Path, feed: str, batch: int, cache: Path, streams: int, stream_min: float) -> dict:
+def run(source: Path, out: Path, feed: str, slots: int, cache: Path, streams: int, stream_min: float) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "jobs.soundtrack", str(source), str(out), "--cache-dir", str(cache),
-                           "--video-batch", str(batch), "--music-feed", feed, "--streams-per-video", str(streams),
+                           "--slots", str(slots), "--segments-per-batch", str(slots), "--videos-in-flight",
+                           str(2 * slots), "--music-feed", feed, "--streams-per-video", str(streams),
                            "--stream-min-seconds", str(stream_min)],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=4)
     parser.add_argument("--max-seconds", type=float, default=180)
     parser.add_argument("--long-seconds", type=float, default=1800, help="one long video besides (0: none)")
-    parser.add_argument("--video-batch", type=int, default=4, help="decoder slots")
+    parser.add_argument("--slots", type=int, default=4, help="decoder slots (twice as many videos in flight)")
     parser.add_argument("--streams", type=int, default=4, help="--streams-per-video of the continuous runs")
     parser.add_argument("--stream-min-seconds", type=float, default=300)
     args = parser.parse_args()
@@ -89,8 +90,8 @@ def main() -> None:
         total = library(work / "in", args.videos, args.min_seconds, args.max_seconds, args.long_seconds)
         long = f" and one of {args.long_seconds:g} s" if args.long_seconds else ""
         print(f"{args.videos} videos of {args.min_seconds:g} to {args.max_seconds:g} s{long} ({total / 60:.1f} min "
-              f"in all), tiny models, {args.video_batch} slots, {os.cpu_count()} CPUs")
-        results = {feed: run(work / "in", work / feed, feed, args.video_batch, work / "models", streams,
+              f"in all), tiny models, {args.slots} slots, {os.cpu_count()} CPUs")
+        results = {feed: run(work / "in", work / feed, feed, args.slots, work / "models", streams,
                                args.stream_min_seconds)
                    for feed, streams in (("batched", 1), ("continuous", args.streams))}
         for feed, r in results.items():
@@ -109,7 +110,7 @@ def alone(work: Path, args) -> None:
     length = _video_seconds(long)
     walls = {}
     for streams in (1, args.streams):
-        r = run(work / "long", work / f"long{streams}", "continuous", args.video_batch, work / "models", streams,
+        r = run(work / "long", work / f"long{streams}", "continuous", args.slots, work / "models", streams,
                 args.stream_min_seconds)
         walls[streams] = r
         [(key, audio)] = r["audio"].items()

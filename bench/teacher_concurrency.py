@@ -22,7 +22,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from openai_server import FakeOpenAI  # noqa: E402
 
-from cotvtm.teacher.build import run  # noqa: E402
+from cotvtm.teacher.build import build_labels  # noqa: E402
 from cotvtm.teacher.client import LLMTeacher  # noqa: E402
 from cotvtm.teacher.config import BuildConfig, EndpointConfig  # noqa: E402
 from cotvtm.teacher.ingest import CaptionItem  # noqa: E402
@@ -49,8 +49,8 @@ def ray_job(latency: float, count: int, limit: int) -> tuple[FakeOpenAI, float]:
         manifest = Path(out) / "captions.jsonl"
         manifest.write_text("".join(f'{{"id": "{i}", "caption": "caption {i}"}}\n' for i in range(count)))
         started = time.perf_counter()
-        summary = run(BuildConfig(out=out, manifests=(str(manifest),), endpoint=endpoint(srv, limit),
-                                  progress_s=3600), echo=lambda line: None)
+        summary = build_labels(BuildConfig(out=out, manifests=(str(manifest),), endpoint=endpoint(srv, limit),
+                                           progress_s=3600), echo=lambda line: None)
         assert summary.ok == count, summary.line()
         return srv, time.perf_counter() - started
 

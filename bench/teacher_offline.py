@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cotvtm.teacher.build import run  # noqa: E402
+from cotvtm.teacher.build import build_labels  # noqa: E402
 from cotvtm.teacher.config import BuildConfig  # noqa: E402
 from cotvtm.teacher.ingest import CaptionItem  # noqa: E402
 from cotvtm.teacher.offline import OfflineTeacher  # noqa: E402
@@ -47,13 +47,13 @@ def main() -> None:
 
         init_ray()  # started outside the timing: ~5 s once per cluster, not per job
         started = time.perf_counter()
-        summary = run(BuildConfig(out=out, scenes=a.count, seed=0, progress_s=3600), echo=lambda line: None)
+        summary = build_labels(BuildConfig(out=out, scenes=a.count, seed=0, progress_s=3600), echo=lambda line: None)
         elapsed = time.perf_counter() - started
         count = sum(1 for _ in read_labels(summary.labels_dir))
         print(f"offline teacher, Ray job (1 actor, shards written): {count} captions in {elapsed:.2f} s "
               f"({count / elapsed:,.0f} captions/s)")
         started = time.perf_counter()
-        rerun = run(BuildConfig(out=out, scenes=a.count, seed=0), echo=lambda line: None)
+        rerun = build_labels(BuildConfig(out=out, scenes=a.count, seed=0), echo=lambda line: None)
         elapsed = time.perf_counter() - started
         print(f"rerun (everything already labelled): {rerun.skipped_ok} skipped in {elapsed:.2f} s")
 

@@ -2,7 +2,7 @@
 
     import cotvtm
 
-    summary = cotvtm.soundtrack("videos/", "out/", mode="continuous", video_batch=4)
+    summary = cotvtm.soundtrack("videos/", "out/", mode="continuous", slots=4)
     built = cotvtm.label("data", manifests=["captions.jsonl"], scenes=100)
     index = cotvtm.embed(built.labels_dir, "shards", preset="tiny")
     result = cotvtm.distill("shards", "distilled", arch="tiny", num_workers=2)
@@ -15,42 +15,31 @@ the same configurations and call these functions.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
-
-def _split(settings: dict, *classes) -> list[dict]:
-    """``settings`` shared out among the dataclasses' fields; an unknown name is an error."""
-    from cotvtm.errors import CotvtmError
-
-    parts, left = [], dict(settings)
-    for cls in classes:
-        names = {f.name for f in fields(cls)}
-        parts.append({k: left.pop(k) for k in list(left) if k in names})
-    if left:
-        raise CotvtmError(f"unknown setting(s): {', '.join(sorted(left))}")
-    return parts
+from cotvtm.options import split as _split
 
 
-def soundtrack(input: str, output: str, *, config=None, resources=None, endpoint_url: str | None = None,
-               cache_dir: str | Path | None = None, include_hidden: bool = False, echo=print, **settings):
+def soundtrack(input: str, output: str, *, config=None, resources=None, echo=print, **settings):
     """Soundtrack every video under ``input`` (a folder, a file or ``s3://`` prefix) into ``output``.
 
-    ``settings``: model choices (``preset``, ``clip``, ``t5``, ``musicgen``, ``rationale``,
-    ``prior``), ``SoundtrackConfig`` fields (``mode``, ``window_s``, ``decoder``, ``seed``, ...)
-    and ``Resources`` fields (``video_batch``, ``device``, ...), over ``config`` and
-    ``resources`` when given. Returns the run's ``Summary`` (``ok``, ``failed``, ``outcomes``...).
-    A bad input never raises; a set-up error does (``CotvtmError``): a model reference that is
-    missing or unreadable, or a model that does not load in its stage.
+    ``settings``: the fields of ``ModelChoice`` (``preset``, ``clip``, ``prior``, ...),
+    ``SoundtrackConfig`` (``mode``, ``window_s``, ``decoder``, ``seed``, ...), ``Resources``
+    (``slots``, ``segments_per_batch``, ``videos_in_flight``, ``device``, ...) and ``Access``
+    (``endpoint_url``, ``cache_dir``, ``include_hidden``), the same settings as the command
+    line's flags, over ``config`` and ``resources`` when given. Returns the run's ``Summary``
+    (``ok``, ``failed``, ``outcomes``...). A bad input never raises; a set-up error does
+    (``CotvtmError``): a setting out of range, a model reference that is missing or unreadable,
+    or a model that does not load in its stage.
     """
-    from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
-    from cotvtm.pipelines.runner import Where, run
+    from cotvtm.config import configure
 
-    choice, settings_, sizes = _split(settings, ModelChoice, SoundtrackConfig, Resources)
-    cfg = config or SoundtrackConfig()
-    cfg = replace(cfg, models=replace(cfg.models, **choice), **settings_)
-    res = replace(resources, **sizes) if resources is not None else Resources.detect(**sizes)
-    where = Where(str(input), str(output), endpoint_url, Path(cache_dir) if cache_dir else None, include_hidden)
+    cfg, res, access = configure(config, resources, **settings)
+    from cotvtm.pipelines.runner import Where, run  # after the settings are checked: no Ray for a typo
+
+    cache_dir = Path(access.cache_dir) if access.cache_dir else None
+    where = Where(str(input), str(output), access.endpoint_url, cache_dir, access.include_hidden)
     return run(where, cfg, res, echo)
 
 
@@ -58,14 +47,14 @@ def label(out: str, *, config=None, echo=print, **settings):
     """Label captions (``manifests``) and/or ``scenes`` generated scene descriptions with the
     chain-of-thought teacher into ``out/labels-<prompt>-<model>/``; ``endpoint`` (an
     ``EndpointConfig``) names an LLM, none the offline teacher. Returns the ``BuildSummary``."""
-    from cotvtm.teacher.build import run
+    from cotvtm.teacher.build import build_labels
     from cotvtm.teacher.config import BuildConfig
 
     [given] = _split(settings, BuildConfig)
     if "manifests" in given:
         given["manifests"] = tuple(str(m) for m in given["manifests"])
     cfg = replace(config, **given) if config is not None else BuildConfig(out=str(out), **given)
-    return run(replace(cfg, out=str(out)), echo=echo)
+    return build_labels(replace(cfg, out=str(out)), echo=echo)
 
 
 def embed(labels: str, out: str, *, preset: str = "tiny", music_len: int | None = None, device: str | None = None,

@@ -4,83 +4,102 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
-from cotvtm.errors import CotvtmError
+from cotvtm.models import PRESET_NAMES
+from cotvtm.options import Checked, at_least, positive, setting, split
 from cotvtm.video.limits import MAX_DURATION_S
 
 MODES = ("continuous", "independent")  # how windows of one video follow each other (music/compose.py)
 DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
 WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.py)
+READERS = ("pyav", "decord")  # how frames are decoded (video/frames.py)
+SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/config.py)
+FEEDS = ("continuous", "batched")  # how windows enter MusicGen (pipelines/music.py)
 
+_PROMPT = "--prompt-seconds must be positive and shorter than the window"
+_CROSSFADE = "--crossfade-seconds must be between 0 and the prompt length"
+_LOUDNESS = "--loudness must be between -70 and -5 LUFS (e.g. -14, or -23 for broadcast)"
+_NOT_NEGATIVE = (lambda v: v >= 0, "{flag} must not be negative")
+_REF = "a local directory, an s3:// prefix or a hub id (owner/name); checked before any work"
 
 
 @dataclass(frozen=True)
-class ModelChoice:
-    preset: str = "tiny"
-    clip: str | None = None
-    t5: str | None = None
-    musicgen: str | None = None
-    rationale: str | None = None
-    prior: str | None = None
+class ModelChoice(Checked):
+    """Which models the job runs: a preset, and per-component references over it."""
+
+    preset: str = setting("tiny", choices=PRESET_NAMES)
+    clip: str | None = setting(None, metavar="REF", help=_REF)
+    t5: str | None = setting(None, metavar="REF", help=_REF)
+    musicgen: str | None = setting(None, metavar="REF", help=_REF)
+    rationale: str | None = setting(None, metavar="REF", help=_REF)
+    prior: str | None = setting(None, metavar="DIR", help="a prior from `cotvtm distill` (a local directory or an "
+                                                          "s3:// prefix); default: untrained")
 
 
 @dataclass(frozen=True)
-class SoundtrackConfig:
+class Access(Checked):
+    """How the job reaches its inputs, outputs and models, and which inputs it takes. Not hashed:
+    it changes where things are read and written, not what is made of each input."""
+
+    cache_dir: Path | None = setting(None, metavar="DIR", help="where the tiny preset is built")
+    include_hidden: bool = setting(False, help="also soundtrack hidden media (names starting with '.'); the job's "
+                                               "progress folder never")
+    endpoint_url: str | None = setting(None, metavar="URL",
+                                       help="S3-compatible endpoint for s3:// inputs, outputs and models (else "
+                                            "AWS_ENDPOINT_URL)")
+
+
+@dataclass(frozen=True)
+class SoundtrackConfig(Checked):
     """Everything that changes what the job writes (so it all goes into the hash)."""
 
     models: ModelChoice = field(default_factory=ModelChoice)
-    window_s: float = 10.0
-    windows: str = "fixed"  # fixed windows of window_s | "shots": boundaries on shot cuts (video/windows.py)
-    frames_per_window: int = 8
-    frame_reader: str = "pyav"
-    mode: str = "continuous"
-    prompt_s: float = 2.0
-    crossfade_s: float = 0.25
-    guidance_scale: float = 3.0
-    top_k: int = 250
-    temperature: float = 1.0
-    decoder: str = "engine"  # MusicGen decoding: the slot engine, or transformers' generate (the reference)
-    streams_per_video: int = 4  # continuous mode: a long video's stretches are composed side by side
-    stream_min_s: float = 300.0  # ... each stretch at least this long (shorter videos: one stream)
-    prior_steps: int | None = None  # None: the prior checkpoint's own default
-    prior_sampler: str | None = None
-    prior_guidance: float | None = None
-    image_seconds: float = 10.0  # length of the music made for an image input
-    image_video: bool = False  # also write a still-image video for an image input
-    audio: str = "replace"  # replace the video's audio, or "duck": keep it quietly under the music
-    duck_gain: float = 0.25
-    loudness: float | None = None  # integrated LUFS of the output's audio (e.g. -14 social, -23 EBU R128)
-    true_peak: float = -1.0  # dBTP ceiling with loudness
-    seed: int = 0
+    window_s: float = setting(10.0, flag="--window-seconds", check=positive("--window-seconds must be positive"),
+                              help="window length")
+    windows: str = setting("fixed", choices=WINDOWS,
+                           help="fixed windows of --window-seconds, or shots: window boundaries on the video's shot "
+                                "cuts (4 to 14 s per window; a long shot split evenly, short shots merged)")
+    frames_per_window: int = setting(8, check=at_least(1), help="frames sampled per window for CLIP")
+    frame_reader: str = setting("pyav", choices=READERS, help="frame decoder")
+    mode: str = setting("continuous", choices=MODES,
+                        help="window i+1 continues window i, or all windows of a segment at once")
+    prompt_s: float = setting(2.0, flag="--prompt-seconds", check=positive(_PROMPT),
+                              help="continuous mode: the last seconds of the track that prompt the next window")
+    crossfade_s: float = setting(0.25, flag="--crossfade-seconds", check=(lambda v: v >= 0, _CROSSFADE),
+                                 help="the crossfade joining one window's music to the next")
+    guidance_scale: float = setting(3.0, help="MusicGen's classifier-free guidance (1 or less: none)")
+    top_k: int = setting(250, help="tokens sampled from (0: all)", check=(lambda v: v >= 0, "--top-k must not be "
+                                                                                             "negative"))
+    temperature: float = setting(1.0, help="MusicGen's sampling temperature", check=positive())
+    decoder: str = setting("engine", choices=DECODERS,
+                           help="MusicGen decoding: the slot engine (batch-invariant sampling, CUDA graphs on a GPU) "
+                                "or transformers' generate (the reference)")
+    streams_per_video: int = setting(4, check=at_least(1),
+                                     help="continuous mode: up to this many stretches of a long video are composed "
+                                          "side by side, joined by a crossfade")
+    stream_min_s: float = setting(300.0, flag="--stream-min-seconds", check=positive(),
+                                  help="the shortest stretch a video is split into (a shorter video is one stream)")
+    prior_steps: int | None = setting(None, check=at_least(1),
+                                      help="the prior's sampling steps (default: its checkpoint's own)")
+    prior_sampler: str | None = setting(None, choices=SAMPLERS, help="the prior's sampler (default: its checkpoint's)")
+    prior_guidance: float | None = setting(None, help="the prior's guidance scale (default: its checkpoint's)")
+    image_seconds: float = setting(10.0, check=positive(), help="music length for image inputs")
+    image_video: bool = setting(False, help="also write a still-image video for image inputs")
+    audio: str = setting("replace", choices=("replace", "duck"),
+                         check=(lambda v: v in ("replace", "duck"), "--audio must be replace or duck, not {value!r}"),
+                         help="replace the video's audio with the music, or keep it (ducked) under the music")
+    duck_gain: float = setting(0.25, check=(lambda v: 0 < v <= 1, "--duck-gain must be in (0, 1]"),
+                               help="gain of the original audio with --audio duck")
+    loudness: float | None = setting(None, metavar="LUFS", check=(lambda v: -70 <= v <= -5, _LOUDNESS),
+                                     help="normalise each output's audio (the music, or the ducked mix) to this "
+                                          "integrated loudness: -14 for social platforms, -23 for EBU R128 broadcast")
+    true_peak: float = setting(-1.0, metavar="DBTP", help="the true-peak ceiling with --loudness",
+                               check=(lambda v: -9 <= v <= 0, "--true-peak must be between -9 and 0 dBTP"))
+    seed: int = setting(0, help="with the input and the window, where every random draw comes from")
 
-    def validate(self) -> "SoundtrackConfig":
-        if self.audio not in ("replace", "duck"):
-            raise CotvtmError(f"--audio must be replace or duck, not {self.audio!r}")
-        if not 0 < self.duck_gain <= 1:
-            raise CotvtmError("--duck-gain must be in (0, 1]")
-        if self.decoder not in DECODERS:
-            raise CotvtmError(f"--decoder must be one of {', '.join(DECODERS)}, not {self.decoder!r}")
-        if self.mode not in MODES:
-            raise CotvtmError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        if not 0 < self.prompt_s < self.window_s:
-            raise CotvtmError("--prompt-seconds must be positive and shorter than the window")
-        if not 0 <= self.crossfade_s <= self.prompt_s:
-            raise CotvtmError("--crossfade-seconds must be between 0 and the prompt length")
-        if self.image_seconds <= 0:
-            raise CotvtmError("--image-seconds must be positive")
-        if self.loudness is not None and not -70 <= self.loudness <= -5:
-            raise CotvtmError("--loudness must be between -70 and -5 LUFS (e.g. -14, or -23 for broadcast)")
-        if not -9 <= self.true_peak <= 0:
-            raise CotvtmError("--true-peak must be between -9 and 0 dBTP")
-        if self.windows not in WINDOWS:
-            raise CotvtmError(f"--windows must be one of {', '.join(WINDOWS)}, not {self.windows!r}")
-        if self.streams_per_video < 1:
-            raise CotvtmError("--streams-per-video must be at least 1")
-        if self.stream_min_s <= 0:
-            raise CotvtmError("--stream-min-seconds must be positive")
-        if self.frames_per_window < 1:
-            raise CotvtmError("--frames-per-window must be at least 1")
-        return self
+    RELATIONS = ((lambda c: c.prompt_s < c.window_s, _PROMPT),
+                 (lambda c: c.crossfade_s <= c.prompt_s, _CROSSFADE))
 
     def digest(self, models_fingerprint: str) -> str:
         """Output names are a pure function of input key + this digest (idempotent reruns)."""
@@ -97,61 +116,69 @@ def default_device() -> str:
 
 
 @dataclass(frozen=True)
-class Place:
-    """The actors of one Ray Data stage: how many, and what each reserves."""
-
-    actors: int = 1
-    cpus: float = 1.0
-    gpus: float = 0.0
-    calls: int = 1  # batches in flight per actor (async stages)
-
-
-@dataclass(frozen=True)
-class Resources:
+class Resources(Checked):
     """How the Ray stages are sized. Not hashed: it changes how rows share batches, not what is
     asked for (every random draw belongs to a window, whatever its batch)."""
 
-    decode_actors: int = 1
-    mux_actors: int = 1
-    model_actors: int = 1
-    model_cpus: float = 0.25
-    mux_cpus: float = 0.25
-    gpus_per_model_actor: float = 0.0
-    video_batch: int = 4  # windows MusicGen decodes at once (its slots); segments per CLIP/prior batch
-    music_feed: str = "continuous"  # a free slot takes the video's next window | "batched": in lockstep
-    segment_windows: int = 6  # windows per saved segment: the unit of memory and of resuming
-    wave: int = 256  # inputs per wave: pass 1 of the next wave overlaps pass 2 of this one
-    device: str = "cpu"
-    max_input_bytes: int = 64 << 30  # a larger remote input is refused, not downloaded
-    max_duration_s: float = MAX_DURATION_S  # a video declaring more is refused before planning (video/limits.py)
-
-    def __post_init__(self):
-        if not self.max_duration_s > 0:
-            raise CotvtmError(f"--max-duration must be a positive number of seconds, not {self.max_duration_s}")
-
-    def place(self, role: str) -> Place:
-        """The actors of a stage of ``role``: decode (one CPU each), model (a GPU share when
-        present), music (a model actor running many one-video batches at once) or mux (ffmpeg)."""
-        if role == "decode":
-            return Place(self.decode_actors, 1.0)
-        if role == "mux":
-            return Place(self.mux_actors, self.mux_cpus)
-        if role == "music":  # continuously fed: two videos in flight per decoder slot
-            return Place(self.model_actors, self.model_cpus, self.gpus_per_model_actor, calls=2 * self.video_batch)
-        return Place(self.model_actors, self.model_cpus, self.gpus_per_model_actor)
+    decode_actors: int = setting(1, check=at_least(1),
+                                 help="CPU actors probing and decoding frames (default 1; with cuda the CPUs beyond 4, "
+                                      "up to 16)")
+    mux_actors: int = setting(1, check=at_least(1), help="CPU actors running ffmpeg (default 1; 2 with cuda)")
+    model_actors: int = setting(1, check=at_least(1), help="actors per model stage (one GPU share each)")
+    model_cpus: float = setting(0.25, check=_NOT_NEGATIVE,
+                                help="CPUs each model actor reserves (default 0.25; 1 with cuda)")
+    mux_cpus: float = setting(0.25, check=_NOT_NEGATIVE, help="CPUs each ffmpeg actor reserves")
+    gpus_per_model_actor: float = setting(0.0, check=_NOT_NEGATIVE,
+                                          help="the GPU share each model actor reserves (default: 0.3 with cuda)")
+    slots: int = setting(4, check=at_least(1),
+                         help="windows the MusicGen decode engine decodes at once (default 4; 16 with cuda); with "
+                              "--music-feed batched also the videos per batch")
+    segments_per_batch: int = setting(4, check=at_least(1),
+                                      help="segments per CLIP and prior batch (default 4; 16 with cuda)")
+    videos_in_flight: int = setting(8, check=at_least(1),
+                                    help="videos in flight per Music actor with --music-feed continuous, each a "
+                                         "one-video call (default 8; 32 with cuda)")
+    music_feed: str = setting("continuous", choices=FEEDS,
+                              help="continuous (default): each video's next window enters the decoder as soon as its "
+                                   "previous one is done; batched: the videos of a batch go window by window in "
+                                   "lockstep")
+    segment_windows: int = setting(6, check=at_least(1),
+                                   help="windows per saved segment (default 6): memory per worker and how far a "
+                                        "resume goes back")
+    wave: int = setting(256, check=at_least(1),
+                        help="inputs per wave (default 256): the next wave is prepared while this one gets its music")
+    device: str = setting("cpu", help="cpu or cuda (default: cuda when present)")
+    max_input_bytes: int = setting(64 << 30, check=at_least(1), metavar="BYTES",
+                                   help="a larger remote input is refused, not downloaded (default 64 GiB)")
+    max_duration_s: float = setting(MAX_DURATION_S, flag="--max-duration", metavar="SECONDS",
+                                    check=positive("--max-duration must be a positive number of seconds, not {value}"),
+                                    help="refuse a video that declares a longer duration, before planning it "
+                                         "(default 86400: 24 h)")
 
     @classmethod
-    def detect(cls, **overrides) -> "Resources":
-        """GPU model actors when CUDA is present (three share one GPU), light CPU ones otherwise.
+    def detect(cls, **given) -> "Resources":
+        """GPU model actors when CUDA is present (three share one GPU), light CPU ones otherwise;
+        what is ``given`` (and not None) over that.
 
         An explicit ``device`` wins: on a cluster the driver may run on a CPU-only head while
         the model actors belong on GPU workers.
         """
-        device = overrides.get("device") or default_device()
+        given = {k: v for k, v in given.items() if v is not None}
+        device = given.get("device") or default_device()
+        base = {}
         if device.startswith("cuda"):  # the CPUs left beside the GPU stages decode, so the GPU waits for none
-            decoders = max(1, min(16, (os.cpu_count() or 2) - 4))
-            base = cls(model_cpus=1.0, gpus_per_model_actor=0.3, device="cuda", video_batch=16,
-                       decode_actors=decoders, mux_actors=2)
-        else:
-            base = cls()
-        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+            base = dict(model_cpus=1.0, gpus_per_model_actor=0.3, device="cuda", slots=16, segments_per_batch=16,
+                        videos_in_flight=32, decode_actors=max(1, min(16, (os.cpu_count() or 2) - 4)), mux_actors=2)
+        return cls(**{**base, **given})
+
+
+def configure(config: SoundtrackConfig | None = None, resources: Resources | None = None, **settings):
+    """The soundtrack job's ``(SoundtrackConfig, Resources, Access)`` from settings by field
+    name, over ``config`` and ``resources`` when given (else the defaults, and the resources
+    this machine suggests). Each is made, and so checked, once; an unknown name is an error."""
+    choice, chosen, sizes, access = split(settings, ModelChoice, SoundtrackConfig, Resources, Access)
+    base = chosen.pop("models", None) or (config.models if config is not None else None)
+    models = ModelChoice(**choice) if base is None else replace(base, **choice) if choice else base
+    cfg = SoundtrackConfig(models=models, **chosen) if config is None else replace(config, models=models, **chosen)
+    res = Resources.detect(**sizes) if resources is None else replace(resources, **sizes) if sizes else resources
+    return cfg, res, Access(**access)

@@ -33,7 +33,7 @@ class DemoPlan:
 def train_prior(plan: DemoPlan, refs: models.ModelRefs, echo=print) -> Path:
     """Label generated scenes offline, embed them and distill a tiny prior; returns its folder."""
     from cotvtm.training.embed import run_embed
-    from cotvtm.teacher.build import run as label
+    from cotvtm.teacher.build import build_labels as label
     from cotvtm.teacher.config import BuildConfig
     from cotvtm.training.distill import distill
     from cotvtm.training.shards import INDEX

@@ -14,7 +14,7 @@ def test_soundtrack_from_python_takes_settings_by_name(tmp_path, model_cache, ra
     make_video(tmp_path / "in" / "a.mp4", duration=3, size="64x48", fps=4)
     lines = []
     summary = cotvtm.soundtrack(tmp_path / "in", tmp_path / "out", cache_dir=model_cache, echo=lines.append,
-                                mode="independent", video_batch=2, seed=3)
+                                mode="independent", slots=2, seed=3)
     assert (summary.ok, summary.failed) == (1, 0) and summary.exit_code == 0
     [sidecar] = (tmp_path / "out").glob("a.*.json")
     config = json.loads(sidecar.read_text())["config"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from cotvtm.music.engine import DecodeEngine, Window
+from cotvtm.music.engine import DecodeEngine, DecodeWindow
 from cotvtm.music.musicgen import EngineBackend, MusicGenBackend, MusicRequest, SamplingConfig
 from cotvtm.rng import CounterNoise, stream_id
 
@@ -49,13 +49,14 @@ def test_greedy_engine_tokens_equal_generate_with_and_without_a_prompt(reference
     assert len({music.digest for music in got}) == 3
 
 
-def _solo(model, window: Window, sampling: SamplingConfig) -> np.ndarray:
+def _solo(model, window: DecodeWindow, sampling: SamplingConfig) -> np.ndarray:
     return DecodeEngine(model, 1, sampling).run([window])[window.id]
 
 
-def _windows(count: int, seconds_steps: int, seed: int = 0) -> list[Window]:
+def _windows(count: int, seconds_steps: int, seed: int = 0) -> list[DecodeWindow]:
     hidden, mask = _conditioning(count, seed)
-    return [Window(f"w{i}", hidden[i], mask[i], seconds_steps, stream_id(3, f"video {i}", i)) for i in range(count)]
+    return [DecodeWindow(f"w{i}", hidden[i], mask[i], seconds_steps, stream_id(3, f"video {i}", i))
+            for i in range(count)]
 
 
 def test_a_window_admitted_into_a_busy_engine_decodes_as_it_does_alone(reference):
@@ -103,7 +104,7 @@ def test_sampled_tokens_do_not_depend_on_the_batch_or_the_step_of_admission(refe
 def test_different_seeds_and_inputs_give_different_music(reference):
     model = reference.model
     [window] = _windows(1, 60)
-    other = Window("x", window.hidden, window.mask, 60, stream_id(4, "video 0", 0))
+    other = DecodeWindow("x", window.hidden, window.mask, 60, stream_id(4, "video 0", 0))
     assert not np.array_equal(_solo(model, window, TOP_K), _solo(model, other, TOP_K))
 
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from cotvtm.errors import CotvtmError
 from cotvtm.eval.config import EvalConfig
-from cotvtm.eval.testset import REFERENCE_RATE, load_testset, read_manifest
+from cotvtm.eval.testset import REFERENCE_RATE, load_testset, read_testset_manifest
 from cotvtm.video.samples import make_audio, make_video
 from helpers import write_jsonl as _write
 
@@ -45,7 +45,7 @@ def test_video_windows_and_images_become_paired_items(media):
 
 def test_csv_manifests_and_short_references(media):
     (media / "set.csv").write_text("id,video,audio\nm,mute.mp4,song.m4a\nv,clip.mp4,song.m4a\n")
-    assert [e.id for e in read_manifest(media / "set.csv")] == ["m", "v"]
+    assert [e.id for e in read_testset_manifest(media / "set.csv")] == ["m", "v"]
     cut = media / "short.m4a"
     make_audio(cut, 1)
     manifest = _write(media / "short.jsonl", [{"id": "v", "visual": "clip.mp4", "audio": "short.m4a"}])
@@ -62,7 +62,7 @@ def test_csv_manifests_and_short_references(media):
 ])
 def test_bad_rows_name_the_file_and_line(media, rows, message):
     with pytest.raises(CotvtmError, match=message):
-        read_manifest(_write(media / "set.jsonl", rows))
+        read_testset_manifest(_write(media / "set.jsonl", rows))
 
 
 def test_bad_media_and_manifests_are_one_line_errors(media):
@@ -71,8 +71,8 @@ def test_bad_media_and_manifests_are_one_line_errors(media):
         load_testset(manifest, _cfg())
     (media / "broken.jsonl").write_text("{not json\n")
     with pytest.raises(CotvtmError, match="broken.jsonl:1: not valid JSON"):
-        read_manifest(media / "broken.jsonl")
+        read_testset_manifest(media / "broken.jsonl")
     with pytest.raises(CotvtmError, match="unsupported test-set manifest"):
-        read_manifest(media / "still.png")
+        read_testset_manifest(media / "still.png")
     with pytest.raises(CotvtmError, match="not found"):
-        read_manifest(media / "nothing.jsonl")
+        read_testset_manifest(media / "nothing.jsonl")

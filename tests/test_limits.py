@@ -129,7 +129,7 @@ def _declaring(path: Path, seconds: float) -> Path:
 def test_a_file_declaring_ten_million_seconds_is_refused_before_planning(tmp_path):
     path = _declaring(tmp_path / "claims.mkv", 1e7)
     assert path.stat().st_size < 20_000
-    for plan in ("plan", "plan_shots"):
+    for plan in ("plan_media_windows", "plan_shots"):
         windows = f"len(media.{plan}(path, 'claims.mkv', 10.0, 10.0)[1])"
         output, peak = _measured(_attempts("from cotvtm.video import media", windows, path))
         print(f"\n1e7 s header, {plan}: peak RSS {peak} MB; {output.strip()}")
@@ -139,9 +139,9 @@ def test_a_file_declaring_ten_million_seconds_is_refused_before_planning(tmp_pat
 
 def test_the_duration_limit_is_a_setting(tmp_path):
     path = make_video(tmp_path / "two seconds.mp4", duration=2, size="64x48")
-    assert len(media.plan(path, "two seconds.mp4", 1.0, 1.0)[1]) == 2
+    assert len(media.plan_media_windows(path, "two seconds.mp4", 1.0, 1.0)[1]) == 2
     with pytest.raises(MediaError, match=r"declares 2 s, over the 1\.5 s limit \(--max-duration\)"):
-        media.plan(path, "two seconds.mp4", 1.0, 1.0, max_duration_s=1.5)
+        media.plan_media_windows(path, "two seconds.mp4", 1.0, 1.0, max_duration_s=1.5)
     args = parser().parse_args(["soundtrack", "in", "out", "--max-duration", "3600", "--device", "cpu"])
     assert _config(args)[1].max_duration_s == 3600 and Resources().max_duration_s == limits.MAX_DURATION_S == 86400
     with pytest.raises(CotvtmError, match="--max-duration must be a positive number of seconds"):
@@ -166,7 +166,7 @@ def test_a_video_with_frames_over_the_pixel_limit_is_refused_unread(tmp_path):
     path = _square_mjpeg(tmp_path / "huge frames.mkv", 8200, 1)
     reason = r"video frames of 8200x8200 \(67240000 pixels\), over the 67108864 pixel limit for video frames"
     with pytest.raises(MediaError, match=reason):
-        media.plan(path, "huge frames.mkv", 10.0, 10.0)
+        media.plan_media_windows(path, "huge frames.mkv", 10.0, 10.0)
     for reader in ("pyav", "decord"):
         with pytest.raises(MediaError, match=reason):
             read_window_frames(path, [0.0], 64, reader=reader)

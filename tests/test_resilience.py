@@ -29,8 +29,8 @@ def library(tmp_path_factory):
 def _start(library: Path, out: Path, ray_address: str, cache: Path, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, RAY_ADDRESS=ray_address, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "jobs.soundtrack", str(library), str(out), "--cache-dir",
-                             str(cache), "--video-batch", "1", *extra], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             str(cache), "--slots", "1", "--segments-per-batch", "1", "--videos-in-flight", "2",
+                             *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _rows(out: Path) -> list[dict]:
@@ -134,7 +134,7 @@ def test_interrupted_long_video_resumes_after_its_last_saved_segment(tmp_path, r
     for name in ("a.mp4", "b.mp4"):
         make_video(library / name, duration=12, size="64x48", fps=4, source="mandelbrot")
     out, whole = tmp_path / "out", tmp_path / "whole"
-    args = ("--segment-windows", "1", "--video-batch", "4")
+    args = ("--segment-windows", "1", "--slots", "4", "--segments-per-batch", "4", "--videos-in-flight", "8")
 
     _interrupt(library, out, ray_session, model_cache, f"{video_id('long.mp4')}/state-00001.npz", *args)
     assert not list(out.glob("long*.mp4"))  # nothing visible yet, nothing half-written

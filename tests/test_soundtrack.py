@@ -235,7 +235,8 @@ def test_the_same_inputs_make_the_same_music_whatever_the_batch(library, tmp_pat
     for batch, feed in ((1, "continuous"), (4, "continuous"), (4, "batched")):
         out = tmp_path / f"out{batch}{feed}"
         summary = run(Where(str(src), str(out), cache_dir=model_cache), SoundtrackConfig(),
-                      Resources(video_batch=batch, music_feed=feed), echo=lambda _: None)
+                      Resources(slots=batch, segments_per_batch=batch, videos_in_flight=2 * batch, music_feed=feed),
+                      echo=lambda _: None)
         assert summary.ok == 4, [o.reason for o in summary.outcomes]
         sidecars = {p.name.split(".")[0]: json.loads(p.read_text()) for p in out.glob("*.json")}
         digests[batch, feed] = {k: [w["tokens_digest"] for w in s["windows"]] for k, s in sidecars.items()}

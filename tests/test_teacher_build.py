@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cotvtm.teacher import read_labels
-from cotvtm.teacher.build import run
+from cotvtm.teacher.build import build_labels
 from cotvtm.teacher.cli import add_subcommand, config_from_args, main
 from cotvtm.teacher.config import BuildConfig, EndpointConfig
 from cotvtm.teacher.records import shards
@@ -103,18 +103,18 @@ def test_job_against_the_server_then_resume(ray_session, server, tmp_path):
     # a rerun sends nothing: every caption has a record (ok, or failed and not asked to retry)
     server.reset()
     cfg = config_from_args(_parse(args))
-    summary = run(cfg, echo=lambda line: None)
+    summary = build_labels(cfg, echo=lambda line: None)
     assert len(server.log) == 0
     assert (summary.skipped_ok, summary.skipped_failed, summary.exit_code) == (26, 5, 1)
 
     # a new caption in the manifest: only it is sent
     write_jsonl(manifest, rows + [{"id": "new", "caption": "A new caption."}])
-    summary = run(cfg, echo=lambda line: None)
+    summary = build_labels(cfg, echo=lambda line: None)
     assert [e.caption for e in server.log] == ["A new caption."] and summary.ok == 1
 
     # --retry-failed sends exactly the failed ones again
     server.reset()
-    summary = run(replace(cfg, retry_failed=True), echo=lambda line: None)
+    summary = build_labels(replace(cfg, retry_failed=True), echo=lambda line: None)
     assert {e.caption for e in server.log} == {c for c, reason in FLAKY.items() if reason}
     assert summary.failed == 5 and summary.skipped_ok == 27
     assert len(list(read_labels(labels, status=None))) == 32  # still one (latest) record per id
@@ -123,8 +123,8 @@ def test_job_against_the_server_then_resume(ray_session, server, tmp_path):
 def test_no_cot_labels_go_to_their_own_directory(ray_session, server, tmp_path):
     manifest = write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "caption": "A kite over a field."}])
     endpoint = EndpointConfig(model="fake-model", base_url=server.base_url, timeout_s=2, backoff_s=0.01)
-    summary = run(BuildConfig(out=str(tmp_path), manifests=(str(manifest),), endpoint=endpoint, cot=False),
-                  echo=lambda line: None)
+    summary = build_labels(BuildConfig(out=str(tmp_path), manifests=(str(manifest),), endpoint=endpoint, cot=False),
+                           echo=lambda line: None)
     assert summary.ok == 1 and summary.labels_dir.endswith("labels-direct-v1-fake-model")
     [record] = read_labels(summary.labels_dir)
     assert record.x_mt == "Gentle ambient music for: A kite over a field." and record.x_rt == ""
@@ -156,7 +156,8 @@ def test_label_subcommand_hook():
 
 def test_cot_v1_labels_stay_in_their_own_folder_in_their_own_format(ray_session, tmp_path):
     manifest = write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "caption": "A kite over a field."}])
-    summary = run(BuildConfig(out=str(tmp_path), manifests=(str(manifest),), prompt="cot-v1"), echo=lambda _: None)
+    summary = build_labels(BuildConfig(out=str(tmp_path), manifests=(str(manifest),), prompt="cot-v1"),
+                           echo=lambda _: None)
     assert summary.ok == 1 and summary.labels_dir.endswith("labels-cot-v1-offline-rules-v1")
     [record] = read_labels(summary.labels_dir)
     assert record.answer_format == "cot-v1" and "step1" in record.raw and record.prompt_version == "cot-v1"

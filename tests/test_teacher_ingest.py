@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cotvtm.errors import CotvtmError
-from cotvtm.teacher.ingest import CaptionItem, read_manifest, read_manifests
+from cotvtm.teacher.ingest import CaptionItem, read_caption_manifest, read_caption_manifests
 from helpers import write_jsonl as _write_jsonl
 
 ROWS = [
@@ -45,7 +45,7 @@ def _write_parquet(path, rows):
 @pytest.mark.parametrize("writer, suffix", [(_write_jsonl, "jsonl"), (_write_csv, "csv"), (_write_parquet, "parquet")])
 def test_three_formats_give_the_same_items(tmp_path, writer, suffix):
     path = writer(tmp_path / f"m.{suffix}", ROWS)
-    items = read_manifest(path)
+    items = read_caption_manifest(path)
     expected = [CaptionItem(i.id, i.caption, i.media, f"m.{suffix}") for i in _expected(tmp_path)]
     assert items == expected
 
@@ -53,7 +53,7 @@ def test_three_formats_give_the_same_items(tmp_path, writer, suffix):
 def test_blank_lines_are_skipped(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text('\n{"id": "a", "caption": "x"}\n\n')
-    assert [i.id for i in read_manifest(path)] == ["a"]
+    assert [i.id for i in read_caption_manifest(path)] == ["a"]
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -73,7 +73,7 @@ def test_bad_manifests_name_file_and_line(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(CotvtmError) as err:
-        read_manifest(path)
+        read_caption_manifest(path)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -81,23 +81,23 @@ def test_bad_manifests_name_file_and_line(tmp_path, name, content, message):
 def test_parquet_missing_column_and_bad_row(tmp_path):
     pq.write_table(pa.table({"id": ["a"], "text": ["x"]}), tmp_path / "a.parquet")
     with pytest.raises(CotvtmError, match=r"a.parquet: missing column 'caption' \(found: id, text\)"):
-        read_manifest(tmp_path / "a.parquet")
+        read_caption_manifest(tmp_path / "a.parquet")
     pq.write_table(pa.table({"id": ["a", "b"], "caption": ["x", None]}), tmp_path / "b.parquet")
     with pytest.raises(CotvtmError, match=r"b.parquet row 1: no 'caption', and no image or video"):
-        read_manifest(tmp_path / "b.parquet")
+        read_caption_manifest(tmp_path / "b.parquet")
 
 
 def test_missing_file_and_duplicate_ids(tmp_path):
     with pytest.raises(CotvtmError, match="nope.jsonl: manifest not found"):
-        read_manifest(tmp_path / "nope.jsonl")
+        read_caption_manifest(tmp_path / "nope.jsonl")
     a = _write_jsonl(tmp_path / "a.jsonl", [{"id": "x", "caption": "one"}])
     b = _write_jsonl(tmp_path / "b.jsonl", [{"id": "x", "caption": "two"}])
     with pytest.raises(CotvtmError, match="duplicate caption id 'x'"):
-        read_manifests([a, b])
+        read_caption_manifests([a, b])
 
 
 def test_non_utf8_is_a_clear_error(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("id,caption\n1,caf\xe9\n".encode("latin-1"))
     with pytest.raises(CotvtmError, match="latin.csv: not UTF-8 text"):
-        read_manifest(path)
+        read_caption_manifest(path)

@@ -20,11 +20,11 @@ PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 @dataclass
-class Usage:
+class ResourceUsage:
     seconds: float = 0.0
     peak_mb: float = 0.0
 
-    def add(self, other: Usage) -> None:
+    def add(self, other: ResourceUsage) -> None:
         self.seconds += other.seconds
         self.peak_mb = max(self.peak_mb, other.peak_mb)
 
@@ -50,7 +50,7 @@ class _Sampler(threading.Thread):
 @contextmanager
 def measure(device: str = "cpu", interval: float = 0.002):
     """``with measure(dev) as usage: ...``; ``usage`` is filled in when the block ends."""
-    usage = Usage()
+    usage = ResourceUsage()
     cuda = str(device).startswith("cuda") and torch.cuda.is_available()
     if cuda:
         torch.cuda.synchronize()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from cotvtm.eval.config import PRIOR_METHODS, EvalConfig
-from cotvtm.eval.measure import Usage, measure
+from cotvtm.eval.measure import ResourceUsage, measure
 from cotvtm.eval.priors import load_method_prior, parameters
 from cotvtm.eval.testset import Item
 
@@ -33,8 +33,8 @@ class Generated:
     method: str
     audio: list[np.ndarray]  # per item, exactly the item's length
     sample_rate: int
-    mapping: Usage
-    decoding: Usage
+    mapping: ResourceUsage
+    decoding: ResourceUsage
     mapping_params: int  # parameters of the local models in the mapping (a remote LLM is not counted)
     texts: list[str | None] = field(default_factory=list)  # what MusicGen was prompted with (text methods)
     notes: list[str] = field(default_factory=list)
@@ -72,9 +72,9 @@ def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
     return np.pad(audio, (0, samples - len(audio))).astype(np.float32)
 
 
-def _decode(kit: Toolkit, items: list[Item], generate) -> tuple[list[np.ndarray], Usage]:
+def _decode(kit: Toolkit, items: list[Item], generate) -> tuple[list[np.ndarray], ResourceUsage]:
     """MusicGen over batches of items; ``generate(chunk, seconds, seed)`` -> (B, samples)."""
-    rate, out, usage = kit.music.sample_rate, [], Usage()
+    rate, out, usage = kit.music.sample_rate, [], ResourceUsage()
     for index, chunk in enumerate(kit.chunks(len(items))):
         group = items[chunk]
         with measure(kit.cfg.device) as part:
@@ -88,7 +88,7 @@ def run_prior(kit: Toolkit, items: list[Item], method: str, prior_dir: str | Non
     variant = PRIOR_METHODS[method]
     music_dim = int(kit.music.model.config.text_encoder.d_model)
     prior = load_method_prior(prior_dir, variant, kit.clip.dim, music_dim, kit.cfg.seed).to(kit.cfg.device)
-    hidden, masks, mapping = [], [], Usage()
+    hidden, masks, mapping = [], [], ResourceUsage()
     prior.sample(torch.from_numpy(kit.clip.embed_images(items[0].frames)[:1]), steps=1)  # untimed warm-up
     generator = torch.Generator().manual_seed(kit.cfg.seed)
     for chunk in kit.chunks(len(items)):
@@ -144,7 +144,7 @@ async def _ask_llm(items, cot: bool, endpoint):
 def run_text(kit: Toolkit, items: list[Item], method: str) -> Generated:
     captioner = kit.captioner  # loaded and warmed up outside the clock
     captioner([items[0].frames])
-    texts, notes, mapping = [], [], Usage()
+    texts, notes, mapping = [], [], ResourceUsage()
     for chunk in kit.chunks(len(items)):
         with measure(kit.cfg.device) as part:
             captions = _captions(kit, items[chunk])

@@ -97,7 +97,7 @@ def _entry(where: str, row: dict, base: Path) -> Entry:
     return entry
 
 
-def read_manifest(path: str | Path) -> list[Entry]:
+def read_testset_manifest(path: str | Path) -> list[Entry]:
     """Entries of a JSONL or CSV manifest; one clear error naming the file and line otherwise."""
     path = Path(path)
     if not path.is_file():
@@ -145,7 +145,7 @@ def _upright(path: str, short_side: int) -> np.ndarray:
 
 
 def _video_items(entry: Entry, audio: np.ndarray, cfg) -> tuple[list[Item], bool]:
-    info, windows = media.plan(entry.visual, entry.visual, cfg.window_s, cfg.window_s)
+    info, windows = media.plan_media_windows(entry.visual, entry.visual, cfg.window_s, cfg.window_s)
     items, padded = [], False
     for window in windows:
         [frames] = media.window_frames(entry.visual, entry.visual, info, [window], cfg.frames_per_window,
@@ -167,7 +167,7 @@ def _image_item(entry: Entry, audio: np.ndarray, cfg) -> Item:
 
 def load_testset(manifest: str | Path, cfg) -> TestSet:
     """Read the manifest and load every item (frames and reference); ``cfg`` is an ``EvalConfig``."""
-    entries = read_manifest(manifest)
+    entries = read_testset_manifest(manifest)
     items, padded = [], []
     for entry in entries:
         try:

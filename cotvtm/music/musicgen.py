@@ -86,7 +86,7 @@ class MusicGenBackend:
 
     def _undelay(self, ids: torch.Tensor, prompt: np.ndarray | None) -> np.ndarray:
         """Raw generated ids (codebooks, positions) -> codes, as ``generate`` post-processes them."""
-        from cotvtm.music.engine import delay_pattern
+        from cotvtm.music.runner import delay_pattern
 
         _, pattern = delay_pattern(self.model, prompt, ids.shape[1], ids.device)
         ids = self.model.decoder.apply_delay_pattern_mask(ids, pattern)
@@ -163,10 +163,10 @@ class EngineBackend(MusicGenBackend):
         return self._finish(requests, [codes[i] for i in range(len(requests))])
 
     def _window(self, tag, request: MusicRequest):
-        from cotvtm.music.engine import Window
+        from cotvtm.music.engine import DecodeWindow
 
-        return Window(tag, request.hidden, request.mask, self.tokens_for(request.seconds), request.stream,
-                      request.prompt if request.prompt_frames else None)
+        return DecodeWindow(tag, request.hidden, request.mask, self.tokens_for(request.seconds), request.stream,
+                            request.prompt if request.prompt_frames else None)
 
     # -- continuous feeding: windows go in one by one, come out as they finish ----------------
 
@@ -180,7 +180,6 @@ class EngineBackend(MusicGenBackend):
         finished = self.engine.advance()
         requests = [self._submitted.pop(tag) for tag, _ in finished]
         return list(zip([tag for tag, _ in finished], self._finish(requests, [codes for _, codes in finished])))
-
 
     def forget(self) -> None:
         """Drop the requests of windows the engine dropped (``DecodeEngine.clear``)."""

@@ -1,8 +1,8 @@
 """Pass 1 of the soundtrack job: from videos to saved music conditioning, segment by segment.
 
-    keys -> Decode (CPU: probe, plan windows and segments, sampled frames of one segment at a time)
-         -> Embed (CLIP image tower: mean of normalised frame embeddings per window)
-         -> Prior (MLP -> E_r', EmbedDiff -> E_m + mask; saved to the video's progress folder)
+    Source -> Decode (CPU: probe, plan windows and segments, sampled frames of one segment at a time)
+           -> Embed (CLIP image tower: mean of normalised frame embeddings per window)
+           -> Prior (MLP -> E_r', EmbedDiff -> E_m + mask; saved to the video's progress folder)
 
 A row is one ``Segment`` (a few windows), never a whole video, so memory per worker does
 not grow with video length; model stages batch segments of many videos. Segments saved by
@@ -17,11 +17,10 @@ import torch
 
 from cotvtm.errors import MediaError
 from cotvtm.pipelines.context import RunContext
-from cotvtm.pipelines.job import Segment
+from cotvtm.pipelines.job import Segment, Source
 from cotvtm.pipelines.progress import Plan
-from cotvtm.pipelines.rows import batch_of, records, row_of, use_threads
-from cotvtm.pipelines.stages import Stage, add_stage
 from cotvtm.rng import CounterNoise, stream_id
+from cotvtm.stage import Place, Stage, add_stage, dataset, use_threads
 from cotvtm.storage import StorageError
 from cotvtm.storage.pin import Pinned
 from cotvtm.storage.scratch import Scratch
@@ -29,82 +28,90 @@ from cotvtm.video import media
 
 
 class Decode(Stage):
-    """Plan a video (or reuse its saved plan) and yield its unfinished segments with their frames.
+    """Plan a video (or take its saved plan from its ``Source``) and yield its unfinished
+    segments with their frames, one at a time.
 
     Each input is read pinned to the content it was listed with (``storage/pin.py``): a remote
     one is downloaded once to this actor's scratch folder and removed when its last segment has
-    been decoded; a local one is read through the descriptor opened and checked first. Its rows
-    are input keys; ``identities`` gives each key's content identity (recorded in the plan),
-    ``resumed`` the saved plan and conditioned segments of partly done ones.
+    been decoded; a local one is read through the descriptor opened and checked first.
     """
 
-    name, role = "decode", "decode"
+    name = "decode"
 
-    def __init__(self, ctx: RunContext, identities: dict[str, str], resumed: dict[str, tuple[Plan, frozenset]]):
+    @classmethod
+    def placement(cls, ctx: RunContext) -> Place:
+        return Place(ctx.res.decode_actors, 1.0)
+
+    def __init__(self, ctx: RunContext):
         use_threads(1)
-        self.ctx, self.cfg, self.identities, self.resumed = ctx, ctx.cfg, identities, resumed
+        self.ctx, self.cfg = ctx, ctx.cfg
         self.scratch = Scratch()
 
-    def __call__(self, batch):
-        for key in records(batch):
-            for segment in self.segments(key):
-                yield batch_of([segment])
+    def run(self, sources: list[Source]):
+        for source in sources:
+            yield from self.segments(source)
 
-    def segments(self, key: str):
-        started = time.perf_counter()
-        identity, limit = self.identities.get(key, ""), self.ctx.res.max_input_bytes
+    def segments(self, source: Source):
         try:
-            with self.scratch.pinned(self.ctx.src, key, identity, limit) as source:
-                yield from self._segments(key, source, started)
+            with self.scratch.pinned(self.ctx.src, source.key, source.identity, self.ctx.res.max_input_bytes) as pin:
+                yield from self._segments(source, pin)
         except StorageError as exc:  # the input cannot be opened as it was listed
-            yield Segment(key, -1, 0, error=exc.reason, error_stage="decode")
+            yield Segment(source.key, -1, 0, error=exc.reason, error_stage=self.name)
 
-    def _segments(self, key: str, source: Pinned, started: float):
-        plan, conditioned = self.resumed.get(key, (None, frozenset()))
+    def _segments(self, source: Source, pin: Pinned):
+        key, plan = source.key, source.plan
         try:
             if plan is None:
-                plan = self.plan(key, source.path)
-                source.verify()
+                plan = self.plan(source, pin.path)
+                pin.verify()
                 self.ctx.video(key).save_plan(plan)
         except (MediaError, StorageError) as exc:
-            yield Segment(key, -1, 0, error=exc.reason, error_stage="decode")
+            yield Segment(key, -1, 0, error=exc.reason, error_stage=self.name)
             return
         except Exception as exc:  # a prober or disk surprise fails this input, not the run
             yield Segment(key, -1, 0, error=f"unexpected decode failure: {type(exc).__name__}: {exc}",
-                          error_stage="decode")
+                          error_stage=self.name)
             return
         for index, windows in enumerate(plan.segments):
-            if index in conditioned:
+            if index in source.conditioned:
                 continue
             segment = Segment(key, index, len(plan.segments), windows)
             try:
-                segment.frames = self.frames(key, source.path, plan.info, windows)
-                source.verify()  # the frames are the listed content's
+                segment.frames = self.frames(key, pin.path, plan.info, windows)
+                pin.verify()  # the frames are the listed content's
             except (MediaError, StorageError) as exc:
-                segment.fail("decode", exc.reason)
+                segment.fail(self.name, exc.reason)
             except Exception as exc:  # a decoder bug must not stop the batch either
-                segment.fail("decode", f"unexpected decode failure: {type(exc).__name__}: {exc}")
-            segment.seconds["decode"] = time.perf_counter() - started
+                segment.fail(self.name, f"unexpected decode failure: {type(exc).__name__}: {exc}")
             yield segment
             if segment.error:
                 return
-            started = time.perf_counter()
 
-    def plan(self, key: str, path) -> Plan:
-        identity = self.identities.get(key, "")
-        if self.cfg.windows == "shots":
-            info, windows, cuts = media.plan_shots(path, key, self.cfg.window_s, self.cfg.image_seconds,
-                                                  self.ctx.res.max_duration_s)
-            return Plan(info, windows, self.ctx.res.segment_windows, identity, cuts)
-        info, windows = media.plan(path, key, self.cfg.window_s, self.cfg.image_seconds, self.ctx.res.max_duration_s)
-        return Plan(info, windows, self.ctx.res.segment_windows, identity)
+    def plan(self, source: Source, path) -> Plan:
+        cfg, res = self.cfg, self.ctx.res
+        if cfg.windows == "shots":
+            info, windows, cuts = media.plan_shots(path, source.key, cfg.window_s, cfg.image_seconds,
+                                                  res.max_duration_s)
+            return Plan(info, windows, res.segment_windows, source.identity, cuts)
+        info, windows = media.plan_media_windows(path, source.key, cfg.window_s, cfg.image_seconds, res.max_duration_s)
+        return Plan(info, windows, res.segment_windows, source.identity)
 
     def frames(self, key: str, path, info, windows) -> np.ndarray:
         return media.window_frames(path, key, info, windows, self.cfg.frames_per_window, self.ctx.facts.short_side,
                                    self.cfg.frame_reader)
 
 
-class Embed(Stage):
+class _ModelStage(Stage):
+    @classmethod
+    def placement(cls, ctx: RunContext) -> Place:
+        """A GPU share per actor where there is one; segments of many videos per call."""
+        res = ctx.res
+        return Place(res.model_actors, res.model_cpus, res.gpus_per_model_actor, batch=res.segments_per_batch)
+
+
+class Embed(_ModelStage):
+    """CLIP's image tower: each window's E_v, the mean of its frames' normalised embeddings."""
+
     name = "embed"
 
     def __init__(self, ctx: RunContext):
@@ -114,12 +121,13 @@ class Embed(Stage):
         half = torch.float16 if ctx.res.device.startswith("cuda") else None  # a GPU: half precision
         self.clip = ClipEncoder(ctx.refs.clip, ctx.res.device, dtype=half)
 
-    def process(self, segments: list[Segment]) -> None:
+    def run(self, segments: list[Segment]):
         for segment in segments:
             segment.e_v, segment.frames = self.clip.embed_windows(segment.frames), None
+        yield segments
 
 
-class Prior(Stage):
+class Prior(_ModelStage):
     """Sample E_m for a batch of segments and save each segment's conditioning."""
 
     name = "prior"
@@ -133,7 +141,7 @@ class Prior(Stage):
         self.explain = ExplanationIndex.load(ctx.refs.prior)
         self.ctx, self.cfg, self.device = ctx, ctx.cfg, ctx.res.device
 
-    def process(self, segments: list[Segment]) -> None:
+    def run(self, segments: list[Segment]):
         started = time.perf_counter()
         e_v = torch.as_tensor(np.concatenate([s.e_v for s in segments]), dtype=torch.float32, device=self.device)
         # one noise stream per window: its E_m does not depend on the segments it is batched with
@@ -149,6 +157,7 @@ class Prior(Stage):
             count = len(segment.e_v)
             self.save(segment, e_m[offset: offset + count], mask[offset: offset + count])
             offset += count
+        yield segments
 
     def save(self, segment: Segment, e_m: np.ndarray, mask: np.ndarray) -> None:
         explanations = self.explain.nearest(e_m, mask) if self.explain is not None else []
@@ -160,16 +169,10 @@ class Prior(Stage):
         segment.e_v = None
 
 
-def build(ctx: RunContext, identities: dict[str, str], resumed: dict[str, tuple[Plan, frozenset]]):
-    """The Ray Data plan of pass 1 over the inputs (key -> content identity); its rows are the
-    finished (or failed) ``Segment``s."""
-    import ray.data
-
-    ds = ray.data.from_items([row_of(key) for key in identities], override_num_blocks=max(1, len(identities)))
-    # Every yielded segment leaves Decode as a block of its own: by default Ray Data gathers a
-    # task's outputs up to 128 MiB, which would hold many segments of one video in one worker.
-    ds.context.target_max_block_size = 1
-    ds = add_stage(ds, Decode, ctx.res.place(Decode.role), 1, ctx=ctx, identities=identities, resumed=resumed)
-    for stage in (Embed, Prior):
-        ds = add_stage(ds, stage, ctx.res.place(stage.role), ctx.res.video_batch, ctx=ctx)
+def conditioning(ctx: RunContext, sources: list[Source]):
+    """The Ray Data plan of pass 1 over ``sources``; its rows are the finished (or failed)
+    ``Segment``s, each leaving Decode as soon as its frames are read."""
+    ds = dataset(sources, stream=True)
+    for stage in (Decode, Embed, Prior):
+        ds = add_stage(ds, stage, ctx, ctx=ctx)
     return ds

@@ -1,46 +1,41 @@
-"""The records that flow through the soundtrack job's two passes."""
+"""The records of the soundtrack job, in the order they flow.
+
+    pass 1:  Source --Decode--> Segment (frames) --Embed--> Segment (e_v) --Prior--> Segment (saved)
+    pass 2:  VideoJob --Music--> Composed --Mux--> Outcome
+
+The driver makes each ``Source`` and ``VideoJob`` once, with everything it knows (the saved
+plan, the segments already done); a stage returns its successor, or fills in its own fields
+of the record it was given. A record that failed passes the later stages untouched and
+reaches the driver as it failed.
+"""
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from cotvtm.video.types import VideoInfo, Window
+from cotvtm.pipelines.progress import Plan
+from cotvtm.stage import Record
+from cotvtm.video.types import Window
 
 
 @dataclass
-class VideoJob:
-    """An input and its output keys; the row of the compose pass.
+class Source(Record):
+    """An input for pass 1: its key, its content identity when listed (saved work of other
+    content is not reused), and for a partly done input its saved plan and the segments whose
+    conditioning is saved."""
 
-    ``error`` set means later stages pass the job through.
-    """
-
-    key: str  # input key, relative to the input store's root
-    out_video: str  # output keys, relative to the output store's root
-    out_sidecar: str
-    out_still: str | None = None  # image inputs: the optional still-image video
-    identity: str = ""  # the input's content identity when listed: saved work of other content is not reused
-    info: VideoInfo | None = None
-    windows: list[Window] = field(default_factory=list)
-    segments: int = 0
-    cuts: list[float] = field(default_factory=list)  # shot cuts (seconds), with --windows shots
-    loudness: dict | None = None  # with --loudness: the target, what was measured, the gain (Mux)
-    streams: list[dict] = field(default_factory=list)  # {"segments": [first, end], "first_window", "start"}
-    resumed_at: int = 0  # segments whose music an earlier run had already saved
-    sample_rate: int = 0
-    error: str | None = None
-    error_stage: str | None = None
-    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
-
-    def fail(self, stage: str, reason: str) -> None:
-        self.error, self.error_stage = reason, stage
+    key: str
+    identity: str = ""
+    plan: Plan | None = None
+    conditioned: frozenset = frozenset()
 
 
 @dataclass
-class Segment:
-    """A run of consecutive windows of one video; the row of the conditioning pass.
+class Segment(Record):
+    """A run of consecutive windows of one video.
 
-    Each stage drops the bulky field the next one does not need (frames after CLIP,
-    embeddings once the conditioning is saved), so rows stay small as they move on.
+    Each stage drops the bulky field the next one does not need (frames after CLIP, E_v once
+    the conditioning is saved), so rows stay small as they move on.
     """
 
     key: str
@@ -49,18 +44,44 @@ class Segment:
     windows: list[Window] = field(default_factory=list)
     frames: np.ndarray | None = None  # (windows, frames, H, W, 3) uint8
     e_v: np.ndarray | None = None  # (windows, clip_dim)
-    error: str | None = None
-    error_stage: str | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
 
     def fail(self, stage: str, reason: str) -> None:
-        self.error, self.error_stage = reason, stage
+        super().fail(stage, reason)
         self.frames = self.e_v = None
 
 
 @dataclass
-class Outcome:
-    """One manifest row: what happened to one input."""
+class VideoJob(Record):
+    """An input for pass 2: its output keys, its content identity, and the segments whose
+    music an earlier run saved (from the one listing of saved progress)."""
+
+    key: str
+    out_video: str
+    out_sidecar: str
+    out_still: str | None = None  # image inputs: the optional still-image video
+    identity: str = ""
+    composed: frozenset = frozenset()
+
+
+@dataclass
+class Composed(Record):
+    """A video whose music is saved, segment by segment: what Mux needs to finish it."""
+
+    job: VideoJob
+    plan: Plan
+    streams: list[dict]  # {"segments": [first, end], "first_window", "start"}: where each stream begins
+    resumed_at: int  # segments whose music an earlier run had already saved
+    sample_rate: int
+
+    @property
+    def key(self) -> str:
+        return self.job.key
+
+
+@dataclass
+class Outcome(Record):
+    """One manifest row: what happened to one input (``row()``: its fields, without the
+    record's own)."""
 
     key: str
     status: str  # ok | error | skipped
@@ -69,3 +90,9 @@ class Outcome:
     sidecar: str = ""
     windows: int = 0
     duration: float = 0.0
+
+    def row(self) -> dict:
+        return {name: getattr(self, name) for name in MANIFEST_FIELDS}
+
+
+MANIFEST_FIELDS = ("key", "status", "reason", "output", "sidecar", "windows", "duration")

@@ -4,7 +4,7 @@ import json
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from cotvtm import models
@@ -15,10 +15,10 @@ from cotvtm.errors import (CotvtmError, ModelError, SetupError, failed_actor, on
 from cotvtm.pipelines import names
 from cotvtm.pipelines.context import ModelFacts, RunContext, Where
 from cotvtm.pipelines.inputs import survey
-from cotvtm.pipelines.job import Outcome, VideoJob
-from cotvtm.pipelines.progress import Done, Plan, scan, video_id
-from cotvtm.pipelines.rows import records
+from cotvtm.pipelines.job import Outcome, Source, VideoJob
+from cotvtm.pipelines.progress import Done, scan, video_id
 from cotvtm.report import write_report
+from cotvtm.stage import records
 from cotvtm.storage import Store, open_store
 from cotvtm.storage.local import LocalStore
 from cotvtm.video.media import is_image
@@ -80,7 +80,6 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     its actors, which stops the run once (``SetupError``). The manifest gets no row for it:
     inputs finished before it keep theirs, inputs not reached get none, and a rerun resumes.
     """
-    cfg.validate()
     res = res or Resources.detect()
     choice = asdict(cfg.models)
     refs = models.resolve(choice.pop("preset"), cache_dir=where.cache_dir, seed=cfg.seed,
@@ -102,7 +101,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
         ctx = RunContext(refs, cfg, res, facts, src, out, digest, _sidecar_fields(refs, cfg, facts, digest, say))
         _stream(ctx, jobs, say)
     try:  # a report that cannot be written must not hide a finished batch
-        rows = [asdict(o) for o in summary.outcomes]
+        rows = [o.row() for o in summary.outcomes]
         echo(f"report   {write_report(out, rows, wall_seconds=time.monotonic() - summary.started)}")
     except CotvtmError as exc:
         echo(f"report not written: {exc}")
@@ -178,11 +177,11 @@ def _stream(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
     with ThreadPoolExecutor(1) as ahead:
         try:
             pending = ahead.submit(_condition, ctx, waves[0], saved, say, stop)
-            for number, wave in enumerate(waves):
-                failed = pending.result()
+            for number in range(len(waves)):
+                ready = pending.result()
                 if number + 1 < len(waves):
                     pending = ahead.submit(_condition, ctx, waves[number + 1], saved, say, stop)
-                _compose(ctx, wave, failed, say)
+                _compose(ctx, ready, say)
         finally:
             stop.set()
 
@@ -225,13 +224,13 @@ class _Say:
                 summary.failed += 1
                 self.echo(f"error    {key}: {printable(outcome.reason)}")
             row = {"run_id": self.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   **asdict(outcome)}
+                   **outcome.row()}
             self.out.append_line(MANIFEST, json.dumps(row))
 
     def ignored(self, entries: list[tuple[str, str]]) -> None:
         """One manifest row per entry of the input that is not an input, with why."""
         rows = [json.dumps({"run_id": self.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            **asdict(Outcome(entry, "ignored", reason=reason))}) for entry, reason in entries]
+                            **Outcome(entry, "ignored", reason=reason).row()}) for entry, reason in entries]
         if rows:  # one append: on S3 each append is an object
             self.out.append_line(MANIFEST, "\n".join(rows))
 
@@ -259,82 +258,85 @@ class _Say:
 
 
 def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], say: _Say,
-               stop: threading.Event) -> set[str]:
-    """Pass 1 over one wave; records and returns the inputs that failed."""
-    from cotvtm.pipelines import condition
+               stop: threading.Event) -> list[VideoJob]:
+    """Pass 1 over one wave; records the inputs that failed, and returns the others ready for
+    pass 2, the longest first: the decoder ends the wave on short videos, not on one long one."""
+    from cotvtm.pipelines.condition import conditioning
 
-    todo, resumed = _unconditioned(ctx, wave, saved)
+    sources, jobs, counts = _sources(ctx, wave, saved)
     failed = set()
-    if not todo:
-        return failed
-    say.line(f"pass 1/2: music conditioning for {len(todo)} inputs ({len(resumed)} resumed)")
-    ds = condition.build(ctx, {job.key: job.identity for job in todo}, resumed)
-    by_key = {job.key: job for job in todo}
-    try:
-        for batch in ds.iter_batches(batch_size=1):
-            if stop.is_set():
-                return {job.key for job in todo}
-            for segment in records(batch):  # a batch may also be empty
-                if segment.error is None:
-                    by_key[segment.key].segments = segment.count
-                    say.prepared(segment.key, segment.index, segment.count)
-                elif segment.key not in failed:
-                    failed.add(segment.key)
-                    say.outcome(Outcome(segment.key, "error", reason=f"{segment.error_stage}: {segment.error}"))
-    except Exception as exc:  # e.g. a stage's actors lost more often than Ray retries
-        say.stop_if_setup_failed("conditioning", exc, ctx.refs)
-        say.lost([job.key for job in todo], "conditioning", exc)
-        return {job.key for job in todo}
-    return failed
+    if sources:
+        say.line(f"pass 1/2: music conditioning for {len(sources)} inputs "
+                 f"({sum(s.plan is not None for s in sources)} resumed)")
+        try:
+            for batch in conditioning(ctx, sources).iter_batches(batch_size=1):
+                if stop.is_set():
+                    return []
+                for segment in records(batch):  # a batch may also be empty
+                    if segment.error is None:
+                        counts[segment.key] = segment.count
+                        say.prepared(segment.key, segment.index, segment.count)
+                    elif segment.key not in failed:
+                        failed.add(segment.key)
+                        say.outcome(Outcome(segment.key, "error", reason=f"{segment.error_stage}: {segment.error}"))
+        except Exception as exc:  # e.g. a stage's actors lost more often than Ray retries
+            say.stop_if_setup_failed("conditioning", exc, ctx.refs)
+            say.lost([source.key for source in sources], "conditioning", exc)
+            failed = {source.key for source in sources}
+    ready = [job for job in jobs if job.key not in failed]
+    return sorted(ready, key=lambda job: -counts.get(job.key, 0))
 
 
-def _compose(ctx: RunContext, wave: list[VideoJob], failed: set[str], say: _Say) -> None:
-    """Pass 2 over one wave's inputs that have their conditioning, the longest first: the decoder
-    ends the wave on short videos, not on one long one."""
-    from cotvtm.pipelines import soundtrack
+def _compose(ctx: RunContext, ready: list[VideoJob], say: _Say) -> None:
+    """Pass 2 over one wave's inputs that have their conditioning."""
+    from cotvtm.pipelines.soundtrack import music_and_mux
 
-    ready = sorted((job for job in wave if job.key not in failed), key=lambda job: -job.segments)
     if not ready:
         return
     say.line(f"pass 2/2: music and mux for {len(ready)} inputs")
-    ds = soundtrack.build(ctx, ready)
     try:
-        for row in ds.iter_rows():
-            say.outcome(Outcome(**{k: _plain(v) for k, v in row.items()}))
+        for batch in music_and_mux(ctx, ready).iter_batches(batch_size=1):
+            for record in records(batch):
+                say.outcome(record if isinstance(record, Outcome) else
+                            Outcome(record.key, "error", reason=f"{record.error_stage}: {record.error}"))
     except Exception as exc:
         say.stop_if_setup_failed("music", exc, ctx.refs)
         say.lost([job.key for job in ready], "music", exc)
 
 
-def _unconditioned(ctx: RunContext, jobs: list[VideoJob],
-                   saved: dict[str, Done]) -> tuple[list[VideoJob], dict[str, tuple[Plan, frozenset]]]:
-    """Inputs whose conditioning is not all saved yet, and for the partly done ones their saved
-    plan and conditioned segments.
+def _sources(ctx: RunContext, wave: list[VideoJob],
+             saved: dict[str, Done]) -> tuple[list[Source], list[VideoJob], dict[str, int]]:
+    """The wave's records, each made once from the one listing of saved progress: a ``Source``
+    for every input whose conditioning is not all saved (with the saved plan and segments of a
+    partly done one), the ``VideoJob`` of every input (with the segments whose music is saved),
+    and the segment count of those whose plan was read.
 
     Saved work of an input whose content has changed since (another ETag, version, size or
-    modification time) is thrown away.
+    modification time), or whose plan is unreadable, is thrown away.
     """
-    todo, resumed = [], {}
-    for job in jobs:
-        done = saved.get(video_id(job.key))
-        if done is None or not done.plan:
-            todo.append(job)
-            continue
-        progress = ctx.video(job.key)
-        try:
-            plan = progress.load_plan()
-        except Exception:  # an unreadable plan is made again
-            plan = None
-        if plan is None or plan.identity != job.identity:
-            progress.clear()
-            todo.append(job)
-            continue
-        job.segments = len(plan.segments)
-        if len(done.conditioned) < len(plan.segments):
-            todo.append(job)
-            resumed[job.key] = (plan, done.conditioned)
-    return todo, resumed
+    sources, jobs, counts = [], [], {}
+    for job in wave:
+        done = saved.get(video_id(job.key)) or Done()
+        plan = _saved_plan(ctx, job, done)
+        if plan is None:
+            if done.plan:
+                ctx.video(job.key).clear()
+                done = Done()
+            sources.append(Source(job.key, job.identity))
+        else:
+            counts[job.key] = len(plan.segments)
+            if len(done.conditioned) < len(plan.segments):
+                sources.append(Source(job.key, job.identity, plan, done.conditioned))
+        jobs.append(replace(job, composed=done.composed))
+    return sources, jobs, counts
 
 
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
+def _saved_plan(ctx: RunContext, job: VideoJob, done: Done):
+    """The input's saved plan when there is one, readable, of the same content."""
+    if not done.plan:
+        return None
+    try:
+        plan = ctx.video(job.key).load_plan()
+    except Exception:  # an unreadable plan is made again
+        return None
+    return plan if plan.identity == job.identity else None

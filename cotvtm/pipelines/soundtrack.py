@@ -1,16 +1,16 @@
 """Pass 2 of the soundtrack job: from saved conditioning to finished outputs.
 
-    jobs -> Music (pipelines/music.py: MusicGen from E_m, continuous across windows, many
-                   videos feeding one decode engine; each segment's music saved when made)
-         -> Mux (CPU: streams the saved music into one WAV, joining a long video's streams
-                 with a crossfade; ffmpeg stream-copies the video and adds it; sidecar JSON;
-                 the video's progress folder is removed)
+    VideoJob -> Music (pipelines/music.py: MusicGen from E_m, continuous across windows, many
+                       videos feeding one decode engine; each segment's music saved when made)
+    Composed -> Mux (CPU: streams the saved music into one WAV, joining a long video's streams
+                     with a crossfade; ffmpeg stream-copies the video and adds it; sidecar JSON;
+                     the video's progress folder is removed) -> Outcome
 
-A row is one ``VideoJob``: a key and its plan, no media. Music holds one segment's
-conditioning and a short working tail per stream, and Mux one segment's samples, so memory
-does not grow with video length. A video whose music was partly saved by an interrupted
-run resumes each stream after its last saved segment, from the saved composer state: the
-music continues from where it was (the same tokens as an uninterrupted run).
+A row is one record of a video, no media. Music holds one segment's conditioning and a short
+working tail per stream, and Mux one segment's samples, so memory does not grow with video
+length. A video whose music was partly saved by an interrupted run resumes each stream after
+its last saved segment, from the saved composer state: the music continues from where it was
+(the same tokens as an uninterrupted run).
 """
 
 import json
@@ -24,11 +24,10 @@ import numpy as np
 from cotvtm.errors import CotvtmError
 from cotvtm.music.compose import join_streams
 from cotvtm.pipelines.context import RunContext
-from cotvtm.pipelines.job import Outcome, VideoJob
-from cotvtm.pipelines.music import Music, compose_config, continuous_feed
+from cotvtm.pipelines.job import Composed, Outcome, VideoJob
+from cotvtm.pipelines.music import Music, compose_config
 from cotvtm.pipelines.progress import DamagedProgress, VideoProgress
-from cotvtm.pipelines.rows import records, row_of
-from cotvtm.pipelines.stages import Stage, add_stage
+from cotvtm.stage import Place, Stage, add_stage, dataset
 from cotvtm.storage import StorageError
 from cotvtm.storage.scratch import Scratch
 from cotvtm.video.image import write_audio, write_still_video
@@ -37,7 +36,7 @@ from cotvtm.video.mux import Loudness, fit_length, mux_wav, normalise, write_wav
 
 
 class Mux(Stage):
-    """Write the soundtracked video and its sidecar; emit one manifest row per job.
+    """Write the soundtracked video and its sidecar; return the video's ``Outcome``.
 
     The input's picture is read pinned to the content pass 1 prepared (``storage/pin.py``): an
     input replaced in between fails with that reason, never muxed from the new file. Local
@@ -47,7 +46,11 @@ class Mux(Stage):
     redoes; then the video's progress folder is removed.
     """
 
-    name, role = "mux", "mux"
+    name = "mux"
+
+    @classmethod
+    def placement(cls, ctx: RunContext) -> Place:
+        return Place(ctx.res.mux_actors, ctx.res.mux_cpus)
 
     def __init__(self, ctx: RunContext):
         self.ctx, self.src, self.out, self.max_bytes = ctx, ctx.src, ctx.out, ctx.res.max_input_bytes
@@ -58,67 +61,73 @@ class Mux(Stage):
         cfg = ctx.cfg
         self.loudness = Loudness(cfg.loudness, cfg.true_peak) if cfg.loudness is not None else None
 
-    def __call__(self, batch) -> dict:
-        rows = [asdict(self.finish(job)) for job in records(batch)]
-        return {key: np.array([row[key] for row in rows]) for key in asdict(Outcome("", "")).keys()}
+    def run(self, records: list[Composed]):
+        for record in records:
+            yield self.finish(record)
 
-    def finish(self, job: VideoJob) -> Outcome:
-        progress = self.ctx.video(job.key)
-        if job.error is None:
-            started = time.perf_counter()
-            try:
-                self.write(job, progress)
-                job.seconds["mux"] = time.perf_counter() - started
-                self.out.put_bytes(job.out_sidecar, json.dumps(self.sidecar(job, progress), indent=2).encode())
-            except DamagedProgress as exc:  # thrown away: the next run makes it again instead of failing alike
-                job.fail("mux", f"saved progress damaged ({exc}); it is removed, run again to redo this input")
-                _clear(progress)
-            except (CotvtmError, ValueError) as exc:
-                job.fail("mux", getattr(exc, "reason", str(exc)))
-            except Exception as exc:
-                job.fail("mux", f"unexpected mux failure: {type(exc).__name__}: {exc}")
-        if job.error is not None:
-            return Outcome(job.key, "error", reason=f"{job.error_stage}: {job.error}")
+    def finish(self, record: Composed) -> Composed | Outcome:
+        """The video's outcome; the record itself, failed, when it could not be finished."""
+        job, progress = record.job, self.ctx.video(record.key)
+        started = time.perf_counter()
+        try:
+            loudness = self.write(record, progress)
+            record.seconds[self.name] = time.perf_counter() - started
+            sidecar = self.sidecar(record, progress, loudness)
+            self.out.put_bytes(job.out_sidecar, json.dumps(sidecar, indent=2).encode())
+        except DamagedProgress as exc:  # thrown away: the next run makes it again instead of failing alike
+            record.fail(self.name, f"saved progress damaged ({exc}); it is removed, run again to redo this input")
+            _clear(progress)
+            return record
+        except (CotvtmError, ValueError) as exc:
+            record.fail(self.name, getattr(exc, "reason", str(exc)))
+            return record
+        except Exception as exc:
+            record.fail(self.name, f"unexpected mux failure: {type(exc).__name__}: {exc}")
+            return record
         _clear(progress)
         return Outcome(job.key, "ok", output=self.out.uri(job.out_video), sidecar=self.out.uri(job.out_sidecar),
-                       windows=len(job.windows), duration=job.info.duration)
+                       windows=len(record.plan.windows), duration=record.plan.info.duration)
 
-    def write(self, job: VideoJob, progress: VideoProgress) -> None:
-        starts = {stream["segments"][0] for stream in job.streams[1:]}
-        fade = int(round(self.compose.crossfade_s * job.sample_rate))
-        chunks = join_streams((progress.load_audio(s) for s in range(job.segments)), starts, fade)
+    def write(self, record: Composed, progress: VideoProgress) -> dict | None:
+        """Publish the output(s); what the sidecar says of their loudness (with ``--loudness``)."""
+        job, info, rate = record.job, record.plan.info, record.sample_rate
+        starts = {stream["segments"][0] for stream in record.streams[1:]}
+        fade = int(round(self.compose.crossfade_s * rate))
+        chunks = join_streams((progress.load_audio(s) for s in range(len(record.plan.segments))), starts, fade)
         if is_image(job.key) and not job.out_still:  # the music alone: the image is not needed
-            self.write_music(job, progress, chunks)
-            return
+            return self.write_music(record, progress, chunks)[1]
         with self.scratch.pinned(self.src, job.key, job.identity, self.max_bytes) as source:
             if is_image(job.key):
-                audio = self.write_music(job, progress, chunks)
+                audio, loudness = self.write_music(record, progress, chunks)
                 self.publish(job.out_still, progress,
-                             lambda path: write_still_video(source.path, audio, job.sample_rate, path), source.verify)
-                return
+                             lambda path: write_still_video(source.path, audio, rate, path), source.verify)
+                return loudness
             wav = self.scratch.path_for(job.key + ".wav")
-            keep = self.duck_gain if job.info.has_audio else 0.0
+            keep = self.duck_gain if info.has_audio else 0.0
+            fitted = []
             try:
-                write_wav(chunks, job.sample_rate, job.info.duration, wav)
-                self.publish(job.out_video, progress, lambda path: self.loudness_of(job, mux_wav(
+                write_wav(chunks, rate, info.duration, wav)
+                self.publish(job.out_video, progress, lambda path: fitted.append(mux_wav(
                     source.path, wav, path, keep_original=keep, loudness=self.loudness)), source.verify)
             finally:
                 wav.unlink(missing_ok=True)
+            return self.loudness_of(fitted[0])
 
-    def loudness_of(self, job: VideoJob, fitted: dict | None) -> None:
+    def loudness_of(self, fitted: dict | None) -> dict | None:
         """What the sidecar says of the output's loudness: the target, what was measured before,
         the gain that reached it (``mux.fit_loudness``)."""
-        if fitted is not None:
-            job.loudness = {"target_lufs": self.loudness.lufs, "true_peak_ceiling": self.loudness.true_peak, **fitted}
+        if fitted is None:
+            return None
+        return {"target_lufs": self.loudness.lufs, "true_peak_ceiling": self.loudness.true_peak, **fitted}
 
-    def write_music(self, job: VideoJob, progress: VideoProgress, chunks) -> np.ndarray:
+    def write_music(self, record: Composed, progress: VideoProgress, chunks) -> tuple[np.ndarray, dict | None]:
         """An image's music as audio: a clip of image_seconds, small enough to hold."""
-        audio = fit_length(np.concatenate(list(chunks)), job.sample_rate, job.info.duration)
+        rate, fitted = record.sample_rate, None
+        audio = fit_length(np.concatenate(list(chunks)), rate, record.plan.info.duration)
         if self.loudness is not None:
-            audio, fitted = normalise(audio, job.sample_rate, self.loudness)
-            self.loudness_of(job, fitted)
-        self.publish(job.out_video, progress, lambda path: write_audio(audio, job.sample_rate, path))
-        return audio
+            audio, fitted = normalise(audio, rate, self.loudness)
+        self.publish(record.job.out_video, progress, lambda path: write_audio(audio, rate, path))
+        return audio, self.loudness_of(fitted)
 
     def publish(self, key: str, progress: VideoProgress, make, check=None) -> None:
         """Make the file somewhere private, ``check`` that what it was made from is still the
@@ -140,11 +149,13 @@ class Mux(Stage):
         finally:
             Path(path).unlink(missing_ok=True)
 
-    def sidecar(self, job: VideoJob, progress: VideoProgress) -> dict:
-        metas = [progress.load_meta(s) for s in range(job.segments)]
+    def sidecar(self, record: Composed, progress: VideoProgress, loudness: dict | None) -> dict:
+        job, plan = record.job, record.plan
+        segments = range(len(plan.segments))
+        metas = [progress.load_meta(s) for s in segments]
         explanations = [e for meta in metas for e in meta["explanations"]]
-        digests = [d for s in range(job.segments) for d in progress.load_digests(s)]
-        seconds = dict(job.seconds)
+        digests = [d for s in segments for d in progress.load_digests(s)]
+        seconds = dict(record.seconds)
         for meta in metas:
             for stage, value in meta["seconds"].items():
                 seconds[stage] = seconds.get(stage, 0.0) + value
@@ -152,16 +163,16 @@ class Mux(Stage):
             **self.ctx.sidecar,
             "input": job.key,
             "output": PurePosixPath(job.out_video).name,
-            "video": asdict(job.info),
+            "video": asdict(plan.info),
             "windows": [{"index": w.index, "start": w.start, "end": w.end, "tokens_digest": digests[w.index],
                          **({"explanations": explanations[w.index]} if explanations else {})}
-                        for w in job.windows],
-            "loudness": job.loudness,  # with --loudness: the target, and the music (or mix) as measured before
-            "cuts": job.cuts,  # shot cuts the windows follow (--windows shots)
-            "segments": job.segments,
-            "streams": job.streams,  # where the video's streams begin (each joins the one before)
-            "resumed_at_segment": job.resumed_at,
-            "sample_rate": job.sample_rate,
+                        for w in plan.windows],
+            "loudness": loudness,  # with --loudness: the target, and the music (or mix) as measured before
+            "cuts": plan.cuts,  # shot cuts the windows follow (--windows shots)
+            "segments": len(plan.segments),
+            "streams": record.streams,  # where the video's streams begin (each joins the one before)
+            "resumed_at_segment": record.resumed_at,
+            "sample_rate": record.sample_rate,
             "still_video": PurePosixPath(job.out_still).name if job.out_still else None,
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
         }
@@ -174,17 +185,10 @@ def _clear(progress: VideoProgress) -> None:
         print(f"warning  progress folder {progress.prefix} not removed: {exc.reason}", flush=True)
 
 
-def build(ctx: RunContext, jobs: list[VideoJob]):
-    """The Ray Data plan of pass 2; its rows are manifest ``Outcome``s.
-
-    Continuously fed, Music takes one video per batch and many batches per actor (each leaves
-    as soon as its video is done); batched, ``video_batch`` videos per batch, one at a time.
-    """
-    import ray.data
-
-    ds = ray.data.from_items([row_of(job) for job in jobs], override_num_blocks=max(1, len(jobs)))
-    if continuous_feed(ctx):
-        ds = add_stage(ds, Music, ctx.res.place(Music.role), 1, ctx=ctx)
-    else:
-        ds = add_stage(ds, Music, ctx.res.place("model"), ctx.res.video_batch, ctx=ctx)
-    return add_stage(ds, Mux, ctx.res.place(Mux.role), 1, ctx=ctx)
+def music_and_mux(ctx: RunContext, jobs: list[VideoJob]):
+    """The Ray Data plan of pass 2 over ``jobs``; its rows are ``Outcome``s, and the records
+    that failed on the way."""
+    ds = dataset(jobs)
+    for stage in (Music, Mux):
+        ds = add_stage(ds, stage, ctx, ctx=ctx)
+    return ds

@@ -23,7 +23,7 @@ FETCH_THREADS = 16
 
 
 @dataclass
-class Entry:
+class ReportEntry:
     """One input as the page shows it: its latest row, its sidecar and where its video is."""
 
     row: dict
@@ -57,7 +57,7 @@ class Entry:
 
 @dataclass
 class Collected:
-    entries: list[Entry]  # sorted by key
+    entries: list[ReportEntry]  # sorted by key
     run_keys: set[str]  # inputs the latest run touched
     bad_lines: int  # manifest lines that are not JSON rows (a cut-off last line, a damaged file)
     first_bad: int | None = None  # the number of the first of them (1 = the first line)
@@ -68,7 +68,7 @@ def collect(out: Store, summary_rows: list[dict] | None = None) -> Collected:
     rows, bad, first_bad = latest_rows(out.read_lines(MANIFEST))
     run_keys = _merge(rows, summary_rows) if summary_rows is not None else _last_run(rows)
     existing = {info.key for info in out.list()}
-    entries = [Entry(rows[key]) for key in sorted(rows)]
+    entries = [ReportEntry(rows[key]) for key in sorted(rows)]
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         list(pool.map(lambda entry: _attach(out, entry, existing), entries))
     return Collected(entries, run_keys, bad, first_bad)
@@ -117,7 +117,7 @@ def _last_run(rows: dict[str, dict]) -> set[str]:
     return {key for key, row in rows.items() if run_id and row.get("run_id") == run_id}
 
 
-def _attach(out: Store, entry: Entry, existing: set[str]) -> None:
+def _attach(out: Store, entry: ReportEntry, existing: set[str]) -> None:
     """Fill in the sidecar and the video key of an input that has an output."""
     if entry.status not in ("ok", "skipped"):
         return
@@ -145,7 +145,7 @@ def _attach(out: Store, entry: Entry, existing: set[str]) -> None:
         entry.problem, entry.video_key = "the output video is missing", None
 
 
-def _from_sidecar(entry: Entry) -> str | None:
+def _from_sidecar(entry: ReportEntry) -> str | None:
     name = entry.sidecar.get("output")
     return sibling(entry.sidecar_key, name) if isinstance(name, str) and name else None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from cotvtm.report.collect import Collected, Entry
+from cotvtm.report.collect import Collected, ReportEntry
 from cotvtm.report.links import relative_url
 from cotvtm.report.style import CSS
 from cotvtm.jsonl import finite, seconds_of
@@ -84,7 +84,7 @@ def _digests(t: Totals) -> str:
 
 # -- errors ------------------------------------------------------------------------------
 
-def _errors(entries: list[Entry]) -> str:
+def _errors(entries: list[ReportEntry]) -> str:
     failed = [(i, e) for i, e in enumerate(entries) if e.status == "error"]
     if not failed:
         return ""
@@ -96,7 +96,7 @@ def _errors(entries: list[Entry]) -> str:
 
 # -- one input ---------------------------------------------------------------------------
 
-def _section(index: int, entry: Entry, page_key: str, preload: bool) -> str:
+def _section(index: int, entry: ReportEntry, page_key: str, preload: bool) -> str:
     status = entry.status if entry.status in STATUS_ORDER else "unknown"
     head = (f'<h3><span class="badge {status}">{esc(entry.status)}</span>'
             f'<span class="key">{esc(entry.key)}</span>{_meta(entry)}</h3>')
@@ -107,7 +107,7 @@ def _section(index: int, entry: Entry, page_key: str, preload: bool) -> str:
     return f'<section class="input {status}" id="in-{index}">{head}{body}</section>'
 
 
-def _meta(entry: Entry) -> str:
+def _meta(entry: ReportEntry) -> str:
     parts = []
     if entry.duration:
         parts.append(clock(entry.duration))
@@ -124,7 +124,7 @@ def _meta(entry: Entry) -> str:
     return f'<span class="meta">{esc(" · ".join(parts))}</span>' if parts else ""
 
 
-def _player(entry: Entry, page_key: str, preload: bool) -> str:
+def _player(entry: ReportEntry, page_key: str, preload: bool) -> str:
     if entry.video_key is None:
         return f'<div class="problem">{esc(entry.problem or "no output video")}</div>'
     src = relative_url(page_key, entry.video_key)
@@ -134,7 +134,7 @@ def _player(entry: Entry, page_key: str, preload: bool) -> str:
             f'<div class="links">{links}</div>')
 
 
-def _details(entry: Entry) -> str:
+def _details(entry: ReportEntry) -> str:
     sidecar = entry.sidecar or {}
     parts = [_cuts(sidecar.get("cuts")), _windows(sidecar.get("windows")), _timings(sidecar.get("seconds"))]
     if sidecar:

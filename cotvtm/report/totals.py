@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from cotvtm.jsonl import seconds_of
-from cotvtm.report.collect import Collected, Entry
+from cotvtm.report.collect import Collected, ReportEntry
 
 
 @dataclass
@@ -57,7 +57,7 @@ def totals(collected: Collected, wall_seconds: float | None = None) -> Totals:
     return result
 
 
-def _stages(entries: list[Entry]) -> dict[str, float]:
+def _stages(entries: list[ReportEntry]) -> dict[str, float]:
     summed: dict[str, float] = {}
     for entry in entries:
         stages = (entry.sidecar or {}).get("seconds")
@@ -67,7 +67,7 @@ def _stages(entries: list[Entry]) -> dict[str, float]:
     return summed
 
 
-def _models(result: Totals, entries: list[Entry]) -> None:
+def _models(result: Totals, entries: list[ReportEntry]) -> None:
     """Models and prior state from the newest sidecar (by manifest time); every digest seen."""
     with_sidecar = [e for e in entries if e.sidecar]
     if not with_sidecar:

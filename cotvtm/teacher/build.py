@@ -15,8 +15,9 @@ from cotvtm.errors import CotvtmError
 from cotvtm.teacher import offline
 from cotvtm.teacher.client import TEACHER as LLM_TEACHER
 from cotvtm.teacher.config import BuildConfig
-from cotvtm.teacher.ingest import CaptionItem, read_manifests
+from cotvtm.teacher.ingest import CaptionItem, read_caption_manifests
 from cotvtm.teacher.prompt import DIRECT_PROMPT_VERSION
+from cotvtm.stage import records
 from cotvtm.teacher.records import ShardWriter, labels_dir, skip_ids, statuses
 from cotvtm.teacher.scenes import sample_scenes, write_description
 
@@ -85,7 +86,7 @@ def identity(cfg: BuildConfig) -> tuple[str, str, str]:
 
 def collect_items(cfg: BuildConfig) -> list[CaptionItem]:
     """Manifest captions, then generated scenes (written now by the template filler, or later by the LLM)."""
-    items = read_manifests(list(cfg.manifests))
+    items = read_caption_manifests(list(cfg.manifests))
     writer = cfg.writer()
     source = f"scenes(seed={cfg.seed}, writer={writer})"
     for scene in sample_scenes(cfg.scenes, cfg.seed):
@@ -102,7 +103,7 @@ def collect_items(cfg: BuildConfig) -> list[CaptionItem]:
     return items
 
 
-def run(cfg: BuildConfig, echo=print) -> BuildSummary:
+def build_labels(cfg: BuildConfig, echo=print) -> BuildSummary:
     """Label every caption of ``cfg`` that has no label yet; never raises for one bad caption."""
     cfg.validate()
     if cfg.endpoint is not None:
@@ -126,6 +127,8 @@ def run(cfg: BuildConfig, echo=print) -> BuildSummary:
         _stream(todo, cfg, summary, echo)
     echo(summary.line())
     return summary
+
+
 
 
 def part_of(item: CaptionItem) -> str:
@@ -168,16 +171,18 @@ def _stream(todo: list[CaptionItem], cfg: BuildConfig, summary: BuildSummary, ec
     from cotvtm.teacher import stage
 
     init_ray()
-    ds = stage.plan(todo, cfg)
+    ds = stage.labelling(todo, cfg)
+    who = identity(cfg)
     started = last = time.monotonic()
     shown = -1
     with ShardWriter(summary.labels_dir, cfg.shard_size) as writer:
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                lines = [str(line) for line in batch["record"]]
+                tasks = records(batch)
+                lines = [task.label_line(*who) for task in tasks]
                 writer.write_many(lines)
-                for line, requests in zip(lines, batch["requests"]):
-                    _count(summary, json.loads(line), int(requests), echo)
+                for line, task in zip(lines, tasks):
+                    _count(summary, json.loads(line), task.requests, echo)
                 summary.seconds = time.monotonic() - started
                 if cfg.endpoint is not None:
                     summary.cost = cfg.endpoint.cost(summary.prompt_tokens, summary.completion_tokens)

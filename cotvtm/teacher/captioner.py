@@ -58,7 +58,7 @@ def media_frames(media: str) -> tuple[list[np.ndarray], str]:
     folder, name = media.rsplit("/", 1) if "/" in media else (".", media)
     try:
         with Scratch().pinned(open_store(folder), name) as source:
-            info, windows = media_files.plan(source.path, name, WINDOW_S, WINDOW_S)
+            info, windows = media_files.plan_media_windows(source.path, name, WINDOW_S, WINDOW_S)
             if media_files.is_image(name):
                 windows = windows[:1]
             elif len(windows) > MAX_FRAMES:

@@ -122,7 +122,7 @@ def _require_columns(path: Path, header: list[str]) -> None:
         raise CotvtmError(f"{path}: missing column {', '.join(repr(c) for c in missing)} (found: {found})")
 
 
-def read_manifest(path: str | Path) -> list[CaptionItem]:
+def read_caption_manifest(path: str | Path) -> list[CaptionItem]:
     """The caption items of one manifest, in file order."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -137,11 +137,11 @@ def read_manifest(path: str | Path) -> list[CaptionItem]:
         raise CotvtmError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def read_manifests(paths: list[str | Path]) -> list[CaptionItem]:
+def read_caption_manifests(paths: list[str | Path]) -> list[CaptionItem]:
     """All items of several manifests; an id may appear only once across them."""
     items, seen = [], {}
     for path in paths:
-        for item in read_manifest(path):
+        for item in read_caption_manifest(path):
             if item.id in seen:
                 raise CotvtmError(f"duplicate caption id {item.id!r} (in {seen[item.id]} and {path})")
             seen[item.id] = str(path)

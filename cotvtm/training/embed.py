@@ -7,7 +7,9 @@
            -> Parquet shards + index.json
 """
 
+import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +17,14 @@ import torch
 
 from cotvtm import models
 from cotvtm.errors import CotvtmError, MediaError
-from cotvtm.pipelines.rows import use_threads
+from cotvtm.stage import Place, Record, Stage, add_stage, dataset, to_columns, use_threads
 from cotvtm.training.shards import DATA, ROWS_PER_FILE, ShardIndex, write_index
 from cotvtm.video import media as media_kinds
 from cotvtm.video.windows import FRAMES_PER_WINDOW, WINDOW_S
 
 TINY_MUSIC_LEN, PAPER_MUSIC_LEN = 32, 64  # E_m tokens by default
 MAX_VIDEO_WINDOWS = 3  # a video-text pair is summarised by its first windows' frames
+SHARD_COLUMNS = ("id", "caption", "media", "x_rt", "x_mt", "e_v", "visual_source", "e_r", "e_m", "mask")
 
 
 def half(device: str, kind: str):
@@ -32,22 +35,55 @@ def half(device: str, kind: str):
     return torch.float16 if kind == "clip" else torch.bfloat16
 
 
-class Visual:
+@dataclass
+class Example(Record):
+    """A labelled record on its way to a shard row: its texts, then its embeddings."""
+
+    id: str
+    caption: str
+    media: str
+    x_rt: str
+    x_mt: str
+    e_v: np.ndarray | None = None
+    visual_source: str = ""
+    e_r: np.ndarray | None = None
+    e_m: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class EmbedSizes:
+    """How the embedding stages are placed: one actor each, a GPU share where there is one."""
+
+    device: str = "cpu"
+    batch_size: int = 64
+    model_cpus: float = 0.5
+
+
+class _Encoder(Stage):
+    """A model stage of the embedding job."""
+
+    @classmethod
+    def placement(cls, sizes: EmbedSizes) -> Place:
+        return Place(1, sizes.model_cpus, 0.3 if sizes.device.startswith("cuda") else 0.0, batch=sizes.batch_size)
+
+
+class Visual(_Encoder):
+    name = "visual"
+
     def __init__(self, clip_ref: str, device: str, threads: float = 1):
         from cotvtm.encoders.clip import ClipEncoder
 
         use_threads(threads)
         self.clip = ClipEncoder(clip_ref, device, dtype=half(device, "clip"))
 
-    def __call__(self, batch: dict) -> dict:
-        vectors, sources = [], []
-        for caption, media in zip(batch["caption"], batch["media"]):
-            vector, source = self._media(media) if media else (None, "caption")
+    def run(self, examples: list[Example]):
+        for example in examples:
+            vector, source = self._media(example.media) if example.media else (None, "caption")
             if vector is None:
-                vector = self.clip.embed_texts([str(caption)])[0]
-            vectors.append(vector)
-            sources.append(source)
-        return {**batch, "e_v": np.stack(vectors).astype(np.float32), "visual_source": np.array(sources)}
+                vector = self.clip.embed_texts([example.caption])[0]
+            example.e_v, example.visual_source = np.asarray(vector, np.float32), source
+        yield examples
 
     def _media(self, path: str):
         """Image tower on the picture or the video's first windows' frames (the soundtrack job's
@@ -57,7 +93,7 @@ class Visual:
                 from cotvtm.video.image import image_frames
 
                 return self.clip.embed_images(image_frames(path, 1, self.clip.image_size))[0], "image"
-            info, windows = media_kinds.plan(path, path, WINDOW_S, WINDOW_S)
+            info, windows = media_kinds.plan_media_windows(path, path, WINDOW_S, WINDOW_S)
             frames = media_kinds.window_frames(path, path, info, windows[:MAX_VIDEO_WINDOWS], FRAMES_PER_WINDOW,
                                                self.clip.image_size)
             return self.clip.embed_windows(frames).mean(axis=0), "video"
@@ -65,19 +101,25 @@ class Visual:
             return None, "caption (media unreadable)"
 
 
-class Rationale:
+class Rationale(_Encoder):
+    name = "rationale"
+
     def __init__(self, ref: str, device: str, threads: float = 1):
         from cotvtm.encoders.rationale import RationaleEncoder
 
         use_threads(threads)
         self.encoder = RationaleEncoder(ref, device, dtype=half(device, "rationale"))
 
-    def __call__(self, batch: dict) -> dict:
-        return {**batch, "e_r": self.encoder.encode([str(t) for t in batch["x_rt"]])}
+    def run(self, examples: list[Example]):
+        for example, e_r in zip(examples, self.encoder.encode([e.x_rt for e in examples])):
+            example.e_r = e_r
+        yield examples
 
 
-class MusicText:
+class MusicText(_Encoder):
     """MusicGen's own T5 on the music description: E_m as MusicGen would see the text."""
+
+    name = "music_text"
 
     def __init__(self, ref: str, length: int, device: str, threads: float = 1):
         from cotvtm.encoders.music_text import MusicTextEncoder
@@ -85,16 +127,17 @@ class MusicText:
         use_threads(threads)
         self.encoder = MusicTextEncoder(ref, length, device)
 
-    def __call__(self, batch: dict) -> dict:
-        e_m, mask = self.encoder.encode([str(t) for t in batch["x_mt"]])
-        return {**batch, "e_m": e_m, "mask": mask}
+    def run(self, examples: list[Example]):
+        e_m, mask = self.encoder.encode([e.x_mt for e in examples])
+        for example, one, valid in zip(examples, e_m, mask):
+            example.e_m, example.mask = one, valid
+        yield examples
 
 
-def _rows(labels_dir: str) -> list[dict]:
+def _rows(labels_dir: str) -> list[Example]:
     from cotvtm.teacher.records import read_labels
 
-    rows = [{"id": r.id, "caption": r.caption, "media": r.media or "", "x_rt": r.x_rt, "x_mt": r.x_mt}
-            for r in read_labels(labels_dir)]
+    rows = [Example(r.id, str(r.caption), r.media or "", str(r.x_rt), str(r.x_mt)) for r in read_labels(labels_dir)]
     if not rows:
         raise CotvtmError(f"{labels_dir} holds no labelled records with status ok")
     return rows
@@ -114,22 +157,24 @@ def run_embed(labels_dir: str, out_dir: str, refs: models.ModelRefs, music_len: 
     """Embed every labelled record; (re)writes ``out_dir`` and returns its index."""
     import ray.data
 
-    from cotvtm.pipelines.stages import Place, add_stage
     from cotvtm.raycluster import init_ray
 
     init_ray()
     rows = _rows(labels_dir)
     data_dir = Path(out_dir) / DATA
     shutil.rmtree(data_dir, ignore_errors=True)
-    place = Place(1, model_cpus, 0.3 if device.startswith("cuda") else 0.0)
-    ds = ray.data.from_items(rows)
-    ds = add_stage(ds, Visual, place, batch_size, clip_ref=refs.clip, device=device, threads=model_cpus)
-    ds = add_stage(ds, Rationale, place, batch_size, ref=refs.rationale, device=device, threads=model_cpus)
-    ds = add_stage(ds, MusicText, place, batch_size, ref=refs.t5, length=music_len, device=device, threads=model_cpus)
-    ds.write_parquet(str(data_dir), min_rows_per_file=ROWS_PER_FILE)
+    sizes = EmbedSizes(device, batch_size, model_cpus)
+    ds = dataset(rows, blocks=math.ceil(len(rows) / batch_size))
+    ds = add_stage(ds, Visual, sizes, clip_ref=refs.clip, device=device, threads=model_cpus)
+    ds = add_stage(ds, Rationale, sizes, ref=refs.rationale, device=device, threads=model_cpus)
+    ds = add_stage(ds, MusicText, sizes, ref=refs.t5, length=music_len, device=device, threads=model_cpus)
+    to_columns(ds, SHARD_COLUMNS).write_parquet(str(data_dir), min_rows_per_file=ROWS_PER_FILE)
+    count = ray.data.read_parquet(str(data_dir)).count()
+    if count < len(rows):
+        print(f"warning  {len(rows) - count} of {len(rows)} records could not be embedded and are left out", flush=True)
     index = ShardIndex(
         encoders={"clip": refs.clip, "rationale": refs.rationale, "t5": refs.t5, "fingerprint": refs.fingerprint()},
-        dims=_dims(refs, music_len), count=len(rows), music_std=_music_std(data_dir), sources=[str(labels_dir)])
+        dims=_dims(refs, music_len), count=count, music_std=_music_std(data_dir), sources=[str(labels_dir)])
     write_index(out_dir, index)
     return index
 

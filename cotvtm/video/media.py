@@ -44,8 +44,8 @@ def output_suffix(key: str) -> str:
     return _suffix(key) if _suffix(key) in KEEP_CONTAINER else ".mkv"
 
 
-def plan(path, key: str, window_s: float, image_seconds: float,
-         max_duration_s: float = MAX_DURATION_S) -> tuple[VideoInfo, list[Window]]:
+def plan_media_windows(path, key: str, window_s: float, image_seconds: float,
+                       max_duration_s: float = MAX_DURATION_S) -> tuple[VideoInfo, list[Window]]:
     """Probe ``path`` (the local copy of ``key``) and plan its windows; an image stands for every
     window of a clip ``image_seconds`` long."""
     from cotvtm.video.windows import plan_windows
@@ -70,8 +70,8 @@ def probe_media(path, key: str, image_seconds: float, max_duration_s: float = MA
 
 def plan_shots(path, key: str, window_s: float, image_seconds: float,
                max_duration_s: float = MAX_DURATION_S) -> tuple[VideoInfo, list[Window], list[float]]:
-    """Like ``plan``, with windows whose boundaries sit on the video's shot cuts (``video/shots.py``);
-    the cuts too. An image has none."""
+    """Like ``plan_media_windows``, with windows whose boundaries sit on the video's shot cuts
+    (``video/shots.py``); the cuts too. An image has none."""
     from cotvtm.video.shots import detect_cuts
     from cotvtm.video.windows import plan_shot_windows, plan_windows
 
