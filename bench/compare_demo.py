@@ -21,12 +21,16 @@ import numpy as np
 VOLATILE = {"run_id", "seconds", "time", "config_digest", "output"}
 
 
-def scrub(value, root: str):
+def scrub(value, root: Path):
+    """``value`` without volatile fields, with the demo folder and the folder holding it (a
+    checkout, say) written as placeholders."""
     if isinstance(value, dict):
         return {k: scrub(v, root) for k, v in value.items() if k not in VOLATILE}
     if isinstance(value, list):
         return [scrub(v, root) for v in value]
-    return value.replace(root, "<root>") if isinstance(value, str) else value
+    if isinstance(value, str):
+        return value.replace(str(root), "<demo>").replace(str(root.parent), "<root>")
+    return value
 
 
 def pcm(path: Path) -> bytes:
@@ -43,7 +47,7 @@ def outputs(root: Path) -> dict[str, Path]:
     return {p.name.split(".")[0]: p for p in (root / "outputs").glob("*.mp4")}
 
 
-def sidecar_diff(a: Path, b: Path, roots: tuple[str, str]) -> list[str]:
+def sidecar_diff(a: Path, b: Path, roots: tuple[Path, Path]) -> list[str]:
     x = scrub(json.loads(a.with_suffix(".json").read_text()), roots[0])
     y = scrub(json.loads(b.with_suffix(".json").read_text()), roots[1])
     return sorted(k for k in set(x) | set(y) if x.get(k) != y.get(k))
@@ -67,7 +71,7 @@ def prior_difference(a: Path, b: Path) -> float:
 
 
 def main(a: Path, b: Path) -> None:
-    roots = (str(a.resolve().parent), str(b.resolve().parent))
+    roots = (a.resolve(), b.resolve())
     ours, theirs = outputs(a), outputs(b)
     print(f"outputs: {sorted(ours)}{'' if ours.keys() == theirs.keys() else f' vs {sorted(theirs)}'}")
     for name in sorted(ours.keys() & theirs.keys()):

@@ -43,7 +43,7 @@ def _memory_by_stage() -> dict[tuple[str, str], int]:
 
 
 def measure(minutes: float, work: Path, segment_windows: int) -> dict[str, int]:
-    from cotvtm.config import Resources, SoundtrackConfig
+    from cotvtm.settings import Resources, SoundtrackConfig
     from cotvtm.pipelines.runner import Where, run
     from cotvtm.video.samples import make_video
 

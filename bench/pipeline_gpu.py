@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=None, help="decoder slots (default: the job's)")
     args = parser.parse_args()
 
-    from cotvtm.config import Resources
+    from cotvtm.settings import Resources
     from cotvtm.video.samples import make_video
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,7 @@ from openai_server import FakeOpenAI  # noqa: E402
 
 from cotvtm.teacher.build import build_labels  # noqa: E402
 from cotvtm.teacher.client import LLMTeacher  # noqa: E402
-from cotvtm.teacher.config import BuildConfig, EndpointConfig  # noqa: E402
+from cotvtm.teacher.settings import BuildConfig, EndpointConfig  # noqa: E402
 from cotvtm.teacher.ingest import CaptionItem  # noqa: E402
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cotvtm.teacher.build import build_labels  # noqa: E402
-from cotvtm.teacher.config import BuildConfig  # noqa: E402
+from cotvtm.teacher.settings import BuildConfig  # noqa: E402
 from cotvtm.teacher.ingest import CaptionItem  # noqa: E402
 from cotvtm.teacher.offline import OfflineTeacher  # noqa: E402
 from cotvtm.teacher.records import read_labels  # noqa: E402

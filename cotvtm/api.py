@@ -33,7 +33,7 @@ def soundtrack(input: str, output: str, *, config=None, resources=None, echo=pri
     (``CotvtmError``): a setting out of range, a model reference that is missing or unreadable,
     or a model that does not load in its stage.
     """
-    from cotvtm.config import configure
+    from cotvtm.settings import configure
 
     cfg, res, access = configure(config, resources, **settings)
     from cotvtm.pipelines.runner import Where, run  # after the settings are checked: no Ray for a typo
@@ -48,7 +48,7 @@ def label(out: str, *, config=None, echo=print, **settings):
     chain-of-thought teacher into ``out/labels-<prompt>-<model>/``; ``endpoint`` (an
     ``EndpointConfig``) names an LLM, none the offline teacher. Returns the ``BuildSummary``."""
     from cotvtm.teacher.build import build_labels
-    from cotvtm.teacher.config import BuildConfig
+    from cotvtm.teacher.settings import BuildConfig
 
     [given] = _split(settings, BuildConfig)
     if "manifests" in given:
@@ -62,7 +62,7 @@ def embed(labels: str, out: str, *, preset: str = "tiny", music_len: int | None 
     """Embed a labels folder into shards (E_v, E_r, E_m); ``models`` may name ``clip``, ``t5``
     and ``rationale`` over the preset's. Returns the shards' ``ShardIndex``."""
     from cotvtm import models as registry
-    from cotvtm.config import default_device
+    from cotvtm.settings import default_device
     from cotvtm.errors import CotvtmError
     from cotvtm.training.embed import PAPER_MUSIC_LEN, TINY_MUSIC_LEN, run_embed
 
@@ -78,7 +78,7 @@ def distill(shards: str, out: str, *, config=None, storage_path: str | None = No
     ``soundtrack(prior=...)`` loads). ``settings``: ``DistillConfig`` fields. Returns the
     ``DistillResult``."""
     from cotvtm.raycluster import init_ray
-    from cotvtm.training.config import DistillConfig
+    from cotvtm.training.hyperparameters import DistillConfig
     from cotvtm.training.distill import distill as train
 
     [given] = _split(settings, DistillConfig)

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cotvtm.config import Access, ModelChoice, Resources, SoundtrackConfig, configure
+from cotvtm.settings import Access, ModelChoice, Resources, SoundtrackConfig, configure
 from cotvtm.errors import guarded
 from cotvtm.options import add_options, given
 
@@ -16,7 +16,7 @@ _SETTINGS = (ModelChoice, SoundtrackConfig, Resources, Access)
 
 
 def _add_soundtrack_options(p: argparse.ArgumentParser) -> None:
-    """The soundtrack job's settings as flags, from their definitions in ``cotvtm.config``;
+    """The soundtrack job's settings as flags, from their definitions in ``cotvtm.settings``;
     resources default to unset, so that ``Resources.detect`` sizes what the user left out."""
     models = p.add_argument_group("models (a preset, and per-component hub ids or local dirs)")
     add_options(models, ModelChoice)

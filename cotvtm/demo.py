@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cotvtm import models
-from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.settings import Resources, SoundtrackConfig
 from cotvtm.training.embed import TINY_MUSIC_LEN
-from cotvtm.training.config import DistillConfig, StageConfig
+from cotvtm.training.hyperparameters import DistillConfig, StageConfig
 
 SCENES = 240
 EPOCHS = 30
@@ -34,7 +34,7 @@ def train_prior(plan: DemoPlan, refs: models.ModelRefs, echo=print) -> Path:
     """Label generated scenes offline, embed them and distill a tiny prior; returns its folder."""
     from cotvtm.training.embed import run_embed
     from cotvtm.teacher.build import build_labels as label
-    from cotvtm.teacher.config import BuildConfig
+    from cotvtm.teacher.settings import BuildConfig
     from cotvtm.training.distill import distill
     from cotvtm.training.shards import INDEX
 

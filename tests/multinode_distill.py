@@ -18,7 +18,7 @@ import ray  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 from ray.util.state import list_actors  # noqa: E402
 
-from cotvtm.training.config import DistillConfig, StageConfig  # noqa: E402
+from cotvtm.training.hyperparameters import DistillConfig, StageConfig  # noqa: E402
 from cotvtm.training.distill import distill  # noqa: E402
 from cotvtm.training.shards import write_arrays  # noqa: E402
 

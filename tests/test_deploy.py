@@ -196,7 +196,7 @@ def test_gpu_pods_fit_the_soundtrack_model_stages_and_distillation(monkeypatch):
     MusicGen) with their CUDA resources, and the distillation workers must fit the GPU group."""
     import torch
 
-    from cotvtm.config import Resources
+    from cotvtm.settings import Resources
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     res = Resources.detect()
@@ -218,7 +218,7 @@ def test_device_cuda_from_a_cpu_only_driver_puts_model_actors_on_gpus(monkeypatc
     --device cuda so the model actors still ask Ray for GPUs (and land on the GPU workers)."""
     import torch
 
-    from cotvtm.config import Resources
+    from cotvtm.settings import Resources
 
     assert any("--device cuda" in job["spec"]["entrypoint"] for _, job in of_kind("RayJob")
                if "jobs.soundtrack" in job["spec"]["entrypoint"])

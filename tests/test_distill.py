@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from cotvtm import models
-from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
+from cotvtm.settings import ModelChoice, Resources, SoundtrackConfig
 from cotvtm.pipelines.runner import Where, run
 from cotvtm.prior import TwoStagePrior
-from cotvtm.training.config import DistillConfig, StageConfig
+from cotvtm.training.hyperparameters import DistillConfig, StageConfig
 from cotvtm.training.distill import distill
 from cotvtm.training.shards import read_index, write_arrays
 from cotvtm.video.samples import make_video

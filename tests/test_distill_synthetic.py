@@ -5,7 +5,7 @@ import torch
 
 from cotvtm.prior import PriorConfig, TwoStagePrior
 from cotvtm.training import synthetic
-from cotvtm.training.config import DistillConfig, StageConfig
+from cotvtm.training.hyperparameters import DistillConfig, StageConfig
 from cotvtm.training.recipe import fit_in_memory
 
 

@@ -58,7 +58,7 @@ def test_music_embedding_is_fixed_length_zero_padded_t5_states(tiny_refs):
 def test_embedding_job_writes_shards_with_media_and_caption_rows(tmp_path, tiny_refs, ray_session):
     from cotvtm.training.embed import run_embed
     from cotvtm.teacher.build import build_labels as label
-    from cotvtm.teacher.config import BuildConfig
+    from cotvtm.teacher.settings import BuildConfig
     from cotvtm.training.shards import load_split, read_index
 
     Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(tmp_path / "pic.png")

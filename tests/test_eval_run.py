@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cotvtm.eval.config import METHODS
+from cotvtm.eval.settings import METHODS
 from cotvtm.eval.methods import describe_music
 from cotvtm.eval.report import Results, markdown
-from cotvtm.teacher.config import EndpointConfig
+from cotvtm.teacher.settings import EndpointConfig
 from cotvtm.video.samples import make_audio, make_video
 from openai_server import FakeOpenAI
 

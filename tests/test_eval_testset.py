@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from cotvtm.errors import CotvtmError
-from cotvtm.eval.config import EvalConfig
+from cotvtm.eval.settings import EvalConfig
 from cotvtm.eval.testset import REFERENCE_RATE, load_testset, read_testset_manifest
 from cotvtm.video.samples import make_audio, make_video
 from helpers import write_jsonl as _write

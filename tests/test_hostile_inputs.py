@@ -12,7 +12,7 @@ import soundfile as sf
 from PIL import Image
 from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
-from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.settings import Resources, SoundtrackConfig
 from cotvtm.errors import MediaError
 from cotvtm.pipelines import runner
 from cotvtm.pipelines.runner import Where, run

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.settings import Resources, SoundtrackConfig
 from cotvtm.errors import CotvtmError
 from cotvtm.pipelines.context import Where
 from cotvtm.pipelines.inputs import survey

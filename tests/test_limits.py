@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from cotvtm.cli import _config, parser
-from cotvtm.config import Resources
+from cotvtm.settings import Resources
 from cotvtm.errors import CotvtmError, MediaError, ModelError
 from cotvtm.eval import embedders
 from cotvtm.prior import PriorConfig, TwoStagePrior

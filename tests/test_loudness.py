@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.settings import Resources, SoundtrackConfig
 from cotvtm.pipelines.context import Where
 from cotvtm.pipelines.runner import run
 from cotvtm.video.samples import make_video

@@ -8,7 +8,7 @@ import pytest
 
 import cotvtm
 from cotvtm.cli import _config, main, parser
-from cotvtm.config import Access, ModelChoice, Resources, SoundtrackConfig
+from cotvtm.settings import Access, ModelChoice, Resources, SoundtrackConfig
 from cotvtm.errors import CotvtmError
 from cotvtm.options import flag, settings
 

@@ -171,7 +171,7 @@ def test_bucket_to_bucket_run_through_connections_closed_after_100_continue(s3_s
                                                                              model_cache, ray_session):
     """Every request of the job, its three saved conditioning segments and its outputs
     included, goes through the proxy; the run finishes on the first try with its input ok."""
-    from cotvtm.config import Resources, SoundtrackConfig
+    from cotvtm.settings import Resources, SoundtrackConfig
     from cotvtm.pipelines.runner import Where, run
     from cotvtm.video.samples import make_video
 

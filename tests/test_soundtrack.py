@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from cotvtm.config import ModelChoice, Resources, SoundtrackConfig
+from cotvtm.settings import ModelChoice, Resources, SoundtrackConfig
 from cotvtm.pipelines.runner import Where, run
 from cotvtm.video.samples import make_audio, make_video
 from helpers import ffprobe as _ffprobe

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
-from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.settings import Resources, SoundtrackConfig
 from cotvtm.pipelines.runner import Where, run
 from cotvtm.storage import open_store
 from cotvtm.video.samples import make_video

@@ -12,7 +12,7 @@ import pytest
 from cotvtm.teacher import read_labels
 from cotvtm.teacher.build import build_labels
 from cotvtm.teacher.cli import add_subcommand, config_from_args, main
-from cotvtm.teacher.config import BuildConfig, EndpointConfig
+from cotvtm.teacher.settings import BuildConfig, EndpointConfig
 from cotvtm.teacher.records import shards
 from cotvtm.video.samples import make_video
 from openai_server import FakeOpenAI

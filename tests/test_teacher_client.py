@@ -7,7 +7,7 @@ import time
 import pytest
 
 from cotvtm.teacher.client import LLMTeacher, retry_after_s
-from cotvtm.teacher.config import EndpointConfig
+from cotvtm.teacher.settings import EndpointConfig
 from cotvtm.teacher.ingest import CaptionItem
 from cotvtm.teacher.limiter import RateLimiter
 from openai_server import FakeOpenAI

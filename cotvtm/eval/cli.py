@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cotvtm.config import default_device
+from cotvtm.settings import default_device
 from cotvtm.errors import CotvtmError
-from cotvtm.eval.config import METHODS, EvalConfig
+from cotvtm.eval.settings import METHODS, EvalConfig
 from cotvtm.models import PRESET_NAMES
 from cotvtm.eval.embedders import ROLES
 
@@ -60,7 +60,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(a: argparse.Namespace) -> EvalConfig:
-    from cotvtm.teacher.config import EndpointConfig
+    from cotvtm.teacher.settings import EndpointConfig
 
     endpoint = None
     if a.base_url or a.model:

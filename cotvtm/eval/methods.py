@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from cotvtm.eval.config import PRIOR_METHODS, EvalConfig
+from cotvtm.eval.settings import PRIOR_METHODS, EvalConfig
 from cotvtm.eval.measure import ResourceUsage, measure
 from cotvtm.eval.priors import load_method_prior, parameters
 from cotvtm.eval.testset import Item

@@ -48,7 +48,7 @@ def _training_data(refs, seed: int) -> dict[str, torch.Tensor]:
 
 
 def _distill(data: dict, variant: str, out: Path, seed: int) -> None:
-    from cotvtm.training.config import DistillConfig, StageConfig
+    from cotvtm.training.hyperparameters import DistillConfig, StageConfig
     from cotvtm.training.recipe import fit_in_memory
 
     config = PriorConfig.tiny(clip_dim=data["e_v"].shape[1], rationale_dim=data["e_r"].shape[1],

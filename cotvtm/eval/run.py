@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cotvtm import models
 from cotvtm.eval import embedders
-from cotvtm.eval.config import PRIOR_METHODS, EvalConfig
+from cotvtm.eval.settings import PRIOR_METHODS, EvalConfig
 from cotvtm.eval.methods import Generated, Toolkit, run_method
 from cotvtm.eval.priors import prepare_priors
 from cotvtm.eval.report import Results, write_eval_report

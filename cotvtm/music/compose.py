@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cotvtm.config import MODES
+from cotvtm.settings import MODES
 from cotvtm.music.requests import MusicRequest, WindowMusic
 from cotvtm.rng import stream_id
 

@@ -16,7 +16,7 @@ from collections.abc import Hashable, Iterable
 import numpy as np
 import torch
 
-from cotvtm.music.runner import DecodeWindow, StepRunner
+from cotvtm.music.step_runner import DecodeWindow, StepRunner
 from cotvtm.music.sampling import SamplingConfig
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from cotvtm.config import DECODERS as BACKENDS
+from cotvtm.settings import DECODERS as BACKENDS
 from cotvtm.models import load_musicgen
 from cotvtm.music.requests import MusicRequest, WindowMusic
 from cotvtm.music.sampling import SamplingConfig, with_unconditional
@@ -86,7 +86,7 @@ class MusicGenBackend:
 
     def _undelay(self, ids: torch.Tensor, prompt: np.ndarray | None) -> np.ndarray:
         """Raw generated ids (codebooks, positions) -> codes, as ``generate`` post-processes them."""
-        from cotvtm.music.runner import delay_pattern
+        from cotvtm.music.step_runner import delay_pattern
 
         _, pattern = delay_pattern(self.model, prompt, ids.shape[1], ids.device)
         ids = self.model.decoder.apply_delay_pattern_mask(ids, pattern)

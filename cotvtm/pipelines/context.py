@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.settings import Resources, SoundtrackConfig
 from cotvtm.models import ModelRefs
 from cotvtm.pipelines.progress import PROGRESS_DIR, VideoProgress
 from cotvtm.storage import Store

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cotvtm import models
 from cotvtm.about import __version__
-from cotvtm.config import Resources, SoundtrackConfig
+from cotvtm.settings import Resources, SoundtrackConfig
 from cotvtm.errors import (CotvtmError, ModelError, SetupError, failed_actor, one_line, printable, root_message,
                            without_ansi)
 from cotvtm.pipelines import names

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import ModelError
-from .config import PriorConfig
+from .architecture import PriorConfig
 from .cosine import CosineSchedule, EpsFn
 from .embed_diff import EmbedDiff
 from .mlp import MusicMLP, RationaleMLP

@@ -8,8 +8,8 @@
     scenes.py   generated scene descriptions (templates over variable lists)
     ingest.py   caption manifests (JSONL, CSV, Parquet)
     records.py  labelled records on disk: read_labels, done_ids (the interface consumers use)
-    stage.py    the Ray Data labelling stage
-    config.py   endpoint and build settings
+    stage.py    the Ray Data labelling stages (caption, label)
+    settings.py endpoint and build settings
     build.py    the build driver; cli.py its options
 """
 

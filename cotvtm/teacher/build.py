@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from cotvtm.errors import CotvtmError
 from cotvtm.teacher import offline
 from cotvtm.teacher.client import TEACHER as LLM_TEACHER
-from cotvtm.teacher.config import BuildConfig
+from cotvtm.teacher.settings import BuildConfig
 from cotvtm.teacher.ingest import CaptionItem, read_caption_manifests
 from cotvtm.teacher.prompt import DIRECT_PROMPT_VERSION
 from cotvtm.stage import records

@@ -8,7 +8,7 @@ import argparse
 
 from cotvtm.errors import CotvtmError
 from cotvtm.teacher.captioner import BLIP_DEFAULT, CaptionerConfig
-from cotvtm.teacher.config import OPENAI_URL, SCENE_WRITERS, BuildConfig, EndpointConfig
+from cotvtm.teacher.settings import OPENAI_URL, SCENE_WRITERS, BuildConfig, EndpointConfig
 from cotvtm.teacher.prompt import COT_PROMPT_VERSIONS, PROMPT_VERSION
 
 HELP = "label captions with the chain-of-thought teacher (an LLM endpoint, or offline rules)"

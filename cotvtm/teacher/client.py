@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import openai
 
-from cotvtm.teacher.config import EndpointConfig
+from cotvtm.teacher.settings import EndpointConfig
 from cotvtm.teacher.ingest import CaptionItem
 from cotvtm.teacher.limiter import RateLimiter, estimate_tokens
 from cotvtm.teacher.prompt import (DIRECT_PROMPT_VERSION, PAPER_PROMPT_VERSION, PROMPT_VERSION, cot_prompt,

@@ -16,7 +16,7 @@ from pathlib import Path
 from cotvtm.errors import CotvtmError
 from cotvtm.stage import Place, Record, Stage, add_stage, dataset
 from cotvtm.teacher.captioner import CaptionerConfig
-from cotvtm.teacher.config import BuildConfig, EndpointConfig
+from cotvtm.teacher.settings import BuildConfig, EndpointConfig
 from cotvtm.teacher.ingest import CaptionItem
 from cotvtm.teacher.records import LabelRecord
 

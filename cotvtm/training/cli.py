@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from cotvtm.models import PRESET_NAMES
-from cotvtm.training.config import DistillConfig, StageConfig
+from cotvtm.training.hyperparameters import DistillConfig, StageConfig
 from cotvtm.training.embed import PAPER_MUSIC_LEN, TINY_MUSIC_LEN
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cotvtm.prior import PriorConfig, TwoStagePrior
 from cotvtm.storage.local import atomic_write_bytes
-from cotvtm.training.config import DistillConfig
+from cotvtm.training.hyperparameters import DistillConfig
 from cotvtm.training.loop import PRIOR_DIR, train_loop
 from cotvtm.training.shards import read_index, load_split
 

@@ -14,7 +14,7 @@ import torch
 
 from cotvtm.errors import ModelError
 from cotvtm.prior import PriorConfig, TwoStagePrior
-from cotvtm.training.config import DistillConfig, StageConfig
+from cotvtm.training.hyperparameters import DistillConfig, StageConfig
 from cotvtm.training.recipe import (StageObjective, optimizer_for, set_lr, train_epoch, trainable_params,
                                     validation_loss)
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cotvtm.prior import TwoStagePrior
-from cotvtm.training.config import DistillConfig, StageConfig
+from cotvtm.training.hyperparameters import DistillConfig, StageConfig
 
 
 class StageObjective(nn.Module):

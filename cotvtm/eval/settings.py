@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cotvtm.errors import CotvtmError
-from cotvtm.teacher.config import EndpointConfig
+from cotvtm.teacher.settings import EndpointConfig
 
 METHODS = ("cot-vtm", "mlp_mlp", "no_rationale", "caption2music", "cot2music", "llm2music")
 PRIOR_METHODS = {"cot-vtm": "full", "mlp_mlp": "mlp_mlp", "no_rationale": "no_rationale"}  # method -> variant

@@ -14,7 +14,7 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    variant: str = "full"  # full | mlp_mlp | no_rationale (see cotvtm/prior/config.py)
+    variant: str = "full"  # full | mlp_mlp | no_rationale (see cotvtm/prior/architecture.py)
     arch: str = "paper"  # prior widths: paper | tiny
     stage1: StageConfig = field(default_factory=lambda: StageConfig(lr=5e-4, epochs=65))
     stage2: StageConfig = field(default_factory=lambda: StageConfig(lr=1e-4, epochs=72))

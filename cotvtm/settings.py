@@ -14,7 +14,7 @@ MODES = ("continuous", "independent")  # how windows of one video follow each ot
 DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
 WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.py)
 READERS = ("pyav", "decord")  # how frames are decoded (video/frames.py)
-SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/config.py)
+SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/architecture.py)
 FEEDS = ("continuous", "batched")  # how windows enter MusicGen (pipelines/music.py)
 
 _PROMPT = "--prompt-seconds must be positive and shorter than the window"
