@@ -82,6 +82,7 @@ class Stage:
     """The base of every stage; see the module's docstring."""
 
     name = "stage"
+    takes: type | tuple[type, ...] = Record  # the records it is given: another kind is a wiring error
 
     @classmethod
     def placement(cls, settings) -> Place:
@@ -99,11 +100,21 @@ class Stage:
         if "run" in cls.__dict__:
             cls.__call__ = Stage._call_async if inspect.isasyncgenfunction(cls.run) else Stage._call
 
+    def _live(self, items: list) -> list:
+        """The records still to work on (a failed one of any kind passes on); a record of another
+        kind than the stage takes stops the pass (the stages are wired wrong): it never fails as
+        if its input were bad."""
+        live = [item for item in items if item.error is None]
+        strangers = {type(item).__name__ for item in live if not isinstance(item, self.takes)}
+        if strangers:
+            raise TypeError(f"the {self.name} stage takes {_names(self.takes)} records, not {', '.join(strangers)}")
+        return live
+
     def _call(self, batch):
         items = records(batch)
         clock = _Clock(self.name)
         yield from clock.passed(items)
-        live = [item for item in items if item.error is None]
+        live = self._live(items)
         try:
             for done in self.run(live):
                 yield clock.left(done)
@@ -115,12 +126,16 @@ class Stage:
         clock = _Clock(self.name)
         for rows in clock.passed(items):
             yield rows
-        live = [item for item in items if item.error is None]
+        live = self._live(items)
         try:
             async for done in self.run(live):
                 yield clock.left(done)
         except Exception as exc:  # one broken call fails its records, not the run
             yield clock.failed(live, exc)
+
+
+def _names(kinds) -> str:
+    return " or ".join(kind.__name__ for kind in (kinds if isinstance(kinds, tuple) else (kinds,)))
 
 
 class _Clock:

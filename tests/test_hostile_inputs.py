@@ -65,9 +65,9 @@ def _swap_between_passes(monkeypatch, swap):
     """Run ``swap`` after pass 1 of the (only) wave, just before pass 2 starts."""
     compose = runner._compose
 
-    def swapped(ctx, wave, failed, say):
+    def swapped(ctx, ready, say):
         swap()
-        return compose(ctx, wave, failed, say)
+        return compose(ctx, ready, say)
 
     monkeypatch.setattr(runner, "_compose", swapped)
 

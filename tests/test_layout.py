@@ -235,4 +235,5 @@ def test_every_ray_data_stage_takes_the_one_shape():
         assert isinstance(stage, type) and issubclass(stage, Stage), f"{module}.{name} is not a Stage"
         assert "placement" in {k for c in stage.__mro__ if c is not Stage for k in vars(c)}, f"{name}: no placement"
         assert "run" in {k for c in stage.__mro__ if c is not Stage for k in vars(c)}, f"{name}: no run"
+        assert stage.takes is not Stage.takes, f"{name} does not say which records it takes"
     assert len(added) >= 10, added

@@ -20,6 +20,7 @@ class Double(Stage):
     """Doubles each value; a value of 13 breaks the call half-way."""
 
     name = "double"
+    takes = Item
 
     @classmethod
     def placement(cls, settings) -> Place:
@@ -80,3 +81,16 @@ def test_only_a_stage_reaches_ray_data():
     with pytest.raises(TypeError, match="not a Stage"):
         add_stage(None, Item, 4)
     assert Double.placement(4) == Place(batch=4)
+
+
+@dataclass
+class Other(Record):
+    key: str
+
+
+def test_a_record_of_another_kind_stops_the_pass_but_a_failed_one_passes():
+    stray = Other("x")
+    stray.fail("decode", "unreadable")
+    assert [i.key for i in _out(Double(), [Item("a", 1), stray])] == ["x", "a"]
+    with pytest.raises(TypeError, match="the double stage takes Item records, not Other"):
+        _out(Double(), [Item("a", 1), Other("y")])

@@ -37,6 +37,7 @@ class Decode(Stage):
     """
 
     name = "decode"
+    takes = Source
 
     @classmethod
     def placement(cls, ctx: RunContext) -> Place:
@@ -113,6 +114,7 @@ class Embed(_ModelStage):
     """CLIP's image tower: each window's E_v, the mean of its frames' normalised embeddings."""
 
     name = "embed"
+    takes = Segment
 
     def __init__(self, ctx: RunContext):
         from cotvtm.encoders.clip import ClipEncoder
@@ -131,6 +133,7 @@ class Prior(_ModelStage):
     """Sample E_m for a batch of segments and save each segment's conditioning."""
 
     name = "prior"
+    takes = Segment
 
     def __init__(self, ctx: RunContext):
         from cotvtm.models import load_prior

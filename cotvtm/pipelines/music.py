@@ -113,6 +113,7 @@ class _Stream:
 
 class Music(Stage):
     name = "music"
+    takes = VideoJob
 
     @classmethod
     def placement(cls, ctx: RunContext) -> Place:

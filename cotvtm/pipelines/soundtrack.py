@@ -47,6 +47,7 @@ class Mux(Stage):
     """
 
     name = "mux"
+    takes = Composed
 
     @classmethod
     def placement(cls, ctx: RunContext) -> Place:

@@ -53,6 +53,7 @@ class OfflineLabel(Stage):
     """The rule-based teacher: CPU only, microseconds per caption."""
 
     name = "label"
+    takes = LabelTask
 
     @classmethod
     def placement(cls, cfg: BuildConfig) -> Place:
@@ -76,6 +77,7 @@ class LLMLabel(Stage):
     in the actor's creation spec, which Ray keeps and shows."""
 
     name = "label"
+    takes = LabelTask
 
     @classmethod
     def placement(cls, cfg: BuildConfig) -> Place:
@@ -100,6 +102,7 @@ class Caption(Stage):
     label then fails with it; other items pass through untouched."""
 
     name = "caption"
+    takes = LabelTask
 
     @classmethod
     def placement(cls, cfg: BuildConfig) -> Place:

@@ -70,6 +70,7 @@ class _Encoder(Stage):
 
 class Visual(_Encoder):
     name = "visual"
+    takes = Example
 
     def __init__(self, clip_ref: str, device: str, threads: float = 1):
         from cotvtm.encoders.clip import ClipEncoder
@@ -103,6 +104,7 @@ class Visual(_Encoder):
 
 class Rationale(_Encoder):
     name = "rationale"
+    takes = Example
 
     def __init__(self, ref: str, device: str, threads: float = 1):
         from cotvtm.encoders.rationale import RationaleEncoder
@@ -120,6 +122,7 @@ class MusicText(_Encoder):
     """MusicGen's own T5 on the music description: E_m as MusicGen would see the text."""
 
     name = "music_text"
+    takes = Example
 
     def __init__(self, ref: str, length: int, device: str, threads: float = 1):
         from cotvtm.encoders.music_text import MusicTextEncoder
