@@ -15,7 +15,7 @@ the same configurations and call these functions.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from cotvtm.options import split as _split
@@ -27,7 +27,7 @@ def soundtrack(input: str, output: str, *, config=None, resources=None, echo=pri
     ``settings``: the fields of ``ModelChoice`` (``preset``, ``clip``, ``prior``, ...),
     ``SoundtrackConfig`` (``mode``, ``window_s``, ``decoder``, ``seed``, ...), ``Resources``
     (``slots``, ``segments_per_batch``, ``videos_in_flight``, ``device``, ...) and ``Access``
-    (``endpoint_url``, ``cache_dir``, ``include_hidden``), the same settings as the command
+    (``endpoint_url``, ``cache_dir``, ``include_hidden``, ``commercial``, ``sign_cert``, ``sign_key``), the same settings as the command
     line's flags, over ``config`` and ``resources`` when given. Returns the run's ``Summary``
     (``ok``, ``failed``, ``outcomes``...). A bad input never raises; a set-up error does
     (``CotvtmError``): a setting out of range, a model reference that is missing or unreadable,
@@ -39,7 +39,7 @@ def soundtrack(input: str, output: str, *, config=None, resources=None, echo=pri
     from cotvtm.pipelines.runner import Where, run  # after the settings are checked: no Ray for a typo
 
     cache_dir = Path(access.cache_dir) if access.cache_dir else None
-    where = Where(str(input), str(output), access.endpoint_url, cache_dir, access.include_hidden)
+    where = Where(str(input), str(output), **{**asdict(access), "cache_dir": cache_dir})  # Access's fields, by name
     return run(where, cfg, res, echo)
 
 

@@ -48,6 +48,16 @@ class Access(Checked):
     endpoint_url: str | None = setting(None, metavar="URL",
                                        help="S3-compatible endpoint for s3:// inputs, outputs and models (else "
                                             "AWS_ENDPOINT_URL)")
+    commercial: bool = setting(False, help="refuse to start unless every model's licence allows commercial use "
+                                           "(the fast and paper presets' MusicGen weights are CC-BY-NC-4.0)")
+    sign_cert: str | None = setting(None, metavar="PATH",
+                                    help="sign every output with a C2PA manifest: the signing certificate chain "
+                                         "(PEM, signing certificate first), a local path or s3:// URI; with --sign-key")
+    sign_key: str | None = setting(None, metavar="PATH",
+                                   help="the private key (PEM) of --sign-cert, a local path or s3:// URI: read "
+                                        "where the outputs are made, never logged or passed to Ray")
+
+    RELATIONS = (((lambda a: (a.sign_cert is None) == (a.sign_key is None)), "--sign-cert and --sign-key go together"),)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Small helpers shared by the test modules."""
 
+import datetime
 import json
 import subprocess
 from pathlib import Path
@@ -15,3 +16,52 @@ def ffprobe(path) -> dict:
     out = subprocess.run(["ffprobe", "-v", "error", "-count_packets", "-show_streams", "-show_format",
                           "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
     return json.loads(out)
+
+
+def _name(cn: str):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME,
+                                                                                         "cotvtm tests")])
+
+
+def _certificate(subject: str, key, issuer: str, issuer_key, ca: bool):
+    """A certificate with the profile C2PA asks of its signers: v3, key usage critical
+    (digitalSignature for a signer), an extended key usage (emailProtection), key identifiers."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    usage = dict(digital_signature=not ca, content_commitment=False, key_encipherment=False, data_encipherment=False,
+                 key_agreement=False, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False)
+    built = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+             .add_extension(x509.KeyUsage(**usage), critical=True)
+             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+    if not ca:
+        built = (built.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+                                critical=False))
+    return built.sign(issuer_key, hashes.SHA256())
+
+
+def signing_credentials(folder: Path) -> dict:
+    """A root CA and an ES256 signing certificate it issued, made here: the chain and the key as
+    files in ``folder`` (``cert``, ``key``), the root's PEM (``root``) and the key's (``key_pem``)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    root_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root = _certificate("cotvtm test root", root_key, "cotvtm test root", root_key, ca=True)
+    signer = _certificate("cotvtm test signer", key, "cotvtm test root", root_key, ca=False)
+    pem = lambda cert: cert.public_bytes(serialization.Encoding.PEM)  # noqa: E731
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    (folder / "chain.pem").write_bytes(pem(signer) + pem(root))
+    (folder / "signer.key").write_bytes(key_pem)
+    return {"cert": str(folder / "chain.pem"), "key": str(folder / "signer.key"), "root": pem(root).decode(),
+            "key_pem": key_pem}

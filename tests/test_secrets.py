@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import signing_credentials
 from openai_server import FakeOpenAI
 from s3server import MARKER_ACCESS_KEY, MARKER_SECRET, s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
@@ -88,7 +89,11 @@ def _run(args: list[str], env: dict, timeout: float = 600) -> subprocess.Complet
 
 
 def test_a_local_run_leaves_no_secret_anywhere(inputs, teacher, tmp_path, model_cache):
-    markers = [MARKER_SECRET, TOKEN, API_KEY]
+    """The outputs are signed too: the signing key's lines are secrets like the others, and the
+    signed output's sidecar says who signed it."""
+    signing = signing_credentials(tmp_path)
+    key_lines = [line for line in signing["key_pem"].decode().splitlines() if not line.startswith("-----")]
+    markers = [MARKER_SECRET, TOKEN, API_KEY, *key_lines]
     ray_tmp = Path(tempfile.mkdtemp(prefix="cr-", dir="/tmp"))  # short: Ray's socket paths have a limit
     env = _clean_env(AWS_ACCESS_KEY_ID=MARKER_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=MARKER_SECRET,
                      AWS_SESSION_TOKEN=TOKEN, **{KEY_ENV: API_KEY}, RAY_TMPDIR=str(ray_tmp),
@@ -96,11 +101,14 @@ def test_a_local_run_leaves_no_secret_anywhere(inputs, teacher, tmp_path, model_
     try:
         out, labels = tmp_path / "out", tmp_path / "labels"
         sound = _run([sys.executable, "-m", "jobs.soundtrack", str(inputs / "videos"), str(out),
-                      "--cache-dir", str(model_cache)], env)
+                      "--cache-dir", str(model_cache), "--sign-cert", signing["cert"], "--sign-key", signing["key"]],
+                     env)
         label = _run([sys.executable, "-m", "jobs.build_dataset", str(inputs / "captions.jsonl"), "-o", str(labels),
                       "--base-url", teacher.base_url, "--model", "fake-model", "--api-key-env", KEY_ENV], env)
         assert any(e.headers.get("Authorization") == f"Bearer {API_KEY}" for e in teacher.log)  # it was used
         assert list(out.glob("clip.*.mp4")) and list(labels.rglob("*.jsonl"))
+        [sidecar] = [json.loads(p.read_text()) for p in out.glob("clip.*.json")]
+        assert "cotvtm test signer" in sidecar["provenance"]["c2pa"]["signer"], sidecar["provenance"]
         assert list(ray_tmp.glob("ray/session_*/logs/*")), "Ray's session folder is not where expected"
         assert _leaks(ray_tmp, markers) == []
         assert _leaks(out, markers) == [] and _leaks(labels, markers) == []

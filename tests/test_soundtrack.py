@@ -125,6 +125,10 @@ def test_sidecar_records_windows_models_and_untrained_prior(cli_run):
     assert [(w["start"], w["end"]) for w in sidecar["windows"]] == [(0.0, 10.0), (10.0, 12.0)]
     assert sidecar["prior_trained"] is False and "untrained" in sidecar["note"]
     assert sidecar["config"]["mode"] == "continuous" and sidecar["input"] == GOOD[0]
+    assert sidecar["licences"]["musicgen"] == {"id": "none (random weights)", "commercial": True,
+                                               "source": "built locally with random weights",
+                                               "note": "the tiny preset: real architectures at toy size, no "
+                                                       "third-party weights"}
 
 
 def test_rotation_metadata_survives(cli_run, library):

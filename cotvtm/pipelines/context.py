@@ -14,6 +14,7 @@ from pathlib import Path
 from cotvtm.settings import Resources, SoundtrackConfig
 from cotvtm.models import ModelRefs
 from cotvtm.pipelines.progress import PROGRESS_DIR, VideoProgress
+from cotvtm.provenance import SigningFiles
 from cotvtm.storage import Store
 
 
@@ -21,13 +22,23 @@ from cotvtm.storage import Store
 class Where:
     """Where a run reads and writes: folders or ``s3://`` prefixes, the S3-compatible endpoint
     (else ``AWS_ENDPOINT_URL``), where the tiny preset is built (else the user cache), and
-    whether hidden media under the source are inputs too."""
+    whether hidden media under the source are inputs too, and whether every model must be
+    licensed for commercial use (``cotvtm.licences``)."""
 
     source: str
     dest: str
     endpoint_url: str | None = None
     cache_dir: Path | None = None
     include_hidden: bool = False
+    commercial: bool = False
+    sign_cert: str | None = None  # with sign_key: where the C2PA signing credentials are (never their content)
+    sign_key: str | None = None
+
+    def signing(self) -> SigningFiles | None:
+        """Where the outputs' signer reads its certificate chain and key, when they are signed."""
+        if self.sign_cert is None or self.sign_key is None:
+            return None
+        return SigningFiles(self.sign_cert, self.sign_key, self.endpoint_url)
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class RunContext:
     out: Store
     digest: str  # the config digest: part of every output name
     sidecar: dict = field(default_factory=dict)  # fields every sidecar shares
+    signing: SigningFiles | None = None  # with --sign-cert/--sign-key: the Mux stage signs every output
 
     @cached_property
     def progress(self) -> Store:

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from cotvtm import models
+from cotvtm import licences, models
 from cotvtm.about import __version__
 from cotvtm.settings import Resources, SoundtrackConfig
 from cotvtm.errors import (CotvtmError, ModelError, SetupError, failed_actor, one_line, printable, root_message,
@@ -36,12 +36,15 @@ class Summary:
     manifest: str = ""
     outcomes: list[Outcome] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    licences: dict = field(default_factory=dict)  # component -> licences.Licence
 
     def line(self) -> str:
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.ignored_reasons.items()))
+        uncleared = licences.summary(self.licences)
         return (f"cotvtm: {self.ok} succeeded, {self.failed} failed, {self.skipped} skipped, {self.ignored} ignored"
                 f"{f' ({reasons})' if reasons else ''}; {self.throughput()}; outputs in {self.output};"
-                f" manifest {self.manifest}")
+                f" manifest {self.manifest}"
+                f"{f'; made with weights not cleared for commercial use: {uncleared}' if uncleared else ''}")
 
     @property
     def ignored(self) -> int:
@@ -76,14 +79,19 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
 
     Never raises for a bad input: each one gets an error row in the manifest. A set-up error
     raises ``CotvtmError`` instead: a model reference that is missing or unreadable, before any
-    input is touched or Ray started (``models.resolve``); a stage whose model does not load in
+    input is touched or Ray started (``models.resolve``); with ``where.commercial``, a model whose
+    licence does not allow commercial use, as early (``licences``); a stage whose model does not load in
     its actors, which stops the run once (``SetupError``). The manifest gets no row for it:
     inputs finished before it keep theirs, inputs not reached get none, and a rerun resumes.
     """
     res = res or Resources.detect()
     choice = asdict(cfg.models)
-    refs = models.resolve(choice.pop("preset"), cache_dir=where.cache_dir, seed=cfg.seed,
-                          endpoint_url=where.endpoint_url, **choice)
+    preset = choice.pop("preset")
+    refs = models.resolve(preset, cache_dir=where.cache_dir, seed=cfg.seed, endpoint_url=where.endpoint_url,
+                          **choice)
+    found = licences.licences(refs)  # offline: hub ids by the table, folders by their model card
+    if where.commercial:  # before any config is read from the hub, Ray started or the output touched
+        licences.check_commercial(refs, preset, given={k for k, v in choice.items() if v}, found=found)
     try:  # local models are checked by now: a hub id that is not on the hub, or offline not in its cache
         facts = _model_facts(refs)
     except (OSError, ValueError) as exc:
@@ -93,12 +101,14 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     inputs = survey(where.source, where.endpoint_url, where.include_hidden)
     src, keys = inputs.store, inputs.keys
     out = open_store(where.dest, where.endpoint_url)
-    summary = Summary(output=out.uri(), manifest=out.uri(MANIFEST), ignored_reasons=dict(inputs.counts()))
+    summary = Summary(output=out.uri(), manifest=out.uri(MANIFEST), ignored_reasons=dict(inputs.counts()),
+                      licences=found)
     say = _Say(summary, out, uuid.uuid4().hex[:12], echo)
     say.ignored(inputs.ignored)
     jobs = _todo(keys, out, digest, cfg, say)
     if jobs:
-        ctx = RunContext(refs, cfg, res, facts, src, out, digest, _sidecar_fields(refs, cfg, facts, digest, say))
+        shared = _sidecar_fields(refs, cfg, facts, digest, say, found)
+        ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing())
         _stream(ctx, jobs, say)
     try:  # a report that cannot be written must not hide a finished batch
         rows = [o.row() for o in summary.outcomes]
@@ -150,11 +160,14 @@ def _earlier(key: str, digest: str, out: Store, done: set[str], say: "_Say") -> 
     return None
 
 
-def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str, say: "_Say") -> dict:
-    """What every sidecar of this run says about the run itself."""
+def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str, say: "_Say",
+                    found: dict | None = None) -> dict:
+    """What every sidecar of this run says about the run itself, the models' licences included."""
     trained = facts.prior_trained
+    found = found if found is not None else licences.licences(refs)
     return {"cotvtm": __version__, "run_id": say.run_id, "config_digest": digest, "config": asdict(cfg),
-            "models": asdict(refs), "prior_trained": trained,
+            "models": asdict(refs), "licences": {name: lic.record() for name, lic in found.items()},
+            "prior_trained": trained,
             "note": None if trained else "the prior is untrained (random weights): the music does not yet "
                                          "reflect the video; train one with the distillation job"}
 

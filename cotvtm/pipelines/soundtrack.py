@@ -27,6 +27,7 @@ from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Composed, Outcome, VideoJob
 from cotvtm.pipelines.music import Music, compose_config
 from cotvtm.pipelines.progress import DamagedProgress, VideoProgress
+from cotvtm.provenance import Marking, Signer
 from cotvtm.stage import Place, Stage, add_stage, dataset
 from cotvtm.storage import StorageError
 from cotvtm.storage.scratch import Scratch
@@ -43,7 +44,9 @@ class Mux(Stage):
     outputs are muxed inside the progress folder and renamed into place; remote ones
     are muxed in scratch and uploaded (an S3 object is never visible half-written). The
     sidecar goes last, so a video without its sidecar is an unfinished output that a rerun
-    redoes; then the video's progress folder is removed.
+    redoes; then the video's progress folder is removed. Every output carries the run's
+    AI-generated tags, written by the call that makes it, and with ``--sign-cert`` a C2PA
+    manifest, signed before it is published (``cotvtm/provenance.py``).
     """
 
     name = "mux"
@@ -61,6 +64,10 @@ class Mux(Stage):
         self.compose = compose_config(ctx)
         cfg = ctx.cfg
         self.loudness = Loudness(cfg.loudness, cfg.true_peak) if cfg.loudness is not None else None
+        self.marking = Marking.of(ctx.sidecar)  # the same tags on every output of the run
+        # the signing credentials are read here, on this node, into this process only
+        self.signer = Signer.load(ctx.signing, self.marking) if ctx.signing is not None else None
+        self.marks: dict[str, dict] = {}  # the record being finished: its outputs' provenance, by name
 
     def run(self, records: list[Composed]):
         for record in records:
@@ -69,6 +76,7 @@ class Mux(Stage):
     def finish(self, record: Composed) -> Composed | Outcome:
         """The video's outcome; the record itself, failed, when it could not be finished."""
         job, progress = record.job, self.ctx.video(record.key)
+        self.marks = {}
         started = time.perf_counter()
         try:
             loudness = self.write(record, progress)
@@ -101,7 +109,8 @@ class Mux(Stage):
             if is_image(job.key):
                 audio, loudness = self.write_music(record, progress, chunks)
                 self.publish(job.out_still, progress,
-                             lambda path: write_still_video(source.path, audio, rate, path), source.verify)
+                             lambda path: write_still_video(source.path, audio, rate, path, self.marking),
+                             source.verify)
                 return loudness
             wav = self.scratch.path_for(job.key + ".wav")
             keep = self.duck_gain if info.has_audio else 0.0
@@ -109,7 +118,8 @@ class Mux(Stage):
             try:
                 write_wav(chunks, rate, info.duration, wav)
                 self.publish(job.out_video, progress, lambda path: fitted.append(mux_wav(
-                    source.path, wav, path, keep_original=keep, loudness=self.loudness)), source.verify)
+                    source.path, wav, path, keep_original=keep, loudness=self.loudness, marking=self.marking)),
+                    source.verify)
             finally:
                 wav.unlink(missing_ok=True)
             return self.loudness_of(fitted[0])
@@ -127,12 +137,13 @@ class Mux(Stage):
         audio = fit_length(np.concatenate(list(chunks)), rate, record.plan.info.duration)
         if self.loudness is not None:
             audio, fitted = normalise(audio, rate, self.loudness)
-        self.publish(record.job.out_video, progress, lambda path: write_audio(audio, rate, path))
+        self.publish(record.job.out_video, progress, lambda path: write_audio(audio, rate, path, self.marking))
         return audio, self.loudness_of(fitted)
 
     def publish(self, key: str, progress: VideoProgress, make, check=None) -> None:
-        """Make the file somewhere private, ``check`` that what it was made from is still the
-        pinned input, then move it into place whole."""
+        """Make the file somewhere private (with ``--sign-cert``, signed once it is made: a
+        retry makes and signs it anew), ``check`` that what it was made from is still the pinned
+        input, then move it into place whole."""
         local = self.out.local_path(key)
         staged = (self.progress.local_path(progress.prefix + "staged") if local is not None
                   else self.scratch.dir / "staged")
@@ -140,6 +151,7 @@ class Mux(Stage):
         path = staged / ("out" + PurePosixPath(key).suffix.lower())
         try:
             make(path)
+            self.mark(path, key)
             if check is not None:
                 check()
             if local is None:
@@ -149,6 +161,21 @@ class Mux(Stage):
                 os.replace(path, local)
         finally:
             Path(path).unlink(missing_ok=True)
+
+    def mark(self, path: Path, key: str) -> None:
+        """Sign the file just made at ``path`` (with ``--sign-cert``); note what marks it."""
+        name = PurePosixPath(key).name
+        signed = self.signer.sign(path) if self.signer is not None else None
+        self.marks[name] = {"metadata": self.marking.tags(PurePosixPath(key).suffix), "c2pa": signed}
+
+    def provenance(self) -> dict:
+        """What the sidecar says marks the outputs as AI-generated: each one's container tags,
+        and with ``--sign-cert`` its C2PA manifest (by whom signed; never the key)."""
+        metadata = {name: mark["metadata"] for name, mark in self.marks.items()}
+        if self.signer is None:
+            return {"metadata": metadata, "c2pa": None}
+        return {"metadata": metadata,
+                "c2pa": {**self.signer.describe(), "outputs": {name: m["c2pa"] for name, m in self.marks.items()}}}
 
     def sidecar(self, record: Composed, progress: VideoProgress, loudness: dict | None) -> dict:
         job, plan = record.job, record.plan
@@ -176,6 +203,7 @@ class Mux(Stage):
             "sample_rate": record.sample_rate,
             "still_video": PurePosixPath(job.out_still).name if job.out_still else None,
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
+            "provenance": self.provenance(),  # AI-generated: the outputs' tags, and their C2PA manifests
         }
 
 

@@ -44,7 +44,16 @@ def _header(t: Totals, title: str, root_uri: str) -> str:
     if speed:
         cards.append(_card(f"{speed[0]:.2f}× realtime", f"throughput ({speed[1]})", ""))
     return (f'<header class="top"><h1>{esc(title)}</h1><div class="where">{esc(root_uri)}</div>'
-            f'<div class="cards">{"".join(cards)}</div>{_facts(t)}</header>')
+            f'<div class="cards">{"".join(cards)}</div>{_licences(t)}{_facts(t)}</header>')
+
+
+def _licences(t: Totals) -> str:
+    """One sentence when outputs were made with weights not cleared for commercial use."""
+    if not t.uncleared:
+        return ""
+    which = ", ".join(f"{name} ({ids})" for name, ids in t.uncleared.items())
+    return (f'<p class="warn licence">Some outputs were made with weights not cleared for commercial use: '
+            f'{esc(which)}. See each sidecar\'s "licences".</p>')
 
 
 def _card(value, label: str, kind: str) -> str:

@@ -22,6 +22,7 @@ class Totals:
     prior_trained: bool | None = None
     note: str | None = None
     digests: list[str] = field(default_factory=list)
+    uncleared: dict[str, str] = field(default_factory=dict)  # component -> licence: not cleared for commercial use
 
     @property
     def compute_seconds(self) -> float:
@@ -54,7 +55,20 @@ def totals(collected: Collected, wall_seconds: float | None = None) -> Totals:
                     timed_video_seconds=sum(e.duration for e in timed),
                     stage_seconds=_stages(timed), wall_seconds=wall_seconds)
     _models(result, made or done)
+    result.uncleared = _uncleared(done)
     return result
+
+
+def _uncleared(entries: list[ReportEntry]) -> dict[str, str]:
+    """The models any output was made with whose sidecar does not say commercial use is allowed
+    (``commercial`` false or null), by component, with their licence ids."""
+    found: dict[str, set[str]] = {}
+    for entry in entries:
+        recorded = (entry.sidecar or {}).get("licences")
+        for name, lic in (recorded.items() if isinstance(recorded, dict) else ()):
+            if isinstance(lic, dict) and lic.get("commercial") is not True:
+                found.setdefault(str(name), set()).add(str(lic.get("id") or "unknown"))
+    return {name: ", ".join(sorted(ids)) for name, ids in sorted(found.items())}
 
 
 def _stages(entries: list[ReportEntry]) -> dict[str, float]:

@@ -26,6 +26,7 @@ import numpy as np
 import soundfile as sf
 
 from cotvtm.errors import MediaError
+from cotvtm.provenance import Marking
 from cotvtm.video import ffmpeg
 from cotvtm.video.ffmpeg import FFMPEG, ffmpeg_url
 
@@ -116,16 +117,18 @@ def write_wav(chunks: Iterable[np.ndarray], sample_rate: int, duration: float, p
 
 
 def mux_wav(video_path: str | os.PathLike, wav: str | os.PathLike, out_path: str | os.PathLike,
-            keep_original: float = 0.0, loudness: Loudness | None = None) -> dict | None:
+            keep_original: float = 0.0, loudness: Loudness | None = None,
+            marking: Marking | None = None) -> dict | None:
     """``mux_audio`` for music already in a WAV file as long as the video; with ``loudness``,
-    brought to it (returns what was measured and the gain: ``fit_loudness``)."""
+    brought to it (returns what was measured and the gain: ``fit_loudness``); with ``marking``,
+    its tags written by the same call (``provenance.Marking``)."""
     out_path = Path(out_path)
     ext = _check_container(out_path)
     chain, fitted = fit_loudness(video_path, wav, keep_original, loudness) if loudness else (None, None)
     graph = _audio_graph(keep_original, chain) if keep_original > 0 or chain else None  # None: the music as it is
     tmp_out = out_path.with_name(f".{out_path.name}.tmp-{secrets.token_hex(4)}{ext}")
     try:
-        _run_ffmpeg(video_path, _mux_command(video_path, str(wav), tmp_out, ext, graph))
+        _run_ffmpeg(video_path, _mux_command(video_path, str(wav), tmp_out, ext, graph, marking))
         os.replace(tmp_out, out_path)
     finally:
         if os.path.exists(tmp_out):
@@ -213,8 +216,10 @@ def _as_frames_by_channels(audio: np.ndarray) -> np.ndarray:
     raise ValueError(f"audio must be (n,) or (channels, n), got shape {audio.shape}")
 
 
-def _mux_command(video_path, wav: str, out: Path, ext: str, graph: str | None = None) -> list[str]:
-    """The picture copied, the audio from ``graph`` (``_audio_graph``), or the music as it is."""
+def _mux_command(video_path, wav: str, out: Path, ext: str, graph: str | None = None,
+                 marking: Marking | None = None) -> list[str]:
+    """The picture copied, the audio from ``graph`` (``_audio_graph``), or the music as it is;
+    the input's metadata kept, with ``marking``'s tags over it."""
     # genpts: an MPEG program stream (.mpg) leaves some packets without a time, which Matroska needs
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y",
            "-fflags", "+genpts", "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav), "-map", "0:v:0"]
@@ -223,9 +228,13 @@ def _mux_command(video_path, wav: str, out: Path, ext: str, graph: str | None = 
     else:
         cmd += ["-map", "1:a:0"]
     cmd += ["-map_metadata", "0", "-c:v", "copy", "-c:a", AUDIO_CODECS[ext], "-b:a", AUDIO_BITRATE]
-    if ext in FASTSTART:
-        cmd += ["-movflags", "+faststart"]
-    return cmd + [ffmpeg_url(out)]
+    return cmd + output_options(ext, marking, faststart=ext in FASTSTART) + [ffmpeg_url(out)]
+
+
+def output_options(ext: str, marking: Marking | None, faststart: bool) -> list[str]:
+    """``marking``'s tags and the one ``-movflags`` (a second would replace the first)."""
+    flags = ("+faststart" if faststart else "") + (marking.movflags(ext) if marking else "")
+    return (marking.ffmpeg_args(ext) if marking else []) + (["-movflags", flags] if flags else [])
 
 
 def _run_ffmpeg(video_path, cmd: list[str]) -> None:

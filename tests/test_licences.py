@@ -1,0 +1,87 @@
+"""Every model a run uses resolves to a licence, offline; --commercial refuses the others."""
+
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+
+from cotvtm import licences, models
+from cotvtm.errors import CotvtmError
+from cotvtm.pipelines.runner import Summary
+from cotvtm.report.collect import Collected, ReportEntry
+from cotvtm.report.page import _licences
+from cotvtm.report.totals import totals
+
+
+def test_every_hub_id_of_every_preset_has_an_entry_with_its_model_card():
+    for preset, refs in models.PRESETS.items():
+        for f in fields(models.ModelRefs):
+            ref = getattr(refs, f.name)
+            if ref is not None:
+                assert ref in licences.HUB, (preset, ref)
+                found = licences.of(ref)
+                assert found.commercial is not None and found.source == f"https://huggingface.co/{ref}"
+    musicgen = licences.licences(models.PRESETS["fast"])["musicgen"]
+    assert (musicgen.id, musicgen.commercial) == ("CC-BY-NC-4.0", False)
+
+
+def test_a_local_folder_says_what_its_model_card_says(tmp_path):
+    (tmp_path / "README.md").write_text("---\nlanguage: en\nlicense: apache-2.0\ntags:\n- music\n---\n# Mine\n")
+    found = licences.of(str(tmp_path))
+    assert (found.id, found.commercial) == ("Apache-2.0", True) and str(tmp_path) in found.source
+    (tmp_path / "README.md").write_text("---\nlicense: other\nlicense_name: acme-research-only-nc\n---\n")
+    assert (licences.of(str(tmp_path)).id, licences.of(str(tmp_path)).commercial) == ("acme-research-only-nc", False)
+    (tmp_path / "README.md").unlink()
+    assert (licences.of(str(tmp_path)).id, licences.of(str(tmp_path)).commercial) == ("unknown", None)
+    assert licences.of("someone/not-on-record").commercial is None  # offline, not in the hub's cache
+
+
+def test_tiny_models_are_cleared_and_pass_the_commercial_check(tiny_refs):
+    found = licences.licences(tiny_refs)
+    assert all(lic.commercial is True for lic in found.values()), found
+    assert found["musicgen"].source == "built locally with random weights"
+    licences.check_commercial(tiny_refs, "tiny")  # does not raise
+    assert "not cleared" not in Summary(licences=found).line()
+
+
+def test_commercial_names_each_model_not_cleared(tiny_refs, tmp_path):
+    refs = models.ModelRefs(**{**tiny_refs.__dict__, "musicgen": "facebook/musicgen-large", "clip": str(tmp_path)})
+    with pytest.raises(CotvtmError) as err:
+        licences.check_commercial(refs, "tiny", given={"musicgen", "clip"})
+    said = str(err.value)
+    assert "--musicgen facebook/musicgen-large is CC-BY-NC-4.0 (not for commercial use" in said
+    assert f"--clip {tmp_path} is licence unknown" in said and "--clip PATH" in said
+
+
+def test_the_summary_line_and_the_report_say_so():
+    found = licences.licences(models.PRESETS["fast"])
+    line = Summary(output="out", manifest="out/manifest.jsonl", licences=found).line()
+    assert line.startswith("cotvtm: 0 succeeded, 0 failed")
+    assert line.endswith("; made with weights not cleared for commercial use: musicgen (CC-BY-NC-4.0)")
+    sidecar = {"licences": {name: lic.record() for name, lic in found.items()}}
+    entry = ReportEntry({"key": "a.mp4", "status": "ok", "time": "t"}, sidecar=sidecar)
+    html = _licences(totals(Collected([entry], {"a.mp4"}, 0)))
+    assert "not cleared for commercial use: musicgen (CC-BY-NC-4.0)" in html
+
+
+def test_cli_commercial_refuses_the_fast_preset_before_any_work(tmp_path):
+    (tmp_path / "in").mkdir()
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "cotvtm.cli", "soundtrack", str(tmp_path / "in"), str(out),
+                           "--preset", "fast", "--commercial"], capture_output=True, text=True, timeout=120)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 2, said
+    assert "--commercial: musicgen (preset fast) facebook/musicgen-small is CC-BY-NC-4.0" in said
+    assert "--musicgen PATH" in said and "Traceback" not in said and not out.exists()
+
+
+def test_the_api_keyword_reaches_the_run(monkeypatch):
+    import cotvtm
+    import cotvtm.pipelines.runner as runner
+
+    calls = []
+    monkeypatch.setattr(runner, "run", lambda where, cfg, res, echo: calls.append(where))
+    cotvtm.soundtrack("in", "out", device="cpu", commercial=True)
+    cotvtm.soundtrack("in", "out", device="cpu")
+    assert [where.commercial for where in calls] == [True, False]
