@@ -65,3 +65,14 @@ def signing_credentials(folder: Path) -> dict:
     (folder / "signer.key").write_bytes(key_pem)
     return {"cert": str(folder / "chain.pem"), "key": str(folder / "signer.key"), "root": pem(root).decode(),
             "key_pem": key_pem}
+
+
+def read_c2pa(path, mime: str, root_pem: str | None):
+    """The C2PA manifest store of a file as c2pa reads it, trusting ``root_pem`` as an anchor
+    when given: (validation state, active manifest, the whole store as JSON)."""
+    import c2pa
+
+    context = c2pa.Context.from_dict({"trust": {"user_anchors": root_pem}}) if root_pem else c2pa.Context()
+    with open(path, "rb") as stream:
+        reader = c2pa.Reader(mime, stream, context=context)
+        return reader.get_validation_state(), reader.get_active_manifest(), json.loads(reader.json())

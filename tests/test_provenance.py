@@ -5,7 +5,6 @@ were. The signing chain (a root CA and an ES256 signing certificate) is made her
 import json
 import subprocess
 
-import c2pa
 import numpy as np
 import pytest
 import soundfile as sf
@@ -20,7 +19,7 @@ from cotvtm.storage import open_store
 from cotvtm.video.image import write_audio, write_still_video
 from cotvtm.video.mux import mux_wav
 from cotvtm.video.samples import make_video
-from helpers import signing_credentials
+from helpers import read_c2pa, signing_credentials
 
 RATE = 32000
 SIDECAR = {"cotvtm": "9.8.7", "prior_trained": False,
@@ -104,14 +103,6 @@ def test_an_images_music_and_still_video_carry_the_ai_tags(media):
     assert AUDIO_TITLE in [_lower(s.get("tags")).get("handler_name") for s in still["streams"]]
 
 
-def _read(path, mime: str, root_pem: str | None):
-    """The manifest store as c2pa reads it, trusting ``root_pem`` as an anchor when given."""
-    context = c2pa.Context.from_dict({"trust": {"user_anchors": root_pem}}) if root_pem else c2pa.Context()
-    with open(path, "rb") as stream:
-        reader = c2pa.Reader(mime, stream, context=context)
-        return reader.get_validation_state(), reader.get_active_manifest(), json.loads(reader.json())
-
-
 def test_signed_outputs_validate_and_keep_every_packet(media, credentials):
     signer = Signer.load(SigningFiles(credentials["cert"], credentials["key"]), MARKING)
     assert signer.describe() == {"signer": "O=cotvtm tests,CN=cotvtm test signer", "algorithm": "ES256"}
@@ -123,7 +114,7 @@ def test_signed_outputs_validate_and_keep_every_packet(media, credentials):
         assert signer.sign(path) == {"signed": True, "action": "c2pa.created", "digital_source_type": kind}
         assert _packets(path) == packets  # no packet re-encoded, moved in time or changed
         assert _lower(_probe(path)["format"]["tags"])["comment"] == MARKING.comment  # the tags stay
-        state, manifest, store = _read(path, mime, credentials["root"])
+        state, manifest, store = read_c2pa(path, mime, credentials["root"])
         assert state == "Trusted", store.get("validation_results")
         assert len(store["manifests"]) == 1
         [action] = next(a["data"]["actions"] for a in manifest["assertions"] if a["label"].startswith("c2pa.actions"))
@@ -132,7 +123,7 @@ def test_signed_outputs_validate_and_keep_every_packet(media, credentials):
         assert manifest["claim_generator_info"][0]["name"] == "cotvtm"
         assert manifest["signature_info"]["common_name"] == "cotvtm test signer"
         # without the test root as a trust anchor the signature still checks; only trust is unknown
-        assert _read(path, mime, None)[0] == "Valid"
+        assert read_c2pa(path, mime, None)[0] == "Valid"
 
 
 def test_a_container_c2pa_cannot_bind_is_left_unsigned_with_a_note(media, credentials):
@@ -182,7 +173,7 @@ def test_the_mux_stage_signs_each_made_file_once_and_the_sidecar_says_so(media, 
     assert not (tmp_path / "out" / key).exists()
     mux.marks = {}
     mux.publish(key, progress, make)
-    state, _, store = _read(tmp_path / "out" / key, "video/mp4", credentials["root"])
+    state, _, store = read_c2pa(tmp_path / "out" / key, "video/mp4", credentials["root"])
     assert state == "Trusted" and len(store["manifests"]) == 1
     said = mux.provenance()
     assert said["metadata"][key]["format"]["comment"] == MARKING.comment

@@ -2,8 +2,10 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
+from helpers import read_c2pa, signing_credentials
 from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
 from cotvtm.settings import Resources, SoundtrackConfig
@@ -24,9 +26,14 @@ def test_bucket_in_bucket_out_and_nothing_outside_the_prefix(s3_server, s3_env, 
     src.put_bytes("broken.mp4", b"not a video at all")
     src.put_bytes("notes.txt", b"ignored")
     before_source = sorted(o.key for o in open_store(f"s3://{source}").list())
+    keys = open_store(f"s3://{s3_server.make_bucket()}/signing")  # the signing credentials are on S3 too
+    signing = signing_credentials(tmp_path)
+    keys.upload(Path(signing["cert"]), "chain.pem")
+    keys.upload(Path(signing["key"]), "signer.key")
+    where = Where(f"s3://{source}/library", f"s3://{target}/results/run1", cache_dir=model_cache,
+                  sign_cert=keys.uri("chain.pem"), sign_key=keys.uri("signer.key"))
 
-    summary = run(Where(f"s3://{source}/library", f"s3://{target}/results/run1", cache_dir=model_cache),
-                  SoundtrackConfig(), Resources(), echo=lambda _: None)
+    summary = run(where, SoundtrackConfig(), Resources(), echo=lambda _: None)
     assert (summary.ok, summary.failed, summary.ignored) == (2, 1, 1), [o.reason for o in summary.outcomes]
     assert sorted(o.key for o in open_store(f"s3://{source}").list()) == before_source  # input untouched
 
@@ -44,10 +51,13 @@ def test_bucket_in_bucket_out_and_nothing_outside_the_prefix(s3_server, s3_env, 
     assert sorted(s["codec_type"] for s in streams) == ["audio", "video"]
     sidecar = json.loads(out.get_bytes(video.rsplit(".", 1)[0] + ".json"))
     assert sidecar["input"] == "nested/b c.mov" and sidecar["video"]["path"] == "nested/b c.mov"
+    state, manifest, _ = read_c2pa(local, "video/quicktime", signing["root"])  # signed before it was uploaded
+    assert state == "Trusted" and "compositeWithTrainedAlgorithmicMedia" in json.dumps(manifest)
 
-    again = run(Where(f"s3://{source}/library", f"s3://{target}/results/run1", cache_dir=model_cache),
-                SoundtrackConfig(), Resources(), echo=lambda _: None)
+    signed = {o.key: o.etag for o in out.list() if o.key.endswith((".mp4", ".mov", ".json"))}  # outputs, sidecars
+    again = run(where, SoundtrackConfig(), Resources(), echo=lambda _: None)
     assert (again.ok, again.skipped) == (0, 2)
+    assert {o.key: o.etag for o in out.list() if o.key in signed} == signed  # nothing signed or written twice
 
 
 def test_job_survives_slowdowns_resets_and_stalls(s3_server, s3_env, tmp_path, model_cache, ray_session):

@@ -107,7 +107,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     say.ignored(inputs.ignored)
     jobs = _todo(keys, out, digest, cfg, say)
     if jobs:
-        shared = _sidecar_fields(refs, cfg, facts, digest, say, found)
+        shared = _sidecar_fields(refs, cfg, facts, digest, say)
         ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing())
         _stream(ctx, jobs, say)
     try:  # a report that cannot be written must not hide a finished batch
@@ -160,11 +160,10 @@ def _earlier(key: str, digest: str, out: Store, done: set[str], say: "_Say") -> 
     return None
 
 
-def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str, say: "_Say",
-                    found: dict | None = None) -> dict:
-    """What every sidecar of this run says about the run itself, the models' licences included."""
-    trained = facts.prior_trained
-    found = found if found is not None else licences.licences(refs)
+def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str, say: "_Say") -> dict:
+    """What every sidecar of this run says about the run itself, the models' licences (found
+    once, on the summary) included."""
+    trained, found = facts.prior_trained, say.summary.licences
     return {"cotvtm": __version__, "run_id": say.run_id, "config_digest": digest, "config": asdict(cfg),
             "models": asdict(refs), "licences": {name: lic.record() for name, lic in found.items()},
             "prior_trained": trained,
