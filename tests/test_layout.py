@@ -140,7 +140,7 @@ OUTSIDE_DOCUMENTS = (
     r"(?:\.\./)+shared\b",  # a folder next to the checkout
     r"\bshared/paper",  # the paper as a local file
     r"\bpaper[\w-]*\.(?:pdf|md|tex|txt)\b",  # likewise, by its file name
-    r"(?<![\w.])/work/",  # an absolute path on one machine
+    r"(?<![\w.])/work\b/",  # an absolute path on one machine
 )
 
 
@@ -156,7 +156,7 @@ def _tracked_text_files() -> dict[str, str]:
     texts = {}
     for name in filter(None, listed.decode().split("\0")):
         path = ROOT / name
-        if not path.is_file() or path.resolve() == Path(__file__).resolve():  # this file holds the patterns
+        if not path.is_file():
             continue
         data = path.read_bytes()
         if b"\0" in data[:8192]:
@@ -168,11 +168,13 @@ def _tracked_text_files() -> dict[str, str]:
     return texts
 
 
-@pytest.mark.parametrize("planted", ["see DESIGN.md, section 3", "the notes in ../shared/notes.txt",
-                                     "as in shared/paper/method.md", "Table 5 of paper.pdf",
-                                     "read /work/main/docs first"])
+# Each plant is joined from two halves when the test runs, so that this file, which the check
+# reads too, holds no pointer itself.
+@pytest.mark.parametrize("planted", [("see DESIGN", ".md, section 3"), ("the notes in ..", "/shared/notes.txt"),
+                                     ("as in shared", "/paper/method.md"), ("Table 5 of paper", ".pdf"),
+                                     ("read /wo", "rk/main/docs first")])
 def test_a_planted_pointer_outside_the_repository_is_found(planted):
-    assert _outside_documents(f"some text\n{planted}\nmore text")
+    assert _outside_documents("some text\n" + "".join(planted) + "\nmore text")
 
 
 def test_the_paper_may_be_cited_by_title_and_arxiv_id():
