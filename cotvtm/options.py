@@ -69,10 +69,6 @@ class Checked:
     def __post_init__(self):
         validate(self)
 
-    def validate(self):
-        """The instance, checked (for callers that hold one from elsewhere)."""
-        return validate(self)
-
 
 def validate(obj):
     """``obj`` when every setting has a value of its type that passes its check and every one
