@@ -114,15 +114,14 @@ class Mux(Stage):
                 return loudness
             wav = self.scratch.path_for(job.key + ".wav")
             keep = self.duck_gain if info.has_audio else 0.0
-            fitted = []
             try:
                 write_wav(chunks, rate, info.duration, wav)
-                self.publish(job.out_video, progress, lambda path: fitted.append(mux_wav(
-                    source.path, wav, path, keep_original=keep, loudness=self.loudness, marking=self.marking)),
+                fitted = self.publish(job.out_video, progress, lambda path: mux_wav(
+                    source.path, wav, path, keep_original=keep, loudness=self.loudness, marking=self.marking),
                     source.verify)
             finally:
                 wav.unlink(missing_ok=True)
-            return self.loudness_of(fitted[0])
+            return self.loudness_of(fitted)
 
     def loudness_of(self, fitted: dict | None) -> dict | None:
         """What the sidecar says of the output's loudness: the target, what was measured before,
@@ -140,17 +139,17 @@ class Mux(Stage):
         self.publish(record.job.out_video, progress, lambda path: write_audio(audio, rate, path, self.marking))
         return audio, self.loudness_of(fitted)
 
-    def publish(self, key: str, progress: VideoProgress, make, check=None) -> None:
+    def publish(self, key: str, progress: VideoProgress, make, check=None):
         """Make the file somewhere private (with ``--sign-cert``, signed once it is made: a
         retry makes and signs it anew), ``check`` that what it was made from is still the pinned
-        input, then move it into place whole."""
+        input, then move it into place whole; what ``make`` returned."""
         local = self.out.local_path(key)
         staged = (self.progress.local_path(progress.prefix + "staged") if local is not None
                   else self.scratch.dir / "staged")
         staged.mkdir(parents=True, exist_ok=True)
         path = staged / ("out" + PurePosixPath(key).suffix.lower())
         try:
-            make(path)
+            made = make(path)
             self.mark(path, key)
             if check is not None:
                 check()
@@ -161,6 +160,7 @@ class Mux(Stage):
                 os.replace(path, local)
         finally:
             Path(path).unlink(missing_ok=True)
+        return made
 
     def mark(self, path: Path, key: str) -> None:
         """Sign the file just made at ``path`` (with ``--sign-cert``); note what marks it."""
