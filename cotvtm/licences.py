@@ -134,10 +134,11 @@ def _prior_config(path: Path) -> bool:
 
 def _from_card(card: Path, source: str) -> Licence:
     meta = front_matter(card)
-    tag = str(meta.get("license") or "").strip()
+    tag = meta.get("license")
+    tag = tag.strip() if isinstance(tag, str) else ""  # one licence named, not a list or nothing
     if not tag:
         return Licence("unknown", None, f"unknown ({source} names no license)")
-    if tag.lower() == "other" and meta.get("license_name"):
+    if tag.lower() == "other" and isinstance(meta.get("license_name"), str):
         tag = str(meta["license_name"]).strip()
     lid, commercial = _TAGS.get(tag.lower(), (tag, _guess(tag)))
     return Licence(lid, commercial, source)
@@ -149,23 +150,16 @@ def _guess(tag: str) -> bool | None:
     return False if words & {"nc", "noncommercial", "research"} or "non-commercial" in tag.lower() else None
 
 
-def front_matter(card: Path) -> dict[str, str]:
-    """The top-level ``key: value`` pairs of a README's YAML front matter (between ``---`` lines);
-    lists and nesting are skipped, quotes removed. {} when there is none or it cannot be read."""
+def front_matter(card: Path) -> dict:
+    """A README's YAML front matter, as the hub reads it (``huggingface_hub``'s
+    ``metadata_load``); {} when there is none or it cannot be read."""
+    import yaml
+    from huggingface_hub.repocard import metadata_load
+
     try:
-        lines = card.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+        return metadata_load(card) or {}
+    except (OSError, UnicodeError, ValueError, yaml.YAMLError):
         return {}
-    if not lines or lines[0].strip() != "---":
-        return {}
-    found = {}
-    for line in lines[1:]:
-        if line.strip() == "---":
-            return found
-        match = re.fullmatch(r"([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*(#.*)?", line)
-        if match and match.group(2):
-            found[match.group(1)] = match.group(2).strip("'\"")
-    return {}  # not closed: not front matter
 
 
 def _hub_cache_card(hub_id: str) -> Path | None:
