@@ -2,15 +2,15 @@
 
 Every reference resolves to a ``Licence`` without the network:
 
-- a folder the tiny preset built (``<cache>/tiny-v<N>-seed<S>/<component>`` beside the
+- a folder the tiny preset built (``<cache>/tiny[-stable-audio]-v<N>-seed<S>/<component>`` beside the
   ``COMPLETE`` marker ``tiny.build_once`` writes last): random weights made here, no
   third-party weights, so commercial use is fine;
 - a prior from ``cotvtm distill`` (``config.json`` with ``model_type`` ``cotvtm-prior``): the
   user's own (trained on the encoders' embeddings, whose weights it does not contain);
 - any other local folder: the ``license:`` of its ``README.md`` front matter (a hub model
   card, or one the user writes), ``license_name:`` when that says ``other``; else unknown;
-- a hub id: ``HUB`` below (the presets' ids and Meta's ``facebook/musicgen-*``, from their
-  model cards), else the model card in the hub's local cache when it was downloaded; else
+- a hub id: ``HUB`` below (the presets' ids, Stable Audio Open and Meta's
+  ``facebook/musicgen-*``, from their model cards), else the model card in the hub's local cache when it was downloaded; else
   unknown.
 
 ``commercial`` is True, False or None (unknown); ``--commercial`` accepts only True.
@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cotvtm.errors import CotvtmError
-from cotvtm.models import ModelRefs
+from cotvtm.models import ModelRefs, option_of
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ _LLAMA3 = ("commercial use allowed under the Meta Llama 3 Community License's co
            "LLM2Vec adapter itself is MIT")
 _MUSICGEN = ("Meta's MusicGen weights are for research only: their training music was licensed for research "
              "(audiocraft issues #98, #198, #510)")
+_STABILITY = ("free for commercial use by individuals and organisations with under US$1M annual revenue; above "
+              "that an Enterprise licence from Stability AI; outputs are the user's; credit 'Powered by Stability AI'")
 
 # id, commercial, note: the licence each model card names.
 HUB = {
@@ -63,6 +65,7 @@ HUB = {
     "facebook/musicgen-medium": ("CC-BY-NC-4.0", False, _MUSICGEN),
     "facebook/musicgen-large": ("CC-BY-NC-4.0", False, _MUSICGEN),
     "McGill-NLP/LLM2Vec-Meta-Llama-3-8B-Instruct-mntp": ("Llama-3-Community-License", True, _LLAMA3),
+    "stabilityai/stable-audio-open-1.0": ("Stability-AI-Community-License", True, _STABILITY),
 }
 _META_MUSICGEN = re.compile(r"facebook/musicgen-[A-Za-z0-9._-]+")  # melody, stereo-*: the same licence
 
@@ -74,18 +77,20 @@ _TAGS = {
     "creativeml-openrail-m": ("CreativeML-OpenRAIL-M", True), "llama2": ("Llama-2-Community-License", True),
     "llama3": ("Llama-3-Community-License", True), "llama3.1": ("Llama-3.1-Community-License", True),
     "llama3.2": ("Llama-3.2-Community-License", True), "llama3.3": ("Llama-3.3-Community-License", True),
+    "stabilityai-ai-community": ("Stability-AI-Community-License", True),
     "cc-by-nc-4.0": ("CC-BY-NC-4.0", False), "cc-by-nc-sa-4.0": ("CC-BY-NC-SA-4.0", False),
     "cc-by-nc-nd-4.0": ("CC-BY-NC-ND-4.0", False), "cc-by-nc-2.0": ("CC-BY-NC-2.0", False),
     "cc-by-nc-3.0": ("CC-BY-NC-3.0", False), "cc-by-nc-sa-3.0": ("CC-BY-NC-SA-3.0", False),
 }
-_TINY_ROOT = re.compile(r"tiny-v\d+-seed-?\d+")  # tiny.build_all's folder name
+_TINY_ROOT = re.compile(r"tiny(-[a-z-]+)?-v\d+-seed-?\d+")  # the folders of tiny.build_all and tiny.build_stable_audio
 UNTRAINED = Licence("none (untrained prior)", True, "built locally with random weights",
                     "an untrained prior of the encoders' sizes, made at run time")
 
 
 def licences(refs: ModelRefs) -> dict[str, Licence]:
-    """component -> the licence of its reference (see the module's docstring); no network."""
-    return {f.name: of(getattr(refs, f.name)) for f in fields(ModelRefs)}
+    """component -> the licence of its reference, for the components the run uses (see the
+    module's docstring); no network."""
+    return {name: of(ref) for name, ref in refs.used().items()}
 
 
 def of(ref: str | None) -> Licence:
@@ -188,9 +193,9 @@ def check_commercial(refs: ModelRefs, preset: str, given=(), found: dict[str, Li
     for name, lic in bad.items():
         what = "not for commercial use" if lic.commercial is False else "its licence is not known"
         ref = getattr(refs, name) or "(untrained)"
-        option = f"--{name}" if name in given else f"{name} (preset {preset})"
+        option = option_of(name) if name in given else f"{name} (preset {preset})"
         parts.append(f"{option} {ref} is {lic.label()} ({what}; source {lic.source})")
-    flags = ", ".join(f"--{name} PATH" for name in bad)
+    flags = ", ".join(f"{option_of(name)} PATH" for name in bad)
     raise CotvtmError(f"--commercial: {'; '.join(parts)}; bring weights you may use commercially with {flags} "
                       "(a local model folder whose README.md front matter names its license)")
 

@@ -27,11 +27,17 @@ class ModelRefs:
     musicgen: str
     rationale: str
     prior: str | None  # None: an untrained prior sized from the other models
+    stable_audio: str | None = None  # set with --decoder stable-audio, when musicgen is None
 
     def fingerprint(self) -> str:
-        """A short hash of the references and, for local dirs, their configs."""
-        parts = {name: _describe(ref) for name, ref in asdict(self).items()}
+        """A short hash of the references and, for local dirs, their contents. A decoder the run
+        does not use (None) is left out, so adding one kept every earlier output's name."""
+        parts = {name: _describe(ref) for name, ref in asdict(self).items() if ref is not None or name == "prior"}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+    def used(self) -> dict[str, str | None]:
+        """component -> reference, for the components this run loads (the prior always)."""
+        return {name: ref for name, ref in asdict(self).items() if ref is not None or name == "prior"}
 
 
 PRESETS = {
@@ -52,26 +58,38 @@ PRESETS = {
 }
 
 PRESET_NAMES = ("tiny", *PRESETS)  # tiny is built locally (cotvtm/tiny.py), the others load by hub id
+# The decoder of every hub preset with --decoder stable-audio: its T5-base text encoder is the one
+# MusicGen's E_m comes from, and its licence allows commercial use (see cotvtm/licences.py).
+STABLE_AUDIO = "stabilityai/stable-audio-open-1.0"
 
 
 def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, endpoint_url: str | None = None,
-            **overrides) -> ModelRefs:
+            decoder: str = "engine", **overrides) -> ModelRefs:
     """Turn a preset name plus per-component overrides into concrete, checked references.
 
     Every reference is checked here, on the driver, before any input is touched (``check_ref``):
     a missing or unreadable one is a ``ModelRefError`` naming its option. ``s3://`` references
-    are downloaded once into ``<cache>/s3`` and become local directories.
+    are downloaded once into ``<cache>/s3`` and become local directories. With ``decoder``
+    ``stable-audio`` the music comes from ``stable_audio`` and ``musicgen`` is None (not loaded).
     """
     given = {name: _given(name, ref) for name, ref in overrides.items() if ref}
+    stable = decoder == "stable-audio"
+    wrong = "musicgen" if stable else "stable_audio"
+    if wrong in given:
+        raise ModelRefError(option_of(wrong), given[wrong], f"not used with --decoder {decoder}")
     if preset == "tiny":
         from cotvtm import tiny
 
-        refs = ModelRefs(**{k: str(v) for k, v in tiny.build_all(cache_dir or DEFAULT_CACHE, seed).items()})
+        built = tiny.build_all(cache_dir or DEFAULT_CACHE, seed)
+        refs = ModelRefs(**{k: str(v) for k, v in built.items()})
+        if stable and "stable_audio" not in given:
+            refs = replace(refs, stable_audio=str(tiny.build_stable_audio(cache_dir or DEFAULT_CACHE, built["t5"],
+                                                                          seed)))
     elif preset in PRESETS:
-        refs = PRESETS[preset]
+        refs = replace(PRESETS[preset], stable_audio=STABLE_AUDIO if stable else None)
     else:
         raise ModelError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}")
-    refs = replace(refs, **given)
+    refs = replace(refs, **given, **({"musicgen": None} if stable else {}))
     cache = Path(cache_dir or DEFAULT_CACHE) / "s3"
     return ModelRefs(**{f.name: _checked(f.name, getattr(refs, f.name), f.name in given, preset, cache, endpoint_url)
                         for f in fields(ModelRefs)})
@@ -80,6 +98,11 @@ def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, 
 # A Hugging Face hub id as the hub validates it: owner/name, letters, digits, '-', '_', '.'.
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 _MODEL_TYPES = {"clip": ("clip",), "t5": ("t5", "mt5", "umt5"), "musicgen": ("musicgen",)}  # what the loaders take
+
+
+def option_of(component: str) -> str:
+    """The command-line option of a model component: ``stable_audio`` -> ``--stable-audio``."""
+    return "--" + component.replace("_", "-")
 _WEIGHTS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 
 
@@ -115,6 +138,12 @@ def check_ref(option: str, ref: str, component: str) -> None:
         raise ModelRefError(option, ref, "not a directory (a model is a folder holding config.json and its weights)")
     if not os.access(path, os.R_OK | os.X_OK):
         raise ModelRefError(option, ref, "cannot read this directory (permission denied)")
+    if component == "stable_audio":
+        _check_files(option, path, ("model_index.json",), "a diffusers Stable Audio pipeline")
+        kind = _config(option, path / "model_index.json").get("_class_name")
+        if kind != "StableAudioPipeline":
+            raise ModelRefError(option, ref, f"model_index.json says {kind!r}, not a StableAudioPipeline")
+        return
     if component == "prior":
         _check_files(option, path, ("config.json", "model.safetensors"), "a cotvtm prior (from `cotvtm distill`)")
         kind = _config(option, path / "config.json").get("model_type")
@@ -142,7 +171,7 @@ def _given(name: str, ref) -> str:
     if path.exists():
         return str(path.absolute())
     if name == "prior" or not looks_like_hub_id(ref):
-        raise ModelRefError(f"--{name}", ref, _why_missing(ref, name))
+        raise ModelRefError(option_of(name), ref, _why_missing(ref, name))
     return ref
 
 
@@ -150,7 +179,7 @@ def _checked(name: str, ref: str | None, given: bool, preset: str, cache: Path, 
     """``ref`` fetched when it is an ``s3://`` prefix, then checked (``check_ref``)."""
     if ref is None:
         return None
-    option = f"--{name}" if given else f"{name} (preset {preset})"
+    option = option_of(name) if given else f"{name} (preset {preset})"
     local = _fetched(option, ref, cache, endpoint_url)
     if local == ref and not Path(ref).is_absolute() and looks_like_hub_id(ref):
         return ref  # a hub id: loaded where it is used
@@ -206,9 +235,9 @@ def _describe(ref: str | None) -> str | None:
     """Local directories are identified by their content, hub ids by name."""
     if ref is None or not Path(ref).is_dir():
         return ref
-    digest = hashlib.sha256()
-    for path in sorted(Path(ref).glob("*.json")) + sorted(Path(ref).glob("*.safetensors")):
-        digest.update(path.name.encode())
+    digest, root = hashlib.sha256(), Path(ref)
+    for path in sorted(root.rglob("*.json")) + sorted(root.rglob("*.safetensors")):  # a pipeline's in subfolders
+        digest.update(path.relative_to(root).as_posix().encode())
         digest.update(_tensor_bytes_digest(path) if path.suffix == ".safetensors" else path.read_bytes())
     return f"{Path(ref).name}:{digest.hexdigest()[:16]}"
 

@@ -7,3 +7,24 @@ def quiet_transformers() -> None:
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+
+
+def quiet_diffusers() -> None:
+    """The same for diffusers, and torch's warning that the Oobleck autoencoder's ``weight_norm``
+    is deprecated, printed on every load."""
+    import warnings
+
+    from diffusers.utils import logging
+
+    quiet_transformers()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*weight_norm.*is deprecated", category=FutureWarning)
+
+
+def quiet_sampler() -> None:
+    """No warning from torchsde's Brownian tree when Stable Audio's sampler asks it for noise at
+    times it rounds (every call); inside ``warnings.catch_warnings()``."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Should have (ta|tb|t)", module="torchsde")

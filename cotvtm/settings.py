@@ -11,7 +11,8 @@ from cotvtm.options import Checked, at_least, positive, setting, split
 from cotvtm.video.limits import MAX_DURATION_S
 
 MODES = ("continuous", "independent")  # how windows of one video follow each other (music/compose.py)
-DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
+MUSICGEN_DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
+DECODERS = (*MUSICGEN_DECODERS, "stable-audio")  # the Music stage's decoders (music/requests.py)
 WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.py)
 READERS = ("pyav", "decord")  # how frames are decoded (video/frames.py)
 SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/architecture.py)
@@ -32,6 +33,8 @@ class ModelChoice(Checked):
     clip: str | None = setting(None, metavar="REF", help=_REF)
     t5: str | None = setting(None, metavar="REF", help=_REF)
     musicgen: str | None = setting(None, metavar="REF", help=_REF)
+    stable_audio: str | None = setting(None, metavar="REF", help="with --decoder stable-audio: a diffusers Stable "
+                                                                 "Audio pipeline; " + _REF)
     rationale: str | None = setting(None, metavar="REF", help=_REF)
     prior: str | None = setting(None, metavar="DIR", help="a prior from `cotvtm distill` (a local directory or an "
                                                           "s3:// prefix); default: untrained")
@@ -83,8 +86,13 @@ class SoundtrackConfig(Checked):
                                                                                              "negative"))
     temperature: float = setting(1.0, help="MusicGen's sampling temperature", check=positive())
     decoder: str = setting("engine", choices=DECODERS,
-                           help="MusicGen decoding: the slot engine (batch-invariant sampling, CUDA graphs on a GPU) "
-                                "or transformers' generate (the reference)")
+                           help="engine: MusicGen through the slot engine (batch-invariant sampling, CUDA graphs on "
+                                "a GPU); generate: MusicGen through transformers' generate (the reference); "
+                                "stable-audio: Stable Audio Open (weights that allow commercial use), each window "
+                                "made fresh and crossfaded")
+    stable_audio_steps: int = setting(100, check=at_least(1), help="with --decoder stable-audio: denoising steps")
+    stable_audio_guidance: float = setting(7.0, help="with --decoder stable-audio: classifier-free guidance scale "
+                                                     "(1 or less: none)")
     streams_per_video: int = setting(4, check=at_least(1),
                                      help="continuous mode: up to this many stretches of a long video are composed "
                                           "side by side, joined by a crossfade")

@@ -181,6 +181,47 @@ def build_captioner(root: Path, seed: int = 0) -> Path:
     return build_once(Path(root) / f"tiny-captioner-v{TINY_VERSION}-seed{seed}", build)
 
 
+# Stable Audio Open's architecture at toy size: an Oobleck autoencoder of 64 samples per latent
+# at the tiny MusicGen's 8 kHz, and a diffusion transformer over 2048 latents (16.4 s, room for
+# a 14 s shot window and its crossfade).
+STABLE_AUDIO_HOP = (4, 4, 4)
+STABLE_AUDIO_LATENTS = 2048
+
+
+def build_stable_audio(root: Path, t5: Path, seed: int = 0) -> Path:
+    """Stable Audio Open's pipeline (diffusers' own classes) at toy size, random weights, its text
+    encoder and tokenizer the tiny T5's: the tiny preset's ``--decoder stable-audio``. Built on
+    first use only, into ``<root>/tiny-stable-audio-v<N>-seed<S>/stable_audio``, because no
+    other decoder needs it."""
+
+    def build(staging: Path) -> None:
+        from diffusers import (AutoencoderOobleck, CosineDPMSolverMultistepScheduler, StableAudioDiTModel,
+                               StableAudioPipeline, StableAudioProjectionModel)
+        from transformers import T5EncoderModel, T5Tokenizer
+
+        from cotvtm.quiet import quiet_diffusers
+
+        quiet_diffusers()
+        torch.manual_seed(seed)
+        latent = 8
+        vae = AutoencoderOobleck(encoder_hidden_size=2 * latent, downsampling_ratios=list(STABLE_AUDIO_HOP),
+                                 channel_multiples=[1, 2, 2], decoder_channels=8, decoder_input_channels=latent,
+                                 audio_channels=2, sampling_rate=SAMPLE_RATE)
+        transformer = StableAudioDiTModel(sample_size=STABLE_AUDIO_LATENTS, in_channels=latent, num_layers=2,
+                                          attention_head_dim=8, num_attention_heads=4,
+                                          num_key_value_attention_heads=2, out_channels=latent,
+                                          cross_attention_dim=T5_DIM, time_proj_dim=32,
+                                          global_states_input_dim=2 * T5_DIM, cross_attention_input_dim=T5_DIM)
+        projection = StableAudioProjectionModel(text_encoder_dim=T5_DIM, conditioning_dim=T5_DIM, min_value=0,
+                                                max_value=512)
+        pipeline = StableAudioPipeline(vae=vae, text_encoder=T5EncoderModel.from_pretrained(t5),
+                                       projection_model=projection, tokenizer=T5Tokenizer.from_pretrained(t5),
+                                       transformer=transformer, scheduler=CosineDPMSolverMultistepScheduler())
+        pipeline.save_pretrained(staging / "stable_audio")
+
+    return build_once(Path(root) / f"tiny-stable-audio-v{TINY_VERSION}-seed{seed}", build) / "stable_audio"
+
+
 def build_all(root: Path, seed: int = 0) -> dict[str, Path]:
     """Build every tiny component under ``root`` (atomically, once) and return their paths."""
 

@@ -123,18 +123,21 @@ def _pcm(video: Path) -> bytes:
                           capture_output=True, check=True).stdout
 
 
-def test_interrupted_long_video_resumes_after_its_last_saved_segment(tmp_path, ray_session, model_cache):
+@pytest.mark.parametrize("decoder", ["engine", "stable-audio"])
+def test_interrupted_long_video_resumes_after_its_last_saved_segment(tmp_path, ray_session, model_cache, decoder):
     """A 50 s video in five 1-window segments, batched with two short ones; the driver is killed
     once two segments' music is saved. The rerun conditions nothing again, composes only the
     remaining segments from the saved state (in batches made up differently: the short videos
-    are done), and its output's audio is sample-for-sample the audio of an uninterrupted run."""
+    are done), and its output's audio is sample-for-sample the audio of an uninterrupted run,
+    with MusicGen's engine and with Stable Audio."""
     library = tmp_path / "long"
     library.mkdir()
     make_video(library / "long.mp4", duration=50, size="64x48", fps=4)
     for name in ("a.mp4", "b.mp4"):
         make_video(library / name, duration=12, size="64x48", fps=4, source="mandelbrot")
     out, whole = tmp_path / "out", tmp_path / "whole"
-    args = ("--segment-windows", "1", "--slots", "4", "--segments-per-batch", "4", "--videos-in-flight", "8")
+    args = ("--segment-windows", "1", "--slots", "4", "--segments-per-batch", "4", "--videos-in-flight", "8",
+            "--decoder", decoder, "--stable-audio-steps", "4")
 
     _interrupt(library, out, ray_session, model_cache, f"{video_id('long.mp4')}/state-00001.npz", *args)
     assert not list(out.glob("long*.mp4"))  # nothing visible yet, nothing half-written

@@ -106,8 +106,9 @@ class Composer:
             raise ValueError(f"unknown music mode {cfg.mode!r}; choose one of {MODES}")
         self.backend, self.cfg = backend, cfg
         self.fade = self._samples(cfg.crossfade_s)
-        self.hop = backend.sample_rate // backend.frame_rate
-        self.prompt_frames = int(round(cfg.prompt_s * backend.frame_rate)) if cfg.mode == "continuous" else 0
+        continuing = cfg.mode == "continuous" and backend.continues  # else every window is fresh
+        self.hop = backend.sample_rate // backend.frame_rate if continuing else 0
+        self.prompt_frames = int(round(cfg.prompt_s * backend.frame_rate)) if continuing else 0
 
     def _samples(self, seconds: float) -> int:
         return int(round(seconds * self.backend.sample_rate))

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from cotvtm.settings import DECODERS as BACKENDS
+from cotvtm.settings import MUSICGEN_DECODERS as BACKENDS
 from cotvtm.models import load_musicgen
 from cotvtm.music.requests import MusicRequest, WindowMusic
 from cotvtm.music.sampling import SamplingConfig, with_unconditional
@@ -38,6 +38,8 @@ __all__ = ["BACKENDS", "EngineBackend", "MusicGenBackend", "MusicRequest", "Samp
 
 class MusicGenBackend:
     """Loads MusicGen once; ``render`` makes windows with transformers' ``generate``."""
+
+    continues = True  # a window continues the previous one's codes (its ``prompt``)
 
     def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
                  model=None):

@@ -1,11 +1,15 @@
-"""What a music backend is asked for, and what it gives back: one window at a time.
+"""What a music decoder is asked for, and what it gives back: one window at a time.
 
-Kept apart from the backends so that composition and saved progress need neither torch's
-models nor transformers to describe a window.
+Kept apart from the decoders so that composition and saved progress need neither torch's
+models nor transformers to describe a window. Three decoders implement ``MusicDecoder``: the
+MusicGen slot engine (``musicgen.EngineBackend``, the default), MusicGen through transformers'
+``generate`` (``musicgen.MusicGenBackend``, the reference) and Stable Audio Open through
+diffusers (``stable_audio.StableAudioBackend``).
 """
 
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -30,11 +34,25 @@ class WindowMusic:
     """One window's music: the prompt's re-decoding (``prompt_frames`` frames), then new music."""
 
     audio: np.ndarray  # (samples,)
-    codes: np.ndarray  # (codebooks, frames), prompt included
+    codes: np.ndarray | None  # (codebooks, frames), prompt included; None from a decoder without codes
     prompt_frames: int
 
     @property
     def digest(self) -> str:
-        """A short hash of the window's new tokens: equal digests, equal music."""
-        new = np.ascontiguousarray(self.codes[:, self.prompt_frames:], dtype=np.int32)
+        """A short hash of the window's new tokens (of its samples, for a decoder without tokens):
+        equal digests, equal music."""
+        if self.codes is None:
+            new = np.ascontiguousarray(self.audio, dtype=np.float32)
+        else:
+            new = np.ascontiguousarray(self.codes[:, self.prompt_frames:], dtype=np.int32)
         return hashlib.sha256(new.tobytes()).hexdigest()[:16]
+
+
+class MusicDecoder(Protocol):
+    """What the composer and the scheduler need of a decoder."""
+
+    sample_rate: int
+    continues: bool  # whether a window can continue the codes of the one before (``prompt``)
+
+    def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
+        """The music of each request, in order; a window's music depends on its request alone."""

@@ -9,8 +9,9 @@ the scheduler decides when and with which others they are decoded.
 Continuous feeding (the default, with the engine decoder): one video per call and several
 calls in flight per actor (``--videos-in-flight``), all feeding the actor's one decode
 engine; a video leaves as soon as its music is saved, and the next one is admitted while the
-others drain. Batched feeding (``--music-feed batched``, and the ``generate`` decoder): the
-call's videos (``--slots`` of them) go window by window in lockstep.
+others drain. Batched feeding (``--music-feed batched``, and the ``generate`` and
+``stable-audio`` decoders): the call's videos (``--slots`` of them) go window by window in
+lockstep.
 
 A call retried after a lost actor redoes its videos from their saved segments.
 """
@@ -111,6 +112,21 @@ class _Stream:
         self.composed.fail(Music.name, f"music stage failed: {reason}")
 
 
+def _decoder(ctx: RunContext, max_batch: int):
+    """The decoder ``--decoder`` names, loaded (``music/requests.py``: ``MusicDecoder``)."""
+    cfg, res = ctx.cfg, ctx.res
+    if cfg.decoder == "stable-audio":
+        from cotvtm.music.stable_audio import StableAudioBackend
+
+        return StableAudioBackend(ctx.refs.stable_audio, res.device, cfg.stable_audio_steps,
+                                  cfg.stable_audio_guidance, width=ctx.facts.dims["music_dim"])
+    from cotvtm.music.musicgen import SamplingConfig, make_backend
+
+    sampling = SamplingConfig(guidance_scale=cfg.guidance_scale, top_k=cfg.top_k, temperature=cfg.temperature)
+    windows = res.slots * (res.segment_windows if cfg.mode == "independent" else 1)  # per step
+    return make_backend(cfg.decoder, ctx.refs.musicgen, res.device, sampling, slots=min(windows, max_batch))
+
+
 class Music(Stage):
     name = "music"
     takes = VideoJob
@@ -126,17 +142,12 @@ class Music(Stage):
 
     def __init__(self, ctx: RunContext):
         from cotvtm.music.compose import Composer
-        from cotvtm.music.musicgen import SamplingConfig, make_backend
         from cotvtm.music.scheduler import Scheduler
 
         use_threads(ctx.res.model_cpus)
-        cfg, res = ctx.cfg, ctx.res
-        sampling = SamplingConfig(guidance_scale=cfg.guidance_scale, top_k=cfg.top_k, temperature=cfg.temperature)
         compose = compose_config(ctx)
-        self.independent = cfg.mode == "independent"
-        windows = res.slots * (res.segment_windows if self.independent else 1)  # per step
-        backend = make_backend(cfg.decoder, ctx.refs.musicgen, res.device, sampling,
-                               slots=min(windows, compose.max_batch))
+        self.independent = ctx.cfg.mode == "independent"
+        backend = _decoder(ctx, compose.max_batch)
         self.composer = Composer(backend, compose)
         self.scheduler = Scheduler(backend, compose.max_batch)
         self.ctx, self.continuous = ctx, continuous_feed(ctx)

@@ -88,14 +88,15 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     choice = asdict(cfg.models)
     preset = choice.pop("preset")
     refs = models.resolve(preset, cache_dir=where.cache_dir, seed=cfg.seed, endpoint_url=where.endpoint_url,
-                          **choice)
+                          decoder=cfg.decoder, **choice)
     found = licences.licences(refs)  # offline: hub ids by the table, folders by their model card
     if where.commercial:  # before any config is read from the hub, Ray started or the output touched
         licences.check_commercial(refs, preset, given={k for k, v in choice.items() if v}, found=found)
     try:  # local models are checked by now: a hub id that is not on the hub, or offline not in its cache
         facts = _model_facts(refs)
     except (OSError, ValueError) as exc:
-        hub = ", ".join(f"--{name} {ref}" for name, ref in asdict(refs).items() if ref and not Path(ref).is_absolute())
+        hub = ", ".join(f"{models.option_of(name)} {ref}" for name, ref in refs.used().items()
+                        if ref and not Path(ref).is_absolute())
         raise ModelError(f"cannot read the configuration of {hub or 'the models'}: {one_line(exc)}") from None
     digest = cfg.digest(refs.fingerprint())
     inputs = survey(where.source, where.endpoint_url, where.include_hidden)
@@ -165,8 +166,8 @@ def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str,
     once, on the summary) included."""
     trained, found = facts.prior_trained, say.summary.licences
     return {"cotvtm": __version__, "run_id": say.run_id, "config_digest": digest, "config": asdict(cfg),
-            "models": asdict(refs), "licences": {name: lic.record() for name, lic in found.items()},
-            "prior_trained": trained,
+            "models": refs.used(), "decoder": cfg.decoder,
+            "licences": {name: lic.record() for name, lic in found.items()}, "prior_trained": trained,
             "note": None if trained else "the prior is untrained (random weights): the music does not yet "
                                          "reflect the video; train one with the distillation job"}
 
@@ -254,7 +255,9 @@ class _Say:
         if actor is None:
             return
         option = self.STAGE_MODELS.get(actor)
-        model = f" with --{option} {getattr(refs, option) or '(untrained)'}" if option else ""
+        if option == "musicgen" and refs.musicgen is None:
+            option = "stable_audio"
+        model = f" with {models.option_of(option)} {getattr(refs, option) or '(untrained)'}" if option else ""
         which = f"the {actor} stage" if actor else "a stage"
         raise SetupError(f"{stage} stopped: {which} could not start{model}: {root_message(exc)}; "
                          "fix it and run again (finished inputs are kept)") from None
