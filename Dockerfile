@@ -52,6 +52,6 @@ COPY --chown=1000:100 README.md ./
 COPY --chown=1000:100 cotvtm ./cotvtm
 COPY --chown=1000:100 jobs ./jobs
 RUN pip install --no-cache-dir --no-deps . \
- && python -c "import cotvtm, jobs.soundtrack, jobs.distill, ray; print('cotvtm', cotvtm.__version__, 'ray', ray.__version__)"
+ && python -c "import cotvtm, jobs.soundtrack, jobs.distill, ray, diffusers, torchsde, c2pa; print('cotvtm', cotvtm.__version__, 'ray', ray.__version__, 'diffusers', diffusers.__version__)"
 
 CMD ["python", "-m", "jobs.soundtrack", "--help"]

@@ -1,4 +1,4 @@
-"""Real-size MusicGen architectures with random weights, for benchmarks: no checkpoint can be
+"""Real-size MusicGen and Stable Audio architectures with random weights, for benchmarks: no checkpoint can be
 downloaded here, and the cost of decoding depends on the shapes, not on the weights.
 
 Sizes as published (the text encoder is t5-base for all; EnCodec at 32 kHz, 50 frames/s,
@@ -31,3 +31,28 @@ def musicgen(size: str, device: str = "cpu", dtype=torch.float32):
     model.generation_config = GenerationConfig(decoder_start_token_id=2048, pad_token_id=2048, bos_token_id=2048,
                                                do_sample=True, guidance_scale=3.0, top_k=250, max_length=1500)
     return model
+
+
+def stable_audio(device: str = "cpu", dtype=torch.float32):
+    """Stable Audio Open 1.0's pipeline at its published size with random weights: the
+    diffusers classes' defaults are that model's config (a 1.05 B-parameter diffusion transformer
+    over 1024 latents of 64 channels, the Oobleck autoencoder at 44.1 kHz stereo, 2048 samples per
+    latent), its text projection from t5-base's 768 and t5-base itself. No tokenizer: the job
+    gives the pipeline E_m, never text."""
+    from diffusers import (AutoencoderOobleck, CosineDPMSolverMultistepScheduler, StableAudioDiTModel,
+                           StableAudioPipeline, StableAudioProjectionModel)
+    from transformers import T5Config, T5EncoderModel
+
+    from cotvtm.quiet import quiet_diffusers
+
+    quiet_diffusers()
+    torch.manual_seed(0)
+    with torch.device(device):
+        parts = dict(vae=AutoencoderOobleck(), transformer=StableAudioDiTModel(),
+                     projection_model=StableAudioProjectionModel(text_encoder_dim=768, conditioning_dim=768,
+                                                                 min_value=0, max_value=512),
+                     text_encoder=T5EncoderModel(T5Config(vocab_size=32128, d_model=768, d_ff=3072, num_layers=12,
+                                                          num_heads=12, d_kv=64)))
+    pipeline = StableAudioPipeline(tokenizer=None, scheduler=CosineDPMSolverMultistepScheduler(), **parts)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline.to(device, dtype)

@@ -26,6 +26,20 @@ def test_every_hub_id_of_every_preset_has_an_entry_with_its_model_card():
     assert (musicgen.id, musicgen.commercial) == ("CC-BY-NC-4.0", False)
 
 
+def test_the_fast_preset_with_stable_audio_is_cleared_for_commercial_use(tmp_path):
+    """With ``--decoder stable-audio`` MusicGen is not loaded, so its licence is not the run's; Stable
+    Audio Open's Community License allows commercial use (below a revenue threshold: the note)."""
+    refs = models.resolve("fast", cache_dir=tmp_path, decoder="stable-audio")
+    assert (refs.musicgen, refs.stable_audio) == (None, models.STABLE_AUDIO)
+    found = licences.licences(refs)
+    assert set(found) == {"clip", "t5", "rationale", "prior", "stable_audio"}
+    assert found["stable_audio"].commercial is True and "US$1M" in found["stable_audio"].note
+    licences.check_commercial(refs, "fast", found=found)  # does not raise
+    assert refs.fingerprint() != models.resolve("fast", cache_dir=tmp_path).fingerprint()
+    with pytest.raises(CotvtmError, match="--musicgen facebook/musicgen-large: not used with --decoder stable-audio"):
+        models.resolve("fast", cache_dir=tmp_path, decoder="stable-audio", musicgen="facebook/musicgen-large")
+
+
 def test_a_local_folder_says_what_its_model_card_says(tmp_path):
     (tmp_path / "README.md").write_text("---\nlanguage: en\nlicense: apache-2.0\ntags:\n- music\n---\n# Mine\n")
     found = licences.of(str(tmp_path))
