@@ -3,7 +3,7 @@
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from cotvtm.models import PRESET_NAMES
@@ -115,15 +115,37 @@ class SoundtrackConfig(Checked):
     true_peak: float = setting(-1.0, metavar="DBTP", help="the true-peak ceiling with --loudness",
                                check=(lambda v: -9 <= v <= 0, "--true-peak must be between -9 and 0 dBTP"))
     seed: int = setting(0, help="with the input and the window, where every random draw comes from")
+    style: str | None = setting(None, metavar="TEXT", check=(lambda v: bool(v.strip()) and len(v) <= 1000,
+                                                             "--style must be a non-empty text of at most 1000 "
+                                                             "characters"),
+                                help="a description of the music every input should have (e.g. 'warm acoustic "
+                                     "guitar, no drums'), steering it beside the picture")
+    styles: str | None = setting(None, metavar="FILE",
+                                 help="per-input styles: a .csv (key,style) or .jsonl ({\"key\", \"style\"}) "
+                                      "file, local or s3://; inputs it does not name get --style")
+    style_weight: float = setting(1.0, check=(lambda v: 0 < v <= 10, "--style-weight must be in (0, 10]"),
+                                  help="how strongly the style steers against the picture")
 
     RELATIONS = ((lambda c: c.prompt_s < c.window_s, _PROMPT),
                  (lambda c: c.crossfade_s <= c.prompt_s, _CROSSFADE))
 
-    def digest(self, models_fingerprint: str) -> str:
-        """Output names are a pure function of input key + this digest (idempotent reruns)."""
+    def digest(self, models_fingerprint: str, styles: str | None = None) -> str:
+        """Output names are a pure function of input key + this digest (idempotent reruns).
+        ``styles``: the styles file's content digest (the file counts by content, not path).
+        Settings added since the first release count only when set, so that an upgrade does not
+        remake a library made before them."""
         settings = {k: v for k, v in asdict(self).items() if k != "models"}  # models: by content, not path
+        for name in _ADDED:
+            if settings[name] == _DEFAULTS[name]:
+                del settings[name]
+        if self.styles:
+            settings["styles"] = styles
         payload = json.dumps({"config": settings, "models": models_fingerprint}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+_ADDED = ("stable_audio_steps", "stable_audio_guidance", "style", "styles", "style_weight")
+_DEFAULTS = {f.name: f.default for f in fields(SoundtrackConfig)}
 
 
 def default_device() -> str:

@@ -79,18 +79,20 @@ def _seconds(path, stream: str) -> float:
 @pytest.mark.slow
 def test_a_commercial_signed_run_with_stable_audio(tmp_path, model_cache, ray_session):
     """Videos (audio ducked under the music) and an image, with ``--commercial`` (the tiny models
-    are cleared) and signing: each output is its input's length, its sidecar names the decoder and
-    its licence, its C2PA manifest validates with the right digital source type, and a rerun
-    leaves every signed output as it was."""
+    are cleared), signing and styles (one input's from ``--styles``, the others' ``--style``):
+    each output is its input's length, its sidecar names the decoder, its licence and its style,
+    its C2PA manifest validates with the right digital source type, and a rerun leaves every
+    signed output as it was."""
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     make_video(inputs / "talk.mp4", duration=5, size="64x48", fps=4, audio=True)
     make_video(inputs / "still.mp4", duration=3.5, size="64x48", fps=4, source="mandelbrot")
     Image.new("RGB", (48, 32), (20, 120, 200)).save(inputs / "poster.png")
     signing = signing_credentials(tmp_path)
+    (tmp_path / "styles.jsonl").write_text(json.dumps({"key": "talk.mp4", "style": "soft strings"}) + "\n")
     settings = dict(cache_dir=model_cache, decoder="stable-audio", stable_audio_steps=STEPS, audio="duck",
                     image_seconds=3.0, commercial=True, sign_cert=signing["cert"], sign_key=signing["key"],
-                    echo=lambda line: None)
+                    style="bright synth pop", styles=str(tmp_path / "styles.jsonl"), echo=lambda line: None)
     summary = cotvtm.soundtrack(inputs, out, **settings)
     assert (summary.ok, summary.failed) == (3, 0)
     for name, seconds in (("talk.mp4", 5.0), ("still.mp4", 3.5)):
@@ -106,6 +108,9 @@ def test_a_commercial_signed_run_with_stable_audio(tmp_path, model_cache, ray_se
     assert state == "Trusted"
     [action] = next(a["data"]["actions"] for a in manifest["assertions"] if a["label"].startswith("c2pa.actions"))
     assert action["digitalSourceType"] == TRAINED
+    sidecars = [json.loads(path.read_text()) for path in out.glob("*.json")]
+    styles = {sidecar["input"]: sidecar["style"] for sidecar in sidecars}
+    assert styles == {"talk.mp4": "soft strings", "still.mp4": "bright synth pop", "poster.png": "bright synth pop"}
     sidecar = json.loads(next(out.glob("talk.mp4.*.json")).read_text())
     assert sidecar["decoder"] == "stable-audio" and "musicgen" not in sidecar["models"]
     assert sidecar["licences"]["stable_audio"]["commercial"] is True

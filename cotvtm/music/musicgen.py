@@ -31,6 +31,7 @@ from cotvtm.settings import MUSICGEN_DECODERS as BACKENDS
 from cotvtm.models import load_musicgen
 from cotvtm.music.requests import MusicRequest, WindowMusic
 from cotvtm.music.sampling import SamplingConfig, with_unconditional
+from cotvtm.music.style import StyleStates
 
 __all__ = ["BACKENDS", "EngineBackend", "MusicGenBackend", "MusicRequest", "SamplingConfig", "WindowMusic",
            "make_backend"]
@@ -51,6 +52,13 @@ class MusicGenBackend:
         self.sample_rate = int(audio_cfg.sampling_rate)
         self.frame_rate = int(audio_cfg.frame_rate)
         self.num_codebooks = int(self.model.config.decoder.num_codebooks)
+
+    @torch.inference_mode()
+    def encode_text(self, text: str) -> StyleStates:
+        """A text's states from MusicGen's own T5, as ``generate`` computes them for a prompt."""
+        tokens = self.processor.tokenizer([text], return_tensors="pt").to(self.device)
+        states = self.model.text_encoder(**tokens).last_hidden_state[0]
+        return StyleStates(text, states.float().cpu().numpy(), tokens["attention_mask"][0].cpu().numpy())
 
     def tokens_for(self, seconds: float) -> int:
         """New decoder steps that yield at least ``seconds`` of audio (delay pattern included)."""

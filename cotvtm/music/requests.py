@@ -56,3 +56,6 @@ class MusicDecoder(Protocol):
 
     def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
         """The music of each request, in order; a window's music depends on its request alone."""
+
+    def encode_text(self, text: str):
+        """A text's T5 states and mask (``style.StyleStates``), from the decoder's own text encoder."""

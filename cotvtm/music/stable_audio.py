@@ -34,6 +34,7 @@ import torch
 
 from cotvtm.errors import ModelError
 from cotvtm.music.requests import MusicRequest, WindowMusic
+from cotvtm.music.style import StyleStates
 from cotvtm.quiet import quiet_diffusers, quiet_sampler
 
 
@@ -69,6 +70,13 @@ class StableAudioBackend:
         if width is not None and width != expects:
             raise ModelError(f"Stable Audio {ref!r} takes T5 states of width {expects}, but the run's E_m is "
                              f"{width} wide (--t5): its text encoder must be the T5 the prior predicts")
+
+    @torch.inference_mode()
+    def encode_text(self, text: str) -> StyleStates:
+        """A text's states from the pipeline's T5 (the space E_m lives in)."""
+        tokens = self.pipeline.tokenizer([text], return_tensors="pt").to(self.device)
+        states = self.pipeline.text_encoder(**tokens).last_hidden_state[0]
+        return StyleStates(text, states.float().cpu().numpy(), tokens["attention_mask"][0].cpu().numpy())
 
     def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
         return [self.generate_window(request) for request in requests]

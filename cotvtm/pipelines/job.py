@@ -61,6 +61,7 @@ class VideoJob(Record):
     out_still: str | None = None  # image inputs: the optional still-image video
     identity: str = ""
     composed: frozenset = frozenset()
+    style: str | None = None  # the style text steering its music (--style, --styles)
 
 
 @dataclass

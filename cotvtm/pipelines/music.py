@@ -20,6 +20,7 @@ import numpy as np
 
 from cotvtm.errors import printable
 from cotvtm.music.compose import ComposeConfig, TrackState
+from cotvtm.music.style import StyleStates, steer
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Composed, VideoJob
 from cotvtm.pipelines.progress import VideoProgress
@@ -43,8 +44,9 @@ class _Stream:
     what the scheduler feeds (``music.scheduler.Feedable``)."""
 
     def __init__(self, music: "Music", composed: Composed, progress: VideoProgress, span: tuple[int, int],
-                 start: TrackState):
+                 start: TrackState, style: StyleStates | None):
         self.music, self.composer, self.composed, self.progress = music, music.composer, composed, progress
+        self.style = style
         self.plan = composed.plan
         self.first, self.end = span
         self.segment = self.first
@@ -88,7 +90,9 @@ class _Stream:
             self.e_m, self.mask = self.progress.load_conditioning(self.segment)
         first = self.state.window - windows[0].index
         last = len(windows) if self.music.independent else first + 1
-        return [(self.e_m[i], self.mask[i], windows[i].duration) for i in range(first, last)]
+        weight = self.music.ctx.cfg.style_weight
+        return [(*steer(self.e_m[i], self.mask[i], self.style, weight), windows[i].duration)
+                for i in range(first, last)]
 
     def finished(self, music: list) -> None:
         """Join the windows handed out (in order); save the segment when its last one is done."""
@@ -151,6 +155,7 @@ class Music(Stage):
         self.composer = Composer(backend, compose)
         self.scheduler = Scheduler(backend, compose.max_batch)
         self.ctx, self.continuous = ctx, continuous_feed(ctx)
+        self.styles: dict[str, StyleStates] = {}
 
     async def run(self, jobs: list[VideoJob]):
         """The call's videos, each with its music saved segment by segment."""
@@ -174,11 +179,20 @@ class Music(Stage):
             streams = [{"segments": list(span), "first_window": w.index, "start": w.start}
                        for span, w in zip(spans, firsts)]
             record = Composed(job, plan, streams, len(composed), self.composer.backend.sample_rate)
-            return record, [_Stream(self, record, progress, span, self._start(plan, span[0])).resume(composed)
+            style = self._style(job.style)
+            return record, [_Stream(self, record, progress, span, self._start(plan, span[0]), style).resume(composed)
                             for span in spans]
         except Exception as exc:
             self.damaged(job, progress, exc)
             return job, []
+
+    def _style(self, text: str | None) -> StyleStates | None:
+        """A style's states from the decoder's T5, computed once per actor and style."""
+        if text is None:
+            return None
+        if text not in self.styles:
+            self.styles[text] = self.composer.backend.encode_text(text)
+        return self.styles[text]
 
     def _start(self, plan, segment: int) -> TrackState:
         first = plan.segments[segment][0].index

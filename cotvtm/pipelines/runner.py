@@ -21,6 +21,7 @@ from cotvtm.report import write_report
 from cotvtm.stage import records
 from cotvtm.storage import Store, open_store
 from cotvtm.storage.local import LocalStore
+from cotvtm.styles import read_styles, styles_digest
 from cotvtm.video.media import is_image
 MANIFEST = "manifest.jsonl"
 _RECORDING = threading.Lock()  # pass 1 of one wave and pass 2 of another record at once
@@ -85,6 +86,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     inputs finished before it keep theirs, inputs not reached get none, and a rerun resumes.
     """
     res = res or Resources.detect()
+    styles = read_styles(cfg.styles, where.endpoint_url) if cfg.styles else {}  # before anything else
     choice = asdict(cfg.models)
     preset = choice.pop("preset")
     refs = models.resolve(preset, cache_dir=where.cache_dir, seed=cfg.seed, endpoint_url=where.endpoint_url,
@@ -98,7 +100,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
         hub = ", ".join(f"{models.option_of(name)} {ref}" for name, ref in refs.used().items()
                         if ref and not Path(ref).is_absolute())
         raise ModelError(f"cannot read the configuration of {hub or 'the models'}: {one_line(exc)}") from None
-    digest = cfg.digest(refs.fingerprint())
+    digest = cfg.digest(refs.fingerprint(), styles_digest(styles) if cfg.styles else None)
     inputs = survey(where.source, where.endpoint_url, where.include_hidden)
     src, keys = inputs.store, inputs.keys
     out = open_store(where.dest, where.endpoint_url)
@@ -107,6 +109,8 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     say = _Say(summary, out, uuid.uuid4().hex[:12], echo)
     say.ignored(inputs.ignored)
     jobs = _todo(keys, out, digest, cfg, say)
+    for job in jobs:
+        job.style = styles.get(job.key, cfg.style)
     if jobs:
         shared = _sidecar_fields(refs, cfg, facts, digest, say)
         ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing())

@@ -190,6 +190,7 @@ class Mux(Stage):
         return {
             **self.ctx.sidecar,
             "input": job.key,
+            "style": job.style,  # --style, or this input's line of --styles
             "output": PurePosixPath(job.out_video).name,
             "video": asdict(plan.info),
             "windows": [{"index": w.index, "start": w.start, "end": w.end, "tokens_digest": digests[w.index],
