@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from cotvtm.models import PRESET_NAMES
+from cotvtm.music.ending import ENDINGS
 from cotvtm.options import Checked, at_least, positive, setting, split
 from cotvtm.video.limits import MAX_DURATION_S
 
@@ -115,6 +116,9 @@ class SoundtrackConfig(Checked):
     true_peak: float = setting(-1.0, metavar="DBTP", help="the true-peak ceiling with --loudness",
                                check=(lambda v: -9 <= v <= 0, "--true-peak must be between -9 and 0 dBTP"))
     seed: int = setting(0, help="with the input and the window, where every random draw comes from")
+    ending: str = setting("beat", choices=ENDINGS,
+                          help="beat: fade out from a beat near the end; fade: a 2 s fade-out; cut: stop at the last "
+                               "frame as it is. The music always ends exactly on the video's last frame")
     style: str | None = setting(None, metavar="TEXT", check=(lambda v: bool(v.strip()) and len(v) <= 1000,
                                                              "--style must be a non-empty text of at most 1000 "
                                                              "characters"),
@@ -144,8 +148,9 @@ class SoundtrackConfig(Checked):
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-_ADDED = ("stable_audio_steps", "stable_audio_guidance", "style", "styles", "style_weight")
-_DEFAULTS = {f.name: f.default for f in fields(SoundtrackConfig)}
+_ADDED = ("stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")
+# What each added setting was before it existed: --ending cut is how every track ended.
+_DEFAULTS = {**{f.name: f.default for f in fields(SoundtrackConfig)}, "ending": "cut"}
 
 
 def default_device() -> str:

@@ -73,6 +73,7 @@ class Composed(Record):
     streams: list[dict]  # {"segments": [first, end], "first_window", "start"}: where each stream begins
     resumed_at: int  # segments whose music an earlier run had already saved
     sample_rate: int
+    ending: dict | None = None  # Mux: how the track ended (music/ending.py)
 
     @property
     def key(self) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from cotvtm.errors import CotvtmError
 from cotvtm.music.compose import join_streams
+from cotvtm.music.ending import EndingChunks
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Composed, Outcome, VideoJob
 from cotvtm.pipelines.music import Music, compose_config
@@ -98,11 +99,21 @@ class Mux(Stage):
                        windows=len(record.plan.windows), duration=record.plan.info.duration)
 
     def write(self, record: Composed, progress: VideoProgress) -> dict | None:
-        """Publish the output(s); what the sidecar says of their loudness (with ``--loudness``)."""
-        job, info, rate = record.job, record.plan.info, record.sample_rate
+        """Publish the output(s), the saved music joined, cut to the video's length and ended as
+        ``--ending`` says (``record.ending``); what the sidecar says of their loudness."""
+        info, rate = record.plan.info, record.sample_rate
         starts = {stream["segments"][0] for stream in record.streams[1:]}
         fade = int(round(self.compose.crossfade_s * rate))
-        chunks = join_streams((progress.load_audio(s) for s in range(len(record.plan.segments))), starts, fade)
+        joined = join_streams((progress.load_audio(s) for s in range(len(record.plan.segments))), starts, fade)
+        chunks = EndingChunks(joined, round(info.duration * rate), rate, self.ctx.cfg.ending)
+        try:
+            return self._write(record, progress, chunks)
+        finally:
+            record.ending = chunks.info
+
+    def _write(self, record: Composed, progress: VideoProgress, chunks: EndingChunks) -> dict | None:
+        """The output(s) of ``chunks``: a video, an image's music, its still video."""
+        job, info, rate = record.job, record.plan.info, record.sample_rate
         if is_image(job.key) and not job.out_still:  # the music alone: the image is not needed
             return self.write_music(record, progress, chunks)[1]
         with self.scratch.pinned(self.src, job.key, job.identity, self.max_bytes) as source:
@@ -197,6 +208,7 @@ class Mux(Stage):
                          **({"explanations": explanations[w.index]} if explanations else {})}
                         for w in plan.windows],
             "loudness": loudness,  # with --loudness: the target, and the music (or mix) as measured before
+            "ending": record.ending,  # --ending: where the fade starts, on which beat
             "cuts": plan.cuts,  # shot cuts the windows follow (--windows shots)
             "segments": len(plan.segments),
             "streams": record.streams,  # where the video's streams begin (each joins the one before)

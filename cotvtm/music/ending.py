@@ -1,0 +1,89 @@
+"""How a track ends on the video's last frame (``--ending``).
+
+- ``beat`` (default): the track fades out from a beat near its end, so the fade starts on the
+  music's pulse; the beats are tracked by ``librosa`` on the last ``CONTEXT_S`` of the generated
+  audio. The beat is the one closest to ``FADE_S`` before the end among those ``MIN_FADE_S`` to
+  ``MAX_FADE_S`` before it; with none there (no steady pulse found), it fades like ``fade``.
+- ``fade``: a ``FADE_S`` fade-out.
+- ``cut``: the music stops at the last frame as it is.
+
+A fade goes from full level to exactly zero at the track's last sample, which is the video's
+last: an ending never changes the track's length. Only the last ``CONTEXT_S`` of a
+track are held back (``EndingChunks``), so a streamed track of any length ends this way without
+sitting in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+ENDINGS = ("beat", "fade", "cut")
+FADE_S = 2.0
+MIN_FADE_S, MAX_FADE_S = 1.0, 4.0
+CONTEXT_S = 12.0  # audio the beat tracker sees: a few bars at any tempo
+
+
+def track_beats(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Beat times (seconds) of ``audio``, by librosa's dynamic-programming beat tracker."""
+    import librosa
+
+    _, beats = librosa.beat.beat_track(y=np.asarray(audio, np.float32), sr=sample_rate, units="time")
+    return np.asarray(beats, np.float64)
+
+
+def fade_start(tail: np.ndarray, sample_rate: int, mode: str) -> tuple[int, float | None]:
+    """Where in ``tail`` (the track's last samples) the fade starts, and the beat (seconds into
+    ``tail``) it starts on, or None."""
+    length = len(tail) / sample_rate
+    if mode == "beat":
+        near = [b for b in track_beats(tail, sample_rate) if MIN_FADE_S <= length - b <= MAX_FADE_S]
+        if near:
+            beat = min(near, key=lambda b: abs(length - b - FADE_S))
+            return int(round(beat * sample_rate)), float(beat)
+    return max(len(tail) - int(round(FADE_S * sample_rate)), 0), None
+
+
+def fade_out(tail: np.ndarray, start: int) -> np.ndarray:
+    """``tail`` faded from ``start`` to silence at its last sample: the cube of a quarter cosine,
+    gentle at first and below -60 dB over the last 5 % of the fade (the last 50 ms of even the
+    shortest, 1 s fade are silent to the ear and to a meter)."""
+    out = np.array(tail, np.float32)
+    span = len(out) - start
+    if span > 0:
+        out[start:] *= (np.cos(np.linspace(0.0, np.pi / 2, span, dtype=np.float64)) ** 3).astype(np.float32)
+        out[-1] = 0.0
+    return out
+
+
+class EndingChunks:
+    """The chunks of a track of exactly ``samples`` samples, cut or zero-padded to it, its ending
+    applied to the last ones; ``info`` says what was done, once the chunks are consumed."""
+
+    def __init__(self, chunks: Iterable[np.ndarray], samples: int, sample_rate: int, mode: str):
+        self.chunks, self.samples, self.rate, self.mode = chunks, samples, sample_rate, mode
+        self.info: dict | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        hold = int(CONTEXT_S * self.rate)
+        held, given = np.zeros(0, np.float32), 0
+        for chunk in self.chunks:
+            piece = np.asarray(chunk, np.float32)[: self.samples - given - len(held)]
+            held = np.concatenate([held, piece])
+            if len(held) > hold:
+                yield held[: len(held) - hold]
+                given += len(held) - hold
+                held = held[len(held) - hold:]
+        held = np.concatenate([held, np.zeros(self.samples - given - len(held), np.float32)])
+        yield self._end(held, given)
+
+    def _end(self, tail: np.ndarray, offset: int) -> np.ndarray:
+        if self.mode == "cut" or not len(tail):
+            self.info = {"mode": self.mode}
+            return tail
+        start, beat = fade_start(tail, self.rate, self.mode)
+        self.info = {"mode": self.mode, "starts_at": round((offset + start) / self.rate, 4),
+                     "beat": None if beat is None else round((offset / self.rate) + beat, 4),
+                     "fade_seconds": round((len(tail) - start) / self.rate, 4)}
+        return fade_out(tail, start)
