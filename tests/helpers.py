@@ -76,3 +76,13 @@ def read_c2pa(path, mime: str, root_pem: str | None):
     with open(path, "rb") as stream:
         reader = c2pa.Reader(mime, stream, context=context)
         return reader.get_validation_state(), reader.get_active_manifest(), json.loads(reader.json())
+
+
+def ends_in_silence(path, seconds: float = 0.05, dbfs: float = -50.0) -> bool:
+    """Whether the first audio stream's last ``seconds`` stay below ``dbfs``, as ffmpeg decodes it."""
+    import numpy as np
+
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", "8000",
+                          "-f", "f32le", "-"], capture_output=True, check=True).stdout
+    audio = np.frombuffer(raw, np.float32)
+    return len(audio) > 0 and float(np.abs(audio[-int(seconds * 8000):]).max()) < 10 ** (dbfs / 20)

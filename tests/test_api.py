@@ -7,6 +7,7 @@ import pytest
 import cotvtm
 from cotvtm.errors import CotvtmError
 from cotvtm.video.samples import make_video
+from helpers import ends_in_silence
 
 
 def test_soundtrack_from_python_takes_settings_by_name(tmp_path, model_cache, ray_session):
@@ -14,11 +15,13 @@ def test_soundtrack_from_python_takes_settings_by_name(tmp_path, model_cache, ra
     make_video(tmp_path / "in" / "a.mp4", duration=3, size="64x48", fps=4)
     lines = []
     summary = cotvtm.soundtrack(tmp_path / "in", tmp_path / "out", cache_dir=model_cache, echo=lines.append,
-                                mode="independent", slots=2, seed=3)
+                                mode="independent", slots=2, seed=3, ending="fade")
     assert (summary.ok, summary.failed) == (1, 0) and summary.exit_code == 0
-    [sidecar] = (tmp_path / "out").glob("a.*.json")
-    config = json.loads(sidecar.read_text())["config"]
-    assert (config["mode"], config["seed"]) == ("independent", 3)
+    [sidecar], [video] = (tmp_path / "out").glob("a.*.json"), (tmp_path / "out").glob("a.*.mp4")
+    said = json.loads(sidecar.read_text())
+    assert (said["config"]["mode"], said["config"]["seed"]) == ("independent", 3)
+    assert said["ending"] == {"mode": "fade", "starts_at": 1.0, "beat": None, "fade_seconds": 2.0}
+    assert ends_in_silence(video)  # the tiny MusicGen's music, faded to silence on the last frame
     assert any(line.startswith("ok       a.mp4") for line in lines)
 
 

@@ -15,7 +15,7 @@ from cotvtm.music.requests import MusicRequest
 from cotvtm.music.stable_audio import StableAudioBackend
 from cotvtm.provenance import COMPOSITE, TRAINED
 from cotvtm.video.samples import make_video
-from helpers import read_c2pa, signing_credentials
+from helpers import ends_in_silence, read_c2pa, signing_credentials
 
 STEPS = 4
 
@@ -104,6 +104,7 @@ def test_a_commercial_signed_run_with_stable_audio(tmp_path, model_cache, ray_se
         assert action["digitalSourceType"] == COMPOSITE
     [music] = out.glob("poster.png.*.m4a")
     assert _seconds(music, "a:0") == pytest.approx(3.0, abs=0.03)
+    assert ends_in_silence(music) and ends_in_silence(next(out.glob("still.mp4.*.mp4")))  # --ending beat
     state, manifest, _ = read_c2pa(music, "audio/mp4", signing["root"])
     assert state == "Trusted"
     [action] = next(a["data"]["actions"] for a in manifest["assertions"] if a["label"].startswith("c2pa.actions"))
@@ -113,6 +114,7 @@ def test_a_commercial_signed_run_with_stable_audio(tmp_path, model_cache, ray_se
     assert styles == {"talk.mp4": "soft strings", "still.mp4": "bright synth pop", "poster.png": "bright synth pop"}
     sidecar = json.loads(next(out.glob("talk.mp4.*.json")).read_text())
     assert sidecar["decoder"] == "stable-audio" and "musicgen" not in sidecar["models"]
+    assert sidecar["ending"]["mode"] == "beat" and 1.0 <= 5.0 - sidecar["ending"]["starts_at"] <= 4.0
     assert sidecar["licences"]["stable_audio"]["commercial"] is True
     assert "decoder Stable Audio stable_audio" in sidecar["provenance"]["metadata"][next(iter(
         sidecar["provenance"]["metadata"]))]["format"]["comment"]
