@@ -98,12 +98,12 @@ def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, 
 # A Hugging Face hub id as the hub validates it: owner/name, letters, digits, '-', '_', '.'.
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 _MODEL_TYPES = {"clip": ("clip",), "t5": ("t5", "mt5", "umt5"), "musicgen": ("musicgen",)}  # what the loaders take
+_WEIGHTS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 
 
 def option_of(component: str) -> str:
     """The command-line option of a model component: ``stable_audio`` -> ``--stable-audio``."""
     return "--" + component.replace("_", "-")
-_WEIGHTS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 
 
 def looks_like_hub_id(ref: str) -> bool:

@@ -128,6 +128,31 @@ def test_a_long_track_splits_into_even_streams_the_earlier_ones_longer():
     assert ComposeConfig(mode="independent", streams=4).stream_ranges(30, 1800.0) == [(0, 30)]
 
 
+def test_with_shot_cuts_each_stream_begins_on_a_cut():
+    """A 30 min video cut into shots: the streams begin on the segments nearest their even starts
+    whose first window starts on a cut (at most half the shortest stream away), never empty."""
+    from types import SimpleNamespace
+
+    from cotvtm.pipelines.music import starts_on_cut
+    from cotvtm.pipelines.progress import Plan
+    from cotvtm.video.windows import plan_shot_windows
+
+    cuts = [float(c) for c in range(37, 1800, 37)]  # a cut every 37 s: 3 to 4 windows a shot
+    plan = Plan(SimpleNamespace(duration=1800.0), plan_shot_windows(1800.0, cuts), 6, cuts=cuts)
+    on_cut = starts_on_cut(plan)
+    spans = ComposeConfig(streams=4, stream_min_s=300.0).stream_ranges(len(plan.segments), 1800.0, on_cut)
+    assert len(spans) == 4 and all(first < end for first, end in spans)
+    for first, _ in spans[1:]:
+        assert plan.segments[first][0].start in cuts
+    even = ComposeConfig(streams=4, stream_min_s=300.0).stream_ranges(len(plan.segments), 1800.0)
+    assert all(abs(a[0] - b[0]) <= 2 for a, b in zip(spans, even)) and spans != even
+    assert starts_on_cut(Plan(plan.info, plan.windows, 6)) is None  # fixed windows: no cuts
+    cfg = ComposeConfig(streams=4, stream_min_s=300.0)
+    on = [False] * 30
+    on[16] = True
+    assert cfg.stream_ranges(30, 1800.0, on) == [(0, 8), (8, 16), (16, 23), (23, 30)]  # one cut, in reach of one
+
+
 def _stream(backend, cfg, e_m, mask, durations, first, end):
     """Windows [first, end) composed as one stream, the way the Music stage starts one."""
     composer = Composer(backend, cfg)

@@ -39,15 +39,34 @@ class ComposeConfig:
     streams: int = 1  # continuous mode: most stretches of one track composed side by side
     stream_min_s: float = 300.0  # the shortest stretch
 
-    def stream_ranges(self, segments: int, duration: float) -> list[tuple[int, int]]:
+    def stream_ranges(self, segments: int, duration: float, on_cut: list[bool] | None = None) -> list[tuple[int, int]]:
         """The track's streams as [first, end) segment ranges: as many as its length allows (at
         most ``streams``, each at least ``stream_min_s``), even, the earlier ones taking the
-        remainder. Each stream is continuous inside; streams meet with a crossfade."""
+        remainder. Each stream is continuous inside; streams meet with a crossfade.
+
+        ``on_cut[i]``: whether segment ``i`` begins on a shot cut (``--windows shots``). Each
+        stream then begins at the segment beginning on a cut nearest its even start, so that the
+        crossfade between two independently made stretches falls on a change of picture; a start
+        with no such segment within half the shortest stream stays where it was."""
         count = 1 if self.mode != "continuous" else int(min(self.streams, duration // self.stream_min_s, segments))
         count = max(count, 1)
         sizes = [segments // count + (i < segments % count) for i in range(count)]
         edges = [sum(sizes[:i]) for i in range(count + 1)]
+        if on_cut is not None:
+            edges = _on_cuts(edges, on_cut)
         return list(zip(edges, edges[1:]))
+
+
+def _on_cuts(edges: list[int], on_cut: list[bool]) -> list[int]:
+    """``edges`` with each inner one moved to the nearest segment beginning on a cut, at most half
+    the shortest stream away (so that the streams stay about even), in order, none empty."""
+    reach = max(1, min(b - a for a, b in zip(edges, edges[1:])) // 2)
+    moved = [edges[0]]
+    for index, edge in enumerate(edges[1:-1], 1):
+        last = edges[-1] - (len(edges) - 1 - index)  # the latest start that leaves each later stream one
+        near = [i for i, cut in enumerate(on_cut) if cut and moved[-1] < i <= last and abs(i - edge) <= reach]
+        moved.append(min(near, key=lambda i: (abs(i - edge), i)) if near else min(max(edge, moved[-1] + 1), last))
+    return moved + [edges[-1]]
 
 
 @dataclass

@@ -39,6 +39,13 @@ def continuous_feed(ctx: RunContext) -> bool:
     return ctx.res.music_feed == "continuous" and ctx.cfg.decoder == "engine"
 
 
+def starts_on_cut(plan) -> list[bool] | None:
+    """Whether each segment of ``plan`` begins on one of its shot cuts; None without cuts."""
+    if not plan.cuts:
+        return None
+    return [any(abs(segment[0].start - cut) < 1e-6 for cut in plan.cuts) for segment in plan.segments]
+
+
 class _Stream:
     """One stream of a video: its segments [first, end), composer state and current segment;
     what the scheduler feeds (``music.scheduler.Feedable``)."""
@@ -174,7 +181,7 @@ class Music(Stage):
         try:
             plan = progress.load_plan()
             composed = frozenset(s for s in job.composed if s < len(plan.segments))
-            spans = self.composer.cfg.stream_ranges(len(plan.segments), plan.info.duration)
+            spans = self.composer.cfg.stream_ranges(len(plan.segments), plan.info.duration, starts_on_cut(plan))
             firsts = [plan.segments[first][0] for first, _ in spans]
             streams = [{"segments": list(span), "first_window": w.index, "start": w.start}
                        for span, w in zip(spans, firsts)]
