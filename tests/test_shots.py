@@ -40,8 +40,9 @@ def test_every_window_boundary_that_should_sit_on_a_cut_does(cut_video):
 
 
 def test_the_job_follows_the_cuts(cut_video, tmp_path, model_cache, ray_session):
-    """``--windows shots`` end to end: the sidecar lists the cuts and windows that start on them;
-    the music is exactly the video's length."""
+    """``--windows shots`` end to end: the sidecar lists the cuts and windows that start on them,
+    the music's beats and each cut's offset from its nearest beat; the music is exactly the
+    video's length."""
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(cut_video, src / "cuts.mp4")
@@ -54,3 +55,8 @@ def test_the_job_follows_the_cuts(cut_video, tmp_path, model_cache, ray_session)
     starts = [w["start"] for w in data["windows"]]
     assert all(any(abs(s - cut) <= 1 / FPS for s in starts) for cut in CUTS)
     assert data["windows"][-1]["end"] == pytest.approx(data["video"]["duration"])
+    beats = data["beats"]  # the music's beats, and each cut's offset from the nearest
+    assert beats == sorted(beats) and all(0 <= b <= data["video"]["duration"] for b in beats)
+    assert [row["cut"] for row in data["cut_beats"]] == data["cuts"]
+    for row in data["cut_beats"]:
+        assert row["beat"] in beats and row["offset"] == pytest.approx(row["cut"] - row["beat"], abs=1e-3)

@@ -19,18 +19,12 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from cotvtm.music.beats import track_beats
+
 ENDINGS = ("beat", "fade", "cut")
 FADE_S = 2.0
 MIN_FADE_S, MAX_FADE_S = 1.0, 4.0
 CONTEXT_S = 12.0  # audio the beat tracker sees: a few bars at any tempo
-
-
-def track_beats(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Beat times (seconds) of ``audio``, by librosa's dynamic-programming beat tracker."""
-    import librosa
-
-    _, beats = librosa.beat.beat_track(y=np.asarray(audio, np.float32), sr=sample_rate, units="time")
-    return np.asarray(beats, np.float64)
 
 
 def fade_start(tail: np.ndarray, sample_rate: int, mode: str) -> tuple[int, float | None]:

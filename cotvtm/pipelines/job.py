@@ -74,6 +74,7 @@ class Composed(Record):
     resumed_at: int  # segments whose music an earlier run had already saved
     sample_rate: int
     ending: dict | None = None  # Mux: how the track ended (music/ending.py)
+    beats: list[float] = field(default_factory=list)  # Mux: the music's beats, seconds (music/beats.py)
 
     @property
     def key(self) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from cotvtm.errors import CotvtmError
 from cotvtm.music.compose import join_streams
+from cotvtm.music.beats import BeatGrid, cut_offsets
 from cotvtm.music.ending import EndingChunks
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Composed, Outcome, VideoJob
@@ -100,18 +101,19 @@ class Mux(Stage):
 
     def write(self, record: Composed, progress: VideoProgress) -> dict | None:
         """Publish the output(s), the saved music joined, cut to the video's length and ended as
-        ``--ending`` says (``record.ending``); what the sidecar says of their loudness."""
+        ``--ending`` says (``record.ending``), its beats tracked on the way (``record.beats``);
+        what the sidecar says of their loudness."""
         info, rate = record.plan.info, record.sample_rate
         starts = {stream["segments"][0] for stream in record.streams[1:]}
         fade = int(round(self.compose.crossfade_s * rate))
         joined = join_streams((progress.load_audio(s) for s in range(len(record.plan.segments))), starts, fade)
-        chunks = EndingChunks(joined, round(info.duration * rate), rate, self.ctx.cfg.ending)
-        try:
-            return self._write(record, progress, chunks)
-        finally:
-            record.ending = chunks.info
+        ended = EndingChunks(joined, round(info.duration * rate), rate, self.ctx.cfg.ending)
+        grid = BeatGrid(ended, rate)
+        loudness = self._write(record, progress, grid)
+        record.ending, record.beats = ended.info, grid.beats()
+        return loudness
 
-    def _write(self, record: Composed, progress: VideoProgress, chunks: EndingChunks) -> dict | None:
+    def _write(self, record: Composed, progress: VideoProgress, chunks) -> dict | None:
         """The output(s) of ``chunks``: a video, an image's music, its still video."""
         job, info, rate = record.job, record.plan.info, record.sample_rate
         if is_image(job.key) and not job.out_still:  # the music alone: the image is not needed
@@ -209,6 +211,8 @@ class Mux(Stage):
                         for w in plan.windows],
             "loudness": loudness,  # with --loudness: the target, and the music (or mix) as measured before
             "ending": record.ending,  # --ending: where the fade starts, on which beat
+            "beats": record.beats,  # the music's beats (seconds), as librosa tracks them
+            "cut_beats": cut_offsets(plan.cuts, record.beats),  # each shot cut's offset from its nearest beat
             "cuts": plan.cuts,  # shot cuts the windows follow (--windows shots)
             "segments": len(plan.segments),
             "streams": record.streams,  # where the video's streams begin (each joins the one before)

@@ -1,0 +1,79 @@
+"""The music's beats, tracked by librosa over a whole track that streams past piece by piece
+(``BeatGrid``) without ever being held in memory, or over a stretch held whole (``track_beats``).
+
+``BeatGrid`` computes librosa's onset strength incrementally: the log-mel spectrogram of each
+piece with frames on one grid over the whole track (non-centred frames, pieces aligned to the
+hop and overlapping by one FFT window), and its positive first difference averaged over the mel
+bands, which is what ``librosa.onset.onset_strength`` computes; librosa's dynamic-programming
+beat tracker then runs over the whole envelope, a few kilobytes a minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+HOP, N_FFT, N_MELS = 512, 2048, 64
+
+
+def track_beats(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Beat times (seconds) of ``audio`` held whole, on the same grid as ``BeatGrid``."""
+    grid = BeatGrid([audio], sample_rate)
+    for _ in grid:
+        pass
+    return np.asarray(grid.beats(), np.float64)
+
+
+class BeatGrid:
+    """Passes a track's chunks through unchanged; ``beats()``, once they are consumed, is the
+    track's beat times in seconds."""
+
+    def __init__(self, chunks: Iterable[np.ndarray], sample_rate: int):
+        self.chunks, self.rate = chunks, sample_rate
+        self.envelope: list[np.ndarray] = []
+        self.last: np.ndarray | None = None  # the previous frame's log-mel spectrum
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        carry = np.zeros(0, np.float32)
+        for chunk in self.chunks:
+            yield chunk
+            carry = np.concatenate([carry, np.asarray(chunk, np.float32)])
+            frames = (len(carry) - N_FFT) // HOP + 1 if len(carry) >= N_FFT else 0
+            if frames > 0:
+                self._add(carry[: (frames - 1) * HOP + N_FFT])
+                carry = carry[frames * HOP:]
+
+    def _add(self, piece: np.ndarray) -> None:
+        import librosa
+
+        mel = librosa.feature.melspectrogram(y=piece, sr=self.rate, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS,
+                                             center=False)
+        db = librosa.power_to_db(mel, ref=1.0, top_db=None)
+        before = db[:, :1] if self.last is None else self.last
+        self.envelope.append(np.maximum(0.0, np.diff(np.concatenate([before, db], axis=1), axis=1)).mean(axis=0))
+        self.last = db[:, -1:]
+
+    def beats(self) -> list[float]:
+        """Beat times in seconds from the track's start. Frame ``t`` spans samples ``t * HOP`` to
+        ``t * HOP + N_FFT``; its onset strength rising means the sound began in its last hop, so
+        the time of frame ``t`` is its end less half a hop."""
+        import librosa
+
+        if not self.envelope:
+            return []
+        envelope = np.concatenate(self.envelope)
+        frames = librosa.beat.beat_track(onset_envelope=envelope, sr=self.rate, hop_length=HOP)[1]
+        return [round((int(t) * HOP + N_FFT - HOP / 2) / self.rate, 3) for t in frames]
+
+
+def cut_offsets(cuts: list[float], beats: list[float]) -> list[dict]:
+    """For each shot cut, the nearest beat and the cut's offset from it (seconds, + after)."""
+    if not beats:
+        return [{"cut": cut, "beat": None, "offset": None} for cut in cuts]
+    grid = np.asarray(beats)
+    rows = []
+    for cut in cuts:
+        beat = float(grid[np.abs(grid - cut).argmin()])
+        rows.append({"cut": cut, "beat": beat, "offset": round(cut - beat, 3)})
+    return rows
