@@ -46,6 +46,7 @@ def outputs(key: str) -> tuple[str, str]:
 
 
 CUT = 0.8  # a/one.mp4 has a shot cut here: its windows follow it (--windows shots)
+BEATS = [0.25, 0.75, 1.25, 1.75, "x", 9.5]  # a/one.mp4's music, 120 bpm; the last two are not beats to draw
 
 
 def sidecar(key: str, duration: float, explanations, trained: bool = True) -> dict:
@@ -59,7 +60,9 @@ def sidecar(key: str, duration: float, explanations, trained: bool = True) -> di
             "windows": windows, "sample_rate": 8000, "config": {"mode": "continuous"},
             "seconds": {"decode": 0.2, "embed": 0.05, "prior": 0.1, "music": 0.6, "mux": 0.1},
             "models": {"clip": "tiny/clip", "musicgen": "tiny/musicgen", "prior": "runs/prior"},
-            "prior_trained": trained, "note": None, "cuts": [CUT] if key == "a/one.mp4" else []}
+            "prior_trained": trained, "note": None, "cuts": [CUT] if key == "a/one.mp4" else [],
+            **({"beats": BEATS, "cut_beats": [{"cut": CUT, "beat": 0.75, "offset": 0.05}]} if key == "a/one.mp4"
+               else {})}
 
 
 def row(out, key: str, status: str, run_id: str = RUN, time: str = "2025-01-02T00:00:00Z", **fields) -> dict:
@@ -239,13 +242,16 @@ NO_BROWSER = find_chromium() is None and not os.environ.get("CI")  # `make test`
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="chromium is not installed (apt-get install chromium)")
-def test_chromium_draws_the_page_with_its_cuts_and_windows(store, page, tmp_path):
+def test_chromium_draws_the_page_with_its_cuts_windows_and_beats(store, page, tmp_path):
     from PIL import Image
 
-    dom = Page(dump_dom(store.local_path(REPORT).resolve().as_uri())).all_text  # as the browser built it
+    raw = dump_dom(store.local_path(REPORT).resolve().as_uri())
+    dom = Page(raw).all_text  # as the browser built it
     assert "1 shot cut at 0:00.8" in dom
     assert "0: 0:00.0–0:00.8" in dom and "1: 0:00.8–0:02.0" in dom  # the windows follow the cut
     assert "calm piano over a slow sunrise" in dom
+    assert "4 beats, about 120 bpm; shot cuts 0.05 s from the nearest beat on average" in dom  # the beat grid
+    assert raw.count('class="beat"') == 4 and raw.count('class="cut"') == 1 and raw.count('class="window"') == 1
 
     png = screenshot(store.local_path(REPORT).resolve().as_uri(), tmp_path / "report.png", size=(1024, 900))
     image = Image.open(png)

@@ -145,7 +145,8 @@ def _player(entry: ReportEntry, page_key: str, preload: bool) -> str:
 
 def _details(entry: ReportEntry) -> str:
     sidecar = entry.sidecar or {}
-    parts = [_cuts(sidecar.get("cuts")), _windows(sidecar.get("windows")), _timings(sidecar.get("seconds"))]
+    parts = [_cuts(sidecar.get("cuts")), _windows(sidecar.get("windows")), _beat_grid(sidecar),
+             _timings(sidecar.get("seconds"))]
     if sidecar:
         shown = {k: sidecar.get(k) for k in ("config_digest", "run_id", "sample_rate", "config") if k in sidecar}
         parts.append(f"<details><summary>settings</summary><pre>{esc(json.dumps(shown, indent=2))}</pre></details>")
@@ -165,6 +166,48 @@ def _windows(windows) -> str:
         return '<p class="muted">no windows recorded</p>'
     rows = "".join(_window(w) for w in windows if isinstance(w, dict))
     return (f'<table class="windows"><tr><th>window</th><th>what the music follows</th></tr>{rows}</table>')
+
+
+def _beat_grid(sidecar: dict) -> str:
+    """The music's beats on the video's time line, under its windows (shaded in turn) and shot
+    cuts (red), with a line saying how many, the tempo, and how far the cuts fall from a beat."""
+    duration = seconds_of((sidecar.get("video") or {}).get("duration")) if isinstance(sidecar.get("video"), dict) \
+        else None
+    beats = _times(sidecar.get("beats"), duration)
+    if not duration or not beats:
+        return ""
+    cuts = _times(sidecar.get("cuts"), duration)
+    at = lambda t: f"{1000 * t / duration:.1f}"  # noqa: E731
+    shade = "".join(f'<rect class="window" x="{at(a)}" width="{float(at(b)) - float(at(a)):.1f}" y="0" height="28"/>'
+                    for i, (a, b) in enumerate(_spans(sidecar.get("windows"), duration)) if i % 2)
+    lines = "".join(f'<line class="beat" x1="{at(t)}" x2="{at(t)}" y1="6" y2="22"/>' for t in beats)
+    lines += "".join(f'<line class="cut" x1="{at(t)}" x2="{at(t)}" y1="0" y2="28"/>' for t in cuts)
+    said = f"{len(beats)} beat{'s' if len(beats) != 1 else ''}"
+    if len(beats) > 1:
+        said += f", about {60 / (sum(b - a for a, b in zip(beats, beats[1:])) / (len(beats) - 1)):.0f} bpm"
+    offsets = [abs(o) for o in (finite(r.get("offset")) for r in sidecar.get("cut_beats") or []
+                                if isinstance(r, dict)) if o is not None]
+    if offsets:
+        said += f"; shot cuts {sum(offsets) / len(offsets):.2f} s from the nearest beat on average"
+    return (f'<svg class="beat-grid" viewBox="0 0 1000 28" preserveAspectRatio="none" role="img" '
+            f'aria-label="{esc(said)}">{shade}{lines}</svg><p class="beats">{esc(said)}</p>')
+
+
+def _times(values, duration: float | None) -> list[float]:
+    """The finite times in ``values`` within [0, duration], in order."""
+    if not isinstance(values, list) or not duration:
+        return []
+    return sorted(t for t in (seconds_of(v) for v in values) if t is not None and t <= duration)
+
+
+def _spans(windows, duration: float) -> list[tuple[float, float]]:
+    spans = []
+    for window in windows if isinstance(windows, list) else []:
+        if isinstance(window, dict):
+            start, end = seconds_of(window.get("start")), seconds_of(window.get("end"))
+            if start is not None and end is not None and start <= end <= duration:
+                spans.append((start, end))
+    return spans
 
 
 def _window(window: dict) -> str:
