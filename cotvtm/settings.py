@@ -116,6 +116,9 @@ class SoundtrackConfig(Checked):
     true_peak: float = setting(-1.0, metavar="DBTP", help="the true-peak ceiling with --loudness",
                                check=(lambda v: -9 <= v <= 0, "--true-peak must be between -9 and 0 dBTP"))
     seed: int = setting(0, help="with the input and the window, where every random draw comes from")
+    variants: int = setting(1, check=(lambda v: 1 <= v <= 10, "--variants must be between 1 and 10"),
+                            help="tracks made per input, each its own draws (the first is the track of a run "
+                                 "without --variants); the video's conditioning is made once for all")
     ending: str = setting("beat", choices=ENDINGS,
                           help="beat: fade out from a beat near the end; fade: a 2 s fade-out; cut: stop at the last "
                                "frame as it is. The music always ends exactly on the video's last frame")
@@ -138,7 +141,8 @@ class SoundtrackConfig(Checked):
         ``styles``: the styles file's content digest (the file counts by content, not path).
         Settings added since the first release count only when set, so that an upgrade does not
         remake a library made before them."""
-        settings = {k: v for k, v in asdict(self).items() if k != "models"}  # models: by content, not path
+        # models: by content, not path; variants: each variant is named on its own (``names.py``)
+        settings = {k: v for k, v in asdict(self).items() if k not in ("models", "variants")}
         for name in _ADDED:
             if settings[name] == _DEFAULTS[name]:
                 del settings[name]
@@ -148,7 +152,7 @@ class SoundtrackConfig(Checked):
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-_ADDED = ("stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")
+_ADDED = ("stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")  # + variants
 # What each added setting was before it existed: --ending cut is how every track ended.
 _DEFAULTS = {**{f.name: f.default for f in fields(SoundtrackConfig)}, "ending": "cut"}
 

@@ -68,6 +68,6 @@ class RunContext:
         """Where saved progress lives (hidden in the output store)."""
         return self.out.child(PROGRESS_DIR)
 
-    def video(self, key: str) -> VideoProgress:
-        """One input's saved progress."""
-        return VideoProgress(self.progress, self.digest, key)
+    def video(self, key: str, variant: int = 1) -> VideoProgress:
+        """One input's saved progress (its music: that of ``variant``)."""
+        return VideoProgress(self.progress, self.digest, key, variant)

@@ -62,6 +62,12 @@ class VideoJob(Record):
     identity: str = ""
     composed: frozenset = frozenset()
     style: str | None = None  # the style text steering its music (--style, --styles)
+    variant: int = 1  # which of the input's --variants tracks
+
+    @property
+    def stream_key(self) -> str:
+        """What the random streams of its windows are drawn for: variant 1's are the input's own."""
+        return self.key if self.variant == 1 else f"{self.key}\x00variant {self.variant}"
 
 
 @dataclass
@@ -80,6 +86,10 @@ class Composed(Record):
     def key(self) -> str:
         return self.job.key
 
+    @property
+    def variant(self) -> int:
+        return self.job.variant
+
 
 @dataclass
 class Outcome(Record):
@@ -93,9 +103,10 @@ class Outcome(Record):
     sidecar: str = ""
     windows: int = 0
     duration: float = 0.0
+    variant: int = 1
 
     def row(self) -> dict:
         return {name: getattr(self, name) for name in MANIFEST_FIELDS}
 
 
-MANIFEST_FIELDS = ("key", "status", "reason", "output", "sidecar", "windows", "duration")
+MANIFEST_FIELDS = ("key", "status", "reason", "output", "sidecar", "windows", "duration", "variant")

@@ -88,7 +88,8 @@ class _Stream:
             self.music.damaged(self.composed, self.progress, exc)
             return []
         self.durations = [duration for _, _, duration in windows]
-        return [self.composer.request(self.state, e_m, mask, duration, self.composed.key, self.state.window + i)
+        key = self.composed.job.stream_key  # each variant draws from its own streams
+        return [self.composer.request(self.state, e_m, mask, duration, key, self.state.window + i)
                 for i, (e_m, mask, duration) in enumerate(windows)]
 
     def _next_windows(self) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -177,7 +178,7 @@ class Music(Stage):
     def _open(self, job: VideoJob) -> tuple:
         """The video's ``Composed`` record and its streams (none left when all are saved); the
         plan is read here, once."""
-        progress = self.ctx.video(job.key)
+        progress = self.ctx.video(job.key, job.variant)
         try:
             plan = progress.load_plan()
             composed = frozenset(s for s in job.composed if s < len(plan.segments))

@@ -2,7 +2,8 @@
 
 An input ``a/b.mp4`` gets ``a/b.mp4.<digest>.mp4`` and the sidecar ``a/b.mp4.<digest>.json``;
 an image ``a/c.jpg`` gets ``a/c.jpg.<digest>.m4a`` (and ``a/c.jpg.<digest>.mp4`` with
-``--image-video``). ``<digest>`` hashes the settings and the models. The input's whole name,
+``--image-video``). ``<digest>`` hashes the settings and the models. With ``--variants N`` the
+second and later tracks go to ``a/b.mp4.<digest>.v2.mp4`` (and ``.v2.json``) and so on. The input's whole name,
 extension and its case included, is in the output's name, so ``a.jpg`` and ``a.png``, or
 ``b.mpg`` and ``b.flv`` (both written as ``.mkv``), or ``b.MP4`` and ``b.mp4`` can never share
 an output: each output name ends in ``.<digest><suffix>`` with a suffix from a fixed set, so
@@ -31,9 +32,11 @@ MAX_NAME_BYTES = 200  # + ".<digest>.<suffix>" stays under the 255 bytes file sy
 _HASH_CHARS = 16
 
 
-def output_keys(key: str, digest: str) -> tuple[str, str]:
-    """(output, sidecar) keys: a pure function of the input key and the config digest."""
-    return _keys(key, digest, PurePosixPath(key).name)
+def output_keys(key: str, digest: str, variant: int = 1) -> tuple[str, str]:
+    """(output, sidecar) keys: a pure function of the input key, the config digest and the
+    variant (``--variants``: variant 1 is named as without it, variant k gets ``.v<k>`` after
+    the digest, so that a video's variants sort together)."""
+    return _keys(key, f"{digest}.v{variant}" if variant > 1 else digest, PurePosixPath(key).name)
 
 
 def still_key(output: str) -> str:

@@ -9,6 +9,9 @@ Everything lives in the output store under ``.cotvtm-progress/<config digest>/<v
     audio-00003.npy     segment 3's final music samples
     music-00003.json    its windows' tokens digests
     state-00003.npz     the composer's state after segment 3; written last, marks the audio done
+    audio-v2-00003.npy  the same three for variant 2 (``--variants``), and so on: the plan and
+    ...                 the conditioning are shared by every variant, and the folder is removed
+                        once all of them are done
 
 Every object is written whole (atomic rename or S3 PUT) and a segment counts only when its
 marker exists, so a run killed at any instant leaves either a finished segment or none.
@@ -34,7 +37,7 @@ from cotvtm.storage import Store
 from cotvtm.video.types import VideoInfo, Window
 
 PROGRESS_DIR = ".cotvtm-progress"
-_NAME = re.compile(r"(cond|state)-([0-9]{5,})\.(json|npz)")
+_NAME = re.compile(r"(cond|state)-(?:v([2-9]|[1-9][0-9]+)-)?([0-9]{5,})\.(json|npz)")
 _VIDEO_ID = re.compile(r"[0-9a-f]{24}")
 
 
@@ -145,8 +148,14 @@ def _npy(array: np.ndarray) -> bytes:
 class VideoProgress:
     """Reads and writes one video's saved work."""
 
-    def __init__(self, root: Store, digest: str, key: str):
+    def __init__(self, root: Store, digest: str, key: str, variant: int = 1):
         self.root, self.prefix = root, f"{digest}/{video_id(key)}/"
+        self.variant = variant
+
+    def _music(self, kind: str, segment: int, ext: str) -> str:
+        """The key of one of this variant's music files (variant 1's names have no tag)."""
+        tag = "" if self.variant == 1 else f"v{self.variant}-"
+        return self._key(f"{kind}-{tag}{segment:05d}.{ext}")
 
     def _key(self, name: str) -> str:
         return self.prefix + name
@@ -177,18 +186,19 @@ class VideoProgress:
         return self._parsed(f"cond-{segment:05d}.json", _meta)
 
     def save_audio(self, segment: int, audio: np.ndarray, state: TrackState, digests: list[str]) -> None:
-        self.root.put_bytes(self._key(f"audio-{segment:05d}.npy"), _npy(np.asarray(audio, np.float32)))
-        self.root.put_bytes(self._key(f"music-{segment:05d}.json"), json.dumps({"tokens_digest": digests}).encode())
-        self.root.put_bytes(self._key(f"state-{segment:05d}.npz"), _npz(**state.to_arrays()))
+        self.root.put_bytes(self._music("audio", segment, "npy"), _npy(np.asarray(audio, np.float32)))
+        self.root.put_bytes(self._music("music", segment, "json"), json.dumps({"tokens_digest": digests}).encode())
+        self.root.put_bytes(self._music("state", segment, "npz"), _npz(**state.to_arrays()))
 
     def load_digests(self, segment: int) -> list[str]:
-        return self._parsed(f"music-{segment:05d}.json", _digests)
+        key = self._music("music", segment, "json")
+        return self._parsed(key[len(self.prefix):], _digests)
 
     def load_audio(self, segment: int) -> np.ndarray:
-        return np.load(io.BytesIO(self.root.get_bytes(self._key(f"audio-{segment:05d}.npy"))))
+        return np.load(io.BytesIO(self.root.get_bytes(self._music("audio", segment, "npy"))))
 
     def load_state(self, segment: int) -> TrackState:
-        with np.load(io.BytesIO(self.root.get_bytes(self._key(f"state-{segment:05d}.npz")))) as arrays:
+        with np.load(io.BytesIO(self.root.get_bytes(self._music("state", segment, "npz")))) as arrays:
             return TrackState.from_arrays(arrays)
 
     def done(self) -> "Done":
@@ -204,23 +214,31 @@ class Done:
 
     plan: bool = False
     conditioned: frozenset = frozenset()  # segment indices
-    composed: frozenset = frozenset()
+    music: dict = field(default_factory=dict)  # variant -> segment indices whose music is saved
+
+    @property
+    def composed(self) -> frozenset:
+        return self.composed_of(1)
+
+    def composed_of(self, variant: int) -> frozenset:
+        return self.music.get(variant, frozenset())
 
     @classmethod
     def parse(cls, names) -> "Done":
         """Only names exactly as they are written count (``cond-00003.json``, not
         ``cond-3.json`` nor ``cond-00003.json/x``): any other name is not a saved part."""
-        plan, cond, state = False, set(), set()
+        plan, cond, state = False, set(), defaultdict(set)
         for name in names:
             match = _NAME.fullmatch(name)
             plan |= name == "plan.json"
-            if not match or name != f"{match[1]}-{int(match[2]):05d}.{match[3]}":
+            tag = f"v{match[2]}-" if match and match[2] else ""
+            if not match or name != f"{match[1]}-{tag}{int(match[3]):05d}.{match[4]}":
                 continue
-            if match[1] == "cond" and match[3] == "json":
-                cond.add(int(match[2]))
-            elif match[1] == "state" and match[3] == "npz":
-                state.add(int(match[2]))
-        return cls(plan, frozenset(cond), frozenset(state))
+            if match[1] == "cond" and match[4] == "json" and not tag:
+                cond.add(int(match[3]))
+            elif match[1] == "state" and match[4] == "npz":
+                state[int(match[2] or 1)].add(int(match[3]))
+        return cls(plan, frozenset(cond), {variant: frozenset(found) for variant, found in state.items()})
 
     def composed_prefix(self) -> int:
         """How many leading segments have their music saved (resume after the last of them)."""

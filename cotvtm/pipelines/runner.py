@@ -19,7 +19,7 @@ from cotvtm.pipelines.job import Outcome, Source, VideoJob
 from cotvtm.pipelines.progress import Done, scan, video_id
 from cotvtm.report import write_report
 from cotvtm.stage import records
-from cotvtm.storage import Store, open_store
+from cotvtm.storage import StorageError, Store, open_store
 from cotvtm.storage.local import LocalStore
 from cotvtm.styles import read_styles, styles_digest
 from cotvtm.video.media import is_image
@@ -137,14 +137,16 @@ def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig, 
                                                      "(names differing only in case, or in a cut long name); "
                                                      "rename one of them"))
             continue
-        video, sidecar = names.output_keys(key, digest)
-        finished = (video, sidecar) if video in done and sidecar in done else _earlier(key, digest, out, done, say)
-        if finished:
-            say.outcome(Outcome(key, "skipped", reason="output exists for this config", output=out.uri(finished[0]),
-                                sidecar=out.uri(finished[1])))
-            continue
-        still = names.still_key(video) if is_image(key) and cfg.image_video else None
-        jobs.append(VideoJob(key, video, sidecar, out_still=still, identity=identity))
+        for variant in range(1, cfg.variants + 1):
+            video, sidecar = names.output_keys(key, digest, variant)
+            finished = (video, sidecar) if video in done and sidecar in done else \
+                _earlier(key, digest, out, done, say) if variant == 1 else None
+            if finished:
+                say.outcome(Outcome(key, "skipped", reason="output exists for this config",
+                                    output=out.uri(finished[0]), sidecar=out.uri(finished[1]), variant=variant))
+                continue
+            still = names.still_key(video) if is_image(key) and cfg.image_video else None
+            jobs.append(VideoJob(key, video, sidecar, out_still=still, identity=identity, variant=variant))
     return jobs
 
 
@@ -188,8 +190,7 @@ def _stream(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
 
     init_ray()
     saved = scan(ctx.progress, ctx.digest)
-    size = ctx.res.wave
-    waves = [jobs[i: i + size] for i in range(0, len(jobs), size)]
+    waves = _waves(jobs, ctx.res.wave)
     stop = threading.Event()  # set when the driver gives up: the wave being prepared stops too
     with ThreadPoolExecutor(1) as ahead:
         try:
@@ -201,6 +202,16 @@ def _stream(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
                 _compose(ctx, ready, say)
         finally:
             stop.set()
+
+
+def _waves(jobs: list[VideoJob], size: int) -> list[list[VideoJob]]:
+    """``size`` inputs a wave, every variant of an input in the same wave as the others."""
+    keys = list(dict.fromkeys(job.key for job in jobs))
+    wave_of = {key: index // size for index, key in enumerate(keys)}
+    waves: list[list[VideoJob]] = [[] for _ in range(-(-len(keys) // size))]
+    for job in jobs:
+        waves[wave_of[job.key]].append(job)
+    return waves
 
 
 class _Say:
@@ -266,14 +277,14 @@ class _Say:
         raise SetupError(f"{stage} stopped: {which} could not start{model}: {root_message(exc)}; "
                          "fix it and run again (finished inputs are kept)") from None
 
-    def lost(self, keys, stage: str, exc: Exception) -> None:
+    def lost(self, jobs: list[VideoJob], stage: str, exc: Exception) -> None:
         """A pass that broke down (not one input's fault): its unfinished inputs get error rows,
         with the original error in one line (Ray's wrapping, traceback and colours removed)."""
-        recorded = {o.key for o in self.summary.outcomes}
+        recorded = {(o.key, o.variant) for o in self.summary.outcomes}
         reason = f"{stage}: the pass failed ({root_message(exc)}); run again to resume"
-        for key in keys:
-            if key not in recorded:
-                self.outcome(Outcome(key, "error", reason=reason))
+        for job in jobs:
+            if (job.key, job.variant) not in recorded:
+                self.outcome(Outcome(job.key, "error", reason=reason, variant=job.variant))
 
 
 def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], say: _Say,
@@ -297,11 +308,14 @@ def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], sa
                         say.prepared(segment.key, segment.index, segment.count)
                     elif segment.key not in failed:
                         failed.add(segment.key)
-                        say.outcome(Outcome(segment.key, "error", reason=f"{segment.error_stage}: {segment.error}"))
+                        for job in jobs:  # every variant of the input
+                            if job.key == segment.key:
+                                say.outcome(Outcome(job.key, "error", reason=f"{segment.error_stage}: "
+                                                                             f"{segment.error}", variant=job.variant))
         except Exception as exc:  # e.g. a stage's actors lost more often than Ray retries
             say.stop_if_setup_failed("conditioning", exc, ctx.refs)
-            say.lost([source.key for source in sources], "conditioning", exc)
             failed = {source.key for source in sources}
+            say.lost([job for job in jobs if job.key in failed], "conditioning", exc)
     ready = [job for job in jobs if job.key not in failed]
     return sorted(ready, key=lambda job: -counts.get(job.key, 0))
 
@@ -312,15 +326,32 @@ def _compose(ctx: RunContext, ready: list[VideoJob], say: _Say) -> None:
 
     if not ready:
         return
-    say.line(f"pass 2/2: music and mux for {len(ready)} inputs")
+    tracks = f" ({len(ready)} tracks)" if ctx.cfg.variants > 1 else ""
+    say.line(f"pass 2/2: music and mux for {len({job.key for job in ready})} inputs{tracks}")
+    outcomes = []
     try:
         for batch in music_and_mux(ctx, ready).iter_batches(batch_size=1):
             for record in records(batch):
-                say.outcome(record if isinstance(record, Outcome) else
-                            Outcome(record.key, "error", reason=f"{record.error_stage}: {record.error}"))
+                outcomes.append(record if isinstance(record, Outcome) else
+                                Outcome(record.key, "error", reason=f"{record.error_stage}: {record.error}",
+                                        variant=record.variant))
+                say.outcome(outcomes[-1])
     except Exception as exc:
         say.stop_if_setup_failed("music", exc, ctx.refs)
-        say.lost([job.key for job in ready], "music", exc)
+        say.lost(ready, "music", exc)
+    if ctx.cfg.variants > 1:
+        _clear_finished(ctx, ready, outcomes)
+
+
+def _clear_finished(ctx: RunContext, ready: list[VideoJob], outcomes: list[Outcome]) -> None:
+    """Remove the saved work of the inputs whose every variant this pass made: Mux leaves it,
+    since the variants share the plan and the conditioning."""
+    failed = {o.key for o in outcomes if o.status != "ok"} | {job.key for job in ready} - {o.key for o in outcomes}
+    for key in {job.key for job in ready} - failed:
+        try:
+            ctx.video(key).clear()
+        except StorageError as exc:  # leftovers only cost space
+            print(f"warning  progress folder of {printable(key)} not removed: {exc.reason}", flush=True)
 
 
 def _sources(ctx: RunContext, wave: list[VideoJob],
@@ -333,21 +364,28 @@ def _sources(ctx: RunContext, wave: list[VideoJob],
     Saved work of an input whose content has changed since (another ETag, version, size or
     modification time), or whose plan is unreadable, is thrown away.
     """
-    sources, jobs, counts = [], [], {}
+    sources, jobs, counts, seen = [], [], {}, {}
     for job in wave:
-        done = saved.get(video_id(job.key)) or Done()
-        plan = _saved_plan(ctx, job, done)
-        if plan is None:
-            if done.plan:
-                ctx.video(job.key).clear()
-                done = Done()
-            sources.append(Source(job.key, job.identity))
-        else:
-            counts[job.key] = len(plan.segments)
-            if len(done.conditioned) < len(plan.segments):
-                sources.append(Source(job.key, job.identity, plan, done.conditioned))
-        jobs.append(replace(job, composed=done.composed))
+        if job.key not in seen:  # one Source per input, whatever its variants
+            seen[job.key] = _source(ctx, job, saved, sources, counts)
+        jobs.append(replace(job, composed=seen[job.key].composed_of(job.variant)))
     return sources, jobs, counts
+
+
+def _source(ctx: RunContext, job: VideoJob, saved: dict[str, Done], sources: list, counts: dict) -> Done:
+    """Add the input's ``Source`` when its conditioning is not all saved; what is saved of it."""
+    done = saved.get(video_id(job.key)) or Done()
+    plan = _saved_plan(ctx, job, done)
+    if plan is None:
+        if done.plan:
+            ctx.video(job.key).clear()
+            done = Done()
+        sources.append(Source(job.key, job.identity))
+    else:
+        counts[job.key] = len(plan.segments)
+        if len(done.conditioned) < len(plan.segments):
+            sources.append(Source(job.key, job.identity, plan, done.conditioned))
+    return done
 
 
 def _saved_plan(ctx: RunContext, job: VideoJob, done: Done):

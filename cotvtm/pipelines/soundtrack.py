@@ -77,7 +77,7 @@ class Mux(Stage):
 
     def finish(self, record: Composed) -> Composed | Outcome:
         """The video's outcome; the record itself, failed, when it could not be finished."""
-        job, progress = record.job, self.ctx.video(record.key)
+        job, progress = record.job, self.ctx.video(record.key, record.job.variant)
         self.marks = {}
         started = time.perf_counter()
         try:
@@ -95,9 +95,10 @@ class Mux(Stage):
         except Exception as exc:
             record.fail(self.name, f"unexpected mux failure: {type(exc).__name__}: {exc}")
             return record
-        _clear(progress)
+        if self.ctx.cfg.variants == 1:  # else the driver, once every variant is done
+            _clear(progress)
         return Outcome(job.key, "ok", output=self.out.uri(job.out_video), sidecar=self.out.uri(job.out_sidecar),
-                       windows=len(record.plan.windows), duration=record.plan.info.duration)
+                       windows=len(record.plan.windows), duration=record.plan.info.duration, variant=job.variant)
 
     def write(self, record: Composed, progress: VideoProgress) -> dict | None:
         """Publish the output(s), the saved music joined, cut to the video's length and ended as
@@ -204,6 +205,7 @@ class Mux(Stage):
             **self.ctx.sidecar,
             "input": job.key,
             "style": job.style,  # --style, or this input's line of --styles
+            "variant": job.variant,  # which of the input's --variants tracks this is
             "output": PurePosixPath(job.out_video).name,
             "video": asdict(plan.info),
             "windows": [{"index": w.index, "start": w.start, "end": w.end, "tokens_digest": digests[w.index],

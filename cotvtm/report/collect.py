@@ -18,7 +18,7 @@ from cotvtm.report.links import key_of, sibling
 from cotvtm.storage import StorageError, Store
 
 MANIFEST = "manifest.jsonl"
-OUTCOME_FIELDS = ("key", "status", "reason", "output", "sidecar", "windows", "duration")
+OUTCOME_FIELDS = ("key", "status", "reason", "output", "sidecar", "windows", "duration", "variant")
 FETCH_THREADS = 16
 
 
@@ -35,6 +35,16 @@ class ReportEntry:
     @property
     def key(self) -> str:
         return self.row["key"]
+
+    @property
+    def variant(self) -> int:
+        """Which of the input's ``--variants`` tracks (1 when the row does not say)."""
+        value = self.row.get("variant")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else 1
+
+    @property
+    def id(self) -> str:
+        return row_id(self.row)
 
     @property
     def status(self) -> str:
@@ -55,10 +65,19 @@ class ReportEntry:
         return video if isinstance(video, dict) else {}
 
 
+def row_id(row: dict) -> str:
+    """A row's track: its input key, with its variant when it is not the first (``--variants``),
+    so that the variants of an input sort together, the first first."""
+    variant = row.get("variant")
+    if isinstance(variant, int) and not isinstance(variant, bool) and variant > 1:
+        return f"{row['key']}\x00{variant:04d}"
+    return row["key"]
+
+
 @dataclass
 class Collected:
-    entries: list[ReportEntry]  # sorted by key
-    run_keys: set[str]  # inputs the latest run touched
+    entries: list[ReportEntry]  # sorted by input key, then variant
+    run_keys: set[str]  # tracks (``row_id``) the latest run touched
     bad_lines: int  # manifest lines that are not JSON rows (a cut-off last line, a damaged file)
     first_bad: int | None = None  # the number of the first of them (1 = the first line)
 
@@ -75,7 +94,7 @@ def collect(out: Store, summary_rows: list[dict] | None = None) -> Collected:
 
 
 def latest_rows(lines: Iterable[str]) -> tuple[dict[str, dict], int, int | None]:
-    """key -> its last row, how many lines could not be read as rows, and the number of the
+    """track (``row_id``) -> its last row, how many lines could not be read as rows, and the number of the
     first of them. Lines are taken one at a time; blank ones are passed over. Rows of entries
     the job ignored (``status: ignored``, not inputs) are left out."""
     rows, bad, first_bad = {}, 0, None
@@ -87,7 +106,7 @@ def latest_rows(lines: Iterable[str]) -> tuple[dict[str, dict], int, int | None]
             bad += 1
             first_bad = first_bad or number
         elif row.get("status") != "ignored":
-            rows[row["key"]] = row
+            rows[row_id(row)] = row
     return rows, bad, first_bad
 
 
@@ -104,10 +123,10 @@ def _row(line: str) -> dict | None:
 def _merge(rows: dict[str, dict], summary_rows: list[dict]) -> set[str]:
     """The run's own rows win unless the manifest already holds the same row (with its time)."""
     for row in summary_rows:
-        current = rows.get(row["key"], {})
+        current = rows.get(row_id(row), {})
         if any(current.get(f) != row.get(f) for f in OUTCOME_FIELDS if f in row):
-            rows[row["key"]] = dict(row)
-    return {row["key"] for row in summary_rows}
+            rows[row_id(row)] = dict(row)
+    return {row_id(row) for row in summary_rows}
 
 
 def _last_run(rows: dict[str, dict]) -> set[str]:

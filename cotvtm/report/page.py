@@ -25,14 +25,26 @@ STATUS_ORDER = ("ok", "error", "skipped")
 
 
 def render(collected: Collected, totals: Totals, title: str, root_uri: str, page_key: str) -> str:
-    sections = [_section(i, e, page_key, i < PRELOAD_LIMIT) for i, e in enumerate(collected.entries)]
+    groups = _inputs(collected.entries)
+    sections, players = [], 0
+    for index, group in enumerate(groups):
+        sections.append(_section(index, group, page_key, players < PRELOAD_LIMIT))
+        players += len(group)
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
         _header(totals, title, root_uri),
-        "<main>", _errors(collected.entries), f"<h2>Inputs ({len(collected.entries)})</h2>",
+        "<main>", _errors(groups), f"<h2>Inputs ({len(groups)})</h2>",
         *sections, "</main>", _footer(collected), "</body></html>", ""])
+
+
+def _inputs(entries: list[ReportEntry]) -> list[list[ReportEntry]]:
+    """The entries of each input together (its ``--variants`` tracks), in the entries' order."""
+    groups: dict[str, list[ReportEntry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.key, []).append(entry)
+    return list(groups.values())
 
 
 # -- header ------------------------------------------------------------------------------
@@ -93,8 +105,8 @@ def _digests(t: Totals) -> str:
 
 # -- errors ------------------------------------------------------------------------------
 
-def _errors(entries: list[ReportEntry]) -> str:
-    failed = [(i, e) for i, e in enumerate(entries) if e.status == "error"]
+def _errors(groups: list[list[ReportEntry]]) -> str:
+    failed = [(i, e) for i, group in enumerate(groups) for e in group if e.status == "error"]
     if not failed:
         return ""
     rows = "".join(f'<tr><td><a class="key" href="#in-{i}">{esc(e.key)}</a></td>'
@@ -105,15 +117,28 @@ def _errors(entries: list[ReportEntry]) -> str:
 
 # -- one input ---------------------------------------------------------------------------
 
-def _section(index: int, entry: ReportEntry, page_key: str, preload: bool) -> str:
+def _section(index: int, group: list[ReportEntry], page_key: str, preload: bool) -> str:
+    """One input: its player and details, or with ``--variants`` its tracks' players side by
+    side above the details of the first that was made."""
+    made = [e for e in group if e.status != "error"]
+    entry = made[0] if made else group[0]
     status = entry.status if entry.status in STATUS_ORDER else "unknown"
     head = (f'<h3><span class="badge {status}">{esc(entry.status)}</span>'
             f'<span class="key">{esc(entry.key)}</span>{_meta(entry)}</h3>')
-    if entry.status == "error":
-        body = f'<div class="reason">{esc(entry.row.get("reason", "")) or "no reason recorded"}</div>'
+    if len(group) > 1:
+        tracks = "".join(f'<figure class="variant"><figcaption>variant {e.variant}</figcaption>'
+                         f'{_reason(e) if e.status == "error" else _player(e, page_key, preload)}</figure>'
+                         for e in group)
+        body = f'<div class="variants">{tracks}</div>{_details(entry) if made else ""}'
+    elif entry.status == "error":
+        body = _reason(entry)
     else:
         body = f'<div class="body"><div>{_player(entry, page_key, preload)}</div><div>{_details(entry)}</div></div>'
     return f'<section class="input {status}" id="in-{index}">{head}{body}</section>'
+
+
+def _reason(entry: ReportEntry) -> str:
+    return f'<div class="reason">{esc(entry.row.get("reason", "")) or "no reason recorded"}</div>'
 
 
 def _meta(entry: ReportEntry) -> str:

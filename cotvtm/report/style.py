@@ -46,6 +46,8 @@ video { width:100%; background:#000; border-radius:6px; display:block; }
 .windows td.when { white-space:nowrap; font-variant-numeric:tabular-nums; width:1%; }
 .windows ol { margin:0; padding-left:18px; }
 .windows li .score { color:var(--muted); font-variant-numeric:tabular-nums; }
+.variants { display:grid; grid-template-columns:repeat(auto-fit, minmax(220px, 1fr)); gap:12px; margin-bottom:10px; }
+.variant { margin:0; } .variant figcaption { font-size:12px; color:var(--muted); margin-bottom:4px; }
 .beat-grid { width:100%; height:28px; display:block; margin-top:8px; background:#f4f5f7; border-radius:4px; }
 .beat-grid .window { fill:#e3e7ee; } .beat-grid .beat { stroke:#4a5568; stroke-width:1.5; }
 .beat-grid .cut { stroke:#d9363e; stroke-width:2; }

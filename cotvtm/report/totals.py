@@ -45,7 +45,7 @@ class Totals:
 
 def totals(collected: Collected, wall_seconds: float | None = None) -> Totals:
     entries = collected.entries
-    ran = [e for e in entries if e.key in collected.run_keys]
+    ran = [e for e in entries if e.id in collected.run_keys]
     done = [e for e in entries if e.status in ("ok", "skipped") and e.sidecar is not None]
     made = [e for e in ran if e.status == "ok"]
     timed = [e for e in made if _stages([e])]
