@@ -232,3 +232,28 @@ def test_a_long_video_in_two_streams_resumes_each_stream_where_it_stopped(tmp_pa
     assert _tokens(video) == _tokens(reference) and len(set(_tokens(video))) == 7
     assert _pcm(video) == _pcm(reference) and len(_pcm(video)) > 0
     assert abs(_audio_seconds(video) - 70.0) < 0.03
+
+
+def test_a_run_killed_after_its_first_variant_makes_only_the_others(tmp_path, ray_session, model_cache):
+    """Three variants made one after another; the driver is killed once the first is published.
+    The rerun conditions nothing again (the shared conditioning was kept for the other variants)
+    and makes only the variants that were not finished."""
+    library = tmp_path / "in"
+    library.mkdir()
+    make_video(library / "clip.mp4", duration=20, size="64x48", fps=4)
+    out = tmp_path / "out"
+    args = ("--variants", "3", "--music-feed", "batched", "--slots", "1", "--ending", "cut")
+    proc = _start(library, out, ray_session, model_cache, *args)
+    _wait(lambda: list(out.glob("clip.mp4.*.json")))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)  # let the job's actors go down with it
+    finished = {p.name for p in out.glob("clip.mp4.*.json")}
+    assert 1 <= len(finished) < 3
+    stdout = _finish(library, out, ray_session, model_cache, *args)
+    assert "pass 1/2" not in stdout  # the conditioning was saved and kept
+    second = [r for r in _rows(out) if r["run_id"] == _rows(out)[-1]["run_id"]]  # the killed run may have none
+    assert {r["sidecar"].rsplit("/", 1)[-1] for r in second if r["status"] == "skipped"} == finished
+    assert len([r for r in second if r["status"] == "ok"]) == 3 - len(finished)
+    assert sorted(r["variant"] for r in second) == [1, 2, 3]
+    assert len(list(out.glob("clip.mp4.*.mp4"))) == 3
