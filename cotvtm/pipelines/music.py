@@ -51,9 +51,9 @@ class _Stream:
     what the scheduler feeds (``music.scheduler.Feedable``)."""
 
     def __init__(self, music: "Music", composed: Composed, progress: VideoProgress, span: tuple[int, int],
-                 start: TrackState, style: StyleStates | None):
+                 start: TrackState):
         self.music, self.composer, self.composed, self.progress = music, music.composer, composed, progress
-        self.style = style
+        self.style = music.style(composed.job.style)
         self.plan = composed.plan
         self.first, self.end = span
         self.segment = self.first
@@ -187,14 +187,13 @@ class Music(Stage):
             streams = [{"segments": list(span), "first_window": w.index, "start": w.start}
                        for span, w in zip(spans, firsts)]
             record = Composed(job, plan, streams, len(composed), self.composer.backend.sample_rate)
-            style = self._style(job.style)
-            return record, [_Stream(self, record, progress, span, self._start(plan, span[0]), style).resume(composed)
+            return record, [_Stream(self, record, progress, span, self._start(plan, span[0])).resume(composed)
                             for span in spans]
         except Exception as exc:
             self.damaged(job, progress, exc)
             return job, []
 
-    def _style(self, text: str | None) -> StyleStates | None:
+    def style(self, text: str | None) -> StyleStates | None:
         """A style's states from the decoder's T5, computed once per actor and style."""
         if text is None:
             return None
