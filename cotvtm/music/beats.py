@@ -17,6 +17,12 @@ import numpy as np
 HOP, N_FFT, N_MELS = 512, 2048, 64
 
 
+def warm_up() -> None:
+    """Load what the first tracking would (librosa's spectrogram code, the beat tracker's compiled
+    numba functions: a few seconds), so that a Mux actor does it while it waits for its first video."""
+    track_beats(np.zeros(N_FFT * 4, np.float32), 8000)
+
+
 def track_beats(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Beat times (seconds) of ``audio`` held whole, on the same grid as ``BeatGrid``."""
     grid = BeatGrid([audio], sample_rate)

@@ -15,6 +15,7 @@ its last saved segment, from the saved composer state: the music continues from 
 
 import json
 import os
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
@@ -23,7 +24,7 @@ import numpy as np
 
 from cotvtm.errors import CotvtmError
 from cotvtm.music.compose import join_streams
-from cotvtm.music.beats import BeatGrid, cut_offsets
+from cotvtm.music.beats import BeatGrid, cut_offsets, warm_up
 from cotvtm.music.ending import EndingChunks
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Composed, Outcome, VideoJob
@@ -70,6 +71,7 @@ class Mux(Stage):
         # the signing credentials are read here, on this node, into this process only
         self.signer = Signer.load(ctx.signing, self.marking) if ctx.signing is not None else None
         self.marks: dict[str, dict] = {}  # the record being finished: its outputs' provenance, by name
+        threading.Thread(target=warm_up, name="beats-warm-up", daemon=True).start()
 
     def run(self, records: list[Composed]):
         for record in records:
