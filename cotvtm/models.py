@@ -236,7 +236,8 @@ def _describe(ref: str | None) -> str | None:
     if ref is None or not Path(ref).is_dir():
         return ref
     digest, root = hashlib.sha256(), Path(ref)
-    for path in sorted(root.rglob("*.json")) + sorted(root.rglob("*.safetensors")):  # a pipeline's in subfolders
+    glob = root.rglob if (root / "model_index.json").is_file() else root.glob  # a pipeline's parts are in folders
+    for path in sorted(glob("*.json")) + sorted(glob("*.safetensors")):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(_tensor_bytes_digest(path) if path.suffix == ".safetensors" else path.read_bytes())
     return f"{Path(ref).name}:{digest.hexdigest()[:16]}"

@@ -139,8 +139,10 @@ class SoundtrackConfig(Checked):
     def digest(self, models_fingerprint: str, styles: str | None = None) -> str:
         """Output names are a pure function of input key + this digest (idempotent reruns).
         ``styles``: the styles file's content digest (the file counts by content, not path).
-        Settings added since the first release count only when set, so that an upgrade does not
-        remake a library made before them."""
+        Settings added since the first release count only when they differ from what reproduces
+        the earlier behaviour (``_DEFAULTS``), so that using none of them keeps the names of a
+        library made before them. ``--ending``'s default, ``beat``, changes the music, so it
+        counts: ``--ending cut`` keeps an earlier library's names."""
         # models: by content, not path; variants: each variant is named on its own (``names.py``)
         settings = {k: v for k, v in asdict(self).items() if k not in ("models", "variants")}
         for name in _ADDED:

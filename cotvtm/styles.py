@@ -67,7 +67,7 @@ def _csv(text: str, name: str):
 
 
 def _jsonl(text: str, name: str):
-    for line, raw in enumerate(text.splitlines(), 1):
+    for line, raw in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 may sit inside a JSON string
         if not raw.strip():
             continue
         try:

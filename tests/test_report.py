@@ -242,6 +242,18 @@ NO_BROWSER = find_chromium() is None and not os.environ.get("CI")  # `make test`
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="chromium is not installed (apt-get install chromium)")
+def test_a_beat_grid_of_hostile_values_is_drawn_from_the_sound_ones():
+    from cotvtm.report.page import MAX_DRAWN_BEATS, _beat_grid
+
+    grid = _beat_grid({"video": {"duration": 4}, "beats": [1, 1, "x", 1e400, -1, 9], "cut_beats": 5,
+                       "windows": [{"start": 0, "end": 2}, {"start": 2, "end": "<b>"}], "cuts": [2, "<i>"]})
+    assert grid.count('class="beat"') == 2 and grid.count('class="cut"') == 1 and "<b>" not in grid
+    assert "2 beats" in grid and "bpm" not in grid  # two beats at one time: no tempo
+    many = _beat_grid({"video": {"duration": 5000}, "beats": [i * 0.5 for i in range(MAX_DRAWN_BEATS + 1)]})
+    assert "<svg" not in many and f"{MAX_DRAWN_BEATS + 1} beats, about 120 bpm" in many
+    assert _beat_grid({"video": "x", "beats": [1]}) == "" and _beat_grid({"cut_beats": [{"offset": 1}]}) == ""
+
+
 def test_chromium_draws_the_page_with_its_cuts_windows_and_beats(store, page, tmp_path):
     from PIL import Image
 

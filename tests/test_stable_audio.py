@@ -70,6 +70,22 @@ def test_a_pipeline_whose_text_width_is_not_e_ms_is_refused(stable_audio):
         StableAudioBackend("tiny", width=768, pipeline=stable_audio.pipeline)
 
 
+def test_settings_whose_windows_the_model_cannot_make_stop_the_music_stage(model_cache, tiny_refs):
+    """The tiny Stable Audio makes 16.38 s: 16 s windows (with a merged tail and the crossfade) do
+    not fit, and the stage refuses to start instead of failing every video rendered beside one."""
+    from types import SimpleNamespace
+
+    from cotvtm.pipelines.music import _decoder
+    from cotvtm.settings import Resources, SoundtrackConfig
+
+    ref = str(tiny.build_stable_audio(model_cache, tiny_refs.t5))
+    ctx = SimpleNamespace(res=Resources(), refs=SimpleNamespace(stable_audio=ref),
+                          facts=SimpleNamespace(dims={"music_dim": tiny.T5_DIM}))
+    with pytest.raises(ModelError, match="makes at most 16.38 s, but windows of these settings may need 16.75 s"):
+        _decoder(SimpleNamespace(**vars(ctx), cfg=SoundtrackConfig(decoder="stable-audio", window_s=16.0)), 32)
+    assert _decoder(SimpleNamespace(**vars(ctx), cfg=SoundtrackConfig(decoder="stable-audio", windows="shots")), 32)
+
+
 def _seconds(path, stream: str) -> float:
     return float(subprocess.run(["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries",
                                  "stream=duration", "-of", "csv=p=0", str(path)],

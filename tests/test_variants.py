@@ -4,6 +4,7 @@ resumed and shown one by one."""
 import json
 
 import cotvtm
+from cotvtm.pipelines.progress import video_id
 from cotvtm.report.screenshot import dump_dom
 from cotvtm.video.samples import make_video
 
@@ -34,7 +35,11 @@ def test_three_variants_per_input_from_one_conditioning(tmp_path, model_cache, r
     assert dom.count("<section") == 2 and dom.count('<figure class="variant">') == 6 and dom.count("<video") == 6
     assert dom.count("variant 3</figcaption>") == 2
 
+    digest = said[0]["config_digest"]
+    left = out / ".cotvtm-progress" / digest / video_id("a.mp4") / "plan.json"  # as a run stopped before clearing
+    left.parent.mkdir(parents=True)
+    left.write_text("{}")
     again = cotvtm.soundtrack(inputs, out, cache_dir=model_cache, variants=3, ending="cut", echo=lambda _: None)
-    assert (again.ok, again.skipped) == (0, 6)
+    assert (again.ok, again.skipped) == (0, 6) and not left.parent.exists()
     first = cotvtm.soundtrack(inputs, out, cache_dir=model_cache, ending="cut", echo=lambda _: None)
     assert (first.ok, first.skipped) == (0, 2)  # variant 1 is the track of a run without --variants

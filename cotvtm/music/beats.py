@@ -1,11 +1,12 @@
 """The music's beats, tracked by librosa over a whole track that streams past piece by piece
 (``BeatGrid``) without ever being held in memory, or over a stretch held whole (``track_beats``).
 
-``BeatGrid`` computes librosa's onset strength incrementally: the log-mel spectrogram of each
-piece with frames on one grid over the whole track (non-centred frames, pieces aligned to the
-hop and overlapping by one FFT window), and its positive first difference averaged over the mel
-bands, which is what ``librosa.onset.onset_strength`` computes; librosa's dynamic-programming
-beat tracker then runs over the whole envelope, a few kilobytes a minute.
+``BeatGrid`` computes an onset strength incrementally, as ``librosa.onset.onset_strength`` does
+(the log-mel spectrogram's positive first difference averaged over the mel bands; here without
+its 80 dB floor, which depends on the loudest frame of the whole track): each piece's frames lie
+on one grid over the whole track (non-centred frames, pieces aligned to the hop and overlapping
+by one FFT window). librosa's dynamic-programming beat tracker then runs over the whole envelope,
+a few kilobytes a minute, with the tempo estimated block by block (``_tempo``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 HOP, N_FFT, N_MELS = 512, 2048, 64
+TEMPO_BLOCK_S = 240.0  # the stretch of music each tempo estimate reads
 
 
 def warm_up() -> None:
@@ -69,8 +71,22 @@ class BeatGrid:
         if not self.envelope:
             return []
         envelope = np.concatenate(self.envelope)
-        frames = librosa.beat.beat_track(onset_envelope=envelope, sr=self.rate, hop_length=HOP)[1]
+        frames = librosa.beat.beat_track(onset_envelope=envelope, sr=self.rate, hop_length=HOP,
+                                         bpm=self._tempo(envelope))[1]
         return [round((int(t) * HOP + N_FFT - HOP / 2) / self.rate, 3) for t in frames]
+
+    def _tempo(self, envelope: np.ndarray) -> float:
+        """The track's tempo: librosa's estimate over each ``TEMPO_BLOCK_S`` of the envelope, their
+        median. librosa's own estimate holds a tempogram of the whole envelope (hundreds of bytes
+        a frame: gigabytes for hours of music); a block's is bounded, and a track shorter than a
+        block gets exactly librosa's own tempo."""
+        import librosa
+
+        size = int(TEMPO_BLOCK_S * self.rate / HOP)
+        blocks = [envelope[i: i + size] for i in range(0, len(envelope), size)]
+        blocks = [b for b in blocks if len(b) * HOP >= 8 * self.rate] or blocks[:1]  # drop a short last one
+        return float(np.median([librosa.feature.tempo(onset_envelope=b, sr=self.rate, hop_length=HOP)[0]
+                                for b in blocks]))
 
 
 def cut_offsets(cuts: list[float], beats: list[float]) -> list[dict]:

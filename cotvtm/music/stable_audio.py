@@ -15,9 +15,10 @@ model always denoises its full latent length (about 47 s for Stable Audio Open) 
 seconds asked, so a window costs the same whatever its length.
 
 Batch-invariant: each window is one pipeline call (guidance's two rows inside it), its initial
-noise and the sampler's Brownian noise seeded from the window's own stream (seed, input, window)
-on a CPU generator. A window's audio is then a function of its E_m, its length and its stream
-alone, on any device: a rerun, a resume or another batch gives the same samples. (Windows batched
+noise and the sampler's Brownian noise seeded from the window's own stream (seed, input, window);
+the initial noise is drawn on the CPU. A window's audio is then a function of its E_m, its
+length and its stream alone on a given kind of device: a rerun, a resume or another batch
+gives the same samples. (Windows batched
 together would run the transformer on other shapes, whose float sums may differ in the last bits.)
 
 The pipeline makes stereo; the job's composition, saved progress and mux carry one channel, so

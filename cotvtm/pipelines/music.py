@@ -18,7 +18,7 @@ A call retried after a lost actor redoes its videos from their saved segments.
 
 import numpy as np
 
-from cotvtm.errors import printable
+from cotvtm.errors import ModelError, printable
 from cotvtm.music.compose import ComposeConfig, TrackState
 from cotvtm.music.style import StyleStates, steer
 from cotvtm.pipelines.context import RunContext
@@ -26,6 +26,7 @@ from cotvtm.pipelines.job import Composed, VideoJob
 from cotvtm.pipelines.progress import VideoProgress
 from cotvtm.stage import Place, Stage, use_threads
 from cotvtm.storage import StorageError
+from cotvtm.video.windows import MIN_TAIL_S, SHOT_MAX_S
 
 
 def compose_config(ctx: RunContext) -> ComposeConfig:
@@ -130,8 +131,14 @@ def _decoder(ctx: RunContext, max_batch: int):
     if cfg.decoder == "stable-audio":
         from cotvtm.music.stable_audio import StableAudioBackend
 
-        return StableAudioBackend(ctx.refs.stable_audio, res.device, cfg.stable_audio_steps,
-                                  cfg.stable_audio_guidance, width=ctx.facts.dims["music_dim"])
+        backend = StableAudioBackend(ctx.refs.stable_audio, res.device, cfg.stable_audio_steps,
+                                     cfg.stable_audio_guidance, width=ctx.facts.dims["music_dim"])
+        longest = max(cfg.window_s, SHOT_MAX_S if cfg.windows == "shots" else 0.0) + MIN_TAIL_S + cfg.crossfade_s
+        if longest > backend.max_seconds:  # one window too long would fail every window rendered beside it
+            raise ModelError(f"--decoder stable-audio: {ctx.refs.stable_audio} makes at most "
+                             f"{backend.max_seconds:.2f} s, but windows of these settings may need {longest:.2f} s "
+                             "(window, a merged tail and the crossfade); use shorter --window-seconds")
+        return backend
     from cotvtm.music.musicgen import SamplingConfig, make_backend
 
     sampling = SamplingConfig(guidance_scale=cfg.guidance_scale, top_k=cfg.top_k, temperature=cfg.temperature)
@@ -179,6 +186,11 @@ class Music(Stage):
         """The video's ``Composed`` record and its streams (none left when all are saved); the
         plan is read here, once."""
         progress = self.ctx.video(job.key, job.variant)
+        try:
+            self.style(job.style)  # encoded once per actor and style; the streams find it cached
+        except Exception as exc:
+            job.fail(self.name, f"the style could not be encoded: {type(exc).__name__}: {exc}")
+            return job, []
         try:
             plan = progress.load_plan()
             composed = frozenset(s for s in job.composed if s < len(plan.segments))

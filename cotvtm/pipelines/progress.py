@@ -152,6 +152,12 @@ class VideoProgress:
         self.root, self.prefix = root, f"{digest}/{video_id(key)}/"
         self.variant = variant
 
+    @property
+    def staging(self) -> str:
+        """The folder (in the video's) where this variant's outputs are made before they are
+        published: variants of one input may be muxed at once, by different actors."""
+        return "staged" if self.variant == 1 else f"staged-v{self.variant}"
+
     def _music(self, kind: str, segment: int, ext: str) -> str:
         """The key of one of this variant's music files (variant 1's names have no tag)."""
         tag = "" if self.variant == 1 else f"v{self.variant}-"

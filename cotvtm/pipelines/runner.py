@@ -16,7 +16,7 @@ from cotvtm.pipelines import names
 from cotvtm.pipelines.context import ModelFacts, RunContext, Where
 from cotvtm.pipelines.inputs import survey
 from cotvtm.pipelines.job import Outcome, Source, VideoJob
-from cotvtm.pipelines.progress import Done, scan, video_id
+from cotvtm.pipelines.progress import PROGRESS_DIR, Done, VideoProgress, scan, video_id
 from cotvtm.report import write_report
 from cotvtm.stage import records
 from cotvtm.storage import StorageError, Store, open_store
@@ -111,6 +111,12 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     jobs = _todo(keys, out, digest, cfg, say)
     for job in jobs:
         job.style = styles.get(job.key, cfg.style)
+    if cfg.variants > 1:
+        _clear_done(out, digest, set(keys) - {job.key for job in jobs})
+    unknown = sorted(set(styles) - set(keys))
+    if unknown:
+        say.line(f"styles   {len(unknown)} key(s) of --styles match no input: "
+                 f"{', '.join(printable(k) for k in unknown[:5])}{', ...' if len(unknown) > 5 else ''}")
     if jobs:
         shared = _sidecar_fields(refs, cfg, facts, digest, say)
         ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing())
@@ -341,6 +347,16 @@ def _compose(ctx: RunContext, ready: list[VideoJob], say: _Say) -> None:
         say.lost(ready, "music", exc)
     if ctx.cfg.variants > 1:
         _clear_finished(ctx, ready, outcomes)
+
+
+def _clear_done(out: Store, digest: str, done: set[str]) -> None:
+    """Remove saved work left by inputs whose every variant is made (a run stopped between its
+    last mux and the clearing); one listing of the progress folder."""
+    root = out.child(PROGRESS_DIR)
+    left = scan(root, digest) if done else {}
+    for key in done:
+        if video_id(key) in left:
+            VideoProgress(root, digest, key).clear()
 
 
 def _clear_finished(ctx: RunContext, ready: list[VideoJob], outcomes: list[Outcome]) -> None:

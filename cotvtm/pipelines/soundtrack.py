@@ -160,7 +160,7 @@ class Mux(Stage):
         retry makes and signs it anew), ``check`` that what it was made from is still the pinned
         input, then move it into place whole; what ``make`` returned."""
         local = self.out.local_path(key)
-        staged = (self.progress.local_path(progress.prefix + "staged") if local is not None
+        staged = (self.progress.local_path(progress.prefix + progress.staging) if local is not None
                   else self.scratch.dir / "staged")
         staged.mkdir(parents=True, exist_ok=True)
         path = staged / ("out" + PurePosixPath(key).suffix.lower())

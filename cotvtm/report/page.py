@@ -21,6 +21,7 @@ POSTER_AT = "#t=0.1"
 # Past this many players, browsers fetch nothing until a video is played: a page of ten thousand
 # inputs must not open ten thousand connections to the bucket.
 PRELOAD_LIMIT = 100
+MAX_DRAWN_BEATS = 2000  # about a quarter of an hour: longer tracks get the line without the grid
 STATUS_ORDER = ("ok", "error", "skipped")
 
 
@@ -196,26 +197,34 @@ def _windows(windows) -> str:
 def _beat_grid(sidecar: dict) -> str:
     """The music's beats on the video's time line, under its windows (shaded in turn) and shot
     cuts (red), with a line saying how many, the tempo, and how far the cuts fall from a beat."""
-    duration = seconds_of((sidecar.get("video") or {}).get("duration")) if isinstance(sidecar.get("video"), dict) \
-        else None
+    video = sidecar.get("video") if isinstance(sidecar.get("video"), dict) else {}
+    duration = seconds_of(video.get("duration"))
     beats = _times(sidecar.get("beats"), duration)
     if not duration or not beats:
         return ""
-    cuts = _times(sidecar.get("cuts"), duration)
+    said = _beat_line(sidecar, beats, duration)
+    if len(beats) > MAX_DRAWN_BEATS:  # a page of long videos stays light; the sidecar has them all
+        return f'<p class="beats">{esc(said)}</p>'
     at = lambda t: f"{1000 * t / duration:.1f}"  # noqa: E731
-    shade = "".join(f'<rect class="window" x="{at(a)}" width="{float(at(b)) - float(at(a)):.1f}" y="0" height="28"/>'
+    shade = "".join(f'<rect class="window" x="{at(a)}" width="{1000 * (b - a) / duration:.1f}" y="0" height="28"/>'
                     for i, (a, b) in enumerate(_spans(sidecar.get("windows"), duration)) if i % 2)
     lines = "".join(f'<line class="beat" x1="{at(t)}" x2="{at(t)}" y1="6" y2="22"/>' for t in beats)
-    lines += "".join(f'<line class="cut" x1="{at(t)}" x2="{at(t)}" y1="0" y2="28"/>' for t in cuts)
-    said = f"{len(beats)} beat{'s' if len(beats) != 1 else ''}"
-    if len(beats) > 1:
-        said += f", about {60 / (sum(b - a for a, b in zip(beats, beats[1:])) / (len(beats) - 1)):.0f} bpm"
-    offsets = [abs(o) for o in (finite(r.get("offset")) for r in sidecar.get("cut_beats") or []
-                                if isinstance(r, dict)) if o is not None]
-    if offsets:
-        said += f"; shot cuts {sum(offsets) / len(offsets):.2f} s from the nearest beat on average"
+    lines += "".join(f'<line class="cut" x1="{at(t)}" x2="{at(t)}" y1="0" y2="28"/>'
+                     for t in _times(sidecar.get("cuts"), duration))
     return (f'<svg class="beat-grid" viewBox="0 0 1000 28" preserveAspectRatio="none" role="img" '
             f'aria-label="{esc(said)}">{shade}{lines}</svg><p class="beats">{esc(said)}</p>')
+
+
+def _beat_line(sidecar: dict, beats: list[float], duration: float) -> str:
+    said = f"{len(beats)} beat{'s' if len(beats) != 1 else ''}"
+    if len(beats) > 1 and beats[-1] > beats[0]:
+        said += f", about {60 * (len(beats) - 1) / (beats[-1] - beats[0]):.0f} bpm"
+    rows = sidecar.get("cut_beats") if isinstance(sidecar.get("cut_beats"), list) else []
+    offsets = [abs(o) for o in (finite(r.get("offset")) for r in rows if isinstance(r, dict))
+               if o is not None and abs(o) <= duration]
+    if offsets:
+        said += f"; shot cuts {sum(offsets) / len(offsets):.2f} s from the nearest beat on average"
+    return said
 
 
 def _times(values, duration: float | None) -> list[float]:
