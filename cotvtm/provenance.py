@@ -111,18 +111,6 @@ class SigningFiles:
     endpoint_url: str | None = None
 
 
-def read_file(uri: str, endpoint_url: str | None = None) -> bytes:
-    """One file's bytes, through the project's stores: a local path or an ``s3://`` URI."""
-    from cotvtm.storage import is_s3_uri, open_store
-
-    text = str(uri)
-    if is_s3_uri(text):
-        parent, _, name = text.rpartition("/")
-        return open_store(parent, endpoint_url).get_bytes(name)
-    path = Path(text).absolute()
-    return open_store(str(path.parent)).get_bytes(path.name)
-
-
 class Signer:
     """Signs outputs with a C2PA manifest, from a certificate chain and a private key held in
     memory; ``describe()`` is what sidecars say of it."""
@@ -145,7 +133,9 @@ class Signer:
 
     @classmethod
     def load(cls, files: SigningFiles, marking: Marking) -> Signer:
-        """Read the certificate chain and key (``read_file``) and make the signer."""
+        """Read the certificate chain and key (``storage.read_file``) and make the signer."""
+        from cotvtm.storage import read_file
+
         return cls(read_file(files.cert, files.endpoint_url), read_file(files.key, files.endpoint_url), marking)
 
     def describe(self) -> dict:

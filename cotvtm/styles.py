@@ -22,8 +22,7 @@ MAX_STYLE_CHARS = 1000  # a style is a short description, not a document
 
 def read_styles(uri: str, endpoint_url: str | None = None) -> dict[str, str]:
     """key -> style from a CSV or JSONL file, a local path or ``s3://`` URI."""
-    from cotvtm.provenance import read_file
-    from cotvtm.storage import StorageError
+    from cotvtm.storage import StorageError, read_file
 
     name = printable(str(uri))
     kind = str(uri).lower().rpartition(".")[2]

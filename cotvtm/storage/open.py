@@ -19,3 +19,13 @@ def open_store(uri: str | Path, endpoint_url: str | None = None, transfer=None) 
     from cotvtm.storage.local import LocalStore
 
     return LocalStore(local_root(uri))
+
+
+def read_file(uri: str | Path, endpoint_url: str | None = None) -> bytes:
+    """One file's bytes, a local path or an ``s3://`` URI, through the store of its folder."""
+    text = str(uri)
+    if is_s3_uri(text):
+        parent, _, name = text.rpartition("/")
+        return open_store(parent, endpoint_url).get_bytes(name)
+    path = Path(text).absolute()
+    return open_store(path.parent).get_bytes(path.name)
