@@ -33,7 +33,7 @@ import numpy as np
 from cotvtm.errors import CotvtmError
 from cotvtm.jsonl import seconds_of
 from cotvtm.music.compose import TrackState
-from cotvtm.storage import Store
+from cotvtm.storage import StorageError, Store
 from cotvtm.video.types import VideoInfo, Window
 
 PROGRESS_DIR = ".cotvtm-progress"
@@ -212,6 +212,13 @@ class VideoProgress:
 
     def clear(self) -> None:
         self.root.delete_prefix(self.prefix)
+
+    def discard(self) -> None:
+        """``clear`` once the work is published: a failure is a warning, leftovers only cost space."""
+        try:
+            self.clear()
+        except StorageError as exc:
+            print(f"warning  progress folder {self.prefix} not removed: {exc.reason}", flush=True)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from cotvtm.pipelines.job import Outcome, Source, VideoJob
 from cotvtm.pipelines.progress import PROGRESS_DIR, Done, VideoProgress, scan, video_id
 from cotvtm.report import write_report
 from cotvtm.stage import records
-from cotvtm.storage import StorageError, Store, open_store
+from cotvtm.storage import Store, open_store
 from cotvtm.storage.local import LocalStore
 from cotvtm.styles import read_styles, styles_digest
 from cotvtm.video.media import is_image
@@ -145,8 +145,9 @@ def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig, 
             continue
         for variant in range(1, cfg.variants + 1):
             video, sidecar = names.output_keys(key, digest, variant)
-            finished = (video, sidecar) if video in done and sidecar in done else \
-                _earlier(key, digest, out, done, say) if variant == 1 else None
+            finished = (video, sidecar) if video in done and sidecar in done else None
+            if finished is None and variant == 1:  # only the first variant existed before variants
+                finished = _earlier(key, digest, out, done, say)
             if finished:
                 say.outcome(Outcome(key, "skipped", reason="output exists for this config",
                                     output=out.uri(finished[0]), sidecar=out.uri(finished[1]), variant=variant))
@@ -356,18 +357,16 @@ def _clear_done(out: Store, digest: str, done: set[str]) -> None:
     left = scan(root, digest) if done else {}
     for key in done:
         if video_id(key) in left:
-            VideoProgress(root, digest, key).clear()
+            VideoProgress(root, digest, key).discard()
 
 
 def _clear_finished(ctx: RunContext, ready: list[VideoJob], outcomes: list[Outcome]) -> None:
     """Remove the saved work of the inputs whose every variant this pass made: Mux leaves it,
     since the variants share the plan and the conditioning."""
-    failed = {o.key for o in outcomes if o.status != "ok"} | {job.key for job in ready} - {o.key for o in outcomes}
-    for key in {job.key for job in ready} - failed:
-        try:
-            ctx.video(key).clear()
-        except StorageError as exc:  # leftovers only cost space
-            print(f"warning  progress folder of {printable(key)} not removed: {exc.reason}", flush=True)
+    made = {(o.key, o.variant) for o in outcomes if o.status == "ok"}
+    unmade = {job.key for job in ready if (job.key, job.variant) not in made}
+    for key in {job.key for job in ready} - unmade:
+        ctx.video(key).discard()
 
 
 def _sources(ctx: RunContext, wave: list[VideoJob],

@@ -32,7 +32,6 @@ from cotvtm.pipelines.music import Music, compose_config
 from cotvtm.pipelines.progress import DamagedProgress, VideoProgress
 from cotvtm.provenance import Marking, Signer
 from cotvtm.stage import Place, Stage, add_stage, dataset
-from cotvtm.storage import StorageError
 from cotvtm.storage.scratch import Scratch
 from cotvtm.video.image import write_audio, write_still_video
 from cotvtm.video.media import is_image
@@ -89,7 +88,7 @@ class Mux(Stage):
             self.out.put_bytes(job.out_sidecar, json.dumps(sidecar, indent=2).encode())
         except DamagedProgress as exc:  # thrown away: the next run makes it again instead of failing alike
             record.fail(self.name, f"saved progress damaged ({exc}); it is removed, run again to redo this input")
-            _clear(progress)
+            progress.discard()
             return record
         except (CotvtmError, ValueError) as exc:
             record.fail(self.name, getattr(exc, "reason", str(exc)))
@@ -98,7 +97,7 @@ class Mux(Stage):
             record.fail(self.name, f"unexpected mux failure: {type(exc).__name__}: {exc}")
             return record
         if self.ctx.cfg.variants == 1:  # else the driver, once every variant is done
-            _clear(progress)
+            progress.discard()
         return Outcome(job.key, "ok", output=self.out.uri(job.out_video), sidecar=self.out.uri(job.out_sidecar),
                        windows=len(record.plan.windows), duration=record.plan.info.duration, variant=job.variant)
 
@@ -226,13 +225,6 @@ class Mux(Stage):
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
             "provenance": self.provenance(),  # AI-generated: the outputs' tags, and their C2PA manifests
         }
-
-
-def _clear(progress: VideoProgress) -> None:
-    try:
-        progress.clear()
-    except StorageError as exc:  # leftovers only cost space
-        print(f"warning  progress folder {progress.prefix} not removed: {exc.reason}", flush=True)
 
 
 def music_and_mux(ctx: RunContext, jobs: list[VideoJob]):
