@@ -32,7 +32,7 @@ class ModelRefs:
     def fingerprint(self) -> str:
         """A short hash of the references and, for local dirs, their contents. A decoder the run
         does not use (None) is left out, so adding one kept every earlier output's name."""
-        parts = {name: _describe(ref) for name, ref in asdict(self).items() if ref is not None or name == "prior"}
+        parts = {name: _describe(ref) for name, ref in self.used().items()}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
     def used(self) -> dict[str, str | None]:

@@ -53,12 +53,9 @@ class MusicGenBackend:
         self.frame_rate = int(audio_cfg.frame_rate)
         self.num_codebooks = int(self.model.config.decoder.num_codebooks)
 
-    @torch.inference_mode()
     def encode_text(self, text: str) -> StyleStates:
         """A text's states from MusicGen's own T5, as ``generate`` computes them for a prompt."""
-        tokens = self.processor.tokenizer([text], return_tensors="pt").to(self.device)
-        states = self.model.text_encoder(**tokens).last_hidden_state[0]
-        return StyleStates(text, states.float().cpu().numpy(), tokens["attention_mask"][0].cpu().numpy())
+        return StyleStates.encode(text, self.processor.tokenizer, self.model.text_encoder, self.device)
 
     def tokens_for(self, seconds: float) -> int:
         """New decoder steps that yield at least ``seconds`` of audio (delay pattern included)."""

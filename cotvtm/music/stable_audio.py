@@ -72,12 +72,9 @@ class StableAudioBackend:
             raise ModelError(f"Stable Audio {ref!r} takes T5 states of width {expects}, but the run's E_m is "
                              f"{width} wide (--t5): its text encoder must be the T5 the prior predicts")
 
-    @torch.inference_mode()
     def encode_text(self, text: str) -> StyleStates:
         """A text's states from the pipeline's T5 (the space E_m lives in)."""
-        tokens = self.pipeline.tokenizer([text], return_tensors="pt").to(self.device)
-        states = self.pipeline.text_encoder(**tokens).last_hidden_state[0]
-        return StyleStates(text, states.float().cpu().numpy(), tokens["attention_mask"][0].cpu().numpy())
+        return StyleStates.encode(text, self.pipeline.tokenizer, self.pipeline.text_encoder, self.device)
 
     def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
         return [self.generate_window(request) for request in requests]

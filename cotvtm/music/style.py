@@ -30,6 +30,16 @@ class StyleStates:
     states: np.ndarray
     mask: np.ndarray
 
+    @classmethod
+    def encode(cls, text: str, tokenizer, encoder, device) -> StyleStates:
+        """``text`` through a decoder's own tokenizer and T5 encoder, as for a text prompt."""
+        import torch
+
+        with torch.inference_mode():
+            tokens = tokenizer([text], return_tensors="pt").to(device)
+            states = encoder(**tokens).last_hidden_state[0]
+        return cls(text, states.float().cpu().numpy(), tokens["attention_mask"][0].cpu().numpy())
+
 
 def steer(e_m: np.ndarray, mask: np.ndarray, style: StyleStates | None, weight: float):
     """One window's conditioning: E_m (L, D) and mask (L,), followed by the style's states times
