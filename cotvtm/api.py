@@ -27,9 +27,9 @@ def soundtrack(input: str, output: str, *, config=None, resources=None, echo=pri
     ``settings``: the fields of ``ModelChoice`` (``preset``, ``clip``, ``prior``, ...),
     ``SoundtrackConfig`` (``mode``, ``window_s``, ``decoder``, ``seed``, ...), ``Resources``
     (``slots``, ``segments_per_batch``, ``videos_in_flight``, ``device``, ...) and ``Access``
-    (``endpoint_url``, ``cache_dir``, ``include_hidden``, ``commercial``, ``sign_cert``, ``sign_key``), the same settings as the command
-    line's flags, over ``config`` and ``resources`` when given. Returns the run's ``Summary``
-    (``ok``, ``failed``, ``outcomes``...). A bad input never raises; a set-up error does
+    (``endpoint_url``, ``cache_dir``, ``include_hidden``, ``commercial``, ``sign_cert``,
+    ``sign_key``), the same settings as the command line's flags, over ``config`` and
+    ``resources`` when given. Returns the run's ``Summary`` (``ok``, ``failed``, ``outcomes``...). A bad input never raises; a set-up error does
     (``CotvtmError``): a setting out of range, a model reference that is missing or unreadable,
     or a model that does not load in its stage.
     """

@@ -10,8 +10,8 @@ Every reference resolves to a ``Licence`` without the network:
 - any other local folder: the ``license:`` of its ``README.md`` front matter (a hub model
   card, or one the user writes), ``license_name:`` when that says ``other``; else unknown;
 - a hub id: ``HUB`` below (the presets' ids, Stable Audio Open and Meta's
-  ``facebook/musicgen-*``, from their model cards), else the model card in the hub's local cache when it was downloaded; else
-  unknown.
+  ``facebook/musicgen-*``, from their model cards), else the model card in the hub's local
+  cache when it was downloaded; else unknown.
 
 ``commercial`` is True, False or None (unknown); ``--commercial`` accepts only True.
 """

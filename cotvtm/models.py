@@ -281,6 +281,20 @@ def load_t5(ref: str, device: str = "cpu"):
     return model, _load(AutoTokenizer, ref, "T5 tokenizer")
 
 
+def load_stable_audio(ref: str, device: str = "cpu", dtype=None):
+    """Stable Audio's pipeline (diffusers' ``StableAudioPipeline``: its autoencoder, transformer,
+    projection and T5), without its progress bars."""
+    from diffusers import StableAudioPipeline
+
+    from cotvtm.quiet import quiet_diffusers
+
+    quiet_diffusers()
+    kwargs = {"torch_dtype": dtype} if dtype is not None else {}
+    pipeline = _load(StableAudioPipeline, ref, "Stable Audio", **kwargs)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline.to(device)
+
+
 def load_musicgen(ref: str, device: str = "cpu", dtype=None):
     """MusicGen (text encoder, Encodec, decoder) and its processor."""
     from transformers import AutoProcessor, MusicgenForConditionalGeneration

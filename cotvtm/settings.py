@@ -154,7 +154,7 @@ class SoundtrackConfig(Checked):
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-_ADDED = ("stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")  # + variants
+_ADDED = ("stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")
 # What each added setting was before it existed: --ending cut is how every track ended.
 _DEFAULTS = {**{f.name: f.default for f in fields(SoundtrackConfig)}, "ending": "cut"}
 

@@ -36,21 +36,8 @@ import torch
 from cotvtm.errors import ModelError
 from cotvtm.music.requests import MusicRequest, WindowMusic
 from cotvtm.music.style import StyleStates
-from cotvtm.quiet import quiet_diffusers, quiet_sampler
-
-
-def load_stable_audio(ref: str, device: str = "cpu", dtype=None):
-    """diffusers' ``StableAudioPipeline`` from a hub id or local folder, on ``device``."""
-    from diffusers import StableAudioPipeline
-
-    quiet_diffusers()
-    kwargs = {"torch_dtype": dtype} if dtype is not None else {}
-    try:
-        pipeline = StableAudioPipeline.from_pretrained(ref, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load Stable Audio from {ref!r}: {exc}") from exc
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline.to(device)
+from cotvtm.models import load_stable_audio
+from cotvtm.quiet import quiet_sampler
 
 
 class StableAudioBackend:
