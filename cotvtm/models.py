@@ -295,12 +295,32 @@ def load_stable_audio(ref: str, device: str = "cpu", dtype=None):
     return pipeline.to(device)
 
 
-def load_musicgen(ref: str, device: str = "cpu", dtype=None):
-    """MusicGen (text encoder, Encodec, decoder) and its processor."""
+def decoder_dtype(name: str, device: str) -> "torch.dtype":
+    """The dtype ``--decoder-dtype`` names; ``auto``: float16 on a GPU (the precision MusicGen
+    was trained in under autocast, half the bytes per step of float32, and tensor cores; more
+    mantissa than bfloat16), float32 on the CPU (where half precision saves no time)."""
+    import torch
+
+    from cotvtm.settings import DECODER_DTYPES
+
+    if name not in DECODER_DTYPES:
+        raise ValueError(f"unknown decoder dtype {name!r}; choose one of {DECODER_DTYPES}")
+    if name == "auto":
+        return torch.float16 if str(device).startswith("cuda") else torch.float32
+    return getattr(torch, name)
+
+
+def load_musicgen(ref: str, device: str = "cpu", dtype: str = "float32"):
+    """MusicGen and its processor; the decoder and the projection into it in ``dtype``
+    (``decoder_dtype``), T5 and EnCodec in float32: T5 overflows in float16, and EnCodec runs
+    once per window, not once per step, so its precision costs little."""
     from transformers import AutoProcessor, MusicgenForConditionalGeneration
 
-    kwargs = {"dtype": dtype} if dtype is not None else {}
-    model = _load(MusicgenForConditionalGeneration, ref, "MusicGen", **kwargs).to(device).eval()
+    model = _load(MusicgenForConditionalGeneration, ref, "MusicGen").to(device).eval()
+    half = decoder_dtype(dtype, device)
+    model.decoder.to(half)
+    if getattr(model, "enc_to_dec_proj", None) is not None:
+        model.enc_to_dec_proj.to(half)
     return model, _load(AutoProcessor, ref, "MusicGen processor")
 
 

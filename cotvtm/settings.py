@@ -14,6 +14,8 @@ from cotvtm.video.limits import MAX_DURATION_S
 MODES = ("continuous", "independent")  # how windows of one video follow each other (music/compose.py)
 MUSICGEN_DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
 DECODERS = (*MUSICGEN_DECODERS, "stable-audio")  # the Music stage's decoders (music/requests.py)
+DECODER_DTYPES = ("auto", "float32", "float16", "bfloat16")  # MusicGen's decoder precision (models.decoder_dtype)
+ENGINE_WIDTHS = ("full", "busy")  # what a decode engine step runs over (music/step_runner.py)
 WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.py)
 READERS = ("pyav", "decord")  # how frames are decoded (video/frames.py)
 SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/architecture.py)
@@ -91,6 +93,9 @@ class SoundtrackConfig(Checked):
                                 "a GPU); generate: MusicGen through transformers' generate (the reference); "
                                 "stable-audio: Stable Audio Open (weights that allow commercial use), each window "
                                 "made fresh and crossfaded")
+    decoder_dtype: str = setting("auto", choices=DECODER_DTYPES,
+                                 help="MusicGen's decoder precision (auto: float16 on a GPU, float32 on the CPU); T5, "
+                                      "EnCodec, the logits, guidance and sampling noise stay float32")
     stable_audio_steps: int = setting(100, check=at_least(1), help="with --decoder stable-audio: denoising steps")
     stable_audio_guidance: float = setting(7.0, help="with --decoder stable-audio: classifier-free guidance scale "
                                                      "(1 or less: none)")
@@ -154,7 +159,7 @@ class SoundtrackConfig(Checked):
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-_ADDED = ("stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")
+_ADDED = ("decoder_dtype", "stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")
 # What each added setting was before it existed: --ending cut is how every track ended.
 _DEFAULTS = {**{f.name: f.default for f in fields(SoundtrackConfig)}, "ending": "cut"}
 
@@ -184,6 +189,11 @@ class Resources(Checked):
     slots: int = setting(4, check=at_least(1),
                          help="windows the MusicGen decode engine decodes at once (default 4; 16 with cuda); with "
                               "--music-feed batched also the videos per batch")
+    engine_width: str = setting("full", choices=ENGINE_WIDTHS,
+                                help="full (default): every decode engine step runs over all --slots, so a window's "
+                                     "music does not depend on which windows share the engine, on a GPU too; busy: "
+                                     "over the smallest power of two of slots covering the busy ones (faster while "
+                                     "the engine is partly empty; on a GPU a rerun may differ in the last bits)")
     segments_per_batch: int = setting(4, check=at_least(1),
                                       help="segments per CLIP and prior batch (default 4; 16 with cuda)")
     videos_in_flight: int = setting(8, check=at_least(1),

@@ -1,11 +1,12 @@
 """MusicGen decoding in slots: every busy slot advances one decoder step at a time.
 
-A window is admitted into any free slot at any step (its prompt prefilled in one forward) and
-leaves when its last token is sampled; ``step`` returns the finished ones so the caller can
-admit the next. This module keeps the books: which window is in which slot, how far each has
-gone, which wait for a slot. The tensors and the step itself (CUDA graphs on a GPU) are the
-``StepRunner``'s (``runner.py``). Windows finish after a known number of steps (MusicGen has no
-end token), so the books know which slots are busy without reading anything from the device.
+A window is admitted into any free slot at any step (its prompt prefilled) and leaves when its
+last token is sampled; ``step`` returns the finished ones so the caller can admit the next. This
+module keeps the books: which window is in which slot, how far each has gone, which wait for a
+slot. The tensors and the step itself (CUDA graphs on a GPU) are the ``StepRunner``'s
+(``step_runner.py``). Windows finish after a known number of steps (MusicGen has no end token),
+so the books know which slots are busy, and how long their caches are, without reading anything
+from the device.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from cotvtm.music.sampling import SamplingConfig
 
 
 class DecodeEngine:
-    """Windows in ``slots`` slots, stepped together; the window queue behind them."""
+    """Windows in ``slots`` slots, stepped together; the window queue behind them. ``full``:
+    every step over all slots, so that a window's music does not depend on the others
+    (``step_runner.py``)."""
 
     def __init__(self, model, slots: int, sampling: SamplingConfig, device: str | torch.device = "cpu",
-                 graphs: bool | None = None):
+                 graphs: bool | None = None, full: bool = True):
         self.slots = slots
-        self.runner = StepRunner(model, slots, sampling, device, graphs)
+        self.runner = StepRunner(model, slots, sampling, device, graphs, full)
         self.windows: list[DecodeWindow | None] = [None] * slots
         self.length = [0] * slots  # every busy slot moves one position per step
         self.limit = [0] * slots
@@ -54,18 +57,26 @@ class DecodeEngine:
         """Useful slot-steps over capacity (slots x steps) so far."""
         return self.slot_steps / max(1, self.steps * self.slots)
 
-    # -- one window, one step ---------------------------------------------------------------
+    # -- windows in, one step ---------------------------------------------------------------
 
-    def admit(self, window: DecodeWindow) -> int:
-        """Put ``window`` into the lowest free slot and prefill its prompt; returns the slot."""
-        if not self.runner.fits(window):
-            if self.busy:
-                raise RuntimeError("the engine must be idle to grow its caches for a longer window")
-            self.runner.grow(window)
-        slot = self.windows.index(None)
-        self.length[slot] = self.runner.load(slot, window)
-        self.windows[slot], self.limit[slot] = window, window.positions
-        return slot
+    def admit(self, *windows: DecodeWindow) -> list[int]:
+        """Put ``windows`` into the lowest free slots and prefill their prompts together (one
+        at a time with ``full``); returns their slots."""
+        for window in windows:
+            if not self.runner.fits(window):
+                if self.busy:
+                    raise RuntimeError("the engine must be idle to grow its caches for a longer window")
+                self.runner.grow(window)
+        free = [s for s, w in enumerate(self.windows) if w is None][: len(windows)]
+        if len(free) < len(windows):
+            raise RuntimeError(f"{len(windows)} windows for {len(free)} free slots")
+        groups = [[n] for n in range(len(windows))] if self.runner.full else [list(range(len(windows)))]
+        for group in groups:
+            lengths = self.runner.load([free[n] for n in group], [windows[n] for n in group])
+            for n, length in zip(group, lengths):
+                slot = free[n]
+                self.length[slot], self.windows[slot], self.limit[slot] = length, windows[n], windows[n].positions
+        return free
 
     def step(self) -> list[tuple[Hashable, np.ndarray]]:
         """One decoder step for every busy slot; returns the windows that finished, with their
@@ -76,13 +87,18 @@ class DecodeEngine:
         self.runner.run(busy[-1] + 1, max(self.length[s] for s in busy))
         self.steps += 1
         self.slot_steps += len(busy)
-        finished = []
+        ended = []
         for slot in busy:
             self.length[slot] += 1
             if self.length[slot] == self.limit[slot]:
-                finished.append((self.windows[slot].id, self.runner.codes(slot, self.limit[slot])))
-                self.windows[slot] = None
-                self.runner.release(slot)
+                ended.append(slot)
+        if not ended:
+            return []
+        codes = self.runner.codes(ended, [self.limit[slot] for slot in ended])
+        finished = [(self.windows[slot].id, found) for slot, found in zip(ended, codes)]
+        for slot in ended:
+            self.windows[slot] = None
+            self.runner.release(slot)
         return finished
 
     # -- a stream of windows ----------------------------------------------------------------
@@ -100,8 +116,13 @@ class DecodeEngine:
     def advance(self) -> list[tuple[Hashable, np.ndarray]]:
         """Admit waiting windows into free slots, then one step; the windows that finished.
         A window longer than the caches waits until the engine is idle, which grows them."""
-        while self.waiting and None in self.windows and (self.runner.fits(self.waiting[0]) or not self.busy):
-            self.admit(self.waiting.popleft())
+        free, admitted = self.windows.count(None), []
+        while self.waiting and len(admitted) < free:
+            if not (self.runner.fits(self.waiting[0]) or not (self.busy or admitted)):
+                break
+            admitted.append(self.waiting.popleft())
+        if admitted:
+            self.admit(*admitted)
         return self.step()
 
     def run(self, windows: Iterable[DecodeWindow]) -> dict[Hashable, np.ndarray]:

@@ -29,6 +29,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from cotvtm.settings import MUSICGEN_DECODERS as BACKENDS
 from cotvtm.models import load_musicgen
+from cotvtm.music.decoder import input_dtype
 from cotvtm.music.requests import MusicRequest, WindowMusic
 from cotvtm.music.sampling import SamplingConfig, with_unconditional
 from cotvtm.music.style import StyleStates
@@ -42,11 +43,15 @@ class MusicGenBackend:
 
     continues = True  # a window continues the previous one's codes (its ``prompt``)
 
+    name = "generate"
+
     def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
-                 model=None):
-        """``ref``: a checkpoint to load; or ``model``, an already loaded one (benchmarks)."""
-        self.model, self.processor = (model, None) if model is not None else load_musicgen(ref, device)
+                 model=None, dtype: str = "auto"):
+        """``ref``: a checkpoint to load, its decoder in ``dtype`` (``models.decoder_dtype``); or
+        ``model``, an already loaded one (benchmarks)."""
+        self.model, self.processor = (model, None) if model is not None else load_musicgen(ref, device, dtype)
         self.device = device
+        self.input_dtype = input_dtype(self.model)  # what E_m is given as
         self.sampling = sampling
         audio_cfg = self.model.config.audio_encoder
         self.sample_rate = int(audio_cfg.sampling_rate)
@@ -77,7 +82,7 @@ class MusicGenBackend:
 
     @torch.inference_mode()
     def _generate_codes(self, requests: list[MusicRequest], new_tokens: int) -> list[np.ndarray]:
-        hidden = torch.as_tensor(np.stack([r.hidden for r in requests]), dtype=self.model.dtype, device=self.device)
+        hidden = torch.as_tensor(np.stack([r.hidden for r in requests]), dtype=self.input_dtype, device=self.device)
         mask = torch.as_tensor(np.stack([r.mask for r in requests]), dtype=torch.long, device=self.device)
         kwargs = self._conditioning(hidden, mask)
         if requests[0].prompt_frames:
@@ -123,16 +128,22 @@ class MusicGenBackend:
         ``prompt`` (B, samples), if given, is continued: the result starts with the
         codec's re-decoding of the prompt and goes on for at least ``seconds`` more.
         """
-        hidden = torch.as_tensor(hidden, dtype=self.model.dtype, device=self.device)
+        hidden = torch.as_tensor(hidden, dtype=self.input_dtype, device=self.device)
         mask = torch.as_tensor(mask, dtype=torch.long, device=self.device)
         kwargs = self._conditioning(hidden, mask)
         if prompt is not None:
-            kwargs["input_values"] = torch.as_tensor(prompt, dtype=self.model.dtype, device=self.device)[:, None, :]
+            codec = next(self.model.audio_encoder.parameters()).dtype
+            kwargs["input_values"] = torch.as_tensor(prompt, dtype=codec, device=self.device)[:, None, :]
         torch.manual_seed(seed)
         audio = self.model.generate(**kwargs, max_new_tokens=self.tokens_for(seconds),
                                     do_sample=self.sampling.do_sample, top_k=self.sampling.top_k,
                                     temperature=self.sampling.temperature)
         return audio[:, 0, :].float().cpu().numpy()
+
+    def describe(self) -> dict:
+        """The sidecar's decoder section: which decoder, in which precision, on what."""
+        return {"name": self.name, "dtype": str(next(self.model.decoder.parameters()).dtype).removeprefix("torch."),
+                "device": str(self.device)}
 
     def _conditioning(self, hidden, mask) -> dict:
         batch = hidden.shape[0]
@@ -155,15 +166,24 @@ class MusicGenBackend:
 
 
 class EngineBackend(MusicGenBackend):
-    """Windows through the slot engine: the default backend."""
+    """Windows through the slot engine: the default backend. ``full``: every step over all
+    slots (``step_runner.py``)."""
+
+    name = "engine"
 
     def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
-                 model=None, slots: int = 32, graphs: bool | None = None):
+                 model=None, slots: int = 32, graphs: bool | None = None, dtype: str = "auto", full: bool = True):
         from cotvtm.music.engine import DecodeEngine
 
-        super().__init__(ref, device, sampling, model)
-        self.engine = DecodeEngine(self.model, slots, sampling, device, graphs=graphs)
+        super().__init__(ref, device, sampling, model, dtype)
+        self.engine = DecodeEngine(self.model, slots, sampling, device, graphs=graphs, full=full)
         self._submitted: dict = {}
+
+    def describe(self) -> dict:
+        runner = self.engine.runner
+        return {**super().describe(), "slots": self.engine.slots,
+                "steps_over": "all slots" if runner.full else "the busy slots' bucket",
+                "graphs": [list(shape) for shape in runner.capture.graphs], "eager": runner.capture.eager}
 
     def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
         codes = self.engine.run([self._window(i, r) for i, r in enumerate(requests)])
@@ -194,12 +214,12 @@ class EngineBackend(MusicGenBackend):
 
 
 def make_backend(name: str, ref: str, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
-                 slots: int = 32) -> MusicGenBackend:
+                 slots: int = 32, dtype: str = "auto", full: bool = True) -> MusicGenBackend:
     if name not in BACKENDS:
         raise ValueError(f"unknown music decoder {name!r}; choose one of {BACKENDS}")
     if name == "engine":
-        return EngineBackend(ref, device, sampling, slots=slots)
-    return MusicGenBackend(ref, device, sampling)
+        return EngineBackend(ref, device, sampling, slots=slots, dtype=dtype, full=full)
+    return MusicGenBackend(ref, device, sampling, dtype=dtype)
 
 
 class _LastIds(StoppingCriteria):

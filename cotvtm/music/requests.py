@@ -57,5 +57,8 @@ class MusicDecoder(Protocol):
     def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
         """The music of each request, in order; a window's music depends on its request alone."""
 
+    def describe(self) -> dict:
+        """What the sidecar says of the decoder: its name, precision and device, and how it ran."""
+
     def encode_text(self, text: str):
         """A text's T5 states and mask (``style.StyleStates``), from the decoder's own text encoder."""

@@ -192,9 +192,10 @@ def report(engine, before: tuple[int, int], started: float) -> None:
     occupancy and GPU benches sum."""
     steps, useful = engine.steps - before[0], engine.slot_steps - before[1]
     if steps:
+        runner = engine.runner
         print(f"music    engine: {steps} steps, {useful} slot-steps of {steps * engine.slots} "
-              f"({100 * useful / (steps * engine.slots):.1f} % occupancy) in {time.perf_counter() - started:.2f} s",
-              flush=True)
+              f"({100 * useful / (steps * engine.slots):.1f} % occupancy) in {time.perf_counter() - started:.2f} s; "
+              f"{str(runner.dtype).removeprefix('torch.')}, {runner.capture.describe()}", flush=True)
 
 
 def _counters(engine) -> tuple[int, int]:

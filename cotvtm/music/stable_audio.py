@@ -66,6 +66,12 @@ class StableAudioBackend:
     def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
         return [self.generate_window(request) for request in requests]
 
+    def describe(self) -> dict:
+        """The sidecar's decoder section."""
+        dtype = str(self.pipeline.transformer.dtype).removeprefix("torch.")
+        return {"name": "stable-audio", "dtype": dtype, "device": str(self.device), "steps": self.steps,
+                "guidance_scale": self.guidance_scale}
+
     @torch.inference_mode()
     def generate_window(self, request: MusicRequest) -> WindowMusic:
         """One window: at least ``request.seconds`` of music for its E_m, drawn from its stream."""

@@ -81,6 +81,7 @@ class Composed(Record):
     sample_rate: int
     ending: dict | None = None  # Mux: how the track ended (music/ending.py)
     beats: list[float] = field(default_factory=list)  # Mux: the music's beats, seconds (music/beats.py)
+    decoder: dict = field(default_factory=dict)  # the decoder that made the music (its ``describe``)
 
     @property
     def key(self) -> str:

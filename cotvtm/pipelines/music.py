@@ -143,7 +143,8 @@ def _decoder(ctx: RunContext, max_batch: int):
 
     sampling = SamplingConfig(guidance_scale=cfg.guidance_scale, top_k=cfg.top_k, temperature=cfg.temperature)
     windows = res.slots * (res.segment_windows if cfg.mode == "independent" else 1)  # per step
-    return make_backend(cfg.decoder, ctx.refs.musicgen, res.device, sampling, slots=min(windows, max_batch))
+    return make_backend(cfg.decoder, ctx.refs.musicgen, res.device, sampling, slots=min(windows, max_batch),
+                        dtype=cfg.decoder_dtype, full=res.engine_width == "full")
 
 
 class Music(Stage):
@@ -180,6 +181,10 @@ class Music(Stage):
             await self.scheduler.feed(streams)
         else:
             self.scheduler.lockstep(streams)
+        decoder = self.composer.backend.describe()  # what made the music: precision, graphs or why none
+        for record, _ in opened:
+            if isinstance(record, Composed):
+                record.decoder = decoder
         yield [record for record, _ in opened]
 
     def _open(self, job: VideoJob) -> tuple:

@@ -179,7 +179,7 @@ def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str,
     once, on the summary) included."""
     trained, found = facts.prior_trained, say.summary.licences
     return {"cotvtm": __version__, "run_id": say.run_id, "config_digest": digest, "config": asdict(cfg),
-            "models": refs.used(), "decoder": cfg.decoder,
+            "models": refs.used(),
             "licences": {name: lic.record() for name, lic in found.items()}, "prior_trained": trained,
             "note": None if trained else "the prior is untrained (random weights): the music does not yet "
                                          "reflect the video; train one with the distillation job"}

@@ -221,6 +221,7 @@ class Mux(Stage):
             "streams": record.streams,  # where the video's streams begin (each joins the one before)
             "resumed_at_segment": record.resumed_at,
             "sample_rate": record.sample_rate,
+            "decoder": record.decoder,  # its name, precision, device, and CUDA graphs (or why it ran eagerly)
             "still_video": PurePosixPath(job.out_still).name if job.out_still else None,
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
             "provenance": self.provenance(),  # AI-generated: the outputs' tags, and their C2PA manifests
