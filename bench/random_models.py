@@ -8,7 +8,8 @@ Sizes as published (the text encoder is t5-base for all; EnCodec at 32 kHz, 50 f
 
 import torch
 
-SIZES = {"small": (1024, 24, 16), "medium": (1536, 48, 24), "large": (2048, 48, 32)}
+SIZES = {"small": (1024, 24, 16), "medium": (1536, 48, 24), "large": (2048, 48, 32),
+         "mini": (64, 2, 4)}  # mini: the same code paths at toy size, for a CPU run of the GPU scripts
 
 
 def musicgen(size: str, device: str = "cpu", dtype=torch.float32):
@@ -16,8 +17,11 @@ def musicgen(size: str, device: str = "cpu", dtype=torch.float32):
                               MusicgenForConditionalGeneration, T5Config)
 
     width, layers, heads = SIZES[size]
-    t5 = T5Config(vocab_size=32128, d_model=768, d_ff=3072, num_layers=12, num_heads=12, d_kv=64)
-    codec = EncodecConfig(sampling_rate=32000, codebook_size=2048, num_filters=64, hidden_size=128,
+    mini = size == "mini"
+    t5 = (T5Config(vocab_size=256, d_model=32, d_ff=64, num_layers=1, num_heads=2, d_kv=16) if mini else
+          T5Config(vocab_size=32128, d_model=768, d_ff=3072, num_layers=12, num_heads=12, d_kv=64))
+    codec = EncodecConfig(sampling_rate=32000, codebook_size=2048, num_filters=8 if mini else 64,
+                          hidden_size=16 if mini else 128,
                           upsampling_ratios=[8, 5, 4, 4], target_bandwidths=[2.2], use_causal_conv=False,
                           use_conv_shortcut=False, audio_channels=1, normalize=False)
     decoder = MusicgenDecoderConfig(vocab_size=2048, hidden_size=width, num_hidden_layers=layers,

@@ -125,6 +125,10 @@ def test_sidecar_records_windows_models_and_untrained_prior(cli_run):
     assert [(w["start"], w["end"]) for w in sidecar["windows"]] == [(0.0, 10.0), (10.0, 12.0)]
     assert sidecar["prior_trained"] is False and "untrained" in sidecar["note"]
     assert sidecar["config"]["mode"] == "continuous" and sidecar["input"] == GOOD[0]
+    decoder = sidecar["decoder"]  # what made the music, and whether its steps were captured
+    assert decoder["name"] == "engine" and decoder["dtype"] == "float32" and decoder["device"] == "cpu"
+    assert decoder["steps_over"] == "all slots" and decoder["graphs"] == []
+    assert decoder["eager"] == "graphs are not used on cpu"
     assert sidecar["licences"]["musicgen"] == {"id": "none (random weights)", "commercial": True,
                                                "source": "built locally with random weights",
                                                "note": "the tiny preset: real architectures at toy size, no "

@@ -129,7 +129,7 @@ def test_a_commercial_signed_run_with_stable_audio(tmp_path, model_cache, ray_se
     styles = {sidecar["input"]: sidecar["style"] for sidecar in sidecars}
     assert styles == {"talk.mp4": "soft strings", "still.mp4": "bright synth pop", "poster.png": "bright synth pop"}
     sidecar = json.loads(next(out.glob("talk.mp4.*.json")).read_text())
-    assert sidecar["decoder"] == "stable-audio" and "musicgen" not in sidecar["models"]
+    assert sidecar["decoder"]["name"] == "stable-audio" and "musicgen" not in sidecar["models"]
     assert sidecar["ending"]["mode"] == "beat" and 1.0 <= 5.0 - sidecar["ending"]["starts_at"] <= 4.0
     assert sidecar["licences"]["stable_audio"]["commercial"] is True
     assert "decoder Stable Audio stable_audio" in sidecar["provenance"]["metadata"][next(iter(

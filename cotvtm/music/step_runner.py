@@ -149,7 +149,7 @@ class StepRunner:
         self.pattern[index] = self._upload(self._rows([pattern for _, pattern in patterns]))
         self.position[index] = self._upload(torch.tensor(lengths))
         self.stream[index] = self._upload(torch.tensor([window.stream for window in windows]))
-        self.active[index] = True
+        self.active.index_fill_(0, index, True)  # a scalar, not a value copied from the host
         self._set_conditioning(self._upload(rows.flatten()), windows)
         seen = max(lengths) - 1  # all but the last prefix token; the next step feeds that one
         if seen > 0:

@@ -1,0 +1,204 @@
+"""The decode engine's device check: everything its GPU readiness rests on, measured in one run.
+
+    bench/gpu_check.sh            # on a machine with a GPU: under 8 minutes
+    bench/gpu_check.sh --cpu      # the same code paths on the CPU at toy size: under 3 minutes
+
+Needs python3 with torch and transformers only (no Ray, ffmpeg, PyAV or index access), run from
+the repository root. Prints the device and versions, then per run (small at 32 slots, small at
+128, large at 16; MusicGen's published shapes with random weights, ``random_models.py``):
+the decoder's dtype, slots, the captured graph buckets or why steps ran eagerly, decoder ms per
+step and x real time for both step widths (``full``: every step over all slots, the default;
+``busy``: over the busy slots' bucket), peak GPU memory, the end-to-end render (EnCodec
+included), and for small at 32 the speed over transformers' ``generate``. Then the checks:
+graph replay against eager steps (same tokens), the engine's logits against transformers' own
+forward, a window's logits alone and beside 7 others (bit-equal with ``full``), and host syncs
+during admission and steps (``torch.cuda.set_sync_debug_mode("error")``; on the CPU, the same
+admission and steps on the meta device, where any read of a value fails).
+"""
+
+import argparse
+import copy
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+from cotvtm.models import decoder_dtype  # noqa: E402
+from cotvtm.music.engine import DecodeEngine, DecodeWindow  # noqa: E402
+from cotvtm.music.musicgen import EngineBackend, MusicGenBackend, MusicRequest, SamplingConfig  # noqa: E402
+from cotvtm.music.reference import compare  # noqa: E402
+from cotvtm.quiet import quiet_transformers  # noqa: E402
+from cotvtm.rng import stream_id  # noqa: E402
+from random_models import musicgen  # noqa: E402
+
+TOP_K = SamplingConfig(guidance_scale=3.0, top_k=250)
+GREEDY = SamplingConfig(guidance_scale=3.0, do_sample=False)
+TEXT = 64  # E_m tokens per window
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def load(size: str, device: str, dtype: torch.dtype):
+    """MusicGen of ``size`` with random weights, its decoder in ``dtype``, T5 and EnCodec in float32."""
+    quiet_transformers()
+    model = musicgen(size, device, torch.float32)
+    model.decoder.to(dtype)
+    if getattr(model, "enc_to_dec_proj", None) is not None:
+        model.enc_to_dec_proj.to(dtype)
+    return model
+
+
+def windows(model, count: int, steps: int, seed: int = 0, prompt: int = 0) -> list[DecodeWindow]:
+    rng = np.random.default_rng(seed)
+    width = model.config.text_encoder.d_model
+    return [DecodeWindow(f"{seed}.{i}", (rng.standard_normal((TEXT, width)) * 0.2).astype(np.float32),
+                         np.ones(TEXT, np.int64), steps, stream_id(seed, f"check {i}", i),
+                         rng.integers(0, 2048, (4, prompt)) if prompt else None) for i in range(count)]
+
+
+def timed(run, device: str, repeats: int) -> float:
+    """Median seconds of ``run()`` after one warm-up run (graph capture included there)."""
+    run()
+    seconds = []
+    for _ in range(repeats):
+        sync(device)
+        started = time.perf_counter()
+        run()
+        sync(device)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def speed(model, size: str, slots: int, seconds: float, args) -> None:
+    """Decoder steps for both widths, the end-to-end render, and generate for small at 32."""
+    steps = int(np.ceil(seconds * 50)) + 4
+    music = slots * (steps - 4) / 50  # seconds of music a run of ``slots`` windows makes
+    work = windows(model, slots, steps)
+    for full in (True, False):
+        engine = DecodeEngine(model, slots, TOP_K, args.device, full=full)
+        took = timed(lambda: engine.run(copy.copy(work)), args.device, args.repeats)
+        print(f"  {'full' if full else 'busy'}: {1000 * took / steps:7.2f} ms/step, {music / took:7.1f}x real time, "
+              f"{engine.runner.capture.describe()}", flush=True)
+    if args.device == "cuda":
+        print(f"  peak GPU memory {torch.cuda.max_memory_allocated() / 2 ** 30:.2f} GiB")
+    else:
+        print(f"  peak memory (the process, CPU) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB")
+    requests = [MusicRequest(w.hidden, w.mask, seconds, w.stream) for w in work]
+    backend = EngineBackend(None, args.device, TOP_K, model=model, slots=slots)
+    took = timed(lambda: backend.render(requests), args.device, 1)
+    print(f"  end to end (engine + EnCodec): {music / took:7.1f}x real time")
+    if size in ("small", "mini") and slots == args.generate_slots:
+        reference = MusicGenBackend(None, args.device, TOP_K, model=model)
+        slow = timed(lambda: reference.render(requests), args.device, 1)
+        print(f"  generate: {music / slow:7.1f}x real time; the engine end to end is {slow / took:.1f}x as fast")
+
+
+def graphs_equal_eager(model, args) -> None:
+    if args.device != "cuda":
+        print("  graph == eager: no CUDA graphs on the CPU (every step ran eagerly)")
+        return
+    work = windows(model, 8, 120, seed=1, prompt=20)
+    codes = [DecodeEngine(model, 8, TOP_K, args.device, graphs=g).run(copy.copy(work)) for g in (True, False)]
+    same = sum(np.array_equal(codes[0][w.id], codes[1][w.id]) for w in work)
+    print(f"  graph == eager: {same}/{len(work)} windows with identical tokens")
+
+
+def against_transformers(model, args) -> None:
+    [window] = windows(model, 1, 150, seed=2, prompt=25)
+    found = compare(model, DecodeEngine(model, 4, GREEDY, args.device), window, GREEDY.guidance_scale)
+    print(f"  logits vs transformers' forward: max |diff| {found['max_abs_diff']:.3g}; greedy choices clear of "
+          f"that rounding: {found['clear']}/{found['choices']}, differing {found['clear_differ']}")
+
+
+@torch.inference_mode()
+def invariance(model, args) -> None:
+    [target] = windows(model, 1, 60, seed=3, prompt=20)
+    for full in (True, False):
+        seen = []
+        for others in (0, 7):
+            engine = DecodeEngine(model, 8, TOP_K, args.device, full=full)
+            if others:
+                engine.admit(*windows(model, others, 200, seed=4, prompt=5))
+                for _ in range(100):  # the others are further on: longer caches
+                    engine.step()
+            [slot] = engine.admit(target)
+            scores = []
+            for _ in range(40):
+                busy = engine.busy
+                shape = engine.runner.bucket(busy[-1] + 1, max(engine.length[s] for s in busy))
+                scores.append(engine.runner.scores(*shape)[slot].cpu())
+                engine.step()
+            seen.append(torch.stack(scores))
+        equal = torch.equal(*seen)
+        print(f"  invariance ({'full' if full else 'busy'}): a window's logits alone and beside 7 others "
+              f"{'bit-equal' if equal else 'differ by up to %.3g' % float((seen[0] - seen[1]).abs().max())}")
+
+
+def host_syncs(model, args) -> None:
+    work = windows(model, 3, 60, seed=5, prompt=12) + windows(model, 3, 60, seed=6)
+    device, where = args.device, model
+    if device != "cuda":
+        device, where = "meta", copy.deepcopy(model).to("meta")
+    engine = DecodeEngine(where, 8, TOP_K, device)
+    engine.admit(work[0])  # caches made and graphs captured before the check
+    for window in work[1:]:
+        engine.submit(window)
+    try:
+        if device == "cuda":
+            torch.cuda.set_sync_debug_mode("error")
+        for _ in range(50):  # admission of the rest, then steps, none finishing
+            engine.advance()
+        verdict = "0"
+    except RuntimeError as exc:
+        verdict = f"found: {str(exc).splitlines()[0]}"
+    finally:
+        if device == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    how = "set_sync_debug_mode('error')" if device == "cuda" else "the meta device, where a read fails"
+    print(f"  host syncs during admission and steps ({how}): {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cpu", action="store_true", help="the same code paths on the CPU, at toy size")
+    args = parser.parse_args()
+    args.device = "cpu" if args.cpu else "cuda"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("gpu_check: no CUDA device here; bench/gpu_check.sh --cpu runs the same code on the CPU")
+    runs = [("mini", 8, 2.0), ("mini", 32, 2.0), ("mini", 4, 2.0)] if args.cpu else \
+        [("small", 32, 10.0), ("small", 128, 10.0), ("large", 16, 10.0)]
+    args.generate_slots, args.repeats = runs[0][1], 1 if args.cpu else 2
+    name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device {name}; python {platform.python_version()}, torch {torch.__version__} "
+          f"(CUDA {torch.version.cuda}), transformers {transformers.__version__}", flush=True)
+    dtype = decoder_dtype("auto", args.device)
+    loaded = {}
+    for size, slots, seconds in runs:
+        if size not in loaded:
+            loaded.clear()  # one model in memory at a time
+            loaded[size] = load(size, args.device, dtype)
+        if args.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        print(f"{size} at {slots} slots, {seconds:g} s windows, decoder {str(dtype).removeprefix('torch.')}:",
+              flush=True)
+        speed(loaded[size], size, slots, seconds, args)
+    model = load(runs[0][0], args.device, dtype)
+    print(f"checks on {runs[0][0]}, decoder {str(dtype).removeprefix('torch.')}:", flush=True)
+    for check in (graphs_equal_eager, against_transformers, invariance, host_syncs):
+        check(model, args)
+
+
+if __name__ == "__main__":
+    main()
