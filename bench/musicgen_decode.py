@@ -99,7 +99,8 @@ def main() -> None:
         seconds, music = timed(backend, work, args.repeats, args.device)
         made = sum(len(m.audio) for m in music) / backend.sample_rate
         speed[label] = made / seconds
-        slots = f", slot occupancy {100 * backend.engine.occupancy:.1f} %" if label == "engine" else ""
+        slots = (f", slot occupancy {100 * backend.engine.occupancy:.1f} %, {backend.engine.runner.capture.describe()}"
+                 if label == "engine" else "")
         print(f"{label:>9}: {seconds:8.2f} s, {1000 * seconds / steps:7.1f} ms/step, {speed[label]:7.1f}x real time, "
               f"peak {peak_gib(args.device):.2f} GiB{slots}")
     print(f"    ratio: the engine makes music {speed['engine'] / speed['generate']:.1f}x as fast as generate")

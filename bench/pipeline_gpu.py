@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-ENGINE = re.compile(r"music    engine: (\d+) steps, (\d+) slot-steps of (\d+) .* in ([\d.]+) s")
+ENGINE = re.compile(r"music    engine: (\d+) steps, (\d+) slot-steps of (\d+) .* in ([\d.]+) s; (.*)")
 
 
 def real_models(folder: Path, size: str) -> dict[str, str]:
@@ -153,6 +153,7 @@ def main() -> None:
         load = stage_load(work / "out", text, res)
         print("stage busy seconds per worker: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(load.items())))
         print(f"limiting stage: {max(load, key=load.get)}")
+        print("music engine: " + "; ".join(sorted({m[4] for m in ENGINE.findall(text)})))  # dtype, graphs or eager
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from cotvtm.music.decoder import StaticDecoder
 from cotvtm.music.engine import DecodeEngine, DecodeWindow
 from cotvtm.music.musicgen import EngineBackend, MusicGenBackend, MusicRequest, SamplingConfig
 from cotvtm.rng import stream_id
@@ -134,3 +135,24 @@ def test_the_engines_logits_match_transformers_own_forward(tiny_refs, dtype, tol
         found = compare(backend.model, DecodeEngine(backend.model, 4, GREEDY), window, GREEDY.guidance_scale)
         assert found["max_abs_diff"] < tolerance, found
         assert found["clear_differ"] == 0 and found["clear"] > 0.9 * found["choices"], found
+
+
+def test_windows_admitted_together_share_one_prefill_and_keep_generates_tokens(tiny_refs, monkeypatch):
+    """With steps over the busy slots only, windows admitted at once are prefilled in one
+    forward (prompts of several lengths, and a window without one): greedy tokens still equal
+    transformers' ``generate``."""
+    reference = MusicGenBackend(tiny_refs.musicgen, sampling=GREEDY)
+    engine = EngineBackend(tiny_refs.musicgen, sampling=GREEDY, slots=4, full=False)
+    rng = np.random.default_rng(11)
+    requests = [MusicRequest(rng.standard_normal((4, 32)).astype(np.float32), np.ones(4, np.int64), 1.5,
+                             stream_id(0, f"p{i}", 0), rng.integers(0, 16, (4, frames)) if frames else None)
+                for i, frames in enumerate((12, 7, 0, 12))]
+    prefills = []
+    forward = StaticDecoder.forward
+    monkeypatch.setattr(StaticDecoder, "forward", lambda self, rows, *args: (
+        prefills.append(len(rows)) if not isinstance(rows, slice) else None, forward(self, rows, *args))[1])
+    got = engine.render(requests)
+    assert prefills == [3 * 2]  # the three prompted windows' two rows each, in one forward
+    for request, have in zip(requests, got):
+        [want] = reference.render([request])
+        assert np.array_equal(want.codes, have.codes)

@@ -62,11 +62,10 @@ class DecodeEngine:
     def admit(self, *windows: DecodeWindow) -> list[int]:
         """Put ``windows`` into the lowest free slots and prefill their prompts together (one
         at a time with ``full``); returns their slots."""
-        for window in windows:
-            if not self.runner.fits(window):
-                if self.busy:
-                    raise RuntimeError("the engine must be idle to grow its caches for a longer window")
-                self.runner.grow(window)
+        if not all(self.runner.fits(window) for window in windows):
+            if self.busy:
+                raise RuntimeError("the engine must be idle to grow its caches for a longer window")
+            self.runner.grow(*windows)  # once, for the longest
         free = [s for s, w in enumerate(self.windows) if w is None][: len(windows)]
         if len(free) < len(windows):
             raise RuntimeError(f"{len(windows)} windows for {len(free)} free slots")
@@ -116,11 +115,9 @@ class DecodeEngine:
     def advance(self) -> list[tuple[Hashable, np.ndarray]]:
         """Admit waiting windows into free slots, then one step; the windows that finished.
         A window longer than the caches waits until the engine is idle, which grows them."""
-        free, admitted = self.windows.count(None), []
-        while self.waiting and len(admitted) < free:
-            if not (self.runner.fits(self.waiting[0]) or not (self.busy or admitted)):
-                break
-            admitted.append(self.waiting.popleft())
+        free, admitted, idle = self.windows.count(None), [], not self.busy
+        while self.waiting and len(admitted) < free and (idle or self.runner.fits(self.waiting[0])):
+            admitted.append(self.waiting.popleft())  # an idle engine grows its caches for all of them
         if admitted:
             self.admit(*admitted)
         return self.step()

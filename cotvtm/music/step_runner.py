@@ -111,11 +111,11 @@ class StepRunner:
                 and window.hidden.shape[0] <= self.cache.text)
 
     @torch.inference_mode()
-    def grow(self, window: DecodeWindow) -> None:
-        """Caches (and graphs) sized for ``window`` and what came before; only while no slot is busy."""
+    def grow(self, *windows: DecodeWindow) -> None:
+        """Caches (and graphs) sized for ``windows`` and what came before; only while no slot is busy."""
         old = self.cache
-        positions = _round_up(max(window.positions, old.positions if old else 0))
-        text = max(window.hidden.shape[0], old.text if old else 0)
+        positions = _round_up(max(*(w.positions for w in windows), old.positions if old else 0))
+        text = max(*(w.hidden.shape[0] for w in windows), old.text if old else 0)
         self.cache, self.graphs = None, {}  # the old caches go before the new ones are made
         self.cache = StaticDecoder(self.model, self.slots * self.rows_per_slot, positions, text, self.device)
         shape = (self.slots, self.num_codebooks, positions)
