@@ -8,7 +8,8 @@ the repository root. Prints the device and versions, then per run (small at 32 s
 128, large at 16; MusicGen's published shapes with random weights, ``random_models.py``):
 the decoder's dtype, slots, the captured graph buckets or why steps ran eagerly, decoder ms per
 step and x real time for both step widths (``full``: every step over all slots, the default;
-``busy``: over the busy slots' bucket), peak GPU memory, the end-to-end render (EnCodec
+``busy``: over the busy slots' bucket) and what ``full`` costs when windows of mixed lengths
+leave the engine partly empty, peak GPU memory, the end-to-end render (EnCodec
 included), and for small at 32 the speed over transformers' ``generate``. Then the checks:
 graph replay against eager steps (same tokens), the engine's logits against transformers' own
 forward, a window's logits alone and beside 7 others (bit-equal with ``full``), and host syncs
@@ -95,6 +96,14 @@ def speed(model, size: str, slots: int, seconds: float, args) -> None:
         print(f"  peak GPU memory {torch.cuda.max_memory_allocated() / 2 ** 30:.2f} GiB")
     else:
         print(f"  peak memory (the process, CPU) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB")
+    mixed = [DecodeWindow(w.id, w.hidden, w.mask, steps // 2 + (n * steps) // (2 * slots), w.stream)
+             for n, w in enumerate(work)]  # half to all of the steps: the engine empties as they end
+    took = {}
+    for full in (True, False):
+        engine = DecodeEngine(model, slots, TOP_K, args.device, full=full)
+        took[full] = timed(lambda: engine.run(copy.copy(mixed)), args.device, args.repeats)
+    print(f"  cost of full on windows of mixed lengths ({100 * engine.occupancy:.0f} % occupancy): "
+          f"{took[True] / took[False]:.2f}x busy's time")
     requests = [MusicRequest(w.hidden, w.mask, seconds, w.stream) for w in work]
     backend = EngineBackend(None, args.device, TOP_K, model=model, slots=slots)
     took = timed(lambda: backend.render(requests), args.device, 1)

@@ -295,7 +295,7 @@ def load_stable_audio(ref: str, device: str = "cpu", dtype=None):
     return pipeline.to(device)
 
 
-def decoder_dtype(name: str, device: str) -> "torch.dtype":
+def decoder_dtype(name: str, device: str):
     """The dtype ``--decoder-dtype`` names; ``auto``: float16 on a GPU (the precision MusicGen
     was trained in under autocast, half the bytes per step of float32, and tensor cores; more
     mantissa than bfloat16), float32 on the CPU (where half precision saves no time)."""
