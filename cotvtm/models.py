@@ -295,13 +295,14 @@ def load_stable_audio(ref: str, device: str = "cpu", dtype=None):
     return pipeline.to(device)
 
 
+DECODER_DTYPES = ("auto", "float32", "float16", "bfloat16")  # MusicGen's decoder precision (--decoder-dtype)
+
+
 def decoder_dtype(name: str, device: str):
     """The dtype ``--decoder-dtype`` names; ``auto``: float16 on a GPU (the precision MusicGen
     was trained in under autocast, half the bytes per step of float32, and tensor cores; more
     mantissa than bfloat16), float32 on the CPU (where half precision saves no time)."""
     import torch
-
-    from cotvtm.settings import DECODER_DTYPES
 
     if name not in DECODER_DTYPES:
         raise ValueError(f"unknown decoder dtype {name!r}; choose one of {DECODER_DTYPES}")

@@ -6,7 +6,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from cotvtm.models import PRESET_NAMES
+from cotvtm.models import DECODER_DTYPES, PRESET_NAMES
 from cotvtm.music.ending import ENDINGS
 from cotvtm.options import Checked, at_least, positive, setting, split
 from cotvtm.video.limits import MAX_DURATION_S
@@ -14,7 +14,6 @@ from cotvtm.video.limits import MAX_DURATION_S
 MODES = ("continuous", "independent")  # how windows of one video follow each other (music/compose.py)
 MUSICGEN_DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
 DECODERS = (*MUSICGEN_DECODERS, "stable-audio")  # the Music stage's decoders (music/requests.py)
-DECODER_DTYPES = ("auto", "float32", "float16", "bfloat16")  # MusicGen's decoder precision (models.decoder_dtype)
 ENGINE_WIDTHS = ("full", "busy")  # what a decode engine step runs over (music/step_runner.py)
 WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.py)
 READERS = ("pyav", "decord")  # how frames are decoded (video/frames.py)
