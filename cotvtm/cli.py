@@ -59,6 +59,15 @@ def _build_tiny(a: argparse.Namespace) -> int:
     return 0
 
 
+def _bank(a: argparse.Namespace) -> int:
+    from cotvtm.prior.bank import from_labels, from_scenes, write_bank
+
+    entries = from_scenes(a.scenes) if a.labels is None else from_labels(a.labels)
+    print(f"cotvtm bank: {len(entries)} entries in {write_bank(entries, a.output)}; use it with "
+          f"`cotvtm soundtrack IN OUT --bank {a.output}`")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cotvtm", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -79,6 +88,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cache-dir", type=Path, default=None)
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=_build_tiny)
+    k = sub.add_parser("bank", help="build a retrieval bank (captions and music descriptions) from a labels folder")
+    k.add_argument("output", help="the bank file to write (JSON Lines)")
+    source = k.add_mutually_exclusive_group(required=True)
+    source.add_argument("--labels", help="a labels folder from `cotvtm label` (its labelled records)")
+    source.add_argument("--scenes", type=int, help="instead: this many scenes of the paper's templates, labelled by "
+                                                   "the offline teacher (how the shipped bank is made)")
+    k.set_defaults(func=_bank)
     from cotvtm.eval.cli import add_subcommand as add_evaluate
     from cotvtm.teacher.cli import add_subcommand as add_label
     from cotvtm.training.cli import add_distill, add_embed

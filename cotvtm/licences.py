@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cotvtm.errors import CotvtmError
-from cotvtm.models import ModelRefs, option_of
+from cotvtm.models import RETRIEVAL as RETRIEVAL_PRIOR, ModelRefs, option_of
+from cotvtm.prior.bank import SHIPPED
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,25 @@ def licences(refs: ModelRefs) -> dict[str, Licence]:
     return {name: of(ref) for name, ref in refs.used().items()}
 
 
+RETRIEVAL = Licence("none (no weights)", True, "the retrieval prior: a bank's texts through the run's CLIP and T5",
+                    "retrieval holds no weights of its own; the bank's licence is listed beside it")
+SHIPPED_BANK = Licence("own (cotvtm's scene bank)", True, "scene texts made from the paper's scene templates and "
+                       "labelled by cotvtm's offline teacher (rules, no LLM)", "texts only")
+
+
 def of(ref: str | None) -> Licence:
-    """The licence of one reference: a local folder, a hub id, or None (the untrained prior)."""
+    """The licence of one reference: a local folder, a bank file, a hub id, the retrieval prior,
+    or None (the untrained prior)."""
     if ref is None:
         return UNTRAINED
+    if ref == RETRIEVAL_PRIOR:
+        return RETRIEVAL
     path = Path(ref)
+    if path.is_file():
+        if path.resolve() == SHIPPED.resolve():
+            return SHIPPED_BANK
+        return Licence("own (your bank)", True, f"a bank file ({path})", "captions and music descriptions your "
+                       "teacher wrote: the terms of that teacher (an LLM's, for its outputs) apply to them")
     if path.is_dir():
         return _local(path)
     if ref in HUB or _META_MUSICGEN.fullmatch(ref):

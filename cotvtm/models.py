@@ -26,8 +26,9 @@ class ModelRefs:
     t5: str
     musicgen: str
     rationale: str
-    prior: str | None  # None: an untrained prior sized from the other models
+    prior: str | None  # a distilled prior's folder; RETRIEVAL; None: an untrained prior sized from the other models
     stable_audio: str | None = None  # set with --decoder stable-audio, when musicgen is None
+    bank: str | None = None  # with the retrieval prior: its bank file (prior/bank.py)
 
     def fingerprint(self) -> str:
         """A short hash of the references and, for local dirs, their contents. A decoder the run
@@ -36,8 +37,10 @@ class ModelRefs:
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
     def used(self) -> dict[str, str | None]:
-        """component -> reference, for the components this run loads (the prior always)."""
-        return {name: ref for name, ref in asdict(self).items() if ref is not None or name == "prior"}
+        """component -> reference, for the components this run loads (the prior always; the
+        rationale encoder only for a prior's sizes, so not with retrieval)."""
+        return {name: ref for name, ref in asdict(self).items()
+                if (ref is not None or name == "prior") and not (name == "rationale" and self.prior == RETRIEVAL)}
 
 
 PRESETS = {
@@ -57,6 +60,7 @@ PRESETS = {
     ),
 }
 
+RETRIEVAL, UNTRAINED = "retrieval", "untrained"  # --prior's two names; anything else is a folder
 PRESET_NAMES = ("tiny", *PRESETS)  # tiny is built locally (cotvtm/tiny.py), the others load by hub id
 # The decoder of every hub preset with --decoder stable-audio: its T5-base text encoder is the one
 # MusicGen's E_m comes from, and its licence allows commercial use (see cotvtm/licences.py).
@@ -73,6 +77,7 @@ def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, 
     ``stable-audio`` the music comes from ``stable_audio`` and ``musicgen`` is None (not loaded).
     """
     given = {name: _given(name, ref) for name, ref in overrides.items() if ref}
+    given.update(_conditioning(given))
     stable = decoder == "stable-audio"
     wrong = "musicgen" if stable else "stable_audio"
     if wrong in given:
@@ -89,7 +94,7 @@ def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, 
         refs = replace(PRESETS[preset], stable_audio=STABLE_AUDIO if stable else None)
     else:
         raise ModelError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}")
-    refs = replace(refs, **given, **({"musicgen": None} if stable else {}))
+    refs = replace(refs, **{"bank": None, "prior": None, **given}, **({"musicgen": None} if stable else {}))
     cache = Path(cache_dir or DEFAULT_CACHE) / "s3"
     return ModelRefs(**{f.name: _checked(f.name, getattr(refs, f.name), f.name in given, preset, cache, endpoint_url)
                         for f in fields(ModelRefs)})
@@ -161,25 +166,41 @@ def check_ref(option: str, ref: str, component: str) -> None:
         raise ModelRefError(option, ref, "no weights (*.safetensors or *.bin) in this directory")
 
 
+def _conditioning(given: dict) -> dict:
+    """``prior`` and ``bank`` as the run uses them: without ``--prior``, the retrieval prior over
+    the shipped bank; ``--prior untrained``: None (an untrained prior); ``--bank`` only with retrieval."""
+    from cotvtm.prior.bank import SHIPPED
+
+    prior = given.get("prior", RETRIEVAL)
+    if "bank" in given and prior != RETRIEVAL:
+        raise ModelRefError("--bank", given["bank"], "a bank is only used with the retrieval prior (--prior "
+                                                     f"{RETRIEVAL}, the default), not with --prior {prior}")
+    if prior == UNTRAINED:
+        return {"prior": None}
+    return {"prior": prior, "bank": given.get("bank", str(SHIPPED))} if prior == RETRIEVAL else {}
+
+
 def _given(name: str, ref) -> str:
     """An override as the user wrote it, ``~`` expanded; an existing path made absolute. A path
     that does not exist fails here, before the tiny preset is built or anything fetched."""
     ref = str(ref)
-    if ref.startswith("s3://"):
+    if ref.startswith("s3://") or (name == "prior" and ref in (RETRIEVAL, UNTRAINED)):
         return ref
     path = Path(ref).expanduser()
     if path.exists():
         return str(path.absolute())
-    if name == "prior" or not looks_like_hub_id(ref):
+    if name in ("prior", "bank") or not looks_like_hub_id(ref):
         raise ModelRefError(option_of(name), ref, _why_missing(ref, name))
     return ref
 
 
 def _checked(name: str, ref: str | None, given: bool, preset: str, cache: Path, endpoint_url: str | None):
     """``ref`` fetched when it is an ``s3://`` prefix, then checked (``check_ref``)."""
-    if ref is None:
-        return None
+    if ref is None or (name == "prior" and ref == RETRIEVAL):
+        return ref
     option = option_of(name) if given else f"{name} (preset {preset})"
+    if name == "bank":
+        return _checked_bank(option, ref, cache, endpoint_url)
     local = _fetched(option, ref, cache, endpoint_url)
     if local == ref and not Path(ref).is_absolute() and looks_like_hub_id(ref):
         return ref  # a hub id: loaded where it is used
@@ -190,6 +211,28 @@ def _checked(name: str, ref: str | None, given: bool, preset: str, cache: Path, 
             raise
         raise ModelRefError(option, ref, f"{exc.reason} (fetched to {local})") from None
     return local
+
+
+def _checked_bank(option: str, ref: str, cache: Path, endpoint_url: str | None) -> str:
+    """A bank file, local or ``s3://`` (copied into the cache under its content's hash), read
+    and checked entry by entry."""
+    from cotvtm.prior.bank import BankError, read_bank
+    from cotvtm.storage import StorageError, read_file
+
+    if ref.startswith("s3://"):
+        try:
+            data = read_file(ref, endpoint_url)
+        except StorageError as exc:
+            raise ModelRefError(option, ref, exc.reason) from None
+        local = cache / "banks" / f"{hashlib.sha256(data).hexdigest()[:16]}.jsonl"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(data)
+        ref = str(local)
+    try:
+        read_bank(ref)
+    except BankError as exc:
+        raise ModelRefError(option, ref, exc.reason) from None
+    return ref
 
 
 def _fetched(option: str, ref: str, cache: Path, endpoint_url: str | None) -> str:
@@ -208,7 +251,10 @@ def _why_missing(ref: str, component: str) -> str:
     if "://" in ref:
         return "unsupported location (a model is a local directory, an s3:// prefix or a hub id owner/name)"
     if component == "prior":
-        return "no such directory (a prior is the folder `cotvtm distill` writes, or an s3:// prefix)"
+        return (f"no such directory (a prior is the folder `cotvtm distill` writes, an s3:// prefix, {RETRIEVAL} "
+                f"or {UNTRAINED})")
+    if component == "bank":
+        return "no such file (a bank is a file `cotvtm bank` writes, or an s3:// URI)"
     return "no such directory (and not a hub id, which looks like owner/name)"
 
 
@@ -232,7 +278,9 @@ def _config(option: str, path: Path) -> dict:
 
 
 def _describe(ref: str | None) -> str | None:
-    """Local directories are identified by their content, hub ids by name."""
+    """Local directories and files are identified by their content, hub ids by name."""
+    if ref is not None and Path(ref).is_file():
+        return f"{Path(ref).name}:{hashlib.sha256(Path(ref).read_bytes()).hexdigest()[:16]}"
     if ref is None or not Path(ref).is_dir():
         return ref
     digest, root = hashlib.sha256(), Path(ref)
@@ -325,13 +373,14 @@ def load_musicgen(ref: str, device: str = "cpu", dtype: str = "float32"):
     return model, _load(AutoProcessor, ref, "MusicGen processor")
 
 
-def embedding_dims(refs: ModelRefs) -> dict:
-    """The sizes of E_v, E_m and E_r, from the encoders' configs: what a prior must match."""
+def embedding_dims(refs: ModelRefs, rationale: bool = True) -> dict:
+    """The sizes of E_v, E_m and E_r, from the encoders' configs: what a prior must match. Without
+    ``rationale`` E_r's is None (retrieval needs no rationale encoder, which may be gated)."""
     from transformers import AutoConfig
 
+    rationale = AutoConfig.from_pretrained(refs.rationale).hidden_size if rationale else None
     return {"clip_dim": AutoConfig.from_pretrained(refs.clip).projection_dim,
-            "music_dim": AutoConfig.from_pretrained(refs.t5).d_model,
-            "rationale_dim": AutoConfig.from_pretrained(refs.rationale).hidden_size}
+            "music_dim": AutoConfig.from_pretrained(refs.t5).d_model, "rationale_dim": rationale}
 
 
 def load_prior(ref: str | None, clip_dim: int, music_dim: int, rationale_dim: int):

@@ -39,7 +39,11 @@ class ModelChoice(Checked):
                                                                  "Audio pipeline; " + _REF)
     rationale: str | None = setting(None, metavar="REF", help=_REF)
     prior: str | None = setting(None, metavar="DIR", help="a prior from `cotvtm distill` (a local directory or an "
-                                                          "s3:// prefix); default: untrained")
+                                                          "s3:// prefix), retrieval (the default: each window "
+                                                          "conditioned on the music description of the bank caption "
+                                                          "nearest its frames, no training) or untrained")
+    bank: str | None = setting(None, metavar="FILE", help="with the retrieval prior: a bank from `cotvtm bank` (a "
+                                                          "local file or s3:// URI); default: the shipped scene bank")
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,9 @@ class SoundtrackConfig(Checked):
                               help="continuous mode: the last seconds of the track that prompt the next window")
     crossfade_s: float = setting(0.25, flag="--crossfade-seconds", check=(lambda v: v >= 0, _CROSSFADE),
                                  help="the crossfade joining one window's music to the next")
+    retrieval_k: int = setting(1, check=at_least(1),
+                               help="with the retrieval prior: draw each window's caption among this many nearest, "
+                                    "weighted by similarity (default 1: the nearest)")
     guidance_scale: float = setting(3.0, help="MusicGen's classifier-free guidance (1 or less: none)")
     top_k: int = setting(250, help="tokens sampled from (0: all)", check=(lambda v: v >= 0, "--top-k must not be "
                                                                                              "negative"))
@@ -158,7 +165,7 @@ class SoundtrackConfig(Checked):
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-_ADDED = ("decoder_dtype", "stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")
+_ADDED = ("retrieval_k", "decoder_dtype", "stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")
 # What each added setting was before it existed: --ending cut is how every track ended.
 _DEFAULTS = {**{f.name: f.default for f in fields(SoundtrackConfig)}, "ending": "cut"}
 

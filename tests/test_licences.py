@@ -32,7 +32,7 @@ def test_the_fast_preset_with_stable_audio_is_cleared_for_commercial_use(tmp_pat
     refs = models.resolve("fast", cache_dir=tmp_path, decoder="stable-audio")
     assert (refs.musicgen, refs.stable_audio) == (None, models.STABLE_AUDIO)
     found = licences.licences(refs)
-    assert set(found) == {"clip", "t5", "rationale", "prior", "stable_audio"}
+    assert set(found) == {"clip", "t5", "prior", "bank", "stable_audio"}  # retrieval: no rationale encoder
     assert found["stable_audio"].commercial is True and "US$1M" in found["stable_audio"].note
     licences.check_commercial(refs, "fast", found=found)  # does not raise
     assert refs.fingerprint() != models.resolve("fast", cache_dir=tmp_path).fingerprint()

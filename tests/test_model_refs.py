@@ -71,6 +71,11 @@ def test_a_hub_id_passes_the_check_and_fails_in_one_line_where_it_is_read(tiny_r
         models.resolve("tiny", cache_dir=model_cache, prior="owner/prior")  # a prior has no hub form
 
 
+def _tiny_prior(tiny_refs) -> str:
+    """The untrained prior the tiny preset builds beside its models (its default is retrieval)."""
+    return str(Path(tiny_refs.clip).parent / "prior")
+
+
 def _copy(src: str, dst: Path, **config) -> Path:
     shutil.copytree(src, dst)
     if config:
@@ -87,7 +92,7 @@ def test_a_directory_must_hold_what_its_loader_needs(tiny_refs, model_cache, tmp
     cases = {
         "musicgen": (no_weights, "no weights"),
         "clip": (broken, "config.json is not valid JSON"),
-        "t5": (Path(tiny_refs.prior), "model_type 'cotvtm-prior', not a t5 model"),
+        "t5": (_tiny_prior(tiny_refs), "model_type 'cotvtm-prior', not a t5 model"),
         "prior": (Path(tiny_refs.clip), "model_type 'clip', not a cotvtm prior"),
     }
     for option, (ref, reason) in cases.items():
@@ -104,7 +109,7 @@ def test_an_s3_model_reference_is_checked_after_it_is_fetched(s3_env, tiny_refs,
     with pytest.raises(ModelRefError, match=f"^--prior s3://{bucket}/none/: no model files"):
         models.resolve("tiny", cache_dir=model_cache, prior=f"s3://{bucket}/none/")
     store = open_store(f"s3://{bucket}/half/")
-    store.put_bytes("config.json", Path(tiny_refs.prior, "config.json").read_bytes())  # no weights
+    store.put_bytes("config.json", Path(_tiny_prior(tiny_refs), "config.json").read_bytes())  # no weights
     with pytest.raises(ModelRefError, match=f"^--prior s3://{bucket}/half/: no model.safetensors.*fetched to"):
         models.resolve("tiny", cache_dir=model_cache, prior=f"s3://{bucket}/half/")
 
@@ -113,7 +118,7 @@ def test_a_prior_that_fails_in_its_actors_stops_the_run_once(tiny_refs, model_ca
                                                              ray_session):
     """Valid JSON of the right model type, but weights that do not fit it: only the Prior actors
     find out. The run stops with one line and exit 2, and no input is blamed for it."""
-    bad = _copy(tiny_refs.prior, tmp_path / "prior", diff_width=96)
+    bad = _copy(_tiny_prior(tiny_refs), tmp_path / "prior", diff_width=96)
     out = tmp_path / "out"
     code = cli.main(["soundtrack", str(one_video), str(out), "--cache-dir", str(model_cache), "--prior", str(bad)])
     said = capsys.readouterr()

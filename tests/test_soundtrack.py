@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 
+from cotvtm.prior.bank import SHIPPED, read_bank
 from cotvtm.settings import ModelChoice, Resources, SoundtrackConfig
 from cotvtm.pipelines.runner import Where, run
 from cotvtm.video.samples import make_audio, make_video
@@ -117,13 +118,20 @@ def test_video_stream_is_copied_and_music_fills_the_video(cli_run, library, key)
     assert len([s for s in dst["streams"] if s["codec_type"] == "audio"]) == 1  # the original audio is replaced
 
 
-def test_sidecar_records_windows_models_and_untrained_prior(cli_run):
+def test_sidecar_records_windows_models_and_the_retrieval_prior(cli_run):
     _, out = cli_run
     row = next(r for r in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())
                if r["key"] == GOOD[0])
     sidecar = json.loads(Path(row["sidecar"]).read_text())
     assert [(w["start"], w["end"]) for w in sidecar["windows"]] == [(0.0, 10.0), (10.0, 12.0)]
-    assert sidecar["prior_trained"] is False and "untrained" in sidecar["note"]
+    assert sidecar["prior_trained"] is False and sidecar["note"] is None  # no prior given: retrieval
+    assert sidecar["conditioning"] == "retrieval (the bank scene_bank.jsonl)"
+    captions = {entry.caption for entry in read_bank(SHIPPED)}
+    for window in sidecar["windows"]:  # each window says which caption of the shipped bank it took
+        [chosen] = [said for said in window["explanations"] if said["chosen"]]
+        assert chosen["caption"] in captions and chosen == window["explanations"][0]
+    assert sidecar["licences"]["prior"]["id"] == "none (no weights)"
+    assert sidecar["licences"]["bank"]["id"] == "own (cotvtm's scene bank)"
     assert sidecar["config"]["mode"] == "continuous" and sidecar["input"] == GOOD[0]
     decoder = sidecar["decoder"]  # what made the music, and whether its steps were captured
     assert decoder["name"] == "engine" and decoder["dtype"] == "float32" and decoder["device"] == "cpu"

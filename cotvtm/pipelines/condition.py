@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cotvtm.errors import MediaError
+from cotvtm.models import RETRIEVAL
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Segment, Source
 from cotvtm.pipelines.progress import Plan
@@ -25,6 +26,8 @@ from cotvtm.storage import StorageError
 from cotvtm.storage.pin import Pinned
 from cotvtm.storage.scratch import Scratch
 from cotvtm.video import media
+
+RETRIEVAL_TOKENS = 64  # T5 tokens of a retrieved description (longer ones are cut, as in distillation)
 
 
 class Decode(Stage):
@@ -130,46 +133,74 @@ class Embed(_ModelStage):
 
 
 class Prior(_ModelStage):
-    """Sample E_m for a batch of segments and save each segment's conditioning."""
+    """E_m for a batch of segments, from the distilled prior or by retrieval; each segment's
+    conditioning saved."""
 
     name = "prior"
     takes = Segment
 
     def __init__(self, ctx: RunContext):
-        from cotvtm.models import load_prior
-        from cotvtm.prior.explain import ExplanationIndex
-
         use_threads(ctx.res.model_cpus)
-        self.prior = load_prior(ctx.refs.prior, **ctx.facts.dims).to(ctx.res.device)
-        self.explain = ExplanationIndex.load(ctx.refs.prior)
         self.ctx, self.cfg, self.device = ctx, ctx.cfg, ctx.res.device
+        self.retrieval = _retrieval(ctx) if ctx.refs.prior == RETRIEVAL else None
+        if self.retrieval is None:
+            from cotvtm.models import load_prior
+            from cotvtm.prior.explain import ExplanationIndex
+
+            self.prior = load_prior(ctx.refs.prior, **ctx.facts.dims).to(ctx.res.device)
+            self.explain = ExplanationIndex.load(ctx.refs.prior)
 
     def run(self, segments: list[Segment]):
         started = time.perf_counter()
-        e_v = torch.as_tensor(np.concatenate([s.e_v for s in segments]), dtype=torch.float32, device=self.device)
-        # one noise stream per window: its E_m does not depend on the segments it is batched with
-        noise = CounterNoise([stream_id(self.cfg.seed, s.key, w.index, "prior") for s in segments for w in s.windows])
-        on_gpu = str(self.device).startswith("cuda")  # a GPU: the sampler in bfloat16
-        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16) if on_gpu else nullcontext():
-            e_m, mask = self.prior.sample(e_v, steps=self.cfg.prior_steps, method=self.cfg.prior_sampler,
-                                          guidance_scale=self.cfg.prior_guidance, generator=noise)
-        e_m, mask = e_m.float().cpu().numpy(), mask.cpu().numpy()
+        e_v = np.concatenate([s.e_v for s in segments])
+        # one stream per window: its E_m does not depend on the segments it is batched with
+        purpose = "prior" if self.retrieval is None else "retrieval"
+        streams = [stream_id(self.cfg.seed, s.key, w.index, purpose) for s in segments for w in s.windows]
+        if self.retrieval is None:
+            e_m, mask = self._sample(e_v, streams)
+            explanations = self.explain.nearest(e_m, mask) if self.explain is not None else [[] for _ in streams]
+        else:
+            e_m, mask, explanations = self.retrieval.sample(e_v, streams)
         offset, share = 0, (time.perf_counter() - started) / len(segments)
         for segment in segments:
             segment.seconds[self.name] = share
             count = len(segment.e_v)
-            self.save(segment, e_m[offset: offset + count], mask[offset: offset + count])
+            window = slice(offset, offset + count)
+            self.save(segment, e_m[window], mask[window], explanations[window] if self._explained else [])
             offset += count
         yield segments
 
-    def save(self, segment: Segment, e_m: np.ndarray, mask: np.ndarray) -> None:
-        explanations = self.explain.nearest(e_m, mask) if self.explain is not None else []
+    @property
+    def _explained(self) -> bool:
+        return self.retrieval is not None or self.explain is not None
+
+    def _sample(self, e_v: np.ndarray, streams: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        e_v = torch.as_tensor(e_v, dtype=torch.float32, device=self.device)
+        on_gpu = str(self.device).startswith("cuda")  # a GPU: the sampler in bfloat16
+        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16) if on_gpu else nullcontext():
+            e_m, mask = self.prior.sample(e_v, steps=self.cfg.prior_steps, method=self.cfg.prior_sampler,
+                                          guidance_scale=self.cfg.prior_guidance, generator=CounterNoise(streams))
+        return e_m.float().cpu().numpy(), mask.cpu().numpy()
+
+    def save(self, segment: Segment, e_m: np.ndarray, mask: np.ndarray, explanations: list) -> None:
         meta = {"explanations": explanations, "seconds": segment.seconds}
         try:
             self.ctx.video(segment.key).save_conditioning(segment.index, e_m, mask, meta)
         except StorageError as exc:
             segment.fail(self.name, exc.reason)
         segment.e_v = None
+
+
+def _retrieval(ctx: RunContext):
+    """The retrieval prior over the run's bank, with the run's CLIP (its text tower) and T5."""
+    from cotvtm.encoders.clip import ClipEncoder
+    from cotvtm.encoders.music_text import MusicTextEncoder
+    from cotvtm.prior.retrieval import RetrievalPrior
+
+    half = torch.float16 if ctx.res.device.startswith("cuda") else None  # as the Embed stage's CLIP
+    clip = ClipEncoder(ctx.refs.clip, ctx.res.device, dtype=half)
+    t5 = MusicTextEncoder(ctx.refs.t5, RETRIEVAL_TOKENS, ctx.res.device)
+    return RetrievalPrior(list(ctx.bank), clip, t5, k=ctx.cfg.retrieval_k)
 
 
 def conditioning(ctx: RunContext, sources: list[Source]):

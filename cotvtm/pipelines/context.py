@@ -49,6 +49,7 @@ class ModelFacts:
     dims: dict  # clip_dim, music_dim, rationale_dim
     short_side: int
     prior_trained: bool
+    conditioning: str = ""  # what conditions the music, in words (runner._conditioning)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class RunContext:
     digest: str  # the config digest: part of every output name
     sidecar: dict = field(default_factory=dict)  # fields every sidecar shares
     signing: SigningFiles | None = None  # with --sign-cert/--sign-key: the Mux stage signs every output
+    bank: tuple = ()  # with the retrieval prior: the bank's entries (prior/bank.py), read by the driver
 
     @cached_property
     def progress(self) -> Store:

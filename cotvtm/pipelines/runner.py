@@ -17,6 +17,7 @@ from cotvtm.pipelines.context import ModelFacts, RunContext, Where
 from cotvtm.pipelines.inputs import survey
 from cotvtm.pipelines.job import Outcome, Source, VideoJob
 from cotvtm.pipelines.progress import PROGRESS_DIR, Done, VideoProgress, scan, video_id
+from cotvtm.prior.bank import read_bank
 from cotvtm.report import write_report
 from cotvtm.stage import records
 from cotvtm.storage import Store, open_store
@@ -38,13 +39,14 @@ class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     licences: dict = field(default_factory=dict)  # component -> licences.Licence
+    conditioning: str = ""  # what conditioned the music (ModelFacts.conditioning)
 
     def line(self) -> str:
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.ignored_reasons.items()))
         uncleared = licences.summary(self.licences)
         return (f"cotvtm: {self.ok} succeeded, {self.failed} failed, {self.skipped} skipped, {self.ignored} ignored"
                 f"{f' ({reasons})' if reasons else ''}; {self.throughput()}; outputs in {self.output};"
-                f" manifest {self.manifest}"
+                f" manifest {self.manifest}{f'; conditioning: {self.conditioning}' if self.conditioning else ''}"
                 f"{f'; made with weights not cleared for commercial use: {uncleared}' if uncleared else ''}")
 
     @property
@@ -72,7 +74,15 @@ def _model_facts(refs: models.ModelRefs) -> ModelFacts:
     trained = False
     if refs.prior and (Path(refs.prior) / "config.json").exists():
         trained = bool(json.loads((Path(refs.prior) / "config.json").read_text()).get("trained", False))
-    return ModelFacts(models.embedding_dims(refs), short_side, trained)
+    dims = models.embedding_dims(refs, rationale=refs.prior != models.RETRIEVAL)
+    return ModelFacts(dims, short_side, trained, _conditioning(refs, trained))
+
+
+def _conditioning(refs: models.ModelRefs, trained: bool) -> str:
+    """What conditions the music, in words for the summary line and the sidecars."""
+    if refs.prior == models.RETRIEVAL:
+        return f"retrieval (the bank {Path(refs.bank).name})"
+    return "a distilled prior" if trained else "an untrained prior (random weights)"
 
 
 def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=print) -> Summary:
@@ -98,14 +108,14 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
         facts = _model_facts(refs)
     except (OSError, ValueError) as exc:
         hub = ", ".join(f"{models.option_of(name)} {ref}" for name, ref in refs.used().items()
-                        if ref and not Path(ref).is_absolute())
+                        if ref and not Path(ref).is_absolute() and models.looks_like_hub_id(ref))
         raise ModelError(f"cannot read the configuration of {hub or 'the models'}: {one_line(exc)}") from None
     digest = cfg.digest(refs.fingerprint(), styles_digest(styles) if cfg.styles else None)
     inputs = survey(where.source, where.endpoint_url, where.include_hidden)
     src, keys = inputs.store, inputs.keys
     out = open_store(where.dest, where.endpoint_url)
     summary = Summary(output=out.uri(), manifest=out.uri(MANIFEST), ignored_reasons=dict(inputs.counts()),
-                      licences=found)
+                      licences=found, conditioning=facts.conditioning)
     say = _Say(summary, out, uuid.uuid4().hex[:12], echo)
     say.ignored(inputs.ignored)
     jobs = _todo(keys, out, digest, cfg, say)
@@ -119,7 +129,8 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
                  f"{', '.join(printable(k) for k in unknown[:5])}{', ...' if len(unknown) > 5 else ''}")
     if jobs:
         shared = _sidecar_fields(refs, cfg, facts, digest, say)
-        ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing())
+        bank = tuple(read_bank(refs.bank)) if refs.bank else ()  # read once here: actors may be on other nodes
+        ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing(), bank=bank)
         _stream(ctx, jobs, say)
     try:  # a report that cannot be written must not hide a finished batch
         rows = [o.row() for o in summary.outcomes]
@@ -181,8 +192,10 @@ def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str,
     return {"cotvtm": __version__, "run_id": say.run_id, "config_digest": digest, "config": asdict(cfg),
             "models": refs.used(),
             "licences": {name: lic.record() for name, lic in found.items()}, "prior_trained": trained,
-            "note": None if trained else "the prior is untrained (random weights): the music does not yet "
-                                         "reflect the video; train one with the distillation job"}
+            "conditioning": facts.conditioning,  # retrieval, a distilled prior or an untrained one
+            "note": None if trained or refs.prior == models.RETRIEVAL else
+            "the prior is untrained (random weights): the music does not yet reflect the video; train one with "
+            "the distillation job, or use the retrieval prior (the default)"}
 
 
 def _stream(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:

@@ -257,7 +257,9 @@ def _explanations(items) -> str:
         item = item if isinstance(item, dict) else {"description": item}
         score = finite(item.get("score"))
         shown = f' <span class="score">({score:.3f})</span>' if score is not None else ""
-        lines.append(f"<li>{esc(item.get('description', ''))}{shown}</li>")
+        seen = f'<br><span class="muted">for: {esc(item["caption"])}</span>' if item.get("caption") else ""
+        chosen = " <strong>(chosen)</strong>" if item.get("chosen") else ""  # the retrieval prior's pick
+        lines.append(f"<li>{esc(item.get('description', ''))}{shown}{chosen}{seen}</li>")
     return f"<ol>{''.join(lines)}</ol>"
 
 

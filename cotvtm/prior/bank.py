@@ -1,0 +1,114 @@
+"""A retrieval bank: captions of scenes and the music descriptions a teacher wrote for them.
+
+The retrieval prior (``retrieval.py``) finds, for each window, the captions nearest to its
+frames and conditions the music on their descriptions, so music can follow the picture before
+any prior is distilled. A bank is a JSON Lines file, one entry per line:
+``{"id": ..., "caption": ..., "description": ...}``; it holds texts only, and the run's own
+CLIP and T5 turn them into vectors.
+
+The package ships one (``SHIPPED``): scene texts from the paper's scene templates, labelled
+by the offline teacher. ``cotvtm bank LABELS OUT`` builds one from any labels folder (an LLM
+teacher's labels make a better one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cotvtm.errors import CotvtmError
+
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "scene_bank.jsonl"
+SHIPPED_SCENES = 480  # entries in the shipped bank (scene seed 0)
+
+
+class BankError(CotvtmError):
+    """A bank file that cannot be used, with the file and line to blame."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"bank {path}: {reason}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class BankEntry:
+    id: str
+    caption: str  # what is seen: matched against a window's frames through CLIP's text tower
+    description: str  # the music for it: its T5 states condition MusicGen
+
+
+def read_bank(path: str | Path) -> list[BankEntry]:
+    """The entries of the bank at ``path``; a clear error for a missing, empty or damaged one."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BankError(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
+    entries = [_entry(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    if not entries:
+        raise BankError(path, "no entries (one JSON object per line: id, caption, description)")
+    return entries
+
+
+def _entry(path, number: int, line: str) -> BankEntry:
+    try:
+        data = json.loads(line)
+        entry = BankEntry(str(data["id"]), data["caption"], data["description"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BankError(path, f"line {number}: not an entry with id, caption and description "
+                              f"({type(exc).__name__}: {exc})") from None
+    if not (isinstance(entry.caption, str) and entry.caption.strip() and isinstance(entry.description, str)
+            and entry.description.strip()):
+        raise BankError(path, f"line {number}: caption and description must be non-empty texts")
+    return entry
+
+
+def write_bank(entries: list[BankEntry], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(asdict(e), ensure_ascii=False) + "\n" for e in entries), encoding="utf-8")
+    return path
+
+
+def bank_digest(entries: list[BankEntry]) -> str:
+    """A short hash of the texts: the same texts, the same bank, whatever the file is called."""
+    text = json.dumps([asdict(e) for e in entries], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def from_labels(labels: str | Path) -> list[BankEntry]:
+    """One entry per distinct caption of a labels folder's labelled records (the first)."""
+    from cotvtm.teacher.records import read_labels
+
+    if not Path(labels).is_dir():
+        raise BankError(labels, "no such folder (a labels folder from `cotvtm label`)")
+    seen, entries = set(), []
+    for record in read_labels(labels):
+        caption, description = str(record.caption).strip(), str(record.x_mt).strip()
+        if caption and description and caption not in seen:
+            seen.add(caption)
+            entries.append(BankEntry(record.id, caption, description))
+    if not entries:
+        raise BankError(labels, "no labelled records with a caption and a music description")
+    return entries
+
+
+def from_scenes(count: int = SHIPPED_SCENES, seed: int = 0) -> list[BankEntry]:
+    """``count`` scenes of the paper's templates, each written as a caption and labelled by the
+    offline teacher: how the shipped bank is made (``python -m cotvtm.prior.bank``)."""
+    from cotvtm.teacher.offline import OfflineTeacher
+    from cotvtm.teacher.ingest import CaptionItem
+    from cotvtm.teacher.scenes import sample_scenes, write_description
+
+    teacher, entries, seen = OfflineTeacher(), [], set()
+    for scene in sample_scenes(count, seed):
+        caption = write_description(scene)
+        if caption not in seen:
+            seen.add(caption)
+            entries.append(BankEntry(scene.id, caption, teacher.label(CaptionItem(scene.id, caption)).x_mt))
+    return entries
+
+
+if __name__ == "__main__":
+    print(write_bank(from_scenes(), SHIPPED))
