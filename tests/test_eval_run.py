@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cotvtm.eval.external import file_name
 from cotvtm.eval.settings import METHODS
 from cotvtm.eval.methods import describe_music
 from cotvtm.eval.report import Results, markdown
@@ -42,10 +43,24 @@ def _evaluate(*args, timeout=300):
                           env=env, timeout=timeout)
 
 
+ITEMS = ["counter#0", "counter#1", "fractal", "noise"]
+
+
 @pytest.fixture(scope="module")
-def run(paired, tmp_path_factory, model_cache, tiny_refs):
+def elsewhere(tmp_path_factory):
+    """Audio "another system" made for the test items, in mixed formats and lengths."""
+    d = tmp_path_factory.mktemp("elsewhere")
+    formats = ((".wav", "pcm_s16le"), (".flac", "flac"), (".mp3", "libmp3lame"), (".m4a", "aac"))
+    for ident, (ext, codec), seconds in zip(ITEMS, formats, (2.5, 1.0, 2.0, 4.0)):
+        make_audio(d / f"{file_name(ident)}{ext}", seconds, codec=codec)
+    return d
+
+
+@pytest.fixture(scope="module")
+def run(paired, tmp_path_factory, model_cache, tiny_refs, elsewhere):
     out = tmp_path_factory.mktemp("evaluation")
-    proc = _evaluate(paired, out, "--cache-dir", model_cache, "--window-seconds", 2, "--frames-per-window", 2)
+    proc = _evaluate(paired, out, "--cache-dir", model_cache, "--window-seconds", 2, "--frames-per-window", 2,
+                     "--external", f"vidmuse={elsewhere}")
     return proc, out
 
 
@@ -55,7 +70,7 @@ def test_the_command_writes_the_full_table_for_every_method(run):
     assert "Traceback" not in proc.stdout + proc.stderr
     table = (out / "results.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| method")]
-    assert [r.split(" | ")[0][2:].rstrip(" †") for r in rows] == [*METHODS, "ground truth"]
+    assert [r.split(" | ")[0][2:].rstrip(" †") for r in rows] == [*METHODS, "vidmuse (external)", "ground truth"]
     for header in ("FD ↓", "FAD ↓", "KL softmax ↓", "KL sigmoid ↓", "IB ↑", "EMS ↓", "P@10 ↑", "mapping s/item ↓",
                    "mapping peak MB ↓", "MusicGen s/item ↓"):
         assert header in table
@@ -63,11 +78,16 @@ def test_the_command_writes_the_full_table_for_every_method(run):
     assert "tiny preset" in table and "only 4 candidates" in table
     with open(out / "results.csv", newline="") as handle:
         records = list(csv.DictReader(handle))
-    assert [r["method"] for r in records] == [*METHODS, "ground truth"]
+    assert [r["method"] for r in records] == [*METHODS, "vidmuse", "ground truth"]
     for record in records[:-1]:
-        for key in ("fd", "fad", "kl_softmax", "kl_sigmoid", "ib", "ems", "p_at_k", "map_s", "decode_s"):
+        for key in ("fd", "fad", "kl_softmax", "kl_sigmoid", "ib", "ems", "p_at_k"):
             assert np.isfinite(float(record[key])), (record["method"], key)
-        assert float(record["fd"]) >= 0 and float(record["decode_s"]) > 0
+        assert float(record["fd"]) >= 0
+    for record in records[:-2]:
+        assert float(record["decode_s"]) > 0 and np.isfinite(float(record["map_s"]))
+    assert (records[-2]["map_s"], records[-2]["decode_s"]) == ("", "")  # external: no timing
+    assert "made outside the project" in records[-2]["notes"]
+    assert "bank: scene_bank.jsonl (480 captions)" in records[METHODS.index("retrieval")]["notes"]
     assert records[-1]["fd"] == "" and records[-1]["ib"] != ""
 
 
@@ -84,9 +104,8 @@ def test_plots_are_valid_pngs(run):
 
 def test_generated_audio_prompts_and_priors_are_kept(run):
     _, out = run
-    items = ["counter#0", "counter#1", "fractal", "noise"]
     for method in METHODS:
-        assert sorted(p.stem for p in (out / "audio" / method).glob("*.wav")) == sorted(items)
+        assert sorted(p.stem for p in (out / "audio" / method).glob("*.wav")) == sorted(map(file_name, ITEMS))
     texts = [json.loads(line) for line in (out / "texts.jsonl").read_text().splitlines()]
     assert {t["method"] for t in texts} == {"caption2music", "cot2music", "llm2music"}
     assert all(t["text"] for t in texts)
@@ -94,7 +113,7 @@ def test_generated_audio_prompts_and_priors_are_kept(run):
         config = json.loads((out / "priors" / variant / "config.json").read_text())
         assert config["trained"] is True and config["variant"] == variant
     summary = json.loads((out / "results.json").read_text())
-    assert summary["k"] == 10 and len(summary["rows"]) == len(METHODS) + 1
+    assert summary["k"] == 10 and len(summary["rows"]) == len(METHODS) + 2
 
 
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, paired):
@@ -106,6 +125,19 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, paired):
     proc = _evaluate(paired, tmp_path / "out", "--preset", "paper", "--method", "cot-vtm", "--method", "mlp_mlp",
                      timeout=60)
     assert proc.returncode == 2 and "--prior-full, --prior-mlp-mlp" in proc.stderr
+
+
+def test_an_external_folder_missing_an_item_is_named_in_one_line(tmp_path, paired, elsewhere):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for path in elsewhere.iterdir():
+        if not path.name.startswith("noise"):
+            (partial / path.name).write_bytes(path.read_bytes())
+    proc = _evaluate(paired, tmp_path / "out", "--window-seconds", 2, "--external", f"codi={partial}", timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert f"--external codi={partial}: no audio for test item 'noise'" in proc.stderr
+    proc = _evaluate(paired, tmp_path / "out", "--external", "codi", timeout=60)
+    assert proc.returncode == 2 and "expected NAME=DIR" in proc.stderr
 
 
 def test_markdown_marks_direction_best_values_and_untrained_priors():

@@ -11,11 +11,13 @@ from pathlib import Path
 
 from cotvtm.settings import default_device
 from cotvtm.errors import CotvtmError
+from cotvtm.eval.external import parse as parse_external
 from cotvtm.eval.settings import METHODS, EvalConfig
 from cotvtm.models import PRESET_NAMES
 from cotvtm.eval.embedders import ROLES
 
-HELP = "score CoT-VTM, its ablations and the caption/LLM baselines on a paired test set (FD, FAD, KL, IB, EMS, P@10)"
+HELP = ("score CoT-VTM, its ablations, retrieval, the caption/LLM baselines and other systems' audio on a paired test "
+        "set (FD, FAD, KL, IB, EMS, P@10)")
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -32,6 +34,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--prior-no-rationale", metavar="DIR", help="prior checkpoint for the no_rationale ablation")
     m.add_argument("--untrained-priors", action="store_true",
                    help="tiny preset: use random priors instead of distilling small ones first")
+    m.add_argument("--bank", metavar="FILE", help="the retrieval method's bank (default: the shipped scene bank)")
+    m.add_argument("--retrieval-k", type=int, default=d.retrieval_k,
+                   help="the retrieval method draws among this many nearest captions")
+    m.add_argument("--external", action="append", metavar="NAME=DIR",
+                   help="score audio another system made for the test set: one file per item named by its id "
+                        "(as audio/<method>/ names them), any common audio format, local or s3:// (repeat)")
     m.add_argument("--captioner", default=None, help="'retrieval' or blip:REF (default: retrieval for tiny, "
                                                       "BLIP-large otherwise)")
     m.add_argument("--captions", default=d.captions, choices=["model", "manifest"],
@@ -74,6 +82,7 @@ def config_from_args(a: argparse.Namespace) -> EvalConfig:
         priors={k: v for k, v in priors.items() if v}, train_tiny_priors=not a.untrained_priors,
         model_overrides={k: getattr(a, k) for k in ("clip", "t5", "musicgen", "rationale") if getattr(a, k)},
         eval_overrides={r: getattr(a, f"eval_{r}") for r in ROLES if getattr(a, f"eval_{r}")},
+        bank=a.bank, retrieval_k=a.retrieval_k, external=parse_external(a.external or []),
         captioner=a.captioner, captions=a.captions, endpoint=endpoint, window_s=a.window_seconds,
         frames_per_window=a.frames_per_window, frame_reader=a.frame_reader, guidance_scale=a.guidance_scale,
         top_k=a.top_k, prior_steps=a.prior_steps, batch_size=a.batch_size, k=a.k, distractors=a.distractors,

@@ -1,6 +1,7 @@
 """The compared methods: each turns every test item into music of the item's length.
 
     cot-vtm        CLIP -> distilled prior (full) -> E_m -> MusicGen
+    retrieval      CLIP -> nearest bank caption -> its description's T5 states (E_m) -> MusicGen
     mlp_mlp        the same with the MLP-MLP ablation prior
     no_rationale   the same with the no-rationale ablation prior
     caption2music  captioner -> caption as MusicGen's text prompt
@@ -25,7 +26,7 @@ import torch
 from cotvtm.eval.settings import PRIOR_METHODS, EvalConfig
 from cotvtm.eval.measure import ResourceUsage, measure
 from cotvtm.eval.priors import load_method_prior, parameters
-from cotvtm.eval.testset import Item
+from cotvtm.eval.testset import Item, fit
 
 
 @dataclass
@@ -67,11 +68,6 @@ class Toolkit:
         return [slice(s, min(s + self.cfg.batch_size, count)) for s in range(0, count, self.cfg.batch_size)]
 
 
-def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
-    audio = audio[:samples]
-    return np.pad(audio, (0, samples - len(audio))).astype(np.float32)
-
-
 def _decode(kit: Toolkit, items: list[Item], generate) -> tuple[list[np.ndarray], ResourceUsage]:
     """MusicGen over batches of items; ``generate(chunk, seconds, seed)`` -> (B, samples)."""
     rate, out, usage = kit.music.sample_rate, [], ResourceUsage()
@@ -80,7 +76,7 @@ def _decode(kit: Toolkit, items: list[Item], generate) -> tuple[list[np.ndarray]
         with measure(kit.cfg.device) as part:
             audio = generate(chunk, max(i.seconds for i in group), kit.cfg.seed + index)
         usage.add(part)
-        out += [_fit(a, int(round(i.seconds * rate))) for a, i in zip(audio, group)]
+        out += [fit(a, int(round(i.seconds * rate))) for a, i in zip(audio, group)]
     return out, usage
 
 
@@ -103,6 +99,32 @@ def run_prior(kit: Toolkit, items: list[Item], method: str, prior_dir: str | Non
     notes = [] if prior.config.trained else ["untrained prior"]
     return Generated(method, audio, kit.music.sample_rate, mapping, decoding,
                      parameters(prior) + parameters(kit.clip.model.vision_model), [None] * len(items), notes)
+
+
+def run_retrieval(kit: Toolkit, items: list[Item]) -> Generated:
+    """The soundtrack job's default prior: each item conditioned on the music description of
+    the bank caption nearest its frames (``cotvtm/prior/retrieval.py``); no training."""
+    from cotvtm.encoders.music_text import MusicTextEncoder
+    from cotvtm.prior.bank import SHIPPED, read_bank
+    from cotvtm.prior.retrieval import TOKENS, RetrievalPrior
+    from cotvtm.rng import stream_id
+
+    bank = kit.cfg.bank or str(SHIPPED)
+    t5 = MusicTextEncoder(kit.refs.t5, TOKENS, kit.cfg.device)
+    prior = RetrievalPrior(read_bank(bank), kit.clip, t5, k=kit.cfg.retrieval_k)  # captions embedded untimed
+    hidden, masks, mapping = [], [], ResourceUsage()
+    for chunk in kit.chunks(len(items)):
+        with measure(kit.cfg.device) as part:
+            e_v = np.stack([kit.clip.embed_images(i.frames).mean(0) for i in items[chunk]])
+            e_m, mask, _ = prior.sample(e_v, [stream_id(kit.cfg.seed, i.id, 0, "retrieval") for i in items[chunk]])
+        mapping.add(part)
+        hidden.append(torch.from_numpy(e_m))
+        masks.append(torch.from_numpy(mask))
+    hidden, masks = torch.cat(hidden), torch.cat(masks)
+    audio, decoding = _decode(kit, items, lambda c, s, seed: kit.music.generate(hidden[c], masks[c], s, seed=seed))
+    notes = [f"bank: {bank.rsplit('/', 1)[-1]} ({len(prior.entries)} captions)"]
+    return Generated("retrieval", audio, kit.music.sample_rate, mapping, decoding,
+                     parameters(kit.clip.model) + parameters(t5.model), [None] * len(items), notes)
 
 
 def _captions(kit: Toolkit, items: list[Item]) -> list[str]:
@@ -168,4 +190,6 @@ def run_text(kit: Toolkit, items: list[Item], method: str) -> Generated:
 def run_method(kit: Toolkit, items: list[Item], method: str, prior_dirs: dict) -> Generated:
     if method in PRIOR_METHODS:
         return run_prior(kit, items, method, prior_dirs.get(PRIOR_METHODS[method]))
+    if method == "retrieval":
+        return run_retrieval(kit, items)
     return run_text(kit, items, method)

@@ -65,7 +65,8 @@ def _best(rows: list[dict], col: Column):
 
 
 def _name(row: dict) -> str:
-    return row["method"] + (" †" if "untrained prior" in row.get("notes", []) else "")
+    mark = " †" if "untrained prior" in row.get("notes", []) else " (external)" if row.get("external") else ""
+    return row["method"] + mark
 
 
 def markdown(results: Results) -> str:
@@ -126,7 +127,7 @@ def plot_metrics(results: Results, path: Path) -> None:
 def plot_tradeoff(results: Results, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    rows = [r for r in results.rows if r["method"] != GROUND_TRUTH]
+    rows = [r for r in results.rows if r["method"] != GROUND_TRUTH and not r.get("external")]  # timed rows only
     names = [_name(r) for r in rows]
     fig = Figure(figsize=(11, 4), constrained_layout=True)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)

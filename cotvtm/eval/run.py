@@ -21,7 +21,8 @@ from cotvtm.eval.methods import Generated, Toolkit, run_method
 from cotvtm.eval.priors import prepare_priors
 from cotvtm.eval.report import Results, write_eval_report
 from cotvtm.eval.score import GROUND_TRUTH, score
-from cotvtm.eval.testset import load_testset
+from cotvtm.eval.external import load_external
+from cotvtm.eval.testset import REFERENCE_RATE, load_testset
 
 
 @dataclass
@@ -57,6 +58,10 @@ def run_evaluation(cfg: EvalConfig, echo: Callable[[str], None] = print) -> Eval
     testset = load_testset(cfg.testset, cfg)
     items = testset.items
     echo(f"evaluate: {len(items)} items from {testset.entries} entries in {cfg.testset}")
+    external = {}
+    for name, folder in cfg.external.items():  # another system's music for the same items, read first:
+        echo(f"evaluate: reading {name}'s audio from {folder}")  # a missing file fails before any generating
+        external[name] = (load_external(name, folder, items), REFERENCE_RATE)
     refs = models.resolve(cfg.preset, cache_dir=cache, seed=cfg.seed, **cfg.model_overrides)
     eval_models = embedders.resolve_eval_models(cfg.preset, cache, cfg.seed, clip_ref=refs.clip, **cfg.eval_overrides)
     variants = [PRIOR_METHODS[m] for m in cfg.methods if m in PRIOR_METHODS]
@@ -75,9 +80,13 @@ def run_evaluation(cfg: EvalConfig, echo: Callable[[str], None] = print) -> Eval
     del kit
     gc.collect()
 
-    table = score(eval_models, items, {g.method: (g.audio, g.sample_rate) for g in outputs}, k=cfg.k,
-                  distractors=cfg.distractors, seed=cfg.seed, device=cfg.device, echo=echo)
+    made = {g.method: (g.audio, g.sample_rate) for g in outputs}
+    table = score(eval_models, items, {**made, **external}, k=cfg.k, distractors=cfg.distractors, seed=cfg.seed,
+                  device=cfg.device, echo=echo)
     rows = [_row(g, table[g.method], len(items)) for g in outputs]
+    rows += [{"method": name, **table[name], "external": True,
+              "notes": [f"made outside the project (audio from {cfg.external[name]}); no timing or memory"]}
+             for name in external]
     rows.append({"method": GROUND_TRUTH, **table[GROUND_TRUTH], "notes": []})
     candidates = int(next((r.get("p_candidates") for r in rows if r.get("p_candidates")), 0))
     setting = {

@@ -8,7 +8,7 @@ from pathlib import Path
 from cotvtm.errors import CotvtmError
 from cotvtm.teacher.settings import EndpointConfig
 
-METHODS = ("cot-vtm", "mlp_mlp", "no_rationale", "caption2music", "cot2music", "llm2music")
+METHODS = ("cot-vtm", "mlp_mlp", "no_rationale", "retrieval", "caption2music", "cot2music", "llm2music")
 PRIOR_METHODS = {"cot-vtm": "full", "mlp_mlp": "mlp_mlp", "no_rationale": "no_rationale"}  # method -> variant
 CAPTION_SOURCES = ("model", "manifest")
 
@@ -23,6 +23,9 @@ class EvalConfig:
     train_tiny_priors: bool = True  # tiny preset without prior dirs: distill small priors offline first
     model_overrides: dict = field(default_factory=dict)  # clip/t5/musicgen/rationale -> ref
     eval_overrides: dict = field(default_factory=dict)  # metric role -> KIND:LOCATION
+    bank: str | None = None  # the retrieval method's bank (None: the shipped one)
+    retrieval_k: int = 1  # the retrieval method draws among this many nearest captions
+    external: dict = field(default_factory=dict)  # name -> folder of another system's audio (eval/external.py)
     captioner: str | None = None  # None: "retrieval" (tiny) or BLIP (paper)
     captions: str = "model"  # model | manifest (manifest captions where given)
     endpoint: EndpointConfig | None = None  # None: the offline teacher for cot2music / llm2music
@@ -52,6 +55,9 @@ class EvalConfig:
                             ("--batch-size", self.batch_size), ("--k", self.k)):
             if value <= 0:
                 raise CotvtmError(f"{name} must be positive")
+        if set(self.external) & {*METHODS, "ground truth"}:
+            raise CotvtmError(f"--external {sorted(set(self.external) & {*METHODS, 'ground truth'})[0]}: the name "
+                              "of one of the project's own rows; choose another")
         if self.distractors < 0:
             raise CotvtmError("--distractors must not be negative")
         if self.endpoint is not None:

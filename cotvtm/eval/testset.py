@@ -113,6 +113,12 @@ def read_testset_manifest(path: str | Path) -> list[Entry]:
     return entries
 
 
+def fit(audio: np.ndarray, samples: int) -> np.ndarray:
+    """A clip cut or zero-padded to exactly ``samples``: how every method's music meets its item."""
+    audio = audio[:samples]
+    return np.pad(audio, (0, samples - len(audio))).astype(np.float32)
+
+
 def decode_audio(path: str, rate: int = REFERENCE_RATE) -> np.ndarray:
     """The file's first audio stream as mono float32 at ``rate`` (ffmpeg resamples and downmixes)."""
     proc = ffmpeg.run([ffmpeg.FFMPEG, "-nostdin", "-v", "error", "-i", ffmpeg_url(path), "-map", "0:a:0", "-ac", "1",

@@ -27,8 +27,6 @@ from cotvtm.storage.pin import Pinned
 from cotvtm.storage.scratch import Scratch
 from cotvtm.video import media
 
-RETRIEVAL_TOKENS = 64  # T5 tokens of a retrieved description (longer ones are cut, as in distillation)
-
 
 class Decode(Stage):
     """Plan a video (or take its saved plan from its ``Source``) and yield its unfinished
@@ -195,11 +193,11 @@ def _retrieval(ctx: RunContext):
     """The retrieval prior over the run's bank, with the run's CLIP (its text tower) and T5."""
     from cotvtm.encoders.clip import ClipEncoder
     from cotvtm.encoders.music_text import MusicTextEncoder
-    from cotvtm.prior.retrieval import RetrievalPrior
+    from cotvtm.prior.retrieval import TOKENS, RetrievalPrior
 
     half = torch.float16 if ctx.res.device.startswith("cuda") else None  # as the Embed stage's CLIP
     clip = ClipEncoder(ctx.refs.clip, ctx.res.device, dtype=half)
-    t5 = MusicTextEncoder(ctx.refs.t5, RETRIEVAL_TOKENS, ctx.res.device)
+    t5 = MusicTextEncoder(ctx.refs.t5, TOKENS, ctx.res.device)
     return RetrievalPrior(list(ctx.bank), clip, t5, k=ctx.cfg.retrieval_k)
 
 

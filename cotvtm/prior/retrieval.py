@@ -22,6 +22,7 @@ from cotvtm.prior.bank import BankEntry
 from cotvtm.rng import uniform
 
 SHOWN = 3  # nearest entries named in each window's explanation
+TOKENS = 64  # T5 tokens of a description (longer ones are cut), as distillation pads E_m
 
 
 class RetrievalPrior:
