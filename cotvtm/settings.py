@@ -15,6 +15,7 @@ MODES = ("continuous", "independent")  # how windows of one video follow each ot
 MUSICGEN_DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
 DECODERS = (*MUSICGEN_DECODERS, "stable-audio")  # the Music stage's decoders (music/requests.py)
 ENGINE_WIDTHS = ("full", "busy")  # what a decode engine step runs over (music/step_runner.py)
+CONDITIONINGS = ("prior", "teacher")  # what conditions the music (pipelines/condition.py)
 WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.py)
 READERS = ("pyav", "decord")  # how frames are decoded (video/frames.py)
 SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/architecture.py)
@@ -66,6 +67,13 @@ class Access(Checked):
                                    help="the private key (PEM) of --sign-cert, a local path or s3:// URI: read "
                                         "where the outputs are made, never logged or passed to Ray")
 
+    teacher_url: str | None = setting(None, metavar="URL", help="with --conditioning teacher: the OpenAI-compatible "
+                                                                "base URL (default https://api.openai.com/v1)")
+    teacher_key_env: str = setting("OPENAI_API_KEY", metavar="VAR",
+                                   help="the environment variable holding the teacher endpoint's API key (each "
+                                        "node's own environment: it is never passed to Ray)")
+    teacher_retries: int = setting(6, check=at_least(0), help="retries per teacher request (429, 5xx, timeouts)")
+
     RELATIONS = (((lambda a: (a.sign_cert is None) == (a.sign_key is None)), "--sign-cert and --sign-key go together"),)
 
 
@@ -87,6 +95,17 @@ class SoundtrackConfig(Checked):
                               help="continuous mode: the last seconds of the track that prompt the next window")
     crossfade_s: float = setting(0.25, flag="--crossfade-seconds", check=(lambda v: v >= 0, _CROSSFADE),
                                  help="the crossfade joining one window's music to the next")
+    conditioning: str = setting("prior", choices=CONDITIONINGS,
+                                help="prior: what --prior gives (retrieval by default); teacher: each window's "
+                                     "frames captioned, the caption described by the chain-of-thought teacher "
+                                     "at an OpenAI-compatible endpoint (--teacher-model), and that description's "
+                                     "T5 states condition the music (paid and slower; no prior needed)")
+    teacher_model: str | None = setting(None, metavar="NAME",
+                                        help="with --conditioning teacher: the model the endpoint serves")
+    captioner: str | None = setting(None, metavar="REF",
+                                    help="with --conditioning teacher: retrieval (the scene description nearest the "
+                                         "frames by CLIP) or blip:REF (default: retrieval with the tiny preset, "
+                                         "BLIP-large otherwise)")
     retrieval_k: int = setting(1, check=at_least(1),
                                help="with the retrieval prior: draw each window's caption among this many nearest, "
                                     "weighted by similarity (default 1: the nearest)")
@@ -165,7 +184,7 @@ class SoundtrackConfig(Checked):
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-_ADDED = ("retrieval_k", "decoder_dtype", "stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")
+_ADDED = ("conditioning", "teacher_model", "captioner", "retrieval_k", "decoder_dtype", "stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")
 # What each added setting was before it existed: --ending cut is how every track ended.
 _DEFAULTS = {**{f.name: f.default for f in fields(SoundtrackConfig)}, "ending": "cut"}
 

@@ -123,9 +123,12 @@ class Embed(_ModelStage):
         use_threads(ctx.res.model_cpus)
         half = torch.float16 if ctx.res.device.startswith("cuda") else None  # a GPU: half precision
         self.clip = ClipEncoder(ctx.refs.clip, ctx.res.device, dtype=half)
+        self.captioner = _captioner(ctx, self.clip) if ctx.cfg.conditioning == "teacher" else None
 
     def run(self, segments: list[Segment]):
         for segment in segments:
+            if self.captioner is not None:  # the teacher describes what each window shows
+                segment.captions = self.captioner(list(segment.frames))
             segment.e_v, segment.frames = self.clip.embed_windows(segment.frames), None
         yield segments
 
@@ -140,8 +143,9 @@ class Prior(_ModelStage):
     def __init__(self, ctx: RunContext):
         use_threads(ctx.res.model_cpus)
         self.ctx, self.cfg, self.device = ctx, ctx.cfg, ctx.res.device
-        self.retrieval = _retrieval(ctx) if ctx.refs.prior == RETRIEVAL else None
-        if self.retrieval is None:
+        self.teacher = _teacher(ctx) if ctx.cfg.conditioning == "teacher" else None
+        self.retrieval = _retrieval(ctx) if ctx.refs.prior == RETRIEVAL and self.teacher is None else None
+        if self.retrieval is None and self.teacher is None:
             from cotvtm.models import load_prior
             from cotvtm.prior.explain import ExplanationIndex
 
@@ -149,6 +153,9 @@ class Prior(_ModelStage):
             self.explain = ExplanationIndex.load(ctx.refs.prior)
 
     def run(self, segments: list[Segment]):
+        if self.teacher is not None:
+            yield self._described(segments)
+            return
         started = time.perf_counter()
         e_v = np.concatenate([s.e_v for s in segments])
         # one stream per window: its E_m does not depend on the segments it is batched with
@@ -167,6 +174,25 @@ class Prior(_ModelStage):
             self.save(segment, e_m[window], mask[window], explanations[window] if self._explained else [])
             offset += count
         yield segments
+
+    def _described(self, segments: list[Segment]) -> list[Segment]:
+        """The teacher's music description of every window, all requests at once; a segment
+        with a window the teacher could not describe fails, naming the window and why."""
+        from cotvtm.teacher.conditioning import explanation
+
+        started = time.perf_counter()
+        ids = [f"{s.key}#{w.index}" for s in segments for w in s.windows]
+        records = iter(self.teacher.describe(ids, [c for s in segments for c in s.captions]))
+        for segment in segments:
+            mine = [next(records) for _ in segment.windows]
+            failed = next(((w, r) for w, r in zip(segment.windows, mine) if r.status != "ok"), None)
+            segment.seconds[self.name] = (time.perf_counter() - started) / len(segments)
+            if failed is not None:
+                segment.fail(self.name, f"the teacher could not describe window {failed[0].index}: {failed[1].reason}")
+                continue
+            e_m, mask = self.teacher.states(mine)
+            self.save(segment, e_m, mask, [explanation(r, self.ctx.teacher.model) for r in mine])
+        return segments
 
     @property
     def _explained(self) -> bool:
@@ -199,6 +225,25 @@ def _retrieval(ctx: RunContext):
     clip = ClipEncoder(ctx.refs.clip, ctx.res.device, dtype=half)
     t5 = MusicTextEncoder(ctx.refs.t5, TOKENS, ctx.res.device)
     return RetrievalPrior(list(ctx.bank), clip, t5, k=ctx.cfg.retrieval_k)
+
+
+def _teacher(ctx: RunContext):
+    """The CoT teacher at the run's endpoint (this actor's share of its limits), with the run's T5."""
+    from cotvtm.encoders.music_text import MusicTextEncoder
+    from cotvtm.prior.retrieval import TOKENS
+    from cotvtm.teacher.conditioning import TeacherConditioner
+
+    return TeacherConditioner(ctx.teacher.share(ctx.res.model_actors), MusicTextEncoder(ctx.refs.t5, TOKENS,
+                                                                                       ctx.res.device))
+
+
+def _captioner(ctx: RunContext, clip):
+    """What writes a window's caption for the teacher: ``--captioner``, else the scene description
+    nearest the frames by CLIP (tiny preset) or BLIP-large."""
+    from cotvtm.eval.captioner import BLIP_PAPER, load_captioner
+
+    ref = ctx.cfg.captioner or ("retrieval" if ctx.cfg.models.preset == "tiny" else BLIP_PAPER)
+    return load_captioner(ref, clip, ctx.res.device)
 
 
 def conditioning(ctx: RunContext, sources: list[Source]):

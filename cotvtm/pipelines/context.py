@@ -33,6 +33,9 @@ class Where:
     commercial: bool = False
     sign_cert: str | None = None  # with sign_key: where the C2PA signing credentials are (never their content)
     sign_key: str | None = None
+    teacher_url: str | None = None  # --conditioning teacher: its endpoint, its key's variable, its retries
+    teacher_key_env: str = "OPENAI_API_KEY"
+    teacher_retries: int = 6
 
     def signing(self) -> SigningFiles | None:
         """Where the outputs' signer reads its certificate chain and key, when they are signed."""
@@ -64,6 +67,7 @@ class RunContext:
     sidecar: dict = field(default_factory=dict)  # fields every sidecar shares
     signing: SigningFiles | None = None  # with --sign-cert/--sign-key: the Mux stage signs every output
     bank: tuple = ()  # with the retrieval prior: the bank's entries (prior/bank.py), read by the driver
+    teacher: object = None  # with --conditioning teacher: its endpoint (teacher.settings.EndpointConfig)
 
     @cached_property
     def progress(self) -> Store:

@@ -44,6 +44,7 @@ class Segment(Record):
     windows: list[Window] = field(default_factory=list)
     frames: np.ndarray | None = None  # (windows, frames, H, W, 3) uint8
     e_v: np.ndarray | None = None  # (windows, clip_dim)
+    captions: list[str] = field(default_factory=list)  # --conditioning teacher: what each window shows
 
     def fail(self, stage: str, reason: str) -> None:
         super().fail(stage, reason)

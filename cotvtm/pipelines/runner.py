@@ -66,7 +66,21 @@ class Summary:
         return 1 if self.failed else 0
 
 
-def _model_facts(refs: models.ModelRefs) -> ModelFacts:
+def _teacher_endpoint(cfg: SoundtrackConfig, where: Where):
+    """With ``--conditioning teacher``: its endpoint, checked here (a hosted one needs its key)."""
+    if cfg.conditioning != "teacher":
+        return None
+    from cotvtm.teacher.settings import OPENAI_URL, EndpointConfig
+
+    if not cfg.teacher_model:
+        raise CotvtmError("--conditioning teacher needs --teacher-model (the model the endpoint serves)")
+    endpoint = EndpointConfig(model=cfg.teacher_model, base_url=where.teacher_url or OPENAI_URL,
+                              api_key_env=where.teacher_key_env, max_retries=where.teacher_retries).validate()
+    endpoint.api_key()  # a hosted endpoint without its key fails here, before any input is touched
+    return endpoint
+
+
+def _model_facts(refs: models.ModelRefs, teacher=None) -> ModelFacts:
     """Embedding sizes the prior must match, CLIP's input size, and whether the prior is trained."""
     from transformers import AutoConfig
 
@@ -75,11 +89,13 @@ def _model_facts(refs: models.ModelRefs) -> ModelFacts:
     if refs.prior and (Path(refs.prior) / "config.json").exists():
         trained = bool(json.loads((Path(refs.prior) / "config.json").read_text()).get("trained", False))
     dims = models.embedding_dims(refs, rationale=refs.prior != models.RETRIEVAL)
-    return ModelFacts(dims, short_side, trained, _conditioning(refs, trained))
+    return ModelFacts(dims, short_side, trained, _conditioning(refs, trained, teacher))
 
 
-def _conditioning(refs: models.ModelRefs, trained: bool) -> str:
+def _conditioning(refs: models.ModelRefs, trained: bool, teacher=None) -> str:
     """What conditions the music, in words for the summary line and the sidecars."""
+    if teacher is not None:
+        return f"the teacher {teacher.model} at {teacher.base_url}"
     if refs.prior == models.RETRIEVAL:
         return f"retrieval (the bank {Path(refs.bank).name})"
     return "a distilled prior" if trained else "an untrained prior (random weights)"
@@ -97,6 +113,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     """
     res = res or Resources.detect()
     styles = read_styles(cfg.styles, where.endpoint_url) if cfg.styles else {}  # before anything else
+    teacher = _teacher_endpoint(cfg, where)
     choice = asdict(cfg.models)
     preset = choice.pop("preset")
     refs = models.resolve(preset, cache_dir=where.cache_dir, seed=cfg.seed, endpoint_url=where.endpoint_url,
@@ -105,7 +122,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     if where.commercial:  # before any config is read from the hub, Ray started or the output touched
         licences.check_commercial(refs, preset, given={k for k, v in choice.items() if v}, found=found)
     try:  # local models are checked by now: a hub id that is not on the hub, or offline not in its cache
-        facts = _model_facts(refs)
+        facts = _model_facts(refs, teacher)
     except (OSError, ValueError) as exc:
         hub = ", ".join(f"{models.option_of(name)} {ref}" for name, ref in refs.used().items()
                         if ref and not Path(ref).is_absolute() and models.looks_like_hub_id(ref))
@@ -130,7 +147,8 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     if jobs:
         shared = _sidecar_fields(refs, cfg, facts, digest, say)
         bank = tuple(read_bank(refs.bank)) if refs.bank else ()  # read once here: actors may be on other nodes
-        ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing(), bank=bank)
+        ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing(), bank=bank,
+                         teacher=teacher)
         _stream(ctx, jobs, say)
     try:  # a report that cannot be written must not hide a finished batch
         rows = [o.row() for o in summary.outcomes]
@@ -193,7 +211,7 @@ def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str,
             "models": refs.used(),
             "licences": {name: lic.record() for name, lic in found.items()}, "prior_trained": trained,
             "conditioning": facts.conditioning,  # retrieval, a distilled prior or an untrained one
-            "note": None if trained or refs.prior == models.RETRIEVAL else
+            "note": None if trained or refs.prior == models.RETRIEVAL or cfg.conditioning == "teacher" else
             "the prior is untrained (random weights): the music does not yet reflect the video; train one with "
             "the distillation job, or use the retrieval prior (the default)"}
 
