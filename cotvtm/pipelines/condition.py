@@ -134,8 +134,8 @@ class Embed(_ModelStage):
 
 
 class Prior(_ModelStage):
-    """E_m for a batch of segments, from the distilled prior or by retrieval; each segment's
-    conditioning saved."""
+    """E_m for a batch of segments (a distilled prior, retrieval, or the teacher); each
+    segment's conditioning saved with each window's explanation."""
 
     name = "prior"
     takes = Segment
@@ -163,7 +163,7 @@ class Prior(_ModelStage):
         streams = [stream_id(self.cfg.seed, s.key, w.index, purpose) for s in segments for w in s.windows]
         if self.retrieval is None:
             e_m, mask = self._sample(e_v, streams)
-            explanations = self.explain.nearest(e_m, mask) if self.explain is not None else [[] for _ in streams]
+            explanations = self.explain.nearest(e_m, mask) if self.explain is not None else None
         else:
             e_m, mask, explanations = self.retrieval.sample(e_v, streams)
         offset, share = 0, (time.perf_counter() - started) / len(segments)
@@ -171,7 +171,7 @@ class Prior(_ModelStage):
             segment.seconds[self.name] = share
             count = len(segment.e_v)
             window = slice(offset, offset + count)
-            self.save(segment, e_m[window], mask[window], explanations[window] if self._explained else [])
+            self.save(segment, e_m[window], mask[window], explanations[window] if explanations is not None else [])
             offset += count
         yield segments
 
@@ -193,10 +193,6 @@ class Prior(_ModelStage):
             e_m, mask = self.teacher.states(mine)
             self.save(segment, e_m, mask, [explanation(r, self.ctx.teacher.model) for r in mine])
         return segments
-
-    @property
-    def _explained(self) -> bool:
-        return self.retrieval is not None or self.explain is not None
 
     def _sample(self, e_v: np.ndarray, streams: list[int]) -> tuple[np.ndarray, np.ndarray]:
         e_v = torch.as_tensor(e_v, dtype=torch.float32, device=self.device)
