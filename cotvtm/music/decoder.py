@@ -87,7 +87,10 @@ class StaticDecoder:
         for layer, keys, values in zip(self.layers, self.cross_k, self.cross_v):
             keys[rows] = self._split(layer.encoder_attn.k_proj(states))
             values[rows] = self._split(layer.encoder_attn.v_proj(states))
-        self.cross_mask[rows] = mask.bool()[:, None, None, :]  # the unconditional rows see none (as in transformers)
+        seen = mask.bool()
+        # guidance's unconditional rows have no E_m: they see all of their zero states (attention
+        # over nothing is NaN in some fused kernels; over zeros through bias-free projections it is 0)
+        self.cross_mask[rows] = (seen | ~seen.any(-1, keepdim=True))[:, None, None, :]
 
     def forward(self, rows: Rows, tokens: torch.Tensor, positions: torch.Tensor, upto: int) -> torch.Tensor:
         """Logits (r, codebooks, vocab) at the last of ``tokens`` (r, codebooks, seq) placed at
