@@ -58,8 +58,9 @@ def run(source: Path, out: Path, feed: str, slots: int, cache: Path, streams: in
     digests = {k: [w["tokens_digest"] for w in s["windows"]] for k, s in sidecars.items() if len(s["streams"]) == 1}
     music = max((s["seconds"].get("music", 0.0) for s in sidecars.values()), default=0.0)
     audio = {k: _audio_seconds(p) for p in out.iterdir() if p.suffix == ".mp4" for k in [p.name.split(".")[0]]}
+    decoders = sorted({json.dumps(s["decoder"], sort_keys=True) for s in sidecars.values()})  # dtype, graphs
     return {"steps": steps, "occupancy": 100 * useful / max(capacity, 1), "wall": wall, "digests": digests,
-            "music": music, "audio": audio, "sidecars": sidecars}
+            "music": music, "audio": audio, "sidecars": sidecars, "decoder": "; ".join(decoders)}
 
 
 def _audio_seconds(video: Path) -> float:
@@ -95,7 +96,8 @@ def main() -> None:
                                args.stream_min_seconds)
                    for feed, streams in (("batched", 1), ("continuous", args.streams))}
         for feed, r in results.items():
-            print(f"{feed}: occupancy {r['occupancy']:.1f} %, {r['steps']} steps, {r['wall']:.0f} s")
+            print(f"{feed}: occupancy {r['occupancy']:.1f} %, {r['steps']} steps, {r['wall']:.0f} s; decoder "
+                  f"{r['decoder']}")
         same = results["continuous"]["digests"].items() <= results["batched"]["digests"].items()
         print(f"same music (videos of one stream): {'yes, every window' if same else 'NO'}")
         if args.long_seconds:

@@ -93,7 +93,7 @@ def main() -> None:
         seconds = timed(decoder, work, args.repeats, args.device)
         speed[label] = args.batch * args.seconds / seconds
         print(f"{label:>13}: {seconds:8.2f} s, {speed[label]:7.2f}x real time, {seconds / args.batch:6.2f} s per "
-              f"window, {decoder.sample_rate} Hz, peak {peak_gib(args.device):.2f} GiB")
+              f"window, {decoder.sample_rate} Hz, peak {peak_gib(args.device):.2f} GiB; {decoder.describe()}")
     print(f"        ratio: Stable Audio makes music {speed['stable-audio'] / speed['musicgen']:.2f}x as fast as "
           "the MusicGen engine")
 
