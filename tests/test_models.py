@@ -11,8 +11,10 @@ from cotvtm.errors import ModelError
 
 
 def test_tiny_preset_builds_every_component(tiny_refs):
+    root = Path(tiny_refs.clip).parent  # the prior is built too, though the run's default is retrieval
     for name in tiny.COMPONENTS:
-        assert (Path(getattr(tiny_refs, name)) / "config.json").exists()
+        assert (root / name / "config.json").exists()
+    assert tiny_refs.prior == models.RETRIEVAL
 
 
 def test_tiny_build_is_deterministic_and_seeded(tmp_path, tiny_refs):
