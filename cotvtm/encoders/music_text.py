@@ -32,3 +32,9 @@ class MusicTextEncoder:
         if not states:
             return np.zeros((0, self.length, self.dim), np.float32), np.zeros((0, self.length), np.int64)
         return np.concatenate(states), np.concatenate(masks)
+
+    def encode_alone(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One text's (length, dim) states and (length,) mask, encoded in a batch of its own, so
+        that they do not depend on which texts another caller encodes beside it."""
+        states, mask = self.encode([text])
+        return states[0], mask[0]

@@ -80,22 +80,34 @@ def _decode(kit: Toolkit, items: list[Item], generate) -> tuple[list[np.ndarray]
     return out, usage
 
 
+def _mapped(kit: Toolkit, items: list[Item], condition) -> tuple[torch.Tensor, torch.Tensor, ResourceUsage]:
+    """Every item's E_m and mask from its frames' mean CLIP embedding through
+    ``condition(e_v, items)`` -> (E_m, mask), a chunk at a time, the mapping timed."""
+    hidden, masks, mapping = [], [], ResourceUsage()
+    for chunk in kit.chunks(len(items)):
+        with measure(kit.cfg.device) as part:
+            e_v = np.stack([kit.clip.embed_images(i.frames).mean(0) for i in items[chunk]])
+            e_m, mask = condition(e_v, items[chunk])
+        mapping.add(part)
+        hidden.append(torch.as_tensor(e_m).float().cpu())
+        masks.append(torch.as_tensor(mask).cpu())
+    return torch.cat(hidden), torch.cat(masks), mapping
+
+
+def _from_states(kit: Toolkit, items: list[Item], hidden: torch.Tensor, masks: torch.Tensor):
+    """MusicGen conditioned on each item's E_m: the audio and the decoding's usage."""
+    return _decode(kit, items, lambda c, s, seed: kit.music.generate(hidden[c], masks[c], s, seed=seed))
+
+
 def run_prior(kit: Toolkit, items: list[Item], method: str, prior_dir: str | None) -> Generated:
     variant = PRIOR_METHODS[method]
     music_dim = int(kit.music.model.config.text_encoder.d_model)
     prior = load_method_prior(prior_dir, variant, kit.clip.dim, music_dim, kit.cfg.seed).to(kit.cfg.device)
-    hidden, masks, mapping = [], [], ResourceUsage()
     prior.sample(torch.from_numpy(kit.clip.embed_images(items[0].frames)[:1]), steps=1)  # untimed warm-up
     generator = torch.Generator().manual_seed(kit.cfg.seed)
-    for chunk in kit.chunks(len(items)):
-        with measure(kit.cfg.device) as part:
-            e_v = np.stack([kit.clip.embed_images(i.frames).mean(0) for i in items[chunk]])
-            e_m, mask = prior.sample(torch.from_numpy(e_v), steps=kit.cfg.prior_steps, generator=generator)
-        mapping.add(part)
-        hidden.append(e_m.float().cpu())
-        masks.append(mask.cpu())
-    hidden, masks = torch.cat(hidden), torch.cat(masks)
-    audio, decoding = _decode(kit, items, lambda c, s, seed: kit.music.generate(hidden[c], masks[c], s, seed=seed))
+    hidden, masks, mapping = _mapped(kit, items, lambda e_v, _: prior.sample(
+        torch.from_numpy(e_v), steps=kit.cfg.prior_steps, generator=generator))
+    audio, decoding = _from_states(kit, items, hidden, masks)
     notes = [] if prior.config.trained else ["untrained prior"]
     return Generated(method, audio, kit.music.sample_rate, mapping, decoding,
                      parameters(prior) + parameters(kit.clip.model.vision_model), [None] * len(items), notes)
@@ -112,16 +124,12 @@ def run_retrieval(kit: Toolkit, items: list[Item]) -> Generated:
     bank = kit.cfg.bank or str(SHIPPED)
     t5 = MusicTextEncoder(kit.refs.t5, TOKENS, kit.cfg.device)
     prior = RetrievalPrior(read_bank(bank), kit.clip, t5, k=kit.cfg.retrieval_k)  # captions embedded untimed
-    hidden, masks, mapping = [], [], ResourceUsage()
-    for chunk in kit.chunks(len(items)):
-        with measure(kit.cfg.device) as part:
-            e_v = np.stack([kit.clip.embed_images(i.frames).mean(0) for i in items[chunk]])
-            e_m, mask, _ = prior.sample(e_v, [stream_id(kit.cfg.seed, i.id, 0, "retrieval") for i in items[chunk]])
-        mapping.add(part)
-        hidden.append(torch.from_numpy(e_m))
-        masks.append(torch.from_numpy(mask))
-    hidden, masks = torch.cat(hidden), torch.cat(masks)
-    audio, decoding = _decode(kit, items, lambda c, s, seed: kit.music.generate(hidden[c], masks[c], s, seed=seed))
+
+    def condition(e_v: np.ndarray, chunk: list[Item]):
+        return prior.sample(e_v, [stream_id(kit.cfg.seed, i.id, 0, "retrieval") for i in chunk])[:2]
+
+    hidden, masks, mapping = _mapped(kit, items, condition)
+    audio, decoding = _from_states(kit, items, hidden, masks)
     notes = [f"bank: {bank.rsplit('/', 1)[-1]} ({len(prior.entries)} captions)"]
     return Generated("retrieval", audio, kit.music.sample_rate, mapping, decoding,
                      parameters(kit.clip.model) + parameters(t5.model), [None] * len(items), notes)

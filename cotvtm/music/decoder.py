@@ -137,12 +137,13 @@ def _bias(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def _attention(query, keys, values, attn_mask, scale) -> torch.Tensor:
     """``scaled_dot_product_attention``'s arithmetic in plain products, in float32 as the CPU's
-    fused kernel accumulates half precision; a row that sees no key (guidance's unconditional
-    half, in cross-attention) gets zeros, as the fused kernels give it."""
+    fused kernel accumulates half precision. Every row sees at least one key (position 0 in
+    self-attention; in cross-attention ``set_cross`` lets guidance's unconditional rows see
+    their zero states)."""
     scores = (query.float() @ keys.float().transpose(-1, -2)) * scale
     if attn_mask.dtype == torch.bool:
         scores = scores.masked_fill(~attn_mask, float("-inf"))
     else:
         scores = scores + attn_mask
-    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+    weights = torch.softmax(scores, dim=-1)
     return (weights @ values.float()).to(values.dtype)

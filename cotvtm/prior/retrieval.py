@@ -59,8 +59,7 @@ class RetrievalPrior:
     def states(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The T5 states and mask of entry ``index``'s description, encoded once."""
         if index not in self._states:
-            e_m, mask = self.t5.encode([self.entries[index].description])
-            self._states[index] = e_m[0], mask[0]
+            self._states[index] = self.t5.encode_alone(self.entries[index].description)
         return self._states[index]
 
     def sample(self, e_v: np.ndarray, streams: list[int]) -> tuple[np.ndarray, np.ndarray, list[list[dict]]]:

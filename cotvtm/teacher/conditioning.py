@@ -40,8 +40,8 @@ class TeacherConditioner:
 
     def states(self, records: list[LabelRecord]) -> tuple[np.ndarray, np.ndarray]:
         """E_m (N, L, D) and mask (N, L): each description encoded alone, as the retrieval prior does."""
-        encoded = [self.t5.encode([record.x_mt]) for record in records]
-        return np.concatenate([e for e, _ in encoded]), np.concatenate([m for _, m in encoded])
+        states, masks = zip(*(self.t5.encode_alone(record.x_mt) for record in records))
+        return np.stack(states), np.stack(masks)
 
 
 def explanation(record: LabelRecord, model: str) -> list[dict]:
