@@ -13,6 +13,10 @@ Every reference resolves to a ``Licence`` without the network:
   ``facebook/musicgen-*``, from their model cards), else the model card in the hub's local
   cache when it was downloaded; else unknown.
 
+- a run's other sources of what it makes: the captioner of ``--conditioning teacher`` (its model,
+  as above) and the teacher itself, whose answers come under its provider's terms, which no file
+  here can know: the user declares them (``--teacher-terms``), else they are unknown.
+
 ``commercial`` is True, False or None (unknown); ``--commercial`` accepts only True.
 """
 
@@ -67,6 +71,8 @@ HUB = {
     "facebook/musicgen-large": ("CC-BY-NC-4.0", False, _MUSICGEN),
     "McGill-NLP/LLM2Vec-Meta-Llama-3-8B-Instruct-mntp": ("Llama-3-Community-License", True, _LLAMA3),
     "stabilityai/stable-audio-open-1.0": ("Stability-AI-Community-License", True, _STABILITY),
+    "Salesforce/blip-image-captioning-large": ("BSD-3-Clause", True, None),  # the teacher's default captioner
+    "Salesforce/blip-image-captioning-base": ("BSD-3-Clause", True, None),
 }
 _META_MUSICGEN = re.compile(r"facebook/musicgen-[A-Za-z0-9._-]+")  # melody, stereo-*: the same licence
 
@@ -122,6 +128,16 @@ def of(ref: str | None) -> Licence:
     if cached is not None:
         return _from_card(cached, f"model card README.md front matter in {cached} (the hub's cache of {ref})")
     return Licence("unknown", None, f"unknown (no licence on record for this hub id; see {_card(ref)})")
+
+
+def of_teacher(model: str, terms: str | None) -> Licence:
+    """The terms an LLM teacher's answers come under, as the user declared them: a provider's
+    terms for its outputs are a contract no model card records, so only the user can say."""
+    said = "the provider's terms for its model's outputs, as declared by the user"
+    if terms is None:
+        return Licence("unknown (not declared)", None, f"the terms of the provider serving {model}: not declared",
+                       "declare them with --teacher-terms commercial or non-commercial once you have read them")
+    return Licence(f"declared {terms}", terms == "commercial", f"--teacher-terms {terms} (for {model})", said)
 
 
 def is_tiny(path: Path) -> bool:
@@ -198,21 +214,33 @@ def not_cleared(found: dict[str, Licence]) -> dict[str, Licence]:
     return {name: lic for name, lic in found.items() if lic.commercial is not True}
 
 
-def check_commercial(refs: ModelRefs, preset: str, given=(), found: dict[str, Licence] | None = None) -> None:
+_OPTIONS = {"teacher": "--teacher-model", "captioner": "--captioner"}  # how the user names what is not a ModelRefs field
+_FIXES = {"teacher": "declare the teacher's terms with --teacher-terms commercial once its provider's terms allow "
+                    "commercial use of its answers",
+          "captioner": "choose a captioner you may use commercially with --captioner blip:PATH (a local model folder "
+                       "whose README.md front matter names its license) or --captioner retrieval"}
+
+
+def check_commercial(refs: ModelRefs, preset: str, given=(), found: dict[str, Licence] | None = None,
+                     others: dict[str, str] | None = None) -> None:
     """Raise ``CotvtmError`` naming every model whose licence does not allow commercial use;
-    ``given``: the components the user named (``--musicgen ...``), the others are the preset's."""
-    bad = not_cleared(found if found is not None else licences(refs))
+    ``given``: the components the user named (``--musicgen ...``), the others are the preset's;
+    ``others``: what the run uses beside ``refs`` (``captioner``, ``teacher``), by name."""
+    bad, others = not_cleared(found if found is not None else licences(refs)), others or {}
     if not bad:
         return
-    parts = []
+    parts, fixes = [], []
     for name, lic in bad.items():
         what = "not for commercial use" if lic.commercial is False else "its licence is not known"
-        ref = getattr(refs, name) or "(untrained)"
-        option = option_of(name) if name in given else f"{name} (preset {preset})"
+        ref = others[name] if name in others else getattr(refs, name) or "(untrained)"
+        option = _OPTIONS.get(name) or (option_of(name) if name in given else f"{name} (preset {preset})")
         parts.append(f"{option} {ref} is {lic.label()} ({what}; source {lic.source})")
-    flags = ", ".join(f"{option_of(name)} PATH" for name in bad)
-    raise CotvtmError(f"--commercial: {'; '.join(parts)}; bring weights you may use commercially with {flags} "
-                      "(a local model folder whose README.md front matter names its license)")
+        fixes.append(_FIXES.get(name))
+    flags = ", ".join(f"{option_of(name)} PATH" for name in bad if name not in _FIXES)
+    if flags:
+        fixes.append(f"bring weights you may use commercially with {flags} (a local model folder whose README.md "
+                     "front matter names its license)")
+    raise CotvtmError(f"--commercial: {'; '.join(parts)}; {'; '.join(f for f in fixes if f)}")
 
 
 def summary(found: dict[str, Licence]) -> str:

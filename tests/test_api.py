@@ -21,6 +21,7 @@ def test_soundtrack_from_python_takes_settings_by_name(tmp_path, model_cache, ra
     said = json.loads(sidecar.read_text())
     assert (said["config"]["mode"], said["config"]["seed"]) == ("independent", 3)
     assert said["ending"] == {"mode": "fade", "starts_at": 1.0, "beat": None, "fade_seconds": 2.0}
+    assert isinstance(said["beats"], list) and said["warnings"] == []  # a fade ending: beats tracked for the report
     assert ends_in_silence(video)  # the tiny MusicGen's music, faded to silence on the last frame
     assert any(line.startswith("ok       a.mp4") for line in lines)
 

@@ -80,3 +80,5 @@ def test_prior_output_fits_musicgen_and_the_soundtrack_job_uses_it(trained, tiny
     sidecar = json.loads(next((tmp_path / "out").glob("clip.*.json")).read_text())
     assert sidecar["prior_trained"] is True and sidecar["models"]["prior"] == str(result.prior_dir)
     assert sidecar["note"] is None
+    [tags] = sidecar["provenance"]["metadata"].values()  # what the output's container says made its music
+    assert tags["format"]["comment"].endswith(f"; prior {result.prior_dir.name})")

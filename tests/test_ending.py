@@ -81,3 +81,22 @@ def test_the_beat_grid_of_a_streamed_track_is_the_click_tracks():
     assert [row["beat"] for row in rows] == [pytest.approx(10.25, abs=0.05), pytest.approx(20.25, abs=0.05)]
     assert rows[0]["offset"] == pytest.approx(10.1 - rows[0]["beat"], abs=1e-3)
     assert cut_offsets([1.0], []) == [{"cut": 1.0, "beat": None, "offset": None}]
+
+
+def test_unusable_audio_costs_the_beats_never_the_track():
+    """A NaN or an infinity (which librosa refuses) anywhere in the music: the chunks still pass
+    through untouched, no beats, a warning naming the time; a beat ending fades like ``fade``."""
+    for bad in (np.nan, np.inf):
+        audio = _click_track(16.0)  # the ending reads the last 12 s: the bad sample is in both
+        audio[int(7.5 * RATE)] = bad
+        grid = BeatGrid((audio[i:i + 7919] for i in range(0, len(audio), 7919)), RATE)
+        passed = np.concatenate(list(grid))
+        assert np.array_equal(passed, audio, equal_nan=True)
+        assert grid.beats() == [] and grid.warning.startswith("no beats tracked: the music holds a NaN or infinite")
+        assert "7.50 s" in grid.warning
+        out, info = _ended(audio, len(audio), "beat")
+        assert len(out) == len(audio) and info["beat"] is None and info["fade_seconds"] == FADE_S
+        assert info["warning"] == grid.warning  # the tail's time counted from the track's start
+    clean = BeatGrid([_click_track(12.0)], RATE)
+    list(clean)
+    assert clean.beats() and clean.warning is None

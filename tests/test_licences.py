@@ -72,7 +72,7 @@ def test_the_summary_line_and_the_report_say_so():
     found = licences.licences(models.PRESETS["fast"])
     line = Summary(output="out", manifest="out/manifest.jsonl", licences=found).line()
     assert line.startswith("cotvtm: 0 succeeded, 0 failed")
-    assert line.endswith("; made with weights not cleared for commercial use: musicgen (CC-BY-NC-4.0)")
+    assert line.endswith("; made with models not cleared for commercial use: musicgen (CC-BY-NC-4.0)")
     sidecar = {"licences": {name: lic.record() for name, lic in found.items()}}
     entry = ReportEntry({"key": "a.mp4", "status": "ok", "time": "t"}, sidecar=sidecar)
     html = _licences(totals(Collected([entry], {"a.mp4"}, 0)))
@@ -99,3 +99,36 @@ def test_the_api_keyword_reaches_the_run(monkeypatch):
     cotvtm.soundtrack("in", "out", device="cpu", commercial=True)
     cotvtm.soundtrack("in", "out", device="cpu")
     assert [where.commercial for where in calls] == [True, False]
+
+
+def test_commercial_covers_the_captioner_and_the_teachers_declared_terms(tmp_path, model_cache):
+    """A teacher run loads a captioner and sends captions to a teacher: both are checked, before any
+    work, beside the models; the teacher's terms are what the user declared (``--teacher-terms``)."""
+    from cotvtm.pipelines.runner import run
+    from cotvtm.pipelines.context import Where
+    from cotvtm.settings import Resources, SoundtrackConfig
+
+    (tmp_path / "in").mkdir()
+    nc = tmp_path / "blip-nc"
+    nc.mkdir()
+    (nc / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n")
+
+    def refused(terms, captioner):
+        where = Where(str(tmp_path / "in"), str(tmp_path / "out"), cache_dir=model_cache, commercial=True,
+                      teacher_url="http://127.0.0.1:9/v1", teacher_terms=terms)
+        cfg = SoundtrackConfig(conditioning="teacher", teacher_model="some-llm", captioner=captioner)
+        with pytest.raises(CotvtmError) as err:
+            run(where, cfg, Resources(), echo=lambda _: None)
+        return str(err.value)
+
+    said = refused(None, None)  # the tiny preset's retrieval captioner loads no model
+    assert said.startswith("--commercial: --teacher-model some-llm is unknown (not declared)")
+    assert "--teacher-terms commercial" in said and "--captioner" not in said and "--musicgen" not in said
+    said = refused("commercial", f"blip:{nc}")
+    assert said.startswith(f"--commercial: --captioner {nc} is CC-BY-NC-4.0 (not for commercial use")
+    assert "teacher" not in said.split(";")[0] and not (tmp_path / "out").exists()
+    assert "--teacher-model some-llm is declared non-commercial" in refused("non-commercial", None)
+    blip = licences.of("Salesforce/blip-image-captioning-large")  # the default captioner of real presets
+    assert (blip.id, blip.commercial) == ("BSD-3-Clause", True)
+    declared = licences.of_teacher("some-llm", "commercial")
+    assert declared.commercial is True and declared.source == "--teacher-terms commercial (for some-llm)"

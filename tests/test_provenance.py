@@ -73,6 +73,25 @@ def test_the_tags_say_what_made_the_music_and_keep_local_paths_out():
     assert MARKING.tags(".MP4")["format"]["digital_source_type"] == COMPOSITE
 
 
+def test_the_tags_name_the_conditioning_the_run_used():
+    """Each of the four ways music is conditioned, from the fields every sidecar of such a run has
+    (``runner._sidecar_fields``): a teacher run resolves a retrieval prior it never loads, and its
+    tags name the teacher, not the bank."""
+    retrieval = {**SIDECAR, "config": {"conditioning": "prior"},
+                 "models": {**SIDECAR["models"], "prior": "retrieval", "bank": "/x/scene_bank.jsonl"}}
+    distilled = {**SIDECAR, "prior_trained": True, "models": {**SIDECAR["models"], "prior": "/runs/7/prior"}}
+    teacher = {**SIDECAR, "config": {"conditioning": "teacher", "teacher_model": "gpt-4o\nforged: line"},
+               "models": {**SIDECAR["models"], "captioner": "Salesforce/blip-image-captioning-large"}}
+    said = {name: Marking.of(sidecar).comment.split("; ")[-1] for name, sidecar in
+            (("retrieval", retrieval), ("distilled", distilled), ("untrained", SIDECAR), ("teacher", teacher))}
+    assert said == {"retrieval": "prior retrieval over scene_bank.jsonl)", "distilled": "prior prior)",
+                    "untrained": "prior untrained)",
+                    "teacher": "conditioning teacher gpt-4o\\nforged: line over captions by "
+                               "Salesforce/blip-image-captioning-large)"}
+    tiny_teacher = {**teacher, "models": SIDECAR["models"]}  # the tiny preset's captioner: retrieval, no model
+    assert Marking.of(tiny_teacher).comment.endswith("over captions by retrieval)")
+
+
 def test_every_video_container_carries_the_ai_tags(media):
     """One mux per container (the same ffmpeg call that adds the music writes the tags); what
     each container keeps, as ffprobe reads it."""

@@ -126,6 +126,8 @@ def test_sidecar_records_windows_models_and_the_retrieval_prior(cli_run):
     assert [(w["start"], w["end"]) for w in sidecar["windows"]] == [(0.0, 10.0), (10.0, 12.0)]
     assert sidecar["prior_trained"] is False and sidecar["note"] is None  # no prior given: retrieval
     assert sidecar["conditioning"] == "retrieval (the bank scene_bank.jsonl)"
+    [tags] = sidecar["provenance"]["metadata"].values()  # what the output's container says made its music
+    assert tags["format"]["comment"].endswith("; prior retrieval over scene_bank.jsonl)")
     captions = {entry.caption for entry in read_bank(SHIPPED)}
     for window in sidecar["windows"]:  # each window says which caption of the shipped bank it took
         [chosen] = [said for said in window["explanations"] if said["chosen"]]

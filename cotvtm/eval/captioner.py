@@ -58,6 +58,19 @@ class BlipCaptioner:
         return [t.strip() for t in self.processor.batch_decode(tokens, skip_special_tokens=True)]
 
 
+def captioner_ref(choice: str | None, preset: str) -> str:
+    """``--captioner``, else the default: retrieval with the tiny preset (no captioning model
+    exists at toy size), BLIP-large, the paper's, otherwise."""
+    return choice or ("retrieval" if preset == "tiny" else BLIP_PAPER)
+
+
+def captioner_model(ref: str) -> str | None:
+    """The model a captioner loads (``REF`` of ``blip:REF``); None for ``retrieval``, which uses the
+    run's CLIP and texts made here."""
+    kind, _, location = ref.partition(":")
+    return location if kind == "blip" and location else None
+
+
 def load_captioner(ref: str, clip, device: str):
     """``retrieval`` or ``blip:REF``."""
     if ref == "retrieval":

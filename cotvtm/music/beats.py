@@ -7,6 +7,10 @@ its 80 dB floor, which depends on the loudest frame of the whole track): each pi
 on one grid over the whole track (non-centred frames, pieces aligned to the hop and overlapping
 by one FFT window). librosa's dynamic-programming beat tracker then runs over the whole envelope,
 a few kilobytes a minute, with the tempo estimated block by block (``_tempo``).
+
+Beats are information (the sidecar, the report, a beat ending), never a reason to lose an output:
+audio the tracker cannot use (a NaN or an infinity, which librosa refuses) or a tracker that
+fails gives no beats and a one-line ``warning``, and the chunks still pass through untouched.
 """
 
 from __future__ import annotations
@@ -25,32 +29,54 @@ def warm_up() -> None:
     track_beats(np.zeros(N_FFT * 4, np.float32), 8000)
 
 
-def track_beats(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Beat times (seconds) of ``audio`` held whole, on the same grid as ``BeatGrid``."""
+def track_beats(audio: np.ndarray, sample_rate: int, start: int = 0) -> tuple[np.ndarray, str | None]:
+    """Beat times (seconds) of ``audio`` held whole, on the same grid as ``BeatGrid``, and the
+    grid's warning when none could be tracked (its times counted from sample ``start`` back)."""
     grid = BeatGrid([audio], sample_rate)
+    grid.start = start
     for _ in grid:
         pass
-    return np.asarray(grid.beats(), np.float64)
+    beats = np.asarray(grid.beats(), np.float64)
+    return beats, grid.warning
 
 
 class BeatGrid:
     """Passes a track's chunks through unchanged; ``beats()``, once they are consumed, is the
-    track's beat times in seconds."""
+    track's beat times in seconds (empty, with ``warning`` saying why, when they cannot be tracked)."""
 
     def __init__(self, chunks: Iterable[np.ndarray], sample_rate: int):
         self.chunks, self.rate = chunks, sample_rate
         self.envelope: list[np.ndarray] = []
         self.last: np.ndarray | None = None  # the previous frame's log-mel spectrum
+        self.warning: str | None = None  # why there are no beats, once tracking gave up
+        self.start = 0  # the sample the next piece starts at (pieces lie on one grid of hops)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         carry = np.zeros(0, np.float32)
         for chunk in self.chunks:
             yield chunk
+            if self.warning is not None:
+                continue  # given up: the rest only passes through
             carry = np.concatenate([carry, np.asarray(chunk, np.float32)])
             frames = (len(carry) - N_FFT) // HOP + 1 if len(carry) >= N_FFT else 0
             if frames > 0:
-                self._add(carry[: (frames - 1) * HOP + N_FFT])
+                self._add_safely(carry[: (frames - 1) * HOP + N_FFT])
                 carry = carry[frames * HOP:]
+                self.start += frames * HOP
+
+    def _add_safely(self, piece: np.ndarray) -> None:
+        if not np.isfinite(piece).all():
+            at = (self.start + int(np.argmin(np.isfinite(piece)))) / self.rate
+            self._give_up(f"the music holds a NaN or infinite sample at {at:.2f} s")
+            return
+        try:
+            self._add(piece)
+        except Exception as exc:  # a tracker failure costs the beats, never the output
+            self._give_up(f"{type(exc).__name__}: {exc}")
+
+    def _give_up(self, why: str) -> None:
+        self.warning = f"no beats tracked: {why}"[:300]
+        self.envelope = []
 
     def _add(self, piece: np.ndarray) -> None:
         import librosa
@@ -71,8 +97,12 @@ class BeatGrid:
         if not self.envelope:
             return []
         envelope = np.concatenate(self.envelope)
-        frames = librosa.beat.beat_track(onset_envelope=envelope, sr=self.rate, hop_length=HOP,
-                                         bpm=self._tempo(envelope))[1]
+        try:
+            frames = librosa.beat.beat_track(onset_envelope=envelope, sr=self.rate, hop_length=HOP,
+                                             bpm=self._tempo(envelope))[1]
+        except Exception as exc:  # as in _add_safely
+            self._give_up(f"{type(exc).__name__}: {exc}")
+            return []
         return [round((int(t) * HOP + N_FFT - HOP / 2) / self.rate, 3) for t in frames]
 
     def _tempo(self, envelope: np.ndarray) -> float:

@@ -3,7 +3,8 @@
 - ``beat`` (default): the track fades out from a beat near its end, so the fade starts on the
   music's pulse; the beats are tracked by ``librosa`` on the last ``CONTEXT_S`` of the generated
   audio. The beat is the one closest to ``FADE_S`` before the end among those ``MIN_FADE_S`` to
-  ``MAX_FADE_S`` before it; with none there (no steady pulse found), it fades like ``fade``.
+  ``MAX_FADE_S`` before it; with none there (no steady pulse found, or audio the tracker cannot
+  use: ``info["warning"]`` says why), it fades like ``fade``.
 - ``fade``: a ``FADE_S`` fade-out.
 - ``cut``: the music stops at the last frame as it is.
 
@@ -27,16 +28,17 @@ MIN_FADE_S, MAX_FADE_S = 1.0, 4.0
 CONTEXT_S = 12.0  # audio the beat tracker sees: a few bars at any tempo
 
 
-def fade_start(tail: np.ndarray, sample_rate: int, mode: str) -> tuple[int, float | None]:
-    """Where in ``tail`` (the track's last samples) the fade starts, and the beat (seconds into
-    ``tail``) it starts on, or None."""
-    length = len(tail) / sample_rate
+def fade_start(tail: np.ndarray, sample_rate: int, mode: str, offset: int = 0) -> tuple[int, float | None, str | None]:
+    """Where in ``tail`` (the track's last samples, from sample ``offset`` on) the fade starts,
+    the beat (seconds into ``tail``) it starts on or None, and why beats could not be tracked."""
+    length, warning = len(tail) / sample_rate, None
     if mode == "beat":
-        near = [b for b in track_beats(tail, sample_rate) if MIN_FADE_S <= length - b <= MAX_FADE_S]
+        beats, warning = track_beats(tail, sample_rate, offset)
+        near = [b for b in beats if MIN_FADE_S <= length - b <= MAX_FADE_S]
         if near:
             beat = min(near, key=lambda b: abs(length - b - FADE_S))
-            return int(round(beat * sample_rate)), float(beat)
-    return max(len(tail) - int(round(FADE_S * sample_rate)), 0), None
+            return int(round(beat * sample_rate)), float(beat), None
+    return max(len(tail) - int(round(FADE_S * sample_rate)), 0), None, warning
 
 
 def fade_out(tail: np.ndarray, start: int) -> np.ndarray:
@@ -76,8 +78,9 @@ class EndingChunks:
         if self.mode == "cut" or not len(tail):
             self.info = {"mode": self.mode}
             return tail
-        start, beat = fade_start(tail, self.rate, self.mode)
+        start, beat, warning = fade_start(tail, self.rate, self.mode, offset)
         self.info = {"mode": self.mode, "starts_at": round((offset + start) / self.rate, 4),
                      "beat": None if beat is None else round((offset / self.rate) + beat, 4),
-                     "fade_seconds": round((len(tail) - start) / self.rate, 4)}
+                     "fade_seconds": round((len(tail) - start) / self.rate, 4),
+                     **({"warning": warning} if warning else {})}
         return fade_out(tail, start)

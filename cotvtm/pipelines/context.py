@@ -36,6 +36,8 @@ class Where:
     teacher_url: str | None = None  # --conditioning teacher: its endpoint, its key's variable, its retries
     teacher_key_env: str = "OPENAI_API_KEY"
     teacher_retries: int = 6
+    teacher_timeout: float = 60.0  # seconds per request, connect to last byte
+    teacher_terms: str | None = None  # --teacher-terms: what the provider's terms allow for its answers
 
     def signing(self) -> SigningFiles | None:
         """Where the outputs' signer reads its certificate chain and key, when they are signed."""

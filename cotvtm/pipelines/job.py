@@ -81,7 +81,8 @@ class Composed(Record):
     resumed_at: int  # segments whose music an earlier run had already saved
     sample_rate: int
     ending: dict | None = None  # Mux: how the track ended (music/ending.py)
-    beats: list[float] = field(default_factory=list)  # Mux: the music's beats, seconds (music/beats.py)
+    beats: list[float] | None = field(default_factory=list)  # Mux: the music's beats, seconds (music/beats.py)
+    warnings: list[str] = field(default_factory=list)  # Mux: e.g. why no beats were tracked
     decoder: dict = field(default_factory=dict)  # the decoder that made the music (its ``describe``)
 
     @property

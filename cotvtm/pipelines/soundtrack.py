@@ -103,16 +103,23 @@ class Mux(Stage):
 
     def write(self, record: Composed, progress: VideoProgress) -> dict | None:
         """Publish the output(s), the saved music joined, cut to the video's length and ended as
-        ``--ending`` says (``record.ending``), its beats tracked on the way (``record.beats``);
+        ``--ending`` says (``record.ending``), its beats tracked on the way (``record.beats``; not with a
+        ``cut`` ending, unless shot windows need each cut's offset from a beat);
         what the sidecar says of their loudness."""
         info, rate = record.plan.info, record.sample_rate
         starts = {stream["segments"][0] for stream in record.streams[1:]}
         fade = int(round(self.compose.crossfade_s * rate))
         joined = join_streams((progress.load_audio(s) for s in range(len(record.plan.segments))), starts, fade)
-        ended = EndingChunks(joined, round(info.duration * rate), rate, self.ctx.cfg.ending)
+        cfg = self.ctx.cfg
+        ended = EndingChunks(joined, round(info.duration * rate), rate, cfg.ending)
+        if cfg.ending == "cut" and cfg.windows != "shots":  # nothing here uses the beats: not tracked
+            loudness = self._write(record, progress, ended)
+            record.ending, record.beats = ended.info, None
+            return loudness
         grid = BeatGrid(ended, rate)
         loudness = self._write(record, progress, grid)
         record.ending, record.beats = ended.info, grid.beats()
+        record.warnings += [w for w in (ended.info.get("warning"), grid.warning) if w]
         return loudness
 
     def _write(self, record: Composed, progress: VideoProgress, chunks) -> dict | None:
@@ -214,7 +221,8 @@ class Mux(Stage):
                         for w in plan.windows],
             "loudness": loudness,  # with --loudness: the target, and the music (or mix) as measured before
             "ending": record.ending,  # --ending: where the fade starts, on which beat
-            "beats": record.beats,  # the music's beats (seconds), as librosa tracks them
+            "beats": record.beats,  # the music's beats (seconds), as librosa tracks them; None: not tracked
+            "warnings": record.warnings,  # what went less well than asked without failing the input
             "cut_beats": cut_offsets(plan.cuts, record.beats),  # each shot cut's offset from its nearest beat
             "cuts": plan.cuts,  # shot cuts the windows follow (--windows shots)
             "segments": len(plan.segments),

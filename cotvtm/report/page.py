@@ -61,11 +61,11 @@ def _header(t: Totals, title: str, root_uri: str) -> str:
 
 
 def _licences(t: Totals) -> str:
-    """One sentence when outputs were made with weights not cleared for commercial use."""
+    """One sentence when outputs were made with models not cleared for commercial use."""
     if not t.uncleared:
         return ""
     which = ", ".join(f"{name} ({ids})" for name, ids in t.uncleared.items())
-    return (f'<p class="warn licence">Some outputs were made with weights not cleared for commercial use: '
+    return (f'<p class="warn licence">Some outputs were made with models not cleared for commercial use: '
             f'{esc(which)}. See each sidecar\'s "licences".</p>')
 
 
