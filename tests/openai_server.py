@@ -20,6 +20,16 @@ for trouble with a tag; a caption's request count (repair turns included) is its
     #nojsonmode   400 whenever the request asks for response_format (a server without JSON mode)
     #paper        answer in the paper's format (Appendix A.1) even when cot-v1's was asked for
     #v1           answer in cot-v1's format even when the paper's was asked for
+    #trickle      a good answer, its bytes sent one at a time ``trickle_s`` apart (every read is
+                  quick, the whole answer slow)
+    #huge         an answer whose text is ``huge_bytes`` long, streamed in chunks with no
+                  Content-Length, never held whole by the server
+    #huge-declared the same with its Content-Length declared
+    #gzip         a good answer, gzip-compressed whatever the request accepts
+    #longfield    a well-formed answer whose music description is ``long_field`` characters
+
+``forced`` (tag -> count) gives that many requests, the first to arrive, a tag whatever their
+caption says: a fault for requests whose captions are not the test's (a soundtrack's windows).
 
 A chain-of-thought answer otherwise comes in the format the prompt asked for (the paper's when
 the prompt shows its "step1 reasoning" key). A message whose content is a list of parts with
@@ -31,6 +41,7 @@ the most requests it was handling at once.
 """
 
 import asyncio
+import gzip
 import json
 import re
 import socket
@@ -43,6 +54,7 @@ from aiohttp import web
 
 _CAPTION = re.compile(r"(?:Caption|Scene): (.+)$", re.MULTILINE)
 _TAG = re.compile(r"#([a-z0-9-]+)")
+CHUNK = 64 * 1024  # what a streamed answer is written in
 
 
 @dataclass
@@ -53,6 +65,7 @@ class Logged:
     tags: set
     attempt: int
     images: int = 0  # image_url parts in a vision request
+    query: str = ""  # the request's query string
     status: int = 200
     done_at: float = 0.0
     body: dict = field(default_factory=dict)
@@ -87,8 +100,11 @@ def good_answer(caption: str, lists: bool = False, paper: bool = False) -> dict:
 class FakeOpenAI:
     """Start with ``start()``; ``base_url`` is then ready for ``openai.AsyncOpenAI(base_url=...)``."""
 
-    def __init__(self, latency: float = 0.0, slow_s: float = 2.0, retry_after: str = "1"):
+    def __init__(self, latency: float = 0.0, slow_s: float = 2.0, retry_after: str = "1", trickle_s: float = 0.05,
+                 huge_bytes: int = 64 * 1024 * 1024, long_field: int = 100_000, forced: dict | None = None):
         self.latency, self.slow_s, self.retry_after = latency, slow_s, retry_after
+        self.trickle_s, self.huge_bytes, self.long_field = trickle_s, huge_bytes, long_field
+        self.forced = Counter(forced or {})
         self.log: list[Logged] = []
         self.attempts: Counter = Counter()
         self.in_flight = 0
@@ -170,11 +186,12 @@ class FakeOpenAI:
         matches = _CAPTION.findall(first_user)
         caption = matches[-1].strip() if matches else ""
         kind = "scene" if "Scene: " in first_user else ("cot" if "Step 1" in first_user else "direct")
-        tags = set(_TAG.findall(caption))
+        tags = set(_TAG.findall(caption)) | self._forced()
         paper = "paper" in tags or ('"step1 reasoning"' in first_user and "v1" not in tags)
         attempt = self.attempts[caption]
         self.attempts[caption] += 1
-        entry = Logged(time.monotonic(), caption, kind, tags, attempt, body=body, headers=dict(request.headers))
+        entry = Logged(time.monotonic(), caption, kind, tags, attempt, query=request.query_string, body=body,
+                       headers=dict(request.headers))
         self.log.append(entry)
         request[_ENTRY] = entry
 
@@ -191,6 +208,9 @@ class FakeOpenAI:
         if "nojsonmode" in tags and "response_format" in body:
             return self._error(entry, 400, "response_format is not supported by this model")
 
+        if tags & {"trickle", "huge", "huge-declared", "gzip"}:
+            return await self._faulty(request, body, caption, tags, paper)
+
         finish = "stop"
         if kind == "scene":
             content = f"A wide view of {caption.rstrip('.')}, in soft light."
@@ -202,6 +222,12 @@ class FakeOpenAI:
             answer = good_answer(caption, paper=paper)
             del (answer["music elements"] if paper else answer["step2"]["music_elements"])["rhythm"]
             content = json.dumps(answer)
+        elif "longfield" in tags:
+            answer = good_answer(caption, paper=paper)
+            description = "calm piano " * (self.long_field // 11 + 1)
+            answer["music description" if paper else "step3"] = (description if paper else
+                                                                 {"music_description": description})
+            content = json.dumps(answer)
         elif "length" in tags:
             full = json.dumps(good_answer(caption, paper=paper), indent=2)
             content, finish = full[: len(full) // 2], "length"
@@ -211,6 +237,40 @@ class FakeOpenAI:
         else:
             content = json.dumps(good_answer(caption, lists="lists" in tags, paper=paper))
         return self._completion(body, content, finish)
+
+    def _forced(self) -> set:
+        """The tags ``forced`` still gives, one request fewer for each."""
+        tags = {tag for tag, left in self.forced.items() if left > 0}
+        self.forced.subtract(tags)
+        return tags
+
+    async def _faulty(self, request: web.Request, body: dict, caption: str, tags: set,
+                      paper: bool) -> web.StreamResponse:
+        """An answer sent slowly, huge or compressed, over a streamed response."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if "trickle" in tags or "gzip" in tags:
+            data = json.dumps(self._envelope(body, json.dumps(good_answer(caption, paper=paper)), "stop")).encode()
+            if "gzip" in tags:
+                data = gzip.compress(data)
+                response.headers["Content-Encoding"] = "gzip"
+            response.content_length = len(data)
+            await response.prepare(request)
+            step = 1 if "trickle" in tags else len(data)
+            for at in range(0, len(data), step):
+                await response.write(data[at:at + step])
+                if "trickle" in tags:
+                    await asyncio.sleep(self.trickle_s)
+            return response
+        head, tail = json.dumps(self._envelope(body, "\0", "stop")).encode().split(b"\\u0000")
+        if "huge-declared" in tags:
+            response.content_length = len(head) + self.huge_bytes + len(tail)
+        await response.prepare(request)
+        await response.write(head)
+        chunk = b"x" * CHUNK
+        for at in range(0, self.huge_bytes, CHUNK):
+            await response.write(chunk[: self.huge_bytes - at])
+        await response.write(tail)
+        return response
 
     def _caption(self, body: dict, parts: list[dict], request: web.Request) -> web.Response:
         """A vision request: a caption naming what it was sent."""
@@ -228,16 +288,19 @@ class FakeOpenAI:
                                 "stop")
 
     def _completion(self, body: dict, content: str, finish: str) -> web.Response:
+        return web.json_response(self._envelope(body, content, finish))
+
+    def _envelope(self, body: dict, content: str, finish: str) -> dict:
         prompt_tokens = sum(len(m.get("content") or "") for m in body["messages"]) // 4
         completion_tokens = max(1, len(content) // 4)
-        return web.json_response({
+        return {
             "id": f"chatcmpl-{len(self.log)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", ""),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": finish, "logprobs": None}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
-        })
+        }
 
     def _error(self, entry: Logged, status: int, message: str, headers: dict | None = None) -> web.Response:
         entry.status = status

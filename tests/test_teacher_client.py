@@ -42,7 +42,8 @@ CASES = {
     "#500 A red car.": ("ok", "", 3),
     "#500-always A storm.": ("failed", "server error (HTTP 500): The server had an error; gave up after 4 attempts", 4),
     "#slow A forest.": ("ok", "", 2),
-    "#slow-always A desert.": ("failed", "timed out after 0.3 s; gave up after 4 attempts", 4),
+    "#slow-always A desert.": ("failed", "timed out after 0.3 s (the limit of one whole request); gave up after 4 "
+                                         "attempts", 4),
     "#badjson A cat.": ("failed", "invalid JSON: Expecting property name enclosed in double quotes", 2),
     "#badjson-once A dog.": ("ok", "", 2),
     "#fenced A candle.": ("ok", "", 1),

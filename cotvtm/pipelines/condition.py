@@ -236,10 +236,9 @@ def _teacher(ctx: RunContext):
 def _captioner(ctx: RunContext, clip):
     """What writes a window's caption for the teacher: ``--captioner``, else the scene description
     nearest the frames by CLIP (tiny preset) or BLIP-large."""
-    from cotvtm.eval.captioner import BLIP_PAPER, load_captioner
+    from cotvtm.eval.captioner import captioner_ref, load_captioner
 
-    ref = ctx.cfg.captioner or ("retrieval" if ctx.cfg.models.preset == "tiny" else BLIP_PAPER)
-    return load_captioner(ref, clip, ctx.res.device)
+    return load_captioner(captioner_ref(ctx.cfg.captioner, ctx.cfg.models.preset), clip, ctx.res.device)
 
 
 def conditioning(ctx: RunContext, sources: list[Source]):

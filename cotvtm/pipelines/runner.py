@@ -47,7 +47,7 @@ class Summary:
         return (f"cotvtm: {self.ok} succeeded, {self.failed} failed, {self.skipped} skipped, {self.ignored} ignored"
                 f"{f' ({reasons})' if reasons else ''}; {self.throughput()}; outputs in {self.output};"
                 f" manifest {self.manifest}{f'; conditioning: {self.conditioning}' if self.conditioning else ''}"
-                f"{f'; made with weights not cleared for commercial use: {uncleared}' if uncleared else ''}")
+                f"{f'; made with models not cleared for commercial use: {uncleared}' if uncleared else ''}")
 
     @property
     def ignored(self) -> int:
@@ -75,9 +75,33 @@ def _teacher_endpoint(cfg: SoundtrackConfig, where: Where):
     if not cfg.teacher_model:
         raise CotvtmError("--conditioning teacher needs --teacher-model (the model the endpoint serves)")
     endpoint = EndpointConfig(model=cfg.teacher_model, base_url=where.teacher_url or OPENAI_URL,
-                              api_key_env=where.teacher_key_env, max_retries=where.teacher_retries).validate()
+                              api_key_env=where.teacher_key_env, max_retries=where.teacher_retries,
+                              timeout_s=where.teacher_timeout).validate()
     endpoint.api_key()  # a hosted endpoint without its key fails here, before any input is touched
     return endpoint
+
+
+def _loaded(refs: models.ModelRefs, cfg: SoundtrackConfig) -> dict[str, str | None]:
+    """The models of ``refs`` the run loads, by component: a teacher run resolves the prior (its
+    choice stays in the output names) but loads neither it nor its bank or rationale encoder."""
+    used = refs.used()
+    if cfg.conditioning == "teacher":
+        return {name: ref for name, ref in used.items() if name not in ("prior", "bank", "rationale")}
+    return used
+
+
+def _other_sources(cfg: SoundtrackConfig, where: Where, preset: str) -> dict:
+    """What else shapes the music, by name -> (reference, licence): with ``--conditioning
+    teacher``, the captioner's model (if it loads one) and the teacher, under its declared terms."""
+    if cfg.conditioning != "teacher":
+        return {}
+    from cotvtm.eval.captioner import captioner_model, captioner_ref
+
+    found = {"teacher": (cfg.teacher_model, licences.of_teacher(cfg.teacher_model, where.teacher_terms))}
+    captioner = captioner_model(captioner_ref(cfg.captioner, preset))
+    if captioner:
+        found["captioner"] = (captioner, licences.of(captioner))
+    return found
 
 
 def _model_facts(refs: models.ModelRefs, teacher=None) -> ModelFacts:
@@ -94,8 +118,10 @@ def _model_facts(refs: models.ModelRefs, teacher=None) -> ModelFacts:
 
 def _conditioning(refs: models.ModelRefs, trained: bool, teacher=None) -> str:
     """What conditions the music, in words for the summary line and the sidecars."""
-    if teacher is not None:
-        return f"the teacher {teacher.model} at {teacher.base_url}"
+    if teacher is not None:  # the URL without its credentials: this text goes into every sidecar
+        from cotvtm.teacher.settings import shown_url
+
+        return f"the teacher {teacher.model} at {shown_url(teacher.base_url)}"
     if refs.prior == models.RETRIEVAL:
         return f"retrieval (the bank {Path(refs.bank).name})"
     return "a distilled prior" if trained else "an untrained prior (random weights)"
@@ -118,16 +144,20 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     preset = choice.pop("preset")
     refs = models.resolve(preset, cache_dir=where.cache_dir, seed=cfg.seed, endpoint_url=where.endpoint_url,
                           decoder=cfg.decoder, **choice)
-    found = licences.licences(refs)  # offline: hub ids by the table, folders by their model card
+    loaded, others = _loaded(refs, cfg), _other_sources(cfg, where, preset)
+    found = {**{name: licences.of(ref) for name, ref in loaded.items()},  # offline: hub ids by the table,
+             **{name: lic for name, (_, lic) in others.items()}}  # folders by their model card
     if where.commercial:  # before any config is read from the hub, Ray started or the output touched
-        licences.check_commercial(refs, preset, given={k for k, v in choice.items() if v}, found=found)
+        licences.check_commercial(refs, preset, given={k for k, v in choice.items() if v}, found=found,
+                                  others={name: ref for name, (ref, _) in others.items()})
     try:  # local models are checked by now: a hub id that is not on the hub, or offline not in its cache
         facts = _model_facts(refs, teacher)
     except (OSError, ValueError) as exc:
         hub = ", ".join(f"{models.option_of(name)} {ref}" for name, ref in refs.used().items()
                         if ref and not Path(ref).is_absolute() and models.looks_like_hub_id(ref))
         raise ModelError(f"cannot read the configuration of {hub or 'the models'}: {one_line(exc)}") from None
-    digest = cfg.digest(refs.fingerprint(), styles_digest(styles) if cfg.styles else None)
+    digest = cfg.digest(refs.fingerprint(captioner=models.captioner_folder(cfg.captioner)),
+                        styles_digest(styles) if cfg.styles else None)
     inputs = survey(where.source, where.endpoint_url, where.include_hidden)
     src, keys = inputs.store, inputs.keys
     out = open_store(where.dest, where.endpoint_url)
@@ -145,7 +175,8 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
         say.line(f"styles   {len(unknown)} key(s) of --styles match no input: "
                  f"{', '.join(printable(k) for k in unknown[:5])}{', ...' if len(unknown) > 5 else ''}")
     if jobs:
-        shared = _sidecar_fields(refs, cfg, facts, digest, say)
+        recorded = {**loaded, **{name: ref for name, (ref, _) in others.items() if name == "captioner"}}
+        shared = _sidecar_fields(recorded, cfg, facts, digest, say)
         bank = tuple(read_bank(refs.bank)) if refs.bank else ()  # read once here: actors may be on other nodes
         ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing(), bank=bank,
                          teacher=teacher)
@@ -203,15 +234,15 @@ def _earlier(key: str, digest: str, out: Store, done: set[str], say: "_Say") -> 
     return None
 
 
-def _sidecar_fields(refs, cfg: SoundtrackConfig, facts: ModelFacts, digest: str, say: "_Say") -> dict:
-    """What every sidecar of this run says about the run itself, the models' licences (found
-    once, on the summary) included."""
+def _sidecar_fields(loaded: dict, cfg: SoundtrackConfig, facts: ModelFacts, digest: str, say: "_Say") -> dict:
+    """What every sidecar of this run says about the run itself: the models it loaded, and their
+    licences (found once, on the summary)."""
     trained, found = facts.prior_trained, say.summary.licences
     return {"cotvtm": __version__, "run_id": say.run_id, "config_digest": digest, "config": asdict(cfg),
-            "models": refs.used(),
+            "models": loaded,
             "licences": {name: lic.record() for name, lic in found.items()}, "prior_trained": trained,
             "conditioning": facts.conditioning,  # retrieval, a distilled prior or an untrained one
-            "note": None if trained or refs.prior == models.RETRIEVAL or cfg.conditioning == "teacher" else
+            "note": None if trained or loaded.get("prior") == models.RETRIEVAL or cfg.conditioning == "teacher" else
             "the prior is untrained (random weights): the music does not yet reflect the video; train one with "
             "the distillation job, or use the retrieval prior (the default)"}
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from cotvtm.errors import CotvtmError
 from cotvtm.teacher.ingest import CaptionItem
+from cotvtm.teacher.schema import bounded_field
 
 WINDOW_S = 10.0  # one frame per window of this length, as the soundtrack job windows a video
 MAX_FRAMES = 8
@@ -101,7 +102,7 @@ class VisionCaptioner:
         text = " ".join(reply.content.split()).strip('"')
         if not text:
             raise CotvtmError("the vision model's caption was empty")
-        return text
+        return bounded_field(text, "the vision model's caption")
 
 
 class LocalCaptioner:

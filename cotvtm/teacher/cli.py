@@ -41,7 +41,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     e.add_argument("--temperature", type=float, default=d.temperature)
     e.add_argument("--max-tokens", type=int, default=d.max_tokens, help="completion token limit (0: none sent)")
     e.add_argument("--no-json-mode", action="store_true", help="do not send response_format=json_object")
-    e.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds per request")
+    e.add_argument("--timeout", type=float, default=d.timeout_s,
+                   help="seconds one request may take in all, connect to last byte")
     e.add_argument("--max-retries", type=int, default=d.max_retries, help="retries per request (429, 5xx, timeouts)")
     e.add_argument("--backoff", type=float, default=d.backoff_s, help="first retry delay in seconds (doubles)")
     e.add_argument("--repair-attempts", type=int, default=d.repair_attempts,

@@ -6,6 +6,11 @@ here the backoff is configurable (tests run with milliseconds), every attempt is
 and the in-flight limit covers exactly the time a request is on the wire, not the time
 it sleeps before a retry. So the client is built with ``max_retries=0``.
 
+Each request is bounded: in time, ``timeout_s`` from connecting to the answer's last byte (a
+server trickling its answer a byte at a time times out like a silent one); in size, an answer
+over ``MAX_RESPONSE_BYTES`` is refused by its Content-Length or as soon as that much has been
+read, never held whole, and a field of it over ``schema.MAX_FIELD_CHARS`` is an invalid answer.
+
 Per caption: rate limiter -> concurrency slot -> request; 429, 5xx, 408/409, timeouts and
 connection errors are retried with exponential backoff (or the server's Retry-After);
 other 4xx fail the caption at once. An answer that is not the required JSON (invalid,
@@ -16,22 +21,79 @@ at most ``repair_attempts`` more turns. Whatever happens, ``label`` returns a re
 
 import asyncio
 import email.utils
+import logging
 import random
 import time
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
 
+import httpx2
 import openai
 
-from cotvtm.teacher.settings import EndpointConfig
+from cotvtm.teacher.settings import EndpointConfig, redact_urls, shown_url
 from cotvtm.teacher.ingest import CaptionItem
 from cotvtm.teacher.limiter import RateLimiter, estimate_tokens
 from cotvtm.teacher.prompt import (DIRECT_PROMPT_VERSION, PAPER_PROMPT_VERSION, PROMPT_VERSION, cot_prompt,
                                    direct_prompt, repair_message, scene_prompt)
 from cotvtm.teacher.records import LabelRecord
-from cotvtm.teacher.schema import AnswerError, parse_answer_format, x_mt, x_rt
+from cotvtm.teacher.schema import AnswerError, bounded_field, parse_answer_format, x_mt, x_rt
 
 TEACHER = "openai"
 RETRYABLE_STATUS = {408, 409, 429}
+# The largest HTTP body a teacher's answer may have. A completion at the largest max_tokens
+# models offer (~128k tokens, ~4 bytes each) is ~0.5 MB; this leaves room for JSON escapes and
+# the envelope, while a hostile or broken server cannot make a worker hold hundreds of MB.
+MAX_RESPONSE_BYTES = 2 * 1024 * 1024
+_LIMIT = f"the {MAX_RESPONSE_BYTES:,}-byte limit of an answer"  # as reasons name it
+
+
+class TooLarge(openai.OpenAIError):
+    """An answer refused for its size (an ``OpenAIError``: the client passes it on unwrapped)."""
+
+
+class _CappedBody(httpx2.AsyncByteStream):
+    """A response body read chunk by chunk, refused once it passes ``MAX_RESPONSE_BYTES``."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream):
+        self.inner = inner
+
+    async def __aiter__(self):
+        read = 0
+        async for chunk in self.inner:
+            read += len(chunk)
+            if read > MAX_RESPONSE_BYTES:
+                raise TooLarge(f"answer too large: over {_LIMIT}")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def _cap_body(response: httpx2.Response) -> None:
+    """A response hook, before the body is read: a declared size over ``MAX_RESPONSE_BYTES``
+    is refused at once, any other body is read through ``_CappedBody``. Answers are asked for
+    uncompressed (``Accept-Encoding: identity``): a compressed one is refused, since a capped
+    compressed body can still inflate a thousandfold."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise TooLarge(f"answer too large: {int(declared):,} bytes declared, over {_LIMIT}")
+    encoding = response.headers.get("content-encoding", "identity").lower()
+    if encoding != "identity":
+        raise TooLarge(f"answer compressed ({encoding}) although asked for uncompressed: its size cannot be "
+                       f"held to {_LIMIT}")
+    response.stream = _CappedBody(response.stream)
+
+
+class _ShownUrls(logging.Filter):
+    """httpx2 logs each request's URL (at INFO): logged as ``shown_url`` shows it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(shown_url(str(a)) if isinstance(a, httpx2.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx2").addFilter(_ShownUrls())
 
 
 class RequestFailed(Exception):
@@ -90,13 +152,18 @@ def retry_after_s(headers) -> float | None:
 
 
 def make_client(cfg: EndpointConfig) -> openai.AsyncOpenAI:
-    """The async client, with its own retries off (this module retries); the key from this
-    process's environment."""
-    api_key = cfg.api_key()
+    """The async client, with its own retries off (this module retries), every answer's size
+    capped, the key from this process's environment. A query in the URL (``?key=...``) is sent
+    with every request: the client would append the request's path after it."""
+    url = urlsplit(cfg.base_url)
+    http = openai.DefaultAsyncHttpxClient(event_hooks={"response": [_cap_body]},
+                                          headers={"Accept-Encoding": "identity"})
+    common = dict(api_key=cfg.api_key(), timeout=cfg.timeout_s, max_retries=0, http_client=http,
+                  default_query=dict(parse_qsl(url.query)))
+    base = url._replace(query="", fragment="").geturl()
     if cfg.api_version:
-        return openai.AsyncAzureOpenAI(azure_endpoint=cfg.base_url, api_version=cfg.api_version,
-                                       api_key=api_key, timeout=cfg.timeout_s, max_retries=0)
-    return openai.AsyncOpenAI(base_url=cfg.base_url, api_key=api_key, timeout=cfg.timeout_s, max_retries=0)
+        return openai.AsyncAzureOpenAI(azure_endpoint=base, api_version=cfg.api_version, **common)
+    return openai.AsyncOpenAI(base_url=base, **common)
 
 
 class LLMTeacher:
@@ -128,9 +195,12 @@ class LLMTeacher:
             try:
                 async with self.slots:
                     usage.requests += 1
-                    response = await self.client.chat.completions.create(
-                        **self._request(messages, json_mode and self.json_mode))
-            except openai.APIError as exc:
+                    response = await asyncio.wait_for(self.client.chat.completions.create(
+                        **self._request(messages, json_mode and self.json_mode)), self.cfg.timeout_s)
+            except TooLarge as exc:  # a server that sends this once will again: not retried
+                self.limiter.settle(estimate, 0)
+                raise RequestFailed(str(exc)) from None
+            except (openai.APIError, asyncio.TimeoutError) as exc:
                 self.limiter.settle(estimate, 0)
                 last, delay = self._transient(exc)
             else:
@@ -141,14 +211,14 @@ class LLMTeacher:
         attempts = self.cfg.max_retries + 1
         raise RequestFailed(f"{last}; gave up after {attempts} attempt{'s' if attempts != 1 else ''}")
 
-    def _transient(self, exc: openai.APIError) -> tuple[str, float | None]:
+    def _transient(self, exc: Exception) -> tuple[str, float | None]:
         """Why a request failed and the delay the server asked for; raises if a retry cannot help."""
-        if isinstance(exc, openai.APITimeoutError):
-            return f"timed out after {self.cfg.timeout_s:g} s", None
+        if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError)):
+            return f"timed out after {self.cfg.timeout_s:g} s (the limit of one whole request)", None
         if isinstance(exc, openai.APIConnectionError):
-            return f"connection failed ({exc.__cause__ or exc})", None
+            return f"connection failed ({redact_urls(str(exc.__cause__ or exc))})", None
         if not isinstance(exc, openai.APIStatusError):
-            raise RequestFailed(f"unusable response: {exc}")
+            raise RequestFailed(f"unusable response: {redact_urls(str(exc))}")
         status = exc.status_code
         if status == 400 and self.json_mode and "response_format" in str(exc.message):
             self.json_mode = False  # the server has no JSON mode; the prompt still asks for JSON
@@ -185,7 +255,10 @@ class LLMTeacher:
             raise RequestFailed("scene description truncated (finish_reason=length)")
         if not text:
             raise RequestFailed("scene description: empty answer")
-        return text
+        try:
+            return bounded_field(text, "the scene description")
+        except AnswerError as exc:
+            raise RequestFailed(exc.reason) from None
 
     async def answer(self, caption: str, usage: Usage) -> tuple[str, object, str]:
         """The model's raw text, validated answer and its format, with repair turns. Raises
@@ -245,8 +318,8 @@ def _message(exc: openai.APIStatusError) -> str:
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:200]
-    return str(exc.message)[:200]
+            return redact_urls(str(error["message"])[:200])
+    return redact_urls(str(exc.message)[:200])
 
 
 def _tokens(response) -> int:

@@ -5,11 +5,17 @@ the same chain-of-thought teacher that labels training data (``client.LLMTeacher
 retries, rate limits and repairs), and the T5 states of the music description it writes are
 the window's E_m: what MusicGen makes of that text. Slower and paid per window, but every
 answer is also a label: the sidecar keeps each window's caption, rationale and description.
+
+Every request is bounded in time and size (``client``), and so is every window: a window with no
+answer within ``window_bound_s`` (every turn and retry of its caption at its limit, times the
+rounds its batch needs through the endpoint's concurrency) fails with that reason, and the
+stage goes on with the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 
 import numpy as np
 
@@ -29,14 +35,29 @@ class TeacherConditioner:
         status is not ``ok`` says why (the teacher never raises for one caption's failure)."""
         return asyncio.run(self._ask([CaptionItem(i, c, caption_source="soundtrack") for i, c in zip(ids, captions)]))
 
+    def window_bound_s(self, windows: int) -> float:
+        """How long a window of a batch of ``windows`` may wait for its answer."""
+        return self.endpoint.caption_bound_s() * math.ceil(windows / self.endpoint.concurrency)
+
     async def _ask(self, items: list[CaptionItem]) -> list[LabelRecord]:
         from cotvtm.teacher.client import LLMTeacher
 
         teacher = LLMTeacher(self.endpoint)
+        bound = self.window_bound_s(len(items))
         try:
-            return [done.record for done in await asyncio.gather(*(teacher.label(item) for item in items))]
+            return list(await asyncio.gather(*(self._bounded(teacher, item, bound) for item in items)))
         finally:
             await teacher.close()
+
+    async def _bounded(self, teacher, item: CaptionItem, bound: float) -> LabelRecord:
+        """The teacher's record for ``item``, or a failed one once ``bound`` seconds have passed."""
+        try:
+            return (await asyncio.wait_for(teacher.label(item), bound)).record
+        except asyncio.TimeoutError:
+            return LabelRecord(id=item.id, caption=item.caption, media=None, source="", teacher=teacher.teacher,
+                               model=teacher.model, prompt_version=teacher.prompt_version, status="failed",
+                               reason=f"no answer within {bound:g} s (the bound of a window: every request and "
+                                      f"retry at its {self.endpoint.timeout_s:g} s limit)")
 
     def states(self, records: list[LabelRecord]) -> tuple[np.ndarray, np.ndarray]:
         """E_m (N, L, D) and mask (N, L): each description encoded alone, as the retrieval prior does."""

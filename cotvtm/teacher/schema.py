@@ -11,9 +11,10 @@ Two answer formats are read, whichever prompt asked (``answer_format`` says whic
 
 Both become one ``CotAnswer``. Models wrap JSON in code fences, add a sentence before or after
 it, or return lists where strings are asked for; all of that is accepted. What is not accepted
-(no JSON object, broken JSON, a missing or empty field) raises ``AnswerError`` with a one-line
-reason, in the names of the format that was sent (or asked for), that goes back to the model in
-a repair turn and, if repairs run out, is recorded as the failure reason.
+(no JSON object, broken JSON, a missing or empty field, a field over ``MAX_FIELD_CHARS``) raises
+``AnswerError`` with a one-line reason, in the names of the format that was sent (or asked
+for), that goes back to the model in a repair turn and, if repairs run out, is recorded as the
+failure reason.
 
 X_rt, the rationale the student distils, joins these fields in this order:
 
@@ -37,6 +38,11 @@ from pydantic_core import PydanticCustomError
 
 from cotvtm.errors import CotvtmError
 
+# The longest text one field of an answer (a reasoning, an element, the music description; a
+# caption or a scene description) may hold: ~2,000 tokens, many times what any step needs, and
+# small enough that what a field carries into labels, sidecars and reports stays small.
+MAX_FIELD_CHARS = 8192
+
 
 def _flatten(value: Any) -> Any:
     """Lists of strings (a common model habit for instruments or objects) become one string."""
@@ -52,7 +58,27 @@ def _non_empty(value: str) -> str:
     return value
 
 
-Text = Annotated[str, BeforeValidator(_flatten), AfterValidator(_non_empty)]
+def _bounded(value: str) -> str:
+    """A field over ``MAX_FIELD_CHARS`` is refused: it would be carried into every record of it."""
+    if len(value) > MAX_FIELD_CHARS:
+        raise PydanticCustomError("too_long", too_long(len(value)))
+    return value
+
+
+def too_long(length: int) -> str:
+    """Why a field is refused: its length and the limit."""
+    return f"is too long: {length:,} characters, over the limit of {MAX_FIELD_CHARS:,}"
+
+
+def bounded_field(text: str, what: str) -> str:
+    """``text`` (a caption, a scene description) when it fits ``MAX_FIELD_CHARS``; else ``AnswerError``."""
+    if len(text) > MAX_FIELD_CHARS:
+        raise AnswerError(f"{what} {too_long(len(text))}")
+    return text
+
+
+Text = Annotated[str, BeforeValidator(_flatten), AfterValidator(_non_empty), AfterValidator(_bounded)]
+Bounded = Annotated[str, AfterValidator(_bounded)]
 
 
 class VisualElements(BaseModel):
@@ -82,7 +108,7 @@ class Step2(BaseModel):
 
 class Step3(BaseModel):
     music_description: Text
-    reasoning: str = ""  # the paper's "step3 reasoning"; cot-v1 answers have none
+    reasoning: Bounded = ""  # the paper's "step3 reasoning"; cot-v1 answers have none
 
 
 class CotAnswer(BaseModel):
@@ -149,8 +175,8 @@ def _describe(errors: list[dict]) -> str:
         path = ".".join(str(p) for p in item["loc"]) or "answer"
         if item["type"] == "missing":
             missing.append(path)
-        elif item["type"] == "empty":
-            wrong.append(f"{path} is empty")
+        elif item["type"] in ("empty", "too_long"):
+            wrong.append(f"{path} {item['msg']}")
         else:
             wrong.append(f"{path}: {item['msg']}")
     parts = ([f"JSON missing fields: {', '.join(missing)}"] if missing else []) + wrong

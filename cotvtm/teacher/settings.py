@@ -1,8 +1,9 @@
 """Settings of a labelling run: the endpoint (when there is one) and the build."""
 
 import os
+import re
 from dataclasses import dataclass, replace
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from cotvtm.errors import CotvtmError
 from cotvtm.teacher.captioner import CaptionerConfig
@@ -10,6 +11,22 @@ from cotvtm.teacher.prompt import COT_PROMPT_VERSIONS, PROMPT_VERSION
 
 OPENAI_URL = "https://api.openai.com/v1"
 SCENE_WRITERS = ("template", "llm")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown or recorded: without userinfo (``user:token@``), query or
+    fragment, where credentials ride. Requests still use the full URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL)"
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def redact_urls(text: str) -> str:
+    """``text`` (an error message, say) with every URL in it as ``shown_url`` shows it."""
+    return _URL.sub(lambda match: shown_url(match.group()), text)
 
 
 @dataclass(frozen=True)
@@ -23,7 +40,7 @@ class EndpointConfig:
     temperature: float | None = 0.7
     json_mode: bool = True  # response_format={"type": "json_object"}; dropped if the server rejects it
     max_tokens: int = 1024  # 0: no limit sent
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # one whole request, connect to last byte (not each socket read)
     max_retries: int = 6  # per request, for 429, 5xx, timeouts and connection errors
     backoff_s: float = 0.5  # first retry delay; doubles each retry (when there is no Retry-After)
     max_backoff_s: float = 30.0
@@ -40,7 +57,7 @@ class EndpointConfig:
             raise CotvtmError("--model is required with an endpoint (the model or deployment name it serves)")
         url = urlparse(self.base_url)
         if url.scheme not in ("http", "https") or not url.netloc:
-            raise CotvtmError(f"--base-url must be an http(s) URL, not {self.base_url!r}")
+            raise CotvtmError(f"--base-url must be an http(s) URL, not {shown_url(self.base_url)!r}")
         for name, value, low in (("--concurrency", self.concurrency, 1), ("--max-retries", self.max_retries, 0),
                                  ("--repair-attempts", self.repair_attempts, 0), ("--max-tokens", self.max_tokens, 0)):
             if value < low:
@@ -62,6 +79,16 @@ class EndpointConfig:
             raise CotvtmError(f"{self.api_key_env} is not set: export the API key for {host} "
                               f"(or name another variable with --api-key-env)")
         return key or "not-needed"
+
+    def request_bound_s(self) -> float:
+        """The longest one request can take, retries included: every attempt at ``timeout_s``,
+        every pause between two at its cap (the backoff's or a Retry-After's)."""
+        pause = max(self.max_backoff_s, self.max_retry_after_s)
+        return (self.max_retries + 1) * self.timeout_s + self.max_retries * pause
+
+    def caption_bound_s(self) -> float:
+        """The longest one caption's answer can take: every turn, repairs included, at its bound."""
+        return (self.repair_attempts + 1) * self.request_bound_s()
 
     def share(self, actors: int) -> "EndpointConfig":
         """This actor's part of the global concurrency and rate limits."""
