@@ -1,8 +1,8 @@
-"""Benchmark the frame readers: 8 frames per 10 s window, every window, PyAV vs decord.
+"""Benchmark the frame reader (PyAV): 8 frames per 10 s window, every window.
 
 Run: .venv/bin/python bench/frames.py
-Prints median wall time per window over REPEATS runs and the ratio decord / pyav. It does not
-assert anything: numbers depend on the machine.
+Prints median wall time per window over REPEATS runs. It does not assert anything: numbers
+depend on the machine.
 """
 
 from __future__ import annotations
@@ -28,19 +28,13 @@ VIDEOS = {  # name -> (seconds, size); libx264 defaults otherwise (keyframe at m
 }
 
 
-def time_window(path, times, rotation, reader) -> float:
+def time_window(path, times, rotation) -> float:
     start = time.perf_counter()
-    read_window_frames(path, times, SHORT_SIDE, rotation=rotation, reader=reader)
+    read_window_frames(path, times, SHORT_SIDE, rotation=rotation)
     return time.perf_counter() - start
 
 
 def main() -> None:
-    try:
-        import decord  # noqa: F401
-        readers = ["pyav", "decord"]
-    except ImportError:
-        readers = ["pyav"]
-        print("decord is not installed: timing pyav only")
     with tempfile.TemporaryDirectory() as tmp:
         for name, (seconds, size) in VIDEOS.items():
             start = time.perf_counter()
@@ -49,24 +43,14 @@ def main() -> None:
             info = probe(path)
             print(f"\n{name}: {info.duration:.1f} s, {info.width}x{info.height}, {info.fps:g} fps, "
                   f"made in {time.perf_counter() - start:.1f} s; median of {REPEATS} runs, ms")
-            print(f"{'window':>14} " + " ".join(f"{r:>8}" for r in readers) + "  decord/pyav")
-            totals = dict.fromkeys(readers, 0.0)
+            print(f"{'window':>14} {'pyav':>8}")
+            total = 0.0
             for window in plan_windows(info.duration):
                 times = sample_times(window)
-                runs = {r: [] for r in readers}
-                for _ in range(REPEATS):  # interleaved, so a burst of load hits both readers
-                    for r in readers:
-                        runs[r].append(time_window(path, times, info.rotation, r))
-                medians = {r: statistics.median(timings) for r, timings in runs.items()}
-                for r in readers:
-                    totals[r] += medians[r]
-                print_row(f"{window.start:.0f}-{window.end:.0f} s", medians)
-            print_row("all windows", totals)
-
-
-def print_row(label: str, seconds: dict[str, float]) -> None:
-    ratio = f"{seconds['decord'] / seconds['pyav']:.2f}" if "decord" in seconds else "-"
-    print(f"{label:>14} " + " ".join(f"{s * 1e3:8.0f}" for s in seconds.values()) + f"  {ratio:>11}")
+                median = statistics.median(time_window(path, times, info.rotation) for _ in range(REPEATS))
+                total += median
+                print(f"{window.start:.0f}-{window.end:.0f} s".rjust(14) + f" {median * 1e3:8.0f}")
+            print(f"{'all windows':>14} {total * 1e3:8.0f}")
 
 
 if __name__ == "__main__":

@@ -129,13 +129,19 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, paired):
 
 def test_an_external_folder_missing_an_item_is_named_in_one_line(tmp_path, paired, elsewhere):
     partial = tmp_path / "partial"
-    partial.mkdir()
+    (partial / "sub").mkdir(parents=True)
     for path in elsewhere.iterdir():
-        if not path.name.startswith("noise"):
-            (partial / path.name).write_bytes(path.read_bytes())
+        (partial / ("sub" if path.name.startswith("noise") else "") / path.name).write_bytes(path.read_bytes())
     proc = _evaluate(paired, tmp_path / "out", "--window-seconds", 2, "--external", f"codi={partial}", timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
-    assert f"--external codi={partial}: no audio for test item 'noise'" in proc.stderr
+    assert (f"--external codi={partial}: no audio for test item 'noise': expected {partial}/noise.wav, .flac, "
+            ".mp3, .ogg, .opus, .m4a or .aac (subfolders are not searched)") in proc.stderr
+    (partial / "sub" / "noise.m4a").rename(partial / "noise.m4a")
+    (partial / "noise.wav").write_bytes((partial / "counter#0.wav").read_bytes())
+    proc = _evaluate(paired, tmp_path / "out", "--window-seconds", 2, "--external", f"codi={partial}", timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert (f"--external codi={partial}: 2 files for test item 'noise' ({partial}/noise.m4a, {partial}/noise.wav): "
+            "keep one") in proc.stderr
     proc = _evaluate(paired, tmp_path / "out", "--external", "codi", timeout=60)
     assert proc.returncode == 2 and "expected NAME=DIR" in proc.stderr
 

@@ -1,9 +1,11 @@
-"""Files from strangers: a playlist in a video's clothes, an input swapped between the passes,
-names that differ only in extension or case."""
+"""Files from strangers: a playlist in a video's clothes, a file that is both a playlist and a
+video, an input swapped between the passes, names that differ only in extension or case."""
 
+import ctypes
 import json
 import os
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +14,8 @@ import soundfile as sf
 from PIL import Image
 from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
-from cotvtm.settings import Resources, SoundtrackConfig
-from cotvtm.errors import MediaError
+from cotvtm.settings import READERS, Resources, SoundtrackConfig
+from cotvtm.errors import CotvtmError, MediaError
 from cotvtm.pipelines import runner
 from cotvtm.pipelines.runner import Where, run
 from cotvtm.storage import open_store
@@ -33,9 +35,10 @@ def _playlist(target: Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def private(tmp_path_factory) -> Path:
-    """A file that must never reach an output: a video the job was not given."""
+    """A file that must never reach an output: a video the job was not given. Every frame is a
+    keyframe, so any demuxer that follows a playlist to it can decode from wherever it lands."""
     return make_video(tmp_path_factory.mktemp("private") / "secret.ts", duration=2, source="mandelbrot",
-                      size="96x64")
+                      size="96x64", gop=1)
 
 
 def test_every_ffmpeg_entry_point_refuses_a_playlist(tmp_path, private):
@@ -50,8 +53,7 @@ def test_every_ffmpeg_entry_point_refuses_a_playlist(tmp_path, private):
         "mux with duck": lambda: mux.mux_wav(evil, wav, tmp_path / "out.mp4", keep_original=0.2),
         "loudness": lambda: mux.measure_loudness(evil, wav, "[0:a:0]anull[out]"),
         "still video": lambda: image.write_still_video(evil, np.zeros(3200, np.float32), 32000, tmp_path / "s.mp4"),
-        "frames (pyav)": lambda: read_window_frames(evil, [0.5], 32, reader="pyav"),
-        "frames (decord)": lambda: read_window_frames(evil, [0.5], 32, reader="decord"),
+        "frames": lambda: read_window_frames(evil, [0.5], 32),
     }
     for name, call in calls.items():
         with pytest.raises(MediaError) as refused:
@@ -59,6 +61,95 @@ def test_every_ffmpeg_entry_point_refuses_a_playlist(tmp_path, private):
         if not name.startswith("frames"):  # PyAV's error says only "Invalid data found"
             assert "container format 'hls' is not accepted" in refused.value.reason, f"{name}: {refused.value.reason}"
     assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "s.mp4").exists()
+
+
+TS_PACKET = 188  # bytes; an MPEG-TS demuxer finds the packets after a prefix of this length
+TIMES = [0.25, 0.95, 1.65]  # frames compared between a polyglot and what it may show
+
+
+def _polyglot(clip: Path, target: Path) -> bytes:
+    """An HLS playlist of ``target`` that is also the MPEG-TS ``clip``: the playlist fills the first
+    packet's room and the clip's packets follow. FFmpeg versions that want an .m3u8 name for HLS
+    (PyAV's) probe it as MPEG-TS; older ones (ffmpeg 5.1, decord's 4.1) as HLS."""
+    playlist = _playlist(target)
+    return playlist + b"#" * (TS_PACKET - len(playlist) - 1) + b"\n" + clip.read_bytes()
+
+
+class _Opens:
+    """Opens of one file by any process, counted by Linux inotify: proof that nothing read it."""
+
+    IN_OPEN = 0x20
+
+    def __init__(self, path: Path):
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK)
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, os.fsencode(path), self.IN_OPEN) < 0:
+            raise OSError(ctypes.get_errno(), f"inotify on {path}")
+
+    def count(self) -> int:
+        """Opens since the last call."""
+        opens = 0
+        while True:
+            try:
+                data = os.read(self.fd, 4096)
+            except BlockingIOError:
+                return opens
+            while data:  # struct inotify_event: wd, mask, cookie, len, then len bytes of name
+                _, mask, _, size = struct.unpack_from("iIII", data)
+                opens += bool(mask & self.IN_OPEN)
+                data = data[16 + size:]
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+@pytest.fixture
+def polyglot(tmp_path, private):
+    """INPUT/clip.ts, both a playlist of the private video and an MPEG-TS clip of the same size;
+    and a watch on the private video, proven to see an open."""
+    library = tmp_path / "in"
+    library.mkdir()
+    clip = make_video(tmp_path / "clip.ts", duration=2, source="testsrc2", size="96x64", gop=1)
+    (library / "clip.ts").write_bytes(_polyglot(clip, private))
+    opens = _Opens(private)
+    private.open("rb").close()
+    assert opens.count() == 1  # the watch sees an open
+    yield library, clip, opens
+    opens.close()
+
+
+def test_a_playlist_that_is_also_a_video_gives_only_its_own_frames(polyglot, private):
+    library, clip, opens = polyglot
+    evil = library / "clip.ts"
+    own, secret = read_window_frames(clip, TIMES, None), read_window_frames(private, TIMES, None)
+    opens.count()
+    assert not np.array_equal(own, secret)
+    for reader in READERS:  # every reader the settings accept
+        frames = read_window_frames(evil, TIMES, None, reader=reader)
+        assert np.array_equal(frames, own), reader
+        assert opens.count() == 0, f"{reader} opened the file the playlist names"
+    with pytest.raises(ValueError, match="unknown frame reader 'decord'"):
+        read_window_frames(evil, TIMES, None, reader="decord")
+    with pytest.raises(CotvtmError, match="--frame-reader must be one of pyav, not 'decord'"):
+        SoundtrackConfig(frame_reader="decord")
+
+
+def test_the_job_never_reads_the_file_a_playlist_video_names(polyglot, tmp_path, model_cache, ray_session):
+    """Whichever way the installed ffprobe and ffmpeg take the file (a refused playlist, or the
+    MPEG-TS it also is), the job reads nothing outside INPUT and the other input's output is made."""
+    library, clip, opens = polyglot
+    make_video(library / "other.mp4", duration=2)
+    summary = run(Where(str(library), str(tmp_path / "out"), cache_dir=model_cache), FAST, Resources(),
+                  echo=lambda _: None)
+    rows = {o.key: o for o in summary.outcomes}
+    assert rows["other.mp4"].status == "ok", rows["other.mp4"]
+    assert opens.count() == 0
+    if rows["clip.ts"].status == "error":
+        assert "container format 'hls' is not accepted" in rows["clip.ts"].reason, rows["clip.ts"]
+    else:
+        assert rows["clip.ts"].status == "ok", rows["clip.ts"]  # its video is copied into the output
+        assert np.array_equal(read_window_frames(rows["clip.ts"].output, TIMES, None),
+                              read_window_frames(clip, TIMES, None))
 
 
 def _swap_between_passes(monkeypatch, swap):

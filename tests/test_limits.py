@@ -23,7 +23,7 @@ from cotvtm.eval import embedders
 from cotvtm.prior import PriorConfig, TwoStagePrior
 from cotvtm.training.loop import STATE, _save, read_checkpoint
 from cotvtm.video import limits, media
-from cotvtm.video.frames import read_window_frames
+from cotvtm.video.frames import READERS, read_window_frames
 from cotvtm.video.image import image_frames, probe_image
 from cotvtm.video.samples import make_video
 
@@ -154,7 +154,7 @@ def test_the_duration_limit_is_a_setting(tmp_path):
 def test_an_8000_pixel_square_video_is_scaled_while_decoding(tmp_path):
     path = _square_mjpeg(tmp_path / "square.mkv", 8000, 8)
     times = [(i + 0.5) / 8 for i in range(8)]  # 8 distinct frames
-    for reader in ("pyav", "decord"):
+    for reader in READERS:
         read = f"read_window_frames(path, {times}, 64, reader={reader!r}).shape"
         output, peak = _measured(_attempts("from cotvtm.video.frames import read_window_frames", read, path))
         print(f"\n8000x8000 MJPEG, 8 frames, {reader}: peak RSS {peak} MB (8 full frames: {8 * FULL_FRAME_MB} MB)")
@@ -167,7 +167,7 @@ def test_a_video_with_frames_over_the_pixel_limit_is_refused_unread(tmp_path):
     reason = r"video frames of 8200x8200 \(67240000 pixels\), over the 67108864 pixel limit for video frames"
     with pytest.raises(MediaError, match=reason):
         media.plan_media_windows(path, "huge frames.mkv", 10.0, 10.0)
-    for reader in ("pyav", "decord"):
+    for reader in READERS:
         with pytest.raises(MediaError, match=reason):
             read_window_frames(path, [0.0], 64, reader=reader)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cotvtm.settings import default_device
+from cotvtm.settings import READERS, default_device
 from cotvtm.errors import CotvtmError
 from cotvtm.eval.external import parse as parse_external
 from cotvtm.eval.settings import METHODS, EvalConfig
@@ -38,8 +38,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--retrieval-k", type=int, default=d.retrieval_k,
                    help="the retrieval method draws among this many nearest captions")
     m.add_argument("--external", action="append", metavar="NAME=DIR",
-                   help="score audio another system made for the test set: one file per item named by its id "
-                        "(as audio/<method>/ names them), any common audio format, local or s3:// (repeat)")
+                   help="score audio another system made for the test set: exactly one file per item, DIR/<id>.<ext> "
+                        "in DIR itself (id as audio/<method>/ names them; subfolders are not searched), any common "
+                        "audio format, local or s3://; only the item's length is decoded (repeat)")
     m.add_argument("--captioner", default=None, help="'retrieval' or blip:REF (default: retrieval for tiny, "
                                                       "BLIP-large otherwise)")
     m.add_argument("--captions", default=d.captions, choices=["model", "manifest"],
@@ -55,7 +56,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("test items and sampling")
     s.add_argument("--window-seconds", type=float, default=d.window_s)
     s.add_argument("--frames-per-window", type=int, default=d.frames_per_window)
-    s.add_argument("--frame-reader", default=d.frame_reader, choices=["pyav", "decord"])
+    s.add_argument("--frame-reader", default=d.frame_reader, choices=READERS)
     s.add_argument("--guidance-scale", type=float, default=d.guidance_scale)
     s.add_argument("--top-k", type=int, default=d.top_k)
     s.add_argument("--prior-steps", type=int, default=None)

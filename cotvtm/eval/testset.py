@@ -119,10 +119,12 @@ def fit(audio: np.ndarray, samples: int) -> np.ndarray:
     return np.pad(audio, (0, samples - len(audio))).astype(np.float32)
 
 
-def decode_audio(path: str, rate: int = REFERENCE_RATE) -> np.ndarray:
-    """The file's first audio stream as mono float32 at ``rate`` (ffmpeg resamples and downmixes)."""
-    proc = ffmpeg.run([ffmpeg.FFMPEG, "-nostdin", "-v", "error", "-i", ffmpeg_url(path), "-map", "0:a:0", "-ac", "1",
-                       "-ar", str(rate), "-f", "f32le", "-"], path, "audio decoding", 600,
+def decode_audio(path: str, rate: int = REFERENCE_RATE, seconds: float | None = None) -> np.ndarray:
+    """The file's first audio stream as mono float32 at ``rate`` (ffmpeg resamples and downmixes);
+    with ``seconds``, only its first ``seconds`` are read and decoded."""
+    bound = ["-t", f"{seconds:.6f}"] if seconds is not None else []
+    proc = ffmpeg.run([ffmpeg.FFMPEG, "-nostdin", "-v", "error", *bound, "-i", ffmpeg_url(path), "-map", "0:a:0",
+                       "-ac", "1", "-ar", str(rate), "-f", "f32le", "-"], path, "audio decoding", 600,
                       formats=ffmpeg.AUDIO_FORMATS + ffmpeg.VIDEO_FORMATS)
     if proc.returncode != 0:
         reason = summarise_stderr(proc.stderr, ffmpeg_url(path)) or "ffmpeg failed"

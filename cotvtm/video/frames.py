@@ -1,33 +1,33 @@
 """Decode a few frames at given timestamps, small and upright, without decoding the whole video.
 
-One function, two backends: PyAV (default; maintained, bundles FFmpeg, as fast as decord in
-bench/frames.py) and decord (optional, imported lazily). For each timestamp both return the
-first frame whose presentation time is at or after it, the frame ``ffmpeg -ss t`` gives.
+For each timestamp the frame is the first whose presentation time is at or after it, the frame
+``ffmpeg -ss t`` gives. PyAV is the only reader, and it opens every file under the job's protocol
+and format whitelists (``video/ffmpeg.py``). decord is not offered: it bundles an FFmpeg of its
+own (4.1 in decord 0.6), probes each file itself and takes no whitelist, so a file the gate
+accepts as MPEG-TS can be opened by decord as an HLS playlist, returning frames of another local
+file. A remuxed copy would still hand strangers' bitstreams to that old decoder, and cost a copy
+of the video per read, for a reader that was no faster (docs/ARCHITECTURE.md, Frames).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from cotvtm.errors import MediaError
 from cotvtm.video import ffmpeg, limits
 
-READERS = ("pyav", "decord")
+READERS = ("pyav",)
 TIME_EPS_S = 1e-6  # a frame stamped 0.3 s must count as "at or after 0.3"
 SEEK_MARGINS_S = (0.0, 2.0, 10.0, float("inf"))  # seek again this far back when a seek lands late
-DECORD_EPS_S = 1e-3  # decord keeps timestamps as float32: 1000.1 s comes back as 1000.09998
-_DECORD_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")  # "[08:16:40] /src/x.cc:486: "
 
 
 @dataclass
 class ReadStats:
-    """Work done by one read, for tests and benchmarks. ``frames_decoded`` is counted by the
-    PyAV reader only (decord decodes inside C++)."""
+    """Work done by one read, for tests and benchmarks."""
 
     frames_decoded: int = 0
     frames_converted: int = 0
@@ -49,13 +49,13 @@ def read_window_frames(
     """
     if not len(times):
         raise ValueError("times is empty")
-    if reader not in _READERS:
+    if reader not in READERS:
         raise ValueError(f"unknown frame reader {reader!r}; choose one of {READERS}")
     if rotation % 90:
         raise ValueError(f"rotation must be a multiple of 90, got {rotation}")
     order = np.argsort(times, kind="stable")
-    frames = _READERS[reader](path, [float(times[i]) for i in order], short_side, rotation % 360,
-                              stats if stats is not None else ReadStats())
+    frames = _read_pyav(path, [float(times[i]) for i in order], short_side, rotation % 360,
+                        stats if stats is not None else ReadStats())
     out = np.empty_like(frames)
     out[order] = frames
     return out
@@ -169,53 +169,7 @@ def _open_pyav(path):
     return container
 
 
-def _read_decord(path, times: list[float], short_side, rotation: int, stats: ReadStats) -> np.ndarray:
-    """decord reader: find the frames by timestamp and fetch them with one ``get_batch``.
-
-    decord 0.6 turns rotated videos upright itself (rotating before it scales), so it is
-    asked for the upright size and no rotation is applied here. Measured: on MPEG-TS it returns
-    frames 2 s late (it ignores the stream's start time); use the PyAV reader for .ts files.
-    """
-    try:
-        import decord
-    except ImportError:
-        raise RuntimeError("reader='decord' needs the optional package decord "
-                           "(pip install 'cotvtm[decord]')") from None
-    width, height = _stored_size(path)  # also the gate: decord itself would follow a playlist
-    limits.check_frame(path, width, height)  # decord scales while decoding, but a frame is decoded whole
-    if rotation in (90, 270):
-        width, height = height, width
-    w, h = scaled_size(width, height, short_side)
-    try:
-        vr = decord.VideoReader(os.fspath(path), ctx=decord.cpu(0), width=w, height=h)
-        starts = vr.get_frame_timestamp(np.arange(len(vr)))[:, 0] if len(vr) else np.zeros(0)
-        index = np.searchsorted(starts, np.asarray(times) - DECORD_EPS_S, side="left")
-        if index[-1] >= len(starts):
-            missing = times[int(np.argmax(index >= len(starts)))]
-            last = float(starts[-1]) if len(starts) else None
-            _check_reached(path, missing, last, 1.0 / vr.get_avg_fps() if vr.get_avg_fps() else 0.0)
-            index = np.minimum(index, len(starts) - 1)
-        unique, inverse = np.unique(index, return_inverse=True)
-        batch = vr.get_batch(unique.tolist()).asnumpy()
-    except (decord.DECORDError, RuntimeError, IndexError) as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        reason = _DECORD_LOG_PREFIX.sub("", message)
-        raise MediaError(path, f"truncated or corrupt: decord failed ({reason[:200]})") from None
-    stats.frames_converted += len(unique)
-    return batch[inverse]
-
-
-def _stored_size(path) -> tuple[int, int]:
-    """(width, height) of the stored picture from the container header (no decoding):
-    decord only reports sizes after its own rotation."""
-    with _open_pyav(path) as container:
-        context = container.streams.video[0].codec_context
-        return context.width, context.height
-
-
 def _av_reason(error: Exception) -> str:
     """PyAV's message without its errno and function-name noise."""
     return getattr(error, "strerror", None) or str(error)
 
-
-_READERS: dict[str, Callable[..., np.ndarray]] = {"pyav": _read_pyav, "decord": _read_decord}
