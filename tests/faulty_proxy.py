@@ -13,6 +13,13 @@ client then gets that status line alone and the connection closes (what a connec
 right there looks like). ``continues`` counts those cuts, ``expects`` the requests that asked
 for a 100 Continue. ``fault=trickling`` passes the server's answer on one byte every
 ``trickle_s`` seconds: every socket read succeeds, the answer never ends in useful time.
+
+``fault=paced_bodies`` relays requests and answers one at a time (requests framed by
+Content-Length, as GETs and HEADs are) and passes each GET's answer headers on at once, then
+its body ``step_bytes`` every ``trickle_s`` seconds; with ``declare_bytes`` the headers
+declare that Content-Length instead of the real one, and once the real body is out the
+connection just stays open. ``fault=unsized_bodies`` passes each GET's answer on without its
+Content-Length and closes the connection after the body, so only the close ends it.
 """
 
 import asyncio
@@ -53,10 +60,38 @@ def trickling(n: int) -> str:
     return "trickle"
 
 
+def paced_bodies(n: int) -> str:
+    """Every GET's body comes ``step_bytes`` every ``trickle_s`` seconds, after prompt headers."""
+    return "paced"
+
+
+def unsized_bodies(n: int) -> str:
+    """Every GET's answer comes without a Content-Length, ended by the connection's close."""
+    return "unsized"
+
+
+def _length(head: bytes) -> int:
+    """The Content-Length of a request's or an answer's head (0 when it has none)."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def _with_length(head: bytes, length: int | None) -> bytes:
+    """``head`` declaring ``length`` (None: no Content-Length, and the connection closes after)."""
+    lines = [line for line in head[:-4].split(b"\r\n")
+             if line.partition(b":")[0].strip().lower() not in (b"content-length", b"connection")]
+    lines.append(b"Connection: close" if length is None else b"Content-Length: %d" % length)
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
 class FaultyProxy:
     def __init__(self, upstream_port: int, stall_s: float = 1.0, fault=schedule, life_bytes: int = 1 << 20,
-                 trickle_s: float = 1.0):
+                 trickle_s: float = 1.0, step_bytes: int = 1, declare_bytes: int | None = None):
         self.upstream_port, self.stall_s, self.trickle_s = upstream_port, stall_s, trickle_s
+        self.step_bytes, self.declare_bytes = step_bytes, declare_bytes
         self.fault, self.life_bytes = fault, life_bytes
         self.counts: Counter = Counter()
         self.bytes_down = 0
@@ -108,6 +143,9 @@ class FaultyProxy:
                 return
             if fault == "stall":
                 await asyncio.sleep(self.stall_s)
+            if fault in ("paced", "unsized"):
+                await self._exchanges(reader, writer, unsized=fault == "unsized")
+                return
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
             upload = asyncio.create_task(self._pipe(reader, up_writer, upstream=True))
             if fault == "trickle":
@@ -164,3 +202,40 @@ class FaultyProxy:
                 await writer.drain()
                 self.bytes_down += 1
                 await asyncio.sleep(self.trickle_s)
+
+    async def _exchanges(self, reader, writer, unsized: bool) -> None:
+        """Relay one request and its answer at a time, reshaping the answers to GETs."""
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        try:
+            while True:
+                try:
+                    request = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return  # the client closed the connection
+                up_writer.write(request + await reader.readexactly(_length(request)))
+                await up_writer.drain()
+                head = await up_reader.readuntil(b"\r\n\r\n")
+                body = b"" if request.startswith(b"HEAD ") else await up_reader.readexactly(_length(head))
+                if not request.startswith(b"GET "):
+                    writer.write(head + body)
+                elif unsized:
+                    writer.write(_with_length(head, None) + body)
+                    await writer.drain()
+                    return
+                else:
+                    await self._paced(writer, _with_length(head, self.declare_bytes or len(body)), body)
+                await writer.drain()
+        finally:
+            up_writer.close()
+
+    async def _paced(self, writer, head: bytes, body: bytes) -> None:
+        """``head`` at once, then ``body`` step by step; short of a declared length, wait forever."""
+        writer.write(head)
+        await writer.drain()
+        for start in range(0, len(body), self.step_bytes):
+            await asyncio.sleep(self.trickle_s)
+            writer.write(body[start: start + self.step_bytes])
+            await writer.drain()
+            self.bytes_down += len(body[start: start + self.step_bytes])
+        if _length(head) > len(body):
+            await asyncio.Event().wait()

@@ -1,8 +1,8 @@
 """Every S3 call is bounded in time, and a read is of exactly the content it was listed with.
 
 Through a proxy that closes a connection right after a 100 Continue (on which an unguarded
-botocore spins forever at 100% CPU), and one that trickles answers a byte at a time (which no
-per-read timeout ever trips), on the real S3 server on loopback.
+botocore spins forever at 100% CPU), one that trickles answers a byte at a time (which no
+per-read timeout ever trips), and one that stalls, on the real S3 server on loopback.
 """
 
 import json
@@ -21,7 +21,7 @@ from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
 from cotvtm.storage import ObjectChanged, open_store
 from cotvtm.storage import s3 as s3_module
-from cotvtm.storage.errors import DeadlineExceeded
+from cotvtm.storage.errors import DeadlineExceeded, TooSlow
 
 MiB = 1 << 20
 
@@ -40,10 +40,11 @@ def _proxy(s3_server, fault, **options) -> FaultyProxy:  # noqa: F811
 
 @pytest.fixture
 def short_deadlines(monkeypatch):
-    """Calls get 3 s (attempts 1 s), uploads 3 s plus their size at the slowest rate."""
+    """Calls get 3 s, an idle attempt 1 s; moving data must keep 16 KiB/s over every 1.5 s."""
     monkeypatch.setattr(s3_module, "REQUEST_S", 3.0)
-    monkeypatch.setattr(s3_module, "ATTEMPT_S", 1.0)
-    monkeypatch.setattr(s3_module, "UPLOAD_FLOOR_S", 3.0)
+    monkeypatch.setattr(s3_module, "IDLE_S", 1.0)
+    monkeypatch.setattr(s3_module, "WINDOW_S", 1.5)
+    monkeypatch.setattr(s3_module, "MIN_BYTES_PER_S", 16 * 1024)
 
 
 def _threads() -> set[str]:
@@ -94,50 +95,55 @@ def test_puts_and_uploads_through_a_connection_closed_after_100_continue_succeed
         store.upload(tmp_path / "big.bin", "big.bin")
     finally:
         proxy.stop()
-    assert time.monotonic() - start < 9.0  # the upload's deadline (3 s + 6 MiB at 1 MiB/s); the PUT's is 3 s
+    assert time.monotonic() - start < 9.0  # no attempt waited to be cut
     assert (proxy.expects, proxy.continues) == (0, 0)
     direct = open_store(f"s3://{bucket}/p")
     assert direct.get_bytes("small.bin") == b"x" * 100_000 and direct.get_bytes("big.bin") == big
     assert direct.info("big.bin").etag.endswith("-2")  # it really was a multipart upload
 
 
-def test_a_trickled_answer_fails_within_the_deadline_naming_the_key(s3_server, s3_env, bucket, tmp_path,
-                                                                    short_deadlines):
-    """A byte every half second satisfies every per-read timeout. The PUT, the upload (transfer
-    manager) and the GET each fail a little after their 3 s deadline, saying so; no thread is
-    left behind and none spun while waiting."""
+def test_a_trickled_answer_fails_within_its_bound_naming_the_key(s3_server, s3_env, bucket, tmp_path,
+                                                                 short_deadlines):
+    """A byte every half second satisfies every per-read timeout and never leaves a connection
+    idle. The PUT, the upload (transfer manager) and the GET move data, so each is abandoned
+    once a 1.5 s window brought less than the least rate, naming it; the HEAD moves none, and
+    fails at its 3 s deadline. No thread is left behind and none spun while waiting."""
     (tmp_path / "f.bin").write_bytes(b"y" * 1000)
     before = _threads()
     proxy = _proxy(s3_server, trickling, trickle_s=0.5)
     store = open_store(f"s3://{bucket}/t", endpoint_url=proxy.url)
     try:
-        for name, call in (("row.json", lambda: store.put_bytes("row.json", b"{}")),
-                           ("up.bin", lambda: store.upload(tmp_path / "f.bin", "up.bin")),
-                           ("there.bin", lambda: store.get_bytes("there.bin"))):
+        for name, call, bound, said in (
+                ("row.json", lambda: store.put_bytes("row.json", b"{}"), 1.5, "minimum rate of 16 KiB/s"),
+                ("up.bin", lambda: store.upload(tmp_path / "f.bin", "up.bin"), 1.5, "minimum rate of 16 KiB/s"),
+                ("there.bin", lambda: store.get_bytes("there.bin"), 1.5, "minimum rate of 16 KiB/s"),
+                ("there.bin", lambda: store.info("there.bin"), 3.0, "deadline of 3 s")):
             start, cpu = time.monotonic(), time.process_time()
             with pytest.raises(DeadlineExceeded) as caught:
                 call()
             wall, cpu = time.monotonic() - start, time.process_time() - cpu
-            assert 3.0 <= wall < 10.0, (name, wall)
+            assert bound <= wall < bound + 2.0, (name, wall)
             assert cpu < wall / 2, (name, cpu, wall)
+            assert isinstance(caught.value, TooSlow) == (bound == 1.5), repr(caught.value)
             message = str(caught.value)
-            assert f"s3://{bucket}/t/{name}:" in message and "deadline of 3 s" in message, message
+            assert f"s3://{bucket}/t/{name}:" in message and said in message, message
+            assert "\n" not in message
     finally:
         proxy.stop()
     assert _threads() - before == set()  # no thread of the calls outlives them
 
 
 def test_one_stuck_connection_is_cut_and_the_retry_succeeds(s3_server, s3_env, bucket, short_deadlines):
-    """Only the first connection trickles: its attempt is cut after 1 s, botocore retries on a
-    fresh connection, and the PUT succeeds within the call's 3 s."""
-    proxy = _proxy(s3_server, lambda n: "trickle" if n == 1 else "relay", trickle_s=0.5)
+    """Only the first connection stalls (for 20 s): its attempt, idle for 1 s, is cut, botocore
+    retries on a fresh connection, and the PUT succeeds within the call's 3 s."""
+    proxy = _proxy(s3_server, lambda n: "stall" if n == 1 else "relay", stall_s=20.0)
     start = time.monotonic()
     try:
         open_store(f"s3://{bucket}/o", endpoint_url=proxy.url).put_bytes("row.json", b"{}")
     finally:
         proxy.stop()
     assert 1.0 <= time.monotonic() - start < 3.0
-    assert proxy.counts == {"trickle": 1, "relay": 1}
+    assert proxy.counts == {"stall": 1, "relay": 1}
     assert open_store(f"s3://{bucket}/o").get_bytes("row.json") == b"{}"
 
 

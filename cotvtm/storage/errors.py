@@ -27,3 +27,8 @@ class ObjectChanged(StorageError):
 
 class DeadlineExceeded(StorageError):
     """An S3 call did not finish within its deadline: the server or the network stalled."""
+
+
+class TooSlow(DeadlineExceeded):
+    """An S3 transfer moved its data slower than the least rate it is allowed: a server or a
+    network that trickles, whatever size it declared."""

@@ -5,8 +5,9 @@ machine the store is used on: a store pickled to another node carries none. Requ
 retried in botocore's adaptive mode; reads are ranged GETs that resume from the last byte
 received (``ranged.py``), pinned to one content by ``If-Match``; uploads go through the
 transfer manager (multipart above a threshold). A PUT or a completed multipart upload is
-atomic: nobody sees half an object. Every call has a deadline enforced from outside the socket,
-and no request asks for a 100 Continue (``deadline.py``).
+atomic: nobody sees half an object. Every call is bounded by its progress and by a deadline,
+never by a size (which would be the server's word), enforced from outside the socket, and no
+request asks for a 100 Continue (``deadline.py``).
 """
 
 from __future__ import annotations  # a method named `list` shadows the builtin in annotations
@@ -36,10 +37,10 @@ from botocore.exceptions import (
 from s3transfer.futures import NonThreadedExecutor
 from s3transfer.manager import TransferManager
 
-from cotvtm.storage.deadline import ContextExecutor, bounded, watch
+from cotvtm.storage.deadline import ContextExecutor, Pace, bounded, watch
 from cotvtm.storage.errors import DeadlineExceeded, ObjectNotFound, ObjectTooLarge, StorageError
 from cotvtm.storage.local import fsync_dir
-from cotvtm.storage.ranged import RangedReader, ReadPolicy, changed, download, read_all
+from cotvtm.storage.ranged import TRANSFER_S, RangedReader, ReadPolicy, changed, download, read_all
 from cotvtm.storage.store import ObjectInfo, wanted
 from cotvtm.storage.uri import S3Location, check_key, check_prefix
 
@@ -49,16 +50,23 @@ ROWS_SUFFIX = ".rows/"  # append_line(key) writes one object per row under key +
 READ_THREADS = 16
 
 REQUEST_S = 120.0
-"""A call that moves little data (a HEAD, a listing page, a small PUT or GET), its retries
-included. A healthy store answers these in well under a second; past this it has stalled."""
-ATTEMPT_S = 60.0
-"""One HTTP attempt of such a call: a connection stuck longer is cut and botocore retries on a
-fresh one, with time left in the call."""
-UPLOAD_FLOOR_S = 300.0
-"""The least a whole upload (one PUT, or every part of a multipart upload) is given."""
-MIN_BYTES_PER_S = 1 * MiB
-"""Deadlines grow with the bytes a call moves at this rate (8 Mbit/s, far below what S3 serves
-one connection): a transfer slower than that counts as stalled, not as slow."""
+"""Any call but a download or an upload (a HEAD, a listing page, an object read whole or
+written from memory), its retries included, whatever size it moves or is told of. A healthy
+store answers these in well under a second, and moves the largest (READ_ALL_MAX_BYTES) in
+seconds; past this it has stalled."""
+IDLE_S = 30.0
+"""One HTTP attempt that moves no byte, either way, for this long is cut and botocore retries
+on a fresh connection: a dead connection, or a server that never answers. TCP's own
+retransmissions of a lossy path stay well inside it."""
+MIN_BYTES_PER_S = 64 * 1024
+"""While a call moves data (a read; a request body, until its answer's headers are in) it must
+move at least this much a second over every WINDOW_S, or it is abandoned: half a megabit a
+second is far below any link that could finish the job, and far above a server that trickles
+a byte at a time to hold a worker."""
+WINDOW_S = 60.0
+"""The window the rate is measured over: long enough that a pause (a retry's backoff, a server's
+hiccup, an attempt cut after IDLE_S and retried) is made up for, short enough that a trickle
+ends within 70 s (a window, and at most a sixth of one until it is next looked at)."""
 
 _DENIED = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
            "AllAccessDisabled", "InvalidToken", "ExpiredToken", "AccountProblem"}
@@ -83,9 +91,9 @@ def make_client(endpoint_url: str | None = None):
     return watch(boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=Config(**options)))
 
 
-def _seconds(nbytes: int) -> float:
-    """How long moving ``nbytes`` may take before it counts as stalled."""
-    return nbytes / MIN_BYTES_PER_S
+def _bounded(uri: str, seconds: float):
+    """A call bounded by ``seconds`` overall, IDLE_S an attempt, and the pace of its data."""
+    return bounded(uri, seconds, IDLE_S, Pace(MIN_BYTES_PER_S, WINDOW_S))
 
 
 def _pinned(identity: str, uri: str) -> tuple[str, str | None]:
@@ -186,9 +194,9 @@ class S3Store:
                 return
             yield page
 
-    def _small(self, key: str, nbytes: int = 0):
-        """The bounds of a call that moves ``nbytes``."""
-        return bounded(self.uri(key), REQUEST_S + _seconds(nbytes), ATTEMPT_S + _seconds(nbytes))
+    def _small(self, key: str):
+        """The bounds of any call but a download or an upload."""
+        return _bounded(self.uri(key), REQUEST_S)
 
     def info(self, key: str) -> ObjectInfo:
         return self._head(key)
@@ -232,9 +240,8 @@ class S3Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         os.close(fd)
-        attempt = ATTEMPT_S + _seconds(self.reads.part_bytes * max(1, self.reads.parallel))
         try:
-            with self._errors(key, identity), bounded(self.uri(key), self.reads.deadline_s, attempt):
+            with self._errors(key, identity), _bounded(self.uri(key), self.reads.deadline_s):
                 download(self._reader(key, info, identity), info.size, Path(tmp))
             os.replace(tmp, path)
             fsync_dir(path.parent)
@@ -244,33 +251,29 @@ class S3Store:
 
     def get_bytes(self, key: str, identity: str | None = None) -> bytes:
         """One GET; a body that breaks is resumed from its last byte. With ``identity``, only of
-        that content (ObjectChanged otherwise). The deadline grows once the size is known."""
+        that content (ObjectChanged otherwise). An object over READ_ALL_MAX_BYTES is refused
+        (ObjectTooLarge) by the size its answer declares, or stopped once its body runs past it."""
         etag, version_id = _pinned(identity, self.uri(key)) if identity else (None, None)
-        with self._errors(key, identity), self._small(key) as call:
+        with self._errors(key, identity), self._small(key):
             return read_all(RangedReader(self.client, self.location.bucket, self._key(key), self.uri(key),
-                                         self.reads, etag=etag, version_id=version_id, identity=identity,
-                                         sized=lambda size: call.allow(_seconds(size))))
+                                         self.reads, etag=etag, version_id=version_id, identity=identity))
 
     # -- writing -------------------------------------------------------------------------
 
     def upload(self, local_path: str | Path, key: str) -> None:
         """Transfer manager: one PUT, or a multipart upload above the threshold; CRC32 checksums.
 
-        The whole upload has a deadline (a floor, plus its size at the slowest acceptable
-        rate), each request one sized by the bytes in flight with it."""
-        size = os.path.getsize(local_path)
+        Bounded by progress (each body sent at the least rate, each attempt cut when idle) and
+        by TRANSFER_S overall, not by the file's size."""
         config = self.transfer
-        in_flight = size if size < config.multipart_threshold else \
-            config.multipart_chunksize * max(1, config.max_request_concurrency)
-        with self._errors(key), bounded(self.uri(key), UPLOAD_FLOOR_S + _seconds(size),
-                                        ATTEMPT_S + _seconds(in_flight)):
+        with self._errors(key), _bounded(self.uri(key), TRANSFER_S):
             executor = ContextExecutor if config.use_threads else NonThreadedExecutor
             with TransferManager(self.client, config, executor_cls=executor) as manager:
                 manager.upload(str(local_path), self.location.bucket, self._key(key),
                                extra_args={"ChecksumAlgorithm": CHECKSUM}).result()
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        with self._errors(key), self._small(key, len(data)):
+        with self._errors(key), self._small(key):
             self.client.put_object(Bucket=self.location.bucket, Key=self._key(key), Body=data,
                                    ChecksumAlgorithm=CHECKSUM)
 
