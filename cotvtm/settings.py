@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cotvtm.models import DECODER_DTYPES, PRESET_NAMES
 from cotvtm.music.ending import ENDINGS
+from cotvtm.music.style import STYLE_RULE, style_fault
 from cotvtm.options import Checked, at_least, positive, setting, split
 from cotvtm.video.limits import MAX_DURATION_S
 
@@ -16,8 +17,9 @@ MUSICGEN_DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicg
 DECODERS = (*MUSICGEN_DECODERS, "stable-audio")  # the Music stage's decoders (music/requests.py)
 ENGINE_WIDTHS = ("full", "busy")  # what a decode engine step runs over (music/step_runner.py)
 CONDITIONINGS = ("prior", "teacher")  # what conditions the music (pipelines/condition.py)
+TEACHER_TERMS = ("commercial", "non-commercial")  # what a teacher's terms allow, as the user declares (licences.py)
 WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.py)
-READERS = ("pyav", "decord")  # how frames are decoded (video/frames.py)
+READERS = ("pyav",)  # how frames are decoded (video/frames.py says why decord is not one)
 SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/architecture.py)
 FEEDS = ("continuous", "batched")  # how windows enter MusicGen (pipelines/music.py)
 
@@ -73,6 +75,12 @@ class Access(Checked):
                                    help="the environment variable holding the teacher endpoint's API key (each "
                                         "node's own environment: it is never passed to Ray)")
     teacher_retries: int = setting(6, check=at_least(0), help="retries per teacher request (429, 5xx, timeouts)")
+    teacher_timeout: float = setting(60.0, check=positive(), help="seconds one teacher request may take in all, "
+                                                                  "connect to last byte")
+    teacher_terms: str | None = setting(None, choices=TEACHER_TERMS,
+                                        help="with --conditioning teacher: what the endpoint provider's terms allow "
+                                             "for its answers, as you read them (recorded per output; --commercial "
+                                             "needs commercial)")
 
     RELATIONS = (((lambda a: (a.sign_cert is None) == (a.sign_key is None)), "--sign-cert and --sign-key go together"),)
 
@@ -152,9 +160,8 @@ class SoundtrackConfig(Checked):
     ending: str = setting("beat", choices=ENDINGS,
                           help="beat: fade out from a beat near the end; fade: a 2 s fade-out; cut: stop at the last "
                                "frame as it is. The music always ends exactly on the video's last frame")
-    style: str | None = setting(None, metavar="TEXT", check=(lambda v: bool(v.strip()) and len(v) <= 1000,
-                                                             "--style must be a non-empty text of at most 1000 "
-                                                             "characters"),
+    style: str | None = setting(None, metavar="TEXT", check=(lambda v: style_fault(v) is None,
+                                                             f"--style must be {STYLE_RULE}"),
                                 help="a description of the music every input should have (e.g. 'warm acoustic "
                                      "guitar, no drums'), steering it beside the picture")
     styles: str | None = setting(None, metavar="FILE",

@@ -46,8 +46,12 @@ def test_the_shipped_bank_is_the_paper_scene_templates_labelled_offline():
 def test_a_bad_bank_is_refused_before_the_run_naming_the_file_and_line(tmp_path):
     bad = tmp_path / "bank.jsonl"
     bad.write_text(json.dumps({"id": "a", "caption": "a quiet lake", "description": "soft piano"}) + "\n{oops\n")
-    with pytest.raises(BankError, match="line 2: not an entry"):
+    with pytest.raises(BankError, match="line 2: not valid JSON"):
         read_bank(bad)
+    bad.write_text(json.dumps({"id": "a", "caption": "a quiet lake"}) + "\n")
+    with pytest.raises(BankError, match="line 1: not an entry with id, caption and description"):
+        read_bank(bad)
+    bad.write_text(json.dumps({"id": "a", "caption": "a quiet lake", "description": "soft piano"}) + "\n{oops\n")
     with pytest.raises(ModelRefError, match=r"--bank .*line 2"):
         models.resolve("tiny", cache_dir=tmp_path / "models", bank=str(bad))
     with pytest.raises(ModelRefError, match="only used with the retrieval prior"):

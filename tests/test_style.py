@@ -63,7 +63,7 @@ def test_a_styles_file_in_csv_or_jsonl(tmp_path):
             ("e.csv", "key,style\na.mp4,   \n", "line 2: the key and the style must both be given"),
             ("d.jsonl", '{"key": "a.mp4", "style": "x"}\n{"key": "a.mp4", "style": "y"}\n',
              "line 2: a.mp4 has a style already"),
-            ("j.jsonl", '{"key": "a.mp4", "style": "x"}\n\n{"key": "b.mp4", style: 1}\n', "line 3: not JSON"),
+            ("j.jsonl", '{"key": "a.mp4", "style": "x"}\n\n{"key": "b.mp4", style: 1}\n', "line 3: not valid JSON"),
             ("t.jsonl", '{"key": "a.mp4", "style": 3}\n', "line 1: expected an object"),
             ("s.txt", "a.mp4 x\n", "name a .csv")):
         (tmp_path / name).write_text(text)
@@ -79,5 +79,5 @@ def test_a_bad_styles_file_stops_the_run_before_any_work(tmp_path):
                            "--styles", str(tmp_path / "styles.jsonl")], capture_output=True, text=True, timeout=120)
     said = proc.stdout + proc.stderr
     assert proc.returncode == 2, said
-    assert f"--styles {tmp_path / 'styles.jsonl'}, line 2: expected an object" in said
+    assert f"--styles {tmp_path / 'styles.jsonl'}: line 2: expected an object" in said
     assert "Traceback" not in said and not out.exists()

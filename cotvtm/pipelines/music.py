@@ -20,7 +20,7 @@ import numpy as np
 
 from cotvtm.errors import ModelError, printable
 from cotvtm.music.compose import ComposeConfig, TrackState
-from cotvtm.music.style import StyleStates, steer
+from cotvtm.music.style import StyleCache, StyleStates, steer
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Composed, VideoJob
 from cotvtm.pipelines.progress import VideoProgress
@@ -171,7 +171,7 @@ class Music(Stage):
         self.composer = Composer(backend, compose)
         self.scheduler = Scheduler(backend, compose.max_batch)
         self.ctx, self.continuous = ctx, continuous_feed(ctx)
-        self.styles: dict[str, StyleStates] = {}
+        self.styles = StyleCache()  # the most recent styles' states, not every style the run has
 
     async def run(self, jobs: list[VideoJob]):
         """The call's videos, each with its music saved segment by segment."""
@@ -211,12 +211,11 @@ class Music(Stage):
             return job, []
 
     def style(self, text: str | None) -> StyleStates | None:
-        """A style's states from the decoder's T5, computed once per actor and style."""
+        """A style's states from the decoder's T5, computed once per actor while the style is among
+        its most recent ones."""
         if text is None:
             return None
-        if text not in self.styles:
-            self.styles[text] = self.composer.backend.encode_text(text)
-        return self.styles[text]
+        return self.styles.get(text, self.composer.backend.encode_text)
 
     def _start(self, plan, segment: int) -> TrackState:
         first = plan.segments[segment][0].index

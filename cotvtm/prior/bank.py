@@ -19,9 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cotvtm.errors import CotvtmError
+from cotvtm.jsonl import TextError, loads, read_bounded, text_lines
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "scene_bank.jsonl"
 SHIPPED_SCENES = 480  # entries in the shipped bank (scene seed 0)
+MAX_BANK_BYTES = 64 << 20  # read whole on the driver and sent to every actor, whose CLIP embeds each caption:
+# 100,000 entries of 600 bytes, some 200 times the shipped bank
+MAX_BANK_LINE_CHARS = 16384  # captions are cut to 77 CLIP tokens and descriptions to 64 T5 tokens where used:
+# an entry far longer than any use, even JSON-escaped
 
 
 class BankError(CotvtmError):
@@ -40,27 +45,28 @@ class BankEntry:
 
 
 def read_bank(path: str | Path) -> list[BankEntry]:
-    """The entries of the bank at ``path``; a clear error for a missing, empty or damaged one."""
+    """The entries of the bank at ``path``; a clear error, naming the line, for a missing,
+    empty, damaged or oversized one."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BankError(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
-    entries = [_entry(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
+        lines = text_lines(read_bounded(path, None, MAX_BANK_BYTES), MAX_BANK_LINE_CHARS)
+        entries = [_entry(number, line) for number, line in lines if line.strip()]
+    except TextError as exc:
+        raise BankError(path, str(exc)) from None
     if not entries:
         raise BankError(path, "no entries (one JSON object per line: id, caption, description)")
     return entries
 
 
-def _entry(path, number: int, line: str) -> BankEntry:
+def _entry(number: int, line: str) -> BankEntry:
+    data = loads(line, number)
     try:
-        data = json.loads(line)
         entry = BankEntry(str(data["id"]), data["caption"], data["description"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BankError(path, f"line {number}: not an entry with id, caption and description "
-                              f"({type(exc).__name__}: {exc})") from None
+    except (KeyError, TypeError) as exc:
+        raise TextError(f"not an entry with id, caption and description ({type(exc).__name__}: {exc})",
+                        number) from None
     if not (isinstance(entry.caption, str) and entry.caption.strip() and isinstance(entry.description, str)
             and entry.description.strip()):
-        raise BankError(path, f"line {number}: caption and description must be non-empty texts")
+        raise TextError("caption and description must be non-empty texts", number)
     return entry
 
 
