@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from cotvtm.errors import ModelError, ModelRefError
+from cotvtm.model_folders import file_digest, folder_digest, regular_files
 from cotvtm.quiet import quiet_transformers
 
 DEFAULT_CACHE = Path(os.environ.get("COTVTM_CACHE", Path.home() / ".cache" / "cotvtm"))
@@ -30,10 +31,13 @@ class ModelRefs:
     stable_audio: str | None = None  # set with --decoder stable-audio, when musicgen is None
     bank: str | None = None  # with the retrieval prior: its bank file (prior/bank.py)
 
-    def fingerprint(self) -> str:
-        """A short hash of the references and, for local dirs, their contents. A decoder the run
-        does not use (None) is left out, so adding one kept every earlier output's name."""
-        parts = {name: _describe(ref) for name, ref in self.used().items()}
+    def fingerprint(self, **others: str | None) -> str:
+        """A short hash of the references and, for local dirs, their contents (every file but the
+        model card: ``model_folders``). A decoder the run does not use (None) is left out, so
+        adding one kept every earlier output's name; so is each of ``others`` (option name ->
+        reference: models loaded beside these, such as ``captioner``) that is None."""
+        used = {**self.used(), **{name: ref for name, ref in others.items() if ref is not None}}
+        parts = {name: _describe(option_of(name), ref) for name, ref in used.items()}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
     def used(self) -> dict[str, str | None]:
@@ -130,9 +134,10 @@ def looks_like_hub_id(ref: str) -> bool:
 def check_ref(option: str, ref: str, component: str) -> None:
     """Raise ``ModelRefError`` unless ``ref`` can be handed to ``component``'s loader.
 
-    A local directory must be readable and hold the loader's files: ``config.json`` (or, for
-    the rationale encoder, a PEFT ``adapter_config.json``) that parses and names a model type
-    the loader takes, and weights; a prior its own ``config.json`` (``model_type``
+    A local directory must be readable, hold only regular files and folders (``model_folders``:
+    checked with ``stat`` before anything is opened), and hold the loader's files: ``config.json``
+    (or, for the rationale encoder, a PEFT ``adapter_config.json``) that parses and names a model
+    type the loader takes, and weights; a prior its own ``config.json`` (``model_type``
     ``cotvtm-prior``) and ``model.safetensors``. What only loading shows (weights that do not
     fit the config) fails in the stage's actors, which stops the run once (``SetupError``).
     """
@@ -143,6 +148,7 @@ def check_ref(option: str, ref: str, component: str) -> None:
         raise ModelRefError(option, ref, "not a directory (a model is a folder holding config.json and its weights)")
     if not os.access(path, os.R_OK | os.X_OK):
         raise ModelRefError(option, ref, "cannot read this directory (permission denied)")
+    regular_files(option, path)  # before any file in it is opened: a FIFO would block the read
     if component == "stable_audio":
         _check_files(option, path, ("model_index.json",), "a diffusers Stable Audio pipeline")
         kind = _config(option, path / "model_index.json").get("_class_name")
@@ -164,6 +170,18 @@ def check_ref(option: str, ref: str, component: str) -> None:
         raise ModelRefError(option, ref, f"config.json says model_type {kind!r}, not a {component} model")
     if not any(next(path.glob(pattern), None) for pattern in _WEIGHTS):
         raise ModelRefError(option, ref, "no weights (*.safetensors or *.bin) in this directory")
+
+
+def captioner_folder(captioner: str | None) -> str | None:
+    """The local folder ``--captioner blip:DIR`` names, checked like any model folder (a hub id or
+    ``retrieval``: None), so that its content counts in the fingerprint and a FIFO in it is
+    refused on the driver, not met by the actors that load it."""
+    kind, _, location = (captioner or "").partition(":")
+    path = Path(location).expanduser()
+    if kind != "blip" or not location or not path.is_dir():
+        return None
+    regular_files("--captioner", path)
+    return str(path.absolute())
 
 
 def _conditioning(given: dict) -> dict:
@@ -216,13 +234,13 @@ def _checked(name: str, ref: str | None, given: bool, preset: str, cache: Path, 
 def _checked_bank(option: str, ref: str, cache: Path, endpoint_url: str | None) -> str:
     """A bank file, local or ``s3://`` (copied into the cache under its content's hash), read
     and checked entry by entry."""
-    from cotvtm.prior.bank import BankError, read_bank
-    from cotvtm.storage import StorageError, read_file
+    from cotvtm.jsonl import TextError, read_bounded
+    from cotvtm.prior.bank import MAX_BANK_BYTES, BankError, read_bank
 
     if ref.startswith("s3://"):
         try:
-            data = read_file(ref, endpoint_url)
-        except StorageError as exc:
+            data = read_bounded(ref, endpoint_url, MAX_BANK_BYTES)
+        except TextError as exc:
             raise ModelRefError(option, ref, exc.reason) from None
         local = cache / "banks" / f"{hashlib.sha256(data).hexdigest()[:16]}.jsonl"
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -277,32 +295,14 @@ def _config(option: str, path: Path) -> dict:
     return data
 
 
-def _describe(ref: str | None) -> str | None:
+def _describe(option: str, ref: str | None) -> str | None:
     """Local directories and files are identified by their content, hub ids by name."""
-    if ref is not None and Path(ref).is_file():
-        return f"{Path(ref).name}:{hashlib.sha256(Path(ref).read_bytes()).hexdigest()[:16]}"
-    if ref is None or not Path(ref).is_dir():
+    path = Path(ref) if ref is not None else None
+    if path is not None and path.is_file():
+        return f"{path.name}:{file_digest(option, path.parent, path, path.name).hex()[:16]}"
+    if path is None or not path.is_dir():
         return ref
-    digest, root = hashlib.sha256(), Path(ref)
-    glob = root.rglob if (root / "model_index.json").is_file() else root.glob  # a pipeline's parts are in folders
-    for path in sorted(glob("*.json")) + sorted(glob("*.safetensors")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(_tensor_bytes_digest(path) if path.suffix == ".safetensors" else path.read_bytes())
-    return f"{Path(ref).name}:{digest.hexdigest()[:16]}"
-
-
-def _tensor_bytes_digest(path: Path, limit: int = 256 << 20) -> bytes:
-    """Hash of the tensor data (not the header, whose metadata order varies between saves).
-
-    Files over ``limit`` are identified by size and modification time instead of content.
-    """
-    size = path.stat().st_size
-    if size > limit:
-        return f"{size}:{path.stat().st_mtime_ns}".encode()
-    with open(path, "rb") as handle:
-        header = int.from_bytes(handle.read(8), "little")
-        handle.seek(8 + header)
-        return hashlib.sha256(handle.read()).digest()
+    return f"{path.name}:{folder_digest(option, path)[:16]}"
 
 
 def _load(loader, ref: str, what: str, **kwargs):

@@ -4,6 +4,8 @@
 named by the URI and the objects' ETags: a changed checkpoint gets a new folder, an unchanged
 one is never fetched again. The folder appears whole or not at all (download into a temporary
 folder beside it, then rename), so concurrent workers on one machine cannot see half a model.
+Once there it is a local model folder like any other: checked entry by entry, and named by
+its content, on every run (``cotvtm.model_folders``), so a cached copy changed on disk is seen.
 """
 
 import hashlib
