@@ -41,7 +41,7 @@ def media(tmp_path_factory):
 def tone(duration: float, channels: int = 1) -> np.ndarray:
     t = np.arange(round(duration * SR)) / SR
     mono = (0.3 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
-    return mono if channels == 1 else np.stack([mono] * channels)
+    return mono if channels == 1 else np.stack([mono] * channels, axis=1)  # channels-last
 
 
 def streams(path) -> list[dict]:
@@ -135,9 +135,9 @@ def test_probe_refuses_an_unreadable_file(media, tmp_path):
 
 def test_fit_length_trims_and_pads():
     assert fit_length(np.ones(50), 10, 3.0).shape == (30,)
-    padded = fit_length(np.ones((2, 20)), 10, 3.0)
-    assert padded.shape == (2, 30)
-    assert padded[:, :20].all() and not padded[:, 20:].any()
+    padded = fit_length(np.ones((20, 2)), 10, 3.0)  # channels-last
+    assert padded.shape == (30, 2)
+    assert padded[:20].all() and not padded[20:].any()
     assert fit_length(np.ones(12345), SR, 12.0).shape == (12 * SR,)
 
 

@@ -49,7 +49,8 @@ def test_the_pipeline_is_given_the_priors_e_m_and_mask_unchanged(stable_audio, m
     assert prompt is None
     assert np.array_equal(embeds.numpy(), request.hidden[None]) and embeds.numpy().dtype == np.float32
     assert np.array_equal(mask.numpy(), request.mask[None])
-    assert len(window.audio) == round(1.5 * stable_audio.sample_rate) and window.codes is None
+    assert window.audio.shape == (round(1.5 * stable_audio.sample_rate), 2) and window.codes is None
+    assert stable_audio.channels == 2 and not np.array_equal(window.audio[:, 0], window.audio[:, 1])  # stereo
 
 
 def test_a_windows_music_depends_on_its_request_alone(stable_audio):
@@ -86,6 +87,16 @@ def test_settings_whose_windows_the_model_cannot_make_stop_the_music_stage(model
     assert _decoder(SimpleNamespace(**vars(ctx), cfg=SoundtrackConfig(decoder="stable-audio", windows="shots")), 32)
 
 
+def _stereo(path) -> np.ndarray:
+    """The first audio stream as ffmpeg decodes it, (samples, 2); it must be stereo."""
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=channels",
+                            "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True).stdout
+    assert probe.strip() == "2"
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32).reshape(-1, 2)
+
+
 def _seconds(path, stream: str) -> float:
     return float(subprocess.run(["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries",
                                  "stream=duration", "-of", "csv=p=0", str(path)],
@@ -98,7 +109,8 @@ def test_a_commercial_signed_run_with_stable_audio(tmp_path, model_cache, ray_se
     are cleared), signing and styles (one input's from ``--styles``, the others' ``--style``):
     each output is its input's length, its sidecar names the decoder, its licence and its style,
     its C2PA manifest validates with the right digital source type, and a rerun leaves every
-    signed output as it was."""
+    signed output as it was. The music is stereo from the decoder to every output (the ducked
+    original, mono, mixed into both channels), its channels different."""
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     make_video(inputs / "talk.mp4", duration=5, size="64x48", fps=4, audio=True)
@@ -132,6 +144,10 @@ def test_a_commercial_signed_run_with_stable_audio(tmp_path, model_cache, ray_se
     assert sidecar["decoder"]["name"] == "stable-audio" and "musicgen" not in sidecar["models"]
     assert sidecar["ending"]["mode"] == "beat" and 1.0 <= 5.0 - sidecar["ending"]["starts_at"] <= 4.0
     assert sidecar["licences"]["stable_audio"]["commercial"] is True
+    assert {s["channels"] for s in sidecars} == {2} and sidecar["sample_rate"] == tiny.SAMPLE_RATE
+    for path in (next(out.glob("talk.mp4.*.mp4")), next(out.glob("still.mp4.*.mp4")), music):
+        pcm = _stereo(path)
+        assert np.abs(pcm).max() > 0 and np.abs(pcm[:, 0] - pcm[:, 1]).max() > 1e-3  # two channels, not one copied
     assert "decoder Stable Audio stable_audio" in sidecar["provenance"]["metadata"][next(iter(
         sidecar["provenance"]["metadata"]))]["format"]["comment"]
 

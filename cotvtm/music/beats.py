@@ -11,6 +11,7 @@ a few kilobytes a minute, with the tempo estimated block by block (``_tempo``).
 Beats are information (the sidecar, the report, a beat ending), never a reason to lose an output:
 audio the tracker cannot use (a NaN or an infinity, which librosa refuses) or a tracker that
 fails gives no beats and a one-line ``warning``, and the chunks still pass through untouched.
+A stereo track's beats are tracked on its mixdown; its chunks pass through in stereo.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+
+from cotvtm.music.channels import mixdown
 
 HOP, N_FFT, N_MELS = 512, 2048, 64
 TEMPO_BLOCK_S = 240.0  # the stretch of music each tempo estimate reads
@@ -32,7 +35,7 @@ def warm_up() -> None:
 def track_beats(audio: np.ndarray, sample_rate: int, start: int = 0) -> tuple[np.ndarray, str | None]:
     """Beat times (seconds) of ``audio`` held whole, on the same grid as ``BeatGrid``, and the
     grid's warning when none could be tracked (its times counted from sample ``start`` back)."""
-    grid = BeatGrid([audio], sample_rate)
+    grid = BeatGrid([audio], sample_rate)  # a stereo ``audio`` is mixed down
     grid.start = start
     for _ in grid:
         pass
@@ -57,7 +60,7 @@ class BeatGrid:
             yield chunk
             if self.warning is not None:
                 continue  # given up: the rest only passes through
-            carry = np.concatenate([carry, np.asarray(chunk, np.float32)])
+            carry = np.concatenate([carry, mixdown(chunk)])
             frames = (len(carry) - N_FFT) // HOP + 1 if len(carry) >= N_FFT else 0
             if frames > 0:
                 self._add_safely(carry[: (frames - 1) * HOP + N_FFT])

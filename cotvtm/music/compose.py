@@ -4,6 +4,9 @@
 the last ``prompt_s`` of the track so far (the codes window i was made of, not a re-encoding
 of its audio). The continuation's audio starts with the prompt's re-decoding, so the join
 crossfades the track's tail with that re-decoding: the seam sits on near-identical audio.
+A decoder that continues from audio (``continues == "audio"``) is given the last ``prompt_s``
+of the track itself (``context``) instead, keeps it as its window's start, and the join
+crossfades the same way on its re-rendering.
 
 ``independent``: every window is generated on its own (many windows of one track in one
 batch) and joined to the previous one with a short crossfade, the paper's behaviour; less
@@ -12,7 +15,8 @@ coherent.
 Composition streams: a track's state (``TrackState``) is only the short working tail the
 next join needs, and ``Composer.take`` hands out the samples that are final. Memory per
 track is therefore independent of its length, and a saved state resumes a track exactly
-where it stopped. The same window index of many tracks is generated as one batch; each
+where it stopped. Audio is channels-last (``requests.py``): a stereo decoder's two channels are
+composed together. The same window index of many tracks is generated as one batch; each
 window's random draws come from its own stream (seed, input key, window index), so with the
 engine backend a window's music does not depend on the batch it was in.
 """
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cotvtm.settings import MODES
+from cotvtm.music.channels import concat, per_sample
 from cotvtm.music.requests import MusicRequest, WindowMusic
 from cotvtm.rng import stream_id
 
@@ -74,7 +79,8 @@ class TrackState:
     """Where one track stands: everything before ``tail`` has been handed out as final.
 
     ``prompt`` holds the codes of the last ``prompt_s`` of music up to a frame boundary, and
-    ``lag`` how many samples of the track follow that boundary: the next window's prompt.
+    ``lag`` how many samples of the track follow that boundary: the next window's prompt. For a
+    decoder that continues from audio, ``context`` holds the track's last ``prompt_s`` instead.
     """
 
     tail: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # working samples
@@ -83,23 +89,28 @@ class TrackState:
     window: int = 0  # index of the next window
     prompt: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # (codebooks, frames)
     lag: int = 0
+    context: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # channels-last samples
 
     def to_arrays(self) -> dict:
         return {"tail": self.tail, "emitted": np.int64(self.emitted), "elapsed": np.float64(self.elapsed),
-                "window": np.int64(self.window), "prompt": self.prompt, "lag": np.int64(self.lag)}
+                "window": np.int64(self.window), "prompt": self.prompt, "lag": np.int64(self.lag),
+                "context": self.context}
 
     @classmethod
     def from_arrays(cls, arrays) -> "TrackState":
+        """The state ``to_arrays`` gave; one saved before ``context`` existed has none."""
+        context = arrays["context"] if "context" in arrays else np.zeros(0)
         return cls(np.asarray(arrays["tail"], np.float32), int(arrays["emitted"]), float(arrays["elapsed"]),
-                   int(arrays["window"]), np.asarray(arrays["prompt"], np.int64), int(arrays["lag"]))
+                   int(arrays["window"]), np.asarray(arrays["prompt"], np.int64), int(arrays["lag"]),
+                   np.asarray(context, np.float32))
 
 
 def crossfade_join(head: np.ndarray, tail: np.ndarray, overlap: int) -> np.ndarray:
-    """Concatenate with an equal-power crossfade over ``overlap`` samples."""
+    """Concatenate with an equal-power crossfade over ``overlap`` samples (every channel alike)."""
     overlap = min(overlap, len(head), len(tail))
     if overlap == 0:
-        return np.concatenate([head, tail]).astype(np.float32)
-    ramp = np.linspace(0.0, np.pi / 2, overlap, dtype=np.float32)
+        return concat(head, tail)
+    ramp = per_sample(np.linspace(0.0, np.pi / 2, overlap, dtype=np.float32), head)
     mixed = head[-overlap:] * np.cos(ramp) + tail[:overlap] * np.sin(ramp)
     return np.concatenate([head[:-overlap], mixed, tail[overlap:]]).astype(np.float32)
 
@@ -125,9 +136,11 @@ class Composer:
             raise ValueError(f"unknown music mode {cfg.mode!r}; choose one of {MODES}")
         self.backend, self.cfg = backend, cfg
         self.fade = self._samples(cfg.crossfade_s)
-        continuing = cfg.mode == "continuous" and backend.continues  # else every window is fresh
-        self.hop = backend.sample_rate // backend.frame_rate if continuing else 0
-        self.prompt_frames = int(round(cfg.prompt_s * backend.frame_rate)) if continuing else 0
+        continuing = backend.continues if cfg.mode == "continuous" else False  # False: every window is fresh
+        on_codes = bool(continuing) and continuing != "audio"
+        self.hop = backend.sample_rate // backend.frame_rate if on_codes else 0
+        self.prompt_frames = int(round(cfg.prompt_s * backend.frame_rate)) if on_codes else 0
+        self.context_samples = self._samples(cfg.prompt_s) if continuing == "audio" else 0
 
     def _samples(self, seconds: float) -> int:
         return int(round(seconds * self.backend.sample_rate))
@@ -164,10 +177,13 @@ class Composer:
     def request(self, state: TrackState, hidden, mask, duration: float, key: str,
                 number: int | None = None) -> MusicRequest:
         """The track's next window (or, in ``independent`` mode, window ``number``) to make: a
-        fresh window is made a crossfade longer; a continuation starts from the prompt."""
+        fresh window is made a crossfade longer; a continuation starts from the prompt (or the
+        audio context)."""
         stream = stream_id(self.cfg.seed, key, state.window if number is None else number)
         if self._continues(state):
             return MusicRequest(hidden, mask, duration, stream, prompt=state.prompt)
+        if self.context_samples and state.window > 0 and len(state.context):
+            return MusicRequest(hidden, mask, duration, stream, context=state.context)
         return MusicRequest(hidden, mask, duration + self.cfg.crossfade_s, stream)
 
     def _continues(self, state: TrackState) -> bool:
@@ -175,17 +191,22 @@ class Composer:
 
     def join(self, state: TrackState, window: WindowMusic, duration: float) -> None:
         """Crossfade the new audio on (a continuation from where the track's tail ends in it),
-        cut the track to exactly the time composed so far, and keep the next prompt."""
+        cut the track to exactly the time composed so far, and keep the next prompt (or context)."""
         skip = 0
         if window.prompt_frames:
             skip = max(window.prompt_frames * self.hop + state.lag - self.fade, 0)
+        elif window.prompt_samples:  # the context ends where the track does
+            skip = max(window.prompt_samples - self.fade, 0)
         piece = window.audio[skip:]
         overlap = min(self.fade, len(state.tail), len(piece))
         state.elapsed += duration
         target = self._samples(state.elapsed) - state.emitted
         start = len(state.tail) - overlap  # where the piece's first sample lands in the joined track
+        before = state.context[: max(len(state.context) - len(state.tail), 0)]  # the track before the tail
         state.tail = crossfade_join(state.tail, piece, self.fade)[:target]
         state.window += 1
+        if self.context_samples:
+            state.context = concat(before, state.tail)[-self.context_samples:]
         if self.prompt_frames:
             end = target - start + skip  # the track's end, as a sample index of this window's audio
             frames = min(end // self.hop, window.codes.shape[1])

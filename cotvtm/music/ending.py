@@ -9,9 +9,9 @@
 - ``cut``: the music stops at the last frame as it is.
 
 A fade goes from full level to exactly zero at the track's last sample, which is the video's
-last: an ending never changes the track's length. Only the last ``CONTEXT_S`` of a
-track are held back (``EndingChunks``), so a streamed track of any length ends this way without
-sitting in memory.
+last: an ending never changes the track's length, and fades every channel alike. Only the
+last ``CONTEXT_S`` of a track are held back (``EndingChunks``), so a streamed track of any
+length ends this way without sitting in memory.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from cotvtm.music.beats import track_beats
+from cotvtm.music.channels import concat, per_sample, silence
 
 ENDINGS = ("beat", "fade", "cut")
 FADE_S = 2.0
@@ -48,7 +49,8 @@ def fade_out(tail: np.ndarray, start: int) -> np.ndarray:
     out = np.array(tail, np.float32)
     span = len(out) - start
     if span > 0:
-        out[start:] *= (np.cos(np.linspace(0.0, np.pi / 2, span, dtype=np.float64)) ** 3).astype(np.float32)
+        curve = (np.cos(np.linspace(0.0, np.pi / 2, span, dtype=np.float64)) ** 3).astype(np.float32)
+        out[start:] *= per_sample(curve, out)
         out[-1] = 0.0
     return out
 
@@ -66,12 +68,12 @@ class EndingChunks:
         held, given = np.zeros(0, np.float32), 0
         for chunk in self.chunks:
             piece = np.asarray(chunk, np.float32)[: self.samples - given - len(held)]
-            held = np.concatenate([held, piece])
+            held = concat(held, piece)
             if len(held) > hold:
                 yield held[: len(held) - hold]
                 given += len(held) - hold
                 held = held[len(held) - hold:]
-        held = np.concatenate([held, np.zeros(self.samples - given - len(held), np.float32)])
+        held = concat(held, silence(self.samples - given - len(held), held))
         yield self._end(held, given)
 
     def _end(self, tail: np.ndarray, offset: int) -> np.ndarray:

@@ -42,6 +42,7 @@ class MusicGenBackend:
     """Loads MusicGen once; ``render`` makes windows with transformers' ``generate``."""
 
     continues = True  # a window continues the previous one's codes (its ``prompt``)
+    channels = 1  # MusicGen is mono: audio is (samples,)
 
     name = "generate"
 

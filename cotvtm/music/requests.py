@@ -5,6 +5,10 @@ models nor transformers to describe a window. Three decoders implement ``MusicDe
 MusicGen slot engine (``musicgen.EngineBackend``, the default), MusicGen through transformers'
 ``generate`` (``musicgen.MusicGenBackend``, the reference) and Stable Audio Open through
 diffusers (``stable_audio.StableAudioBackend``).
+
+Audio is float32 and channels-last: ``(samples,)`` from a mono decoder (MusicGen),
+``(samples, channels)`` from a multichannel one (Stable Audio's stereo); a decoder's
+``channels`` says which.
 """
 
 import hashlib
@@ -23,6 +27,7 @@ class MusicRequest:
     seconds: float  # new music wanted
     stream: int  # cotvtm.rng.stream_id of (seed, input, window)
     prompt: np.ndarray | None = None  # (codebooks, frames): the previous window's last codes
+    context: np.ndarray | None = None  # channels-last: the track's last ``prompt_s`` of audio, to continue
 
     @property
     def prompt_frames(self) -> int:
@@ -31,11 +36,13 @@ class MusicRequest:
 
 @dataclass
 class WindowMusic:
-    """One window's music: the prompt's re-decoding (``prompt_frames`` frames), then new music."""
+    """One window's music: the prompt's re-decoding (``prompt_frames`` frames) or the audio
+    context's re-rendering (``prompt_samples`` samples, ending where the track ends), then new music."""
 
-    audio: np.ndarray  # (samples,)
+    audio: np.ndarray  # (samples,) or (samples, channels)
     codes: np.ndarray | None  # (codebooks, frames), prompt included; None from a decoder without codes
     prompt_frames: int
+    prompt_samples: int = 0
 
     @property
     def digest(self) -> str:
@@ -52,7 +59,9 @@ class MusicDecoder(Protocol):
     """What the composer and the scheduler need of a decoder."""
 
     sample_rate: int
-    continues: bool  # whether a window can continue the codes of the one before (``prompt``)
+    channels: int  # 1: audio is (samples,); more: (samples, channels)
+    continues: bool | str  # True: a window continues the codes before it (``prompt``); "audio": the
+    # track's last audio (``context``); False: every window is fresh
 
     def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
         """The music of each request, in order; a window's music depends on its request alone."""

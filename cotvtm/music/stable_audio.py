@@ -21,8 +21,8 @@ length and its stream alone on a given kind of device: a rerun, a resume or anot
 gives the same samples. (Windows batched
 together would run the transformer on other shapes, whose float sums may differ in the last bits.)
 
-The pipeline makes stereo; the job's composition, saved progress and mux carry one channel, so
-the two channels are averaged.
+The pipeline makes stereo, kept as it is: windows are channels-last ``(samples, 2)``, and the
+composition, saved progress, ending and mux carry both channels.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class StableAudioBackend:
     """Windows through ``StableAudioPipeline``, one generation each (see the module docstring)."""
 
     continues = False  # a window cannot continue the one before: each is fresh and crossfaded
+    channels = 2  # Stable Audio Open is stereo
 
     def __init__(self, ref: str | None, device: str = "cpu", steps: int = 100, guidance_scale: float = 7.0,
                  width: int | None = None, pipeline=None):
@@ -54,6 +55,9 @@ class StableAudioBackend:
         vae, transformer = self.pipeline.vae, self.pipeline.transformer
         self.sample_rate = int(vae.config.sampling_rate)
         self.max_seconds = transformer.config.sample_size * vae.hop_length / self.sample_rate
+        if int(vae.config.audio_channels) != self.channels:
+            raise ModelError(f"Stable Audio {ref!r} makes {vae.config.audio_channels} audio channels, not the "
+                             f"{self.channels} of Stable Audio Open")
         expects = int(self.pipeline.projection_model.config.text_encoder_dim)
         if width is not None and width != expects:
             raise ModelError(f"Stable Audio {ref!r} takes T5 states of width {expects}, but the run's E_m is "
@@ -88,4 +92,4 @@ class StableAudioBackend:
                                   audio_end_in_s=(samples + 0.5) / self.sample_rate,  # int() of it: `samples`
                                   num_inference_steps=self.steps, guidance_scale=self.guidance_scale,
                                   generator=torch.Generator("cpu").manual_seed(request.stream)).audios[0]
-        return WindowMusic(audio.float().mean(0).cpu().numpy(), None, 0)
+        return WindowMusic(np.ascontiguousarray(audio.float().T.cpu().numpy()), None, 0)  # channels-last

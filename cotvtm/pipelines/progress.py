@@ -6,9 +6,10 @@ Everything lives in the output store under ``.cotvtm-progress/<config digest>/<v
     plan.json           what the video is, its windows and how they group into segments
     cond-00003.npz      segment 3's music conditioning (E_m, mask)
     cond-00003.json     its explanations and stage timings; written last, so it marks the segment done
-    audio-00003.npy     segment 3's final music samples
+    audio-00003.npy     segment 3's final music samples (channels-last: (samples,) or (samples, 2))
     music-00003.json    its windows' tokens digests
-    state-00003.npz     the composer's state after segment 3; written last, marks the audio done
+    state-00003.npz     the composer's state after segment 3 (its tail and audio context as the
+                        audio); written last, marks the audio done
     audio-v2-00003.npy  the same three for variant 2 (``--variants``), and so on: the plan and
     ...                 the conditioning are shared by every variant, and the folder is removed
                         once all of them are done

@@ -13,6 +13,7 @@ its last saved segment, from the saved composer state: the music continues from 
 (the same tokens as an uninterrupted run).
 """
 
+import itertools
 import json
 import os
 import threading
@@ -25,6 +26,7 @@ import numpy as np
 from cotvtm.errors import CotvtmError
 from cotvtm.music.compose import join_streams
 from cotvtm.music.beats import BeatGrid, cut_offsets, warm_up
+from cotvtm.music.channels import channels_of
 from cotvtm.music.ending import EndingChunks
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Composed, Outcome, VideoJob
@@ -70,6 +72,7 @@ class Mux(Stage):
         # the signing credentials are read here, on this node, into this process only
         self.signer = Signer.load(ctx.signing, self.marking) if ctx.signing is not None else None
         self.marks: dict[str, dict] = {}  # the record being finished: its outputs' provenance, by name
+        self.channels = 1  # the record being finished: its music's channels, as saved
         threading.Thread(target=warm_up, name="beats-warm-up", daemon=True).start()
 
     def run(self, records: list[Composed]):
@@ -109,7 +112,7 @@ class Mux(Stage):
         info, rate = record.plan.info, record.sample_rate
         starts = {stream["segments"][0] for stream in record.streams[1:]}
         fade = int(round(self.compose.crossfade_s * rate))
-        joined = join_streams((progress.load_audio(s) for s in range(len(record.plan.segments))), starts, fade)
+        joined = join_streams(self.saved_music(record, progress), starts, fade)
         cfg = self.ctx.cfg
         ended = EndingChunks(joined, round(info.duration * rate), rate, cfg.ending)
         if cfg.ending == "cut" and cfg.windows != "shots":  # nothing here uses the beats: not tracked
@@ -121,6 +124,13 @@ class Mux(Stage):
         record.ending, record.beats = ended.info, grid.beats()
         record.warnings += [w for w in (ended.info.get("warning"), grid.warning) if w]
         return loudness
+
+    def saved_music(self, record: Composed, progress: VideoProgress):
+        """The saved music, segment by segment (channels-last); notes its channels from the first."""
+        segments = (progress.load_audio(s) for s in range(len(record.plan.segments)))
+        first = next(segments, None)
+        self.channels = 1 if first is None else channels_of(first)
+        return itertools.chain([] if first is None else [first], segments)
 
     def _write(self, record: Composed, progress: VideoProgress, chunks) -> dict | None:
         """The output(s) of ``chunks``: a video, an image's music, its still video."""
@@ -229,6 +239,7 @@ class Mux(Stage):
             "streams": record.streams,  # where the video's streams begin (each joins the one before)
             "resumed_at_segment": record.resumed_at,
             "sample_rate": record.sample_rate,
+            "channels": self.channels,  # the music's: 1 from MusicGen, 2 from a stereo decoder
             "decoder": record.decoder,  # its name, precision, device, and CUDA graphs (or why it ran eagerly)
             "still_video": PurePosixPath(job.out_still).name if job.out_still else None,
             "seconds": {k: round(v, 3) for k, v in seconds.items()},

@@ -9,10 +9,14 @@ integrated loudness and true peak) in audio-only passes, which find the gain tha
 a peak limiter at 4x the sample rate (true peaks), reaches the target (``fit_loudness``); the
 mux call then applies that gain and limiter. The limiter sits ``AAC_HEADROOM_DB`` below the
 ceiling, since lossy encoding adds inter-sample peaks.
+
+Audio is channels-last (``music/requests.py``); the output's audio stream has the music's
+channel count (a stereo track ducked over a mono original stays stereo).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -26,6 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from cotvtm.errors import MediaError
+from cotvtm.music.channels import channels_of, silence
 from cotvtm.provenance import Marking
 from cotvtm.video import ffmpeg
 from cotvtm.video.ffmpeg import FFMPEG, ffmpeg_url
@@ -61,15 +66,13 @@ class Loudness:
 
 
 def fit_length(audio: np.ndarray, sample_rate: int, duration: float) -> np.ndarray:
-    """Trim or zero-pad ``audio`` (``(n,)`` or ``(channels, n)``) to exactly
+    """Trim or zero-pad ``audio`` (``(n,)`` or ``(n, channels)``) to exactly
     ``round(duration * sample_rate)`` samples, the length ``mux_audio`` expects."""
     audio = np.asarray(audio)
     target = round(duration * sample_rate)
-    have = audio.shape[-1]
-    if have >= target:
-        return audio[..., :target]
-    pad = [(0, 0)] * (audio.ndim - 1) + [(0, target - have)]
-    return np.pad(audio, pad)
+    if len(audio) >= target:
+        return audio[:target]
+    return np.pad(audio, [(0, target - len(audio))] + [(0, 0)] * (audio.ndim - 1))
 
 
 def mux_audio(
@@ -83,10 +86,10 @@ def mux_audio(
     """Write ``out_path``: the first video stream of ``video_path`` copied bit for bit (codec,
     frames, rotation and metadata kept) plus ``audio`` as its only audio track.
 
-    ``audio`` is float mono ``(n,)`` or ``(channels, n)`` and must already be ``duration`` long
+    ``audio`` is float mono ``(n,)`` or ``(n, channels)`` and must already be ``duration`` long
     (see ``fit_length``), so no ``-t``/``-shortest`` is needed and the tracks end together.
     """
-    samples = _as_frames_by_channels(audio)
+    samples = _channels_last(audio)
     expected = round(duration * sample_rate)
     if len(samples) != expected:
         raise ValueError(f"audio has {len(samples)} samples, expected {expected} "
@@ -103,16 +106,19 @@ def mux_audio(
 
 
 def write_wav(chunks: Iterable[np.ndarray], sample_rate: int, duration: float, path: str | os.PathLike) -> Path:
-    """Stream mono float ``chunks`` into a WAV of exactly ``duration`` (cut or zero-padded),
-    holding one chunk in memory at a time: an hour of music never sits in RAM."""
+    """Stream float ``chunks`` (channels-last, the first one's channels) into a WAV of exactly
+    ``duration`` (cut or zero-padded), holding one chunk in memory at a time: an hour of music
+    never sits in RAM."""
     target, written = round(duration * sample_rate), 0
-    with sf.SoundFile(path, "w", samplerate=sample_rate, channels=1, subtype="FLOAT") as out:
-        for chunk in chunks:
+    chunks = iter(chunks)
+    first = np.asarray(next(chunks, np.zeros(0, np.float32)), np.float32)
+    with sf.SoundFile(path, "w", samplerate=sample_rate, channels=channels_of(first), subtype="FLOAT") as out:
+        for chunk in itertools.chain([first], chunks):
             piece = np.asarray(chunk, np.float32)[: target - written]
             out.write(piece)
             written += len(piece)
         if written < target:
-            out.write(np.zeros(target - written, np.float32))
+            out.write(silence(target - written, first))
     return Path(path)
 
 
@@ -125,7 +131,8 @@ def mux_wav(video_path: str | os.PathLike, wav: str | os.PathLike, out_path: str
     out_path = Path(out_path)
     ext = _check_container(out_path)
     chain, fitted = fit_loudness(video_path, wav, keep_original, loudness) if loudness else (None, None)
-    graph = _audio_graph(keep_original, chain) if keep_original > 0 or chain else None  # None: the music as it is
+    graph = (_audio_graph(keep_original, chain, sf.info(str(wav)).channels) if keep_original > 0 or chain
+             else None)  # None: the music as it is
     tmp_out = out_path.with_name(f".{out_path.name}.tmp-{secrets.token_hex(4)}{ext}")
     try:
         _run_ffmpeg(video_path, _mux_command(video_path, str(wav), tmp_out, ext, graph, marking))
@@ -141,13 +148,14 @@ def fit_loudness(video_path, wav, keep_original: float, loudness: Loudness) -> t
     limited under the ceiling: measured (ffmpeg's ebur128, BS.1770), gained, limited and measured
     again until within ``LOUDNESS_TOLERANCE_LU``. Audio-only passes; returns the filter chain the
     mux applies, and what was measured and found."""
-    rate = sf.info(str(wav)).samplerate
-    lufs, peak = measure_loudness(video_path, wav, _audio_graph(keep_original, None))
+    info = sf.info(str(wav))
+    rate, channels = info.samplerate, info.channels
+    lufs, peak = measure_loudness(video_path, wav, _audio_graph(keep_original, None, channels))
     if not math.isfinite(lufs):
         raise MediaError(video_path, "the music is silent: its loudness cannot be set")
     gain, now = loudness.lufs - lufs, lufs
     for passes in range(1, LOUDNESS_PASSES + 1):
-        now, _ = measure_loudness(video_path, wav, _audio_graph(keep_original, loudness.chain(gain, rate)))
+        now, _ = measure_loudness(video_path, wav, _audio_graph(keep_original, loudness.chain(gain, rate), channels))
         if abs(now - loudness.lufs) <= LOUDNESS_TOLERANCE_LU:
             break
         gain += loudness.lufs - now
@@ -156,7 +164,7 @@ def fit_loudness(video_path, wav, keep_original: float, loudness: Loudness) -> t
 
 
 def normalise(audio: np.ndarray, sample_rate: int, loudness: Loudness) -> tuple[np.ndarray, dict]:
-    """Mono ``audio`` held in memory (an image's music) brought to ``loudness`` as ``mux_wav``
+    """``audio`` held in memory (an image's music) brought to ``loudness`` as ``mux_wav``
     brings a video's, and as long as it was; with what ``fit_loudness`` found."""
     with tempfile.TemporaryDirectory(prefix="cotvtm-") as folder:
         wav, out = Path(folder) / "music.wav", Path(folder) / "loud.wav"
@@ -187,11 +195,14 @@ def _audio_command(video_path, wav, graph: str, *options: str) -> list[str]:
             "-filter_complex", graph, "-map", "[out]"]
 
 
-def _audio_graph(keep_original: float, chain: str | None) -> str:
-    """The output's audio as a filter graph ending in ``[out]``: the music (input 1), mixed over
-    the original's first track at ``keep_original`` when > 0, then ``chain`` when given."""
+def _audio_graph(keep_original: float, chain: str | None, channels: int = 1) -> str:
+    """The output's audio as a filter graph ending in ``[out]``: the music (input 1, of
+    ``channels``), mixed over the original's first track at ``keep_original`` when > 0, then
+    ``chain`` when given. ``amix`` may take a mono input's layout, so for multichannel music the
+    original is first mixed to the music's channel count (mono music's mix is as it always was)."""
     if keep_original > 0:
-        graph = (f"[0:a:0]volume={keep_original:.4f}[orig];"
+        fit = f",aformat=channel_layouts={channels}c" if channels > 1 else ""
+        graph = (f"[0:a:0]volume={keep_original:.4f}{fit}[orig];"
                  "[1:a:0][orig]amix=inputs=2:duration=first:dropout_transition=0:normalize=0")
     else:
         graph = "[1:a:0]anull"
@@ -206,14 +217,12 @@ def _check_container(out_path: Path) -> str:
     return ext
 
 
-def _as_frames_by_channels(audio: np.ndarray) -> np.ndarray:
-    """soundfile wants ``(n, channels)``; the models produce ``(n,)`` or ``(channels, n)``."""
+def _channels_last(audio: np.ndarray) -> np.ndarray:
+    """``audio`` as float32 ``(n,)`` or ``(n, channels)``, the shapes soundfile writes."""
     audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 1:
-        return audio
-    if audio.ndim == 2:
-        return audio.T
-    raise ValueError(f"audio must be (n,) or (channels, n), got shape {audio.shape}")
+    if audio.ndim not in (1, 2):
+        raise ValueError(f"audio must be (n,) or (n, channels), got shape {audio.shape}")
+    return audio
 
 
 def _mux_command(video_path, wav: str, out: Path, ext: str, graph: str | None = None,
