@@ -1,4 +1,4 @@
-"""The ``cotvtm`` command: soundtrack, demo, label, embed, distill, evaluate, build-tiny.
+"""The ``cotvtm`` command: soundtrack, demo, label, embed, distill, evaluate, build-tiny, convert-stable-audio-3.
 
 Exit status: 0 when every input succeeded or was already done, 1 when the batch
 finished but some inputs failed (see the manifest), 2 for a usage or set-up error.
@@ -68,6 +68,17 @@ def _bank(a: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_stable_audio_3(a: argparse.Namespace) -> int:
+    from cotvtm.music.sa3_convert import convert
+
+    done = convert(a.src, a.dst)
+    for component, count in done.tensors.items():
+        print(f"{component:18s} {count} tensors")
+    print(f"cotvtm convert-stable-audio-3: wrote {done.dst} ({done.steps} steps by default); use it with "
+          f"`--decoder stable-audio-3 --stable-audio-3 {done.dst}`")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cotvtm", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -95,6 +106,11 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument("--scenes", type=int, help="instead: this many scenes of the paper's templates, labelled by "
                                                    "the offline teacher (how the shipped bank is made)")
     k.set_defaults(func=_bank)
+    c = sub.add_parser("convert-stable-audio-3", help="convert an official Stable Audio 3 checkpoint folder "
+                                                      "(model_config.json, model.safetensors) into a diffusers folder")
+    c.add_argument("src", help="the official folder, as downloaded (with its t5gemma-b-b-ul2/ text encoder)")
+    c.add_argument("dst", help="the diffusers folder to write (new, or empty)")
+    c.set_defaults(func=_convert_stable_audio_3)
     from cotvtm.eval.cli import add_subcommand as add_evaluate
     from cotvtm.teacher.cli import add_subcommand as add_label
     from cotvtm.training.cli import add_distill, add_embed

@@ -2,7 +2,7 @@
 
 Every reference resolves to a ``Licence`` without the network:
 
-- a folder the tiny preset built (``<cache>/tiny[-stable-audio]-v<N>-seed<S>/<component>`` beside the
+- a folder the tiny preset built (``<cache>/tiny[-stable-audio[-3]]-v<N>-seed<S>/<component>`` beside the
   ``COMPLETE`` marker ``tiny.build_once`` writes last): random weights made here, no
   third-party weights, so commercial use is fine;
 - a prior from ``cotvtm distill`` (``config.json`` with ``model_type`` ``cotvtm-prior``): the
@@ -58,6 +58,9 @@ _MUSICGEN = ("Meta's MusicGen weights are for research only: their training musi
              "(audiocraft issues #98, #198, #510)")
 _STABILITY = ("free for commercial use by individuals and organisations with under US$1M annual revenue; above "
               "that an Enterprise licence from Stability AI; outputs are the user's; credit 'Powered by Stability AI'")
+_GEMMA = ("commercial use allowed under Google's Gemma Terms of Use (https://ai.google.dev/gemma/terms) and its "
+          "prohibited use policy, which pass on to anyone the weights are shared with")
+_STABILITY_3 = f"{_STABILITY}; its T5Gemma text encoder and tokenizer come under the Gemma Terms of Use: {_GEMMA}"
 
 # id, commercial, note: the licence each model card names.
 HUB = {
@@ -71,6 +74,9 @@ HUB = {
     "facebook/musicgen-large": ("CC-BY-NC-4.0", False, _MUSICGEN),
     "McGill-NLP/LLM2Vec-Meta-Llama-3-8B-Instruct-mntp": ("Llama-3-Community-License", True, _LLAMA3),
     "stabilityai/stable-audio-open-1.0": ("Stability-AI-Community-License", True, _STABILITY),
+    "stabilityai/stable-audio-3-medium": ("Stability-AI-Community-License", True, _STABILITY_3),
+    "stabilityai/stable-audio-3-medium-base": ("Stability-AI-Community-License", True, _STABILITY_3),
+    "google/t5gemma-b-b-ul2": ("Gemma-Terms-of-Use", True, _GEMMA),  # Stable Audio 3's text encoder
     "Salesforce/blip-image-captioning-large": ("BSD-3-Clause", True, None),  # the teacher's default captioner
     "Salesforce/blip-image-captioning-base": ("BSD-3-Clause", True, None),
 }
@@ -89,7 +95,7 @@ _TAGS = {
     "cc-by-nc-nd-4.0": ("CC-BY-NC-ND-4.0", False), "cc-by-nc-2.0": ("CC-BY-NC-2.0", False),
     "cc-by-nc-3.0": ("CC-BY-NC-3.0", False), "cc-by-nc-sa-3.0": ("CC-BY-NC-SA-3.0", False),
 }
-_TINY_ROOT = re.compile(r"tiny(-[a-z-]+)?-v\d+-seed-?\d+")  # the folders of tiny.build_all and tiny.build_stable_audio
+_TINY_ROOT = re.compile(r"tiny(-[a-z0-9-]+)?-v\d+-seed-?\d+")  # the folders of tiny.build_all, build_stable_audio(_3)
 UNTRAINED = Licence("none (untrained prior)", True, "built locally with random weights",
                     "an untrained prior of the encoders' sizes, made at run time")
 

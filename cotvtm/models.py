@@ -29,6 +29,7 @@ class ModelRefs:
     rationale: str
     prior: str | None  # a distilled prior's folder; RETRIEVAL; None: an untrained prior sized from the other models
     stable_audio: str | None = None  # set with --decoder stable-audio, when musicgen is None
+    stable_audio_3: str | None = None  # set with --decoder stable-audio-3, when musicgen is None (t5 is its folder)
     bank: str | None = None  # with the retrieval prior: its bank file (prior/bank.py)
 
     def fingerprint(self, **others: str | None) -> str:
@@ -37,7 +38,11 @@ class ModelRefs:
         adding one kept every earlier output's name; so is each of ``others`` (option name ->
         reference: models loaded beside these, such as ``captioner``) that is None."""
         used = {**self.used(), **{name: ref for name, ref in others.items() if ref is not None}}
-        parts = {name: _describe(option_of(name), ref) for name, ref in used.items()}
+        described = {}  # Stable Audio 3's folder is its decoder and its text encoder (t5): hashed once
+        for name, ref in used.items():
+            if ref not in described:
+                described[ref] = _describe(option_of(name), ref)
+        parts = {name: described[ref] for name, ref in used.items()}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
     def used(self) -> dict[str, str | None]:
@@ -69,6 +74,12 @@ PRESET_NAMES = ("tiny", *PRESETS)  # tiny is built locally (cotvtm/tiny.py), the
 # The decoder of every hub preset with --decoder stable-audio: its T5-base text encoder is the one
 # MusicGen's E_m comes from, and its licence allows commercial use (see cotvtm/licences.py).
 STABLE_AUDIO = "stabilityai/stable-audio-open-1.0"
+# ... and with --decoder stable-audio-3: the distilled checkpoint (8 steps, no guidance), whose own T5Gemma
+# encoder is the run's text space (t5); also allows commercial use.
+STABLE_AUDIO_3 = "stabilityai/stable-audio-3-medium"
+# The model component each decoder loads its music from; MusicGen's decoders (engine, generate): musicgen.
+DECODER_MODELS = {"stable-audio": "stable_audio", "stable-audio-3": "stable_audio_3"}
+_HUB_DECODERS = {"stable_audio": STABLE_AUDIO, "stable_audio_3": STABLE_AUDIO_3}
 
 
 def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, endpoint_url: str | None = None,
@@ -78,36 +89,57 @@ def resolve(preset: str = "tiny", cache_dir: Path | None = None, seed: int = 0, 
     Every reference is checked here, on the driver, before any input is touched (``check_ref``):
     a missing or unreadable one is a ``ModelRefError`` naming its option. ``s3://`` references
     are downloaded once into ``<cache>/s3`` and become local directories. With ``decoder``
-    ``stable-audio`` the music comes from ``stable_audio`` and ``musicgen`` is None (not loaded).
+    ``stable-audio`` (``stable-audio-3``) the music comes from ``stable_audio`` (``stable_audio_3``)
+    and ``musicgen`` is None (not loaded). Stable Audio 3 reads its own text encoder's states, so
+    with it ``t5`` is its pipeline folder (or hub id), whose ``text_encoder/`` gives E_m.
     """
     given = {name: _given(name, ref) for name, ref in overrides.items() if ref}
     given.update(_conditioning(given))
-    stable = decoder == "stable-audio"
-    wrong = "musicgen" if stable else "stable_audio"
-    if wrong in given:
-        raise ModelRefError(option_of(wrong), given[wrong], f"not used with --decoder {decoder}")
+    music = DECODER_MODELS.get(decoder, "musicgen")
+    own_text = music == "stable_audio_3"
+    unused = {"musicgen", *DECODER_MODELS.values()} - {music} | ({"t5"} if own_text else set())
+    for name in sorted(unused & given.keys()):
+        why = " (its text encoder is the decoder's own)" if name == "t5" else ""
+        raise ModelRefError(option_of(name), given[name], f"not used with --decoder {decoder}{why}")
     if preset == "tiny":
-        from cotvtm import tiny
-
-        built = tiny.build_all(cache_dir or DEFAULT_CACHE, seed)
-        refs = ModelRefs(**{k: str(v) for k, v in built.items()})
-        if stable and "stable_audio" not in given:
-            refs = replace(refs, stable_audio=str(tiny.build_stable_audio(cache_dir or DEFAULT_CACHE, built["t5"],
-                                                                          seed)))
+        refs = _tiny(Path(cache_dir or DEFAULT_CACHE), seed, music, given)
     elif preset in PRESETS:
-        refs = replace(PRESETS[preset], stable_audio=STABLE_AUDIO if stable else None)
+        refs = replace(PRESETS[preset], **{name: ref for name, ref in _HUB_DECODERS.items() if name == music})
     else:
         raise ModelError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}")
-    refs = replace(refs, **{"bank": None, "prior": None, **given}, **({"musicgen": None} if stable else {}))
+    refs = replace(refs, **{"bank": None, "prior": None, **given})
+    if music != "musicgen":
+        refs = replace(refs, musicgen=None, **({"t5": None} if own_text else {}))  # t5: set once its folder is checked
     cache = Path(cache_dir or DEFAULT_CACHE) / "s3"
-    return ModelRefs(**{f.name: _checked(f.name, getattr(refs, f.name), f.name in given, preset, cache, endpoint_url)
-                        for f in fields(ModelRefs)})
+    checked = ModelRefs(**{f.name: _checked(f.name, getattr(refs, f.name), f.name in given, preset, cache,
+                                            endpoint_url) for f in fields(ModelRefs)})
+    return replace(checked, t5=checked.stable_audio_3) if own_text else checked
+
+
+def _tiny(cache: Path, seed: int, music: str, given: dict) -> ModelRefs:
+    """The tiny preset's references, with the Stable Audio decoder ``music`` names built when it
+    is not given (on first use only: no other decoder needs it)."""
+    from cotvtm import tiny
+
+    built = tiny.build_all(cache, seed)
+    refs = ModelRefs(**{k: str(v) for k, v in built.items()})
+    if music == "stable_audio" and music not in given:
+        refs = replace(refs, stable_audio=str(tiny.build_stable_audio(cache, built["t5"], seed)))
+    if music == "stable_audio_3" and music not in given:
+        refs = replace(refs, stable_audio_3=str(tiny.build_stable_audio_3(cache, seed)))
+    return refs
 
 
 # A Hugging Face hub id as the hub validates it: owner/name, letters, digits, '-', '_', '.'.
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 _MODEL_TYPES = {"clip": ("clip",), "t5": ("t5", "mt5", "umt5"), "musicgen": ("musicgen",)}  # what the loaders take
 _WEIGHTS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+# The diffusers pipelines the Stable Audio decoders load (the class model_index.json names), by component.
+_PIPELINES = {"stable_audio": ("Stable Audio", ("StableAudioPipeline",)),
+              "stable_audio_3": ("Stable Audio 3", ("StableAudio3Pipeline", "StableAudio3InpaintPipeline"))}
+# The text encoders E_m may come from, by config model_type: the transformers class that loads each.
+TEXT_ENCODERS = {"t5": "T5EncoderModel", "mt5": "T5EncoderModel", "umt5": "T5EncoderModel",
+                 "t5gemma": "T5GemmaEncoderModel"}
 
 
 def option_of(component: str) -> str:
@@ -149,11 +181,14 @@ def check_ref(option: str, ref: str, component: str) -> None:
     if not os.access(path, os.R_OK | os.X_OK):
         raise ModelRefError(option, ref, "cannot read this directory (permission denied)")
     regular_files(option, path)  # before any file in it is opened: a FIFO would block the read
-    if component == "stable_audio":
-        _check_files(option, path, ("model_index.json",), "a diffusers Stable Audio pipeline")
+    if component in _PIPELINES:
+        what, classes = _PIPELINES[component]
+        _check_files(option, path, ("model_index.json",), f"a diffusers {what} pipeline")
         kind = _config(option, path / "model_index.json").get("_class_name")
-        if kind != "StableAudioPipeline":
-            raise ModelRefError(option, ref, f"model_index.json says {kind!r}, not a StableAudioPipeline")
+        if kind not in classes:
+            raise ModelRefError(option, ref, f"model_index.json says {kind!r}, not a {classes[0]}")
+        if component == "stable_audio_3":
+            _check_text_encoder(option, path)
         return
     if component == "prior":
         _check_files(option, path, ("config.json", "model.safetensors"), "a cotvtm prior (from `cotvtm distill`)")
@@ -276,6 +311,19 @@ def _why_missing(ref: str, component: str) -> str:
     return "no such directory (and not a hub id, which looks like owner/name)"
 
 
+def _check_text_encoder(option: str, path: Path) -> None:
+    """A pipeline's ``text_encoder/`` and ``tokenizer/``, which give the run's E_m (``load_t5``)."""
+    _check_files(option, path, ("text_encoder/config.json", "tokenizer/tokenizer_config.json"),
+                 "a pipeline with its text encoder and tokenizer")
+    encoder = path / "text_encoder"
+    kind = _config(option, encoder / "config.json").get("model_type")
+    if kind not in TEXT_ENCODERS:
+        raise ModelRefError(option, str(path), f"text_encoder/config.json says model_type {kind!r}, not a T5 or "
+                                               "T5Gemma encoder")
+    if not any(next(encoder.glob(pattern), None) for pattern in _WEIGHTS):
+        raise ModelRefError(option, str(path), "no weights (*.safetensors or *.bin) in text_encoder/")
+
+
 def _check_files(option: str, path: Path, names: tuple[str, ...], what: str) -> None:
     missing = [name for name in names if not (path / name).is_file()]
     if missing:
@@ -322,11 +370,51 @@ def load_clip(ref: str, device: str = "cpu"):
 
 
 def load_t5(ref: str, device: str = "cpu"):
-    """MusicGen's text encoder (T5) and its tokenizer: gives E_m."""
-    from transformers import AutoTokenizer, T5EncoderModel
+    """The decoder's text encoder and its tokenizer, which give E_m: MusicGen's T5 (a transformers
+    folder or hub id), or a diffusers pipeline's own ``text_encoder/`` and ``tokenizer/`` (Stable
+    Audio 3's T5Gemma), loaded with the class its config names. Padding goes on the right: T5Gemma's
+    rotary positions count from the first token, so a text's states then do not depend on how
+    far it is padded (T5 pads on the right already)."""
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
 
-    model = _load(T5EncoderModel, ref, "T5 encoder").to(device).eval()
-    return model, _load(AutoTokenizer, ref, "T5 tokenizer")
+    encoder, tokenizer = text_encoder_folders(ref)
+    config = _load(AutoConfig, ref, "text encoder config", **encoder)
+    loader = getattr(transformers, TEXT_ENCODERS.get(config.model_type, "T5EncoderModel"))
+    model = _load(loader, ref, "text encoder", **encoder).to(device).eval()
+    tokens = _load(AutoTokenizer, ref, "text tokenizer", **tokenizer)
+    tokens.padding_side = "right"
+    return model, tokens
+
+
+def text_encoder_folders(ref: str) -> tuple[dict, dict]:
+    """``from_pretrained``'s arguments for the text encoder and the tokenizer at ``ref``: the
+    ``text_encoder`` and ``tokenizer`` subfolders of a diffusers pipeline (a folder or hub id
+    with ``model_index.json``), else none."""
+    from transformers.utils import cached_file
+
+    index = cached_file(ref, "model_index.json", _raise_exceptions_for_missing_entries=False,
+                        _raise_exceptions_for_connection_errors=False)
+    return ({"subfolder": "text_encoder"}, {"subfolder": "tokenizer"}) if index else ({}, {})
+
+
+def load_stable_audio_3(ref: str, device: str = "cpu", dtype=None):
+    """Stable Audio 3's pipeline (diffusers' ``StableAudio3InpaintPipeline``: its SAME autoencoder,
+    transformer, duration embedder and T5Gemma encoder), without its progress bars. ``dtype``: the
+    transformer's and duration embedder's (half precision on a GPU); the autoencoder and the
+    text encoder stay float32: Stability AI ships the autoencoder so, and Gemma's activations may
+    overflow float16 (as T5's do)."""
+    from diffusers import StableAudio3InpaintPipeline
+
+    from cotvtm.quiet import quiet_diffusers
+
+    quiet_diffusers()
+    pipeline = _load(StableAudio3InpaintPipeline, ref, "Stable Audio 3")
+    pipeline.set_progress_bar_config(disable=True)
+    if dtype is not None:
+        pipeline.transformer.to(dtype)
+        pipeline.duration_embedder.to(dtype)
+    return pipeline.to(device)
 
 
 def load_stable_audio(ref: str, device: str = "cpu", dtype=None):
@@ -378,9 +466,12 @@ def embedding_dims(refs: ModelRefs, rationale: bool = True) -> dict:
     ``rationale`` E_r's is None (retrieval needs no rationale encoder, which may be gated)."""
     from transformers import AutoConfig
 
+    from cotvtm import text_space
+
     rationale = AutoConfig.from_pretrained(refs.rationale).hidden_size if rationale else None
+    music = AutoConfig.from_pretrained(refs.t5, **text_encoder_folders(refs.t5)[0])
     return {"clip_dim": AutoConfig.from_pretrained(refs.clip).projection_dim,
-            "music_dim": AutoConfig.from_pretrained(refs.t5).d_model, "rationale_dim": rationale}
+            "music_dim": text_space.width(music), "rationale_dim": rationale}
 
 
 def load_prior(ref: str | None, clip_dim: int, music_dim: int, rationale_dim: int):

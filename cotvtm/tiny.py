@@ -222,6 +222,92 @@ def build_stable_audio(root: Path, t5: Path, seed: int = 0) -> Path:
     return build_once(Path(root) / f"tiny-stable-audio-v{TINY_VERSION}-seed{seed}", build) / "stable_audio"
 
 
+# Stable Audio 3's architecture at toy size: a SAME autoencoder of 400 samples per latent
+# (100-sample patches, 4 patches per latent) at the tiny MusicGen's 8 kHz, 20 latents a second,
+# so a 10 s window is 200 latents; a diffusion transformer 64 wide and 2 blocks deep over them.
+STABLE_AUDIO_3_PATCH = 100
+STABLE_AUDIO_3_STRIDE = 4
+STABLE_AUDIO_3_LATENT = 16
+
+
+def build_stable_audio_3(root: Path, seed: int = 0) -> Path:
+    """Stable Audio 3's pipeline (diffusers' own classes) at toy size, random weights, with its own
+    text encoder: a T5Gemma encoder ``T5_DIM`` wide and a Gemma tokenizer over the tiny corpus
+    (``tiny_vocab.gemma_vocab``), a text space of its own. The tiny preset's
+    ``--decoder stable-audio-3``, built on first use only, into
+    ``<root>/tiny-stable-audio-3-v<N>-seed<S>/stable_audio_3``."""
+
+    def build(staging: Path) -> None:
+        from diffusers import (AutoencoderSAME, FlowMatchEulerDiscreteScheduler, StableAudio3DiTModel,
+                               StableAudio3DurationEmbedder, StableAudio3Pipeline)
+        from transformers import GemmaTokenizer
+
+        from cotvtm.quiet import quiet_diffusers
+
+        quiet_diffusers()
+        vocab, merges = tiny_vocab.gemma_vocab()
+        tok = GemmaTokenizer(vocab=vocab, merges=merges, padding_side="right")  # positions count from the text
+        torch.manual_seed(seed)
+        text_encoder = _t5gemma_encoder(tok)
+        latent = STABLE_AUDIO_3_LATENT
+        vae = AutoencoderSAME(audio_channels=2, patch_size=STABLE_AUDIO_3_PATCH, encoder_channels=16,
+                              encoder_c_mults=[2], encoder_strides=[STABLE_AUDIO_3_STRIDE],
+                              encoder_transformer_depths=[1], latent_dim=latent, dim_heads=16,
+                              use_differential_attention=False, sampling_rate=SAMPLE_RATE)
+        transformer = StableAudio3DiTModel(io_channels=latent, embed_dim=64, depth=2, num_heads=4,
+                                           cond_token_dim=T5_DIM, global_cond_dim=T5_DIM,
+                                           local_add_cond_dim=latent + 1, timestep_features_dim=32,
+                                           num_memory_tokens=4)
+        _toy_same(vae)
+        _wake(transformer)
+        pipeline = StableAudio3Pipeline(vae=vae, text_encoder=text_encoder, tokenizer=tok,
+                                        duration_embedder=StableAudio3DurationEmbedder(output_dim=T5_DIM,
+                                                                                       fourier_dim=32),
+                                        transformer=transformer,
+                                        scheduler=FlowMatchEulerDiscreteScheduler(stochastic_sampling=True))
+        pipeline.save_pretrained(staging / "stable_audio_3")
+
+    return build_once(Path(root) / f"tiny-stable-audio-3-v{TINY_VERSION}-seed{seed}", build) / "stable_audio_3"
+
+
+def _wake(model) -> None:
+    """Give random weights to the layers that start at zero (a no-op until trained): SAME's blocks
+    end in them, and so does the DiT's inpainting projection, which would leave every window deaf
+    to its context."""
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, (torch.nn.Linear, torch.nn.Conv1d)) and not layer.weight.any():
+                layer.reset_parameters()
+
+
+def _toy_same(vae) -> None:
+    """Make a random SAME a usable toy. Untrained, its output tokens (one for every segment) and
+    its biases make one sound whatever the latents, and one set of latents whatever the sound:
+    with them at zero (and plain attention: differential attention's two maps cancel over the
+    even scores of zero tokens) the sound follows the latents. Then its bottleneck is scaled for
+    latents of unit spread, and its last layer for 0.1 RMS (-20 dBFS) from such latents."""
+    with torch.no_grad():
+        _wake(vae)
+        for name, weight in vae.named_parameters():
+            if name.endswith(("bias", "new_tokens")):
+                weight.zero_()
+        vae.bottleneck.running_std.copy_(vae.encode(torch.randn((4, 2, SAMPLE_RATE)) * 0.1).latents.std())
+        made = vae.decode(torch.randn((4, STABLE_AUDIO_3_LATENT, 20))).sample
+        vae.decoder.blocks[-1].mapping.weight_g.mul_(0.1 / made.std())
+
+
+def _t5gemma_encoder(tok):
+    """A two-layer T5Gemma encoder ``T5_DIM`` wide (Stable Audio 3's is ``google/t5gemma-b-b-ul2``)."""
+    from transformers import T5GemmaConfig, T5GemmaEncoderModel
+
+    module = dict(vocab_size=len(tok), hidden_size=T5_DIM, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=2, num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=16,
+                  max_position_embeddings=512, sliding_window=64, pad_token_id=tok.pad_token_id,
+                  eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    return T5GemmaEncoderModel(T5GemmaConfig(encoder=module, decoder=module, is_encoder_decoder=False,
+                                             vocab_size=len(tok)))
+
+
 def build_all(root: Path, seed: int = 0) -> dict[str, Path]:
     """Build every tiny component under ``root`` (atomically, once) and return their paths."""
 

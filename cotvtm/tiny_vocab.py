@@ -94,7 +94,17 @@ def clip_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
 
 def llama_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """SentencePiece-style BPE ('▁' marks a word start) with byte fallback."""
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    return _byte_fallback_bpe(["<unk>", "<s>", "</s>"])
+
+
+def gemma_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Llama's pieces under Gemma's special tokens and ids (pad 0, eos 1, bos 2, unk 3, mask 4),
+    which a T5Gemma config names."""
+    return _byte_fallback_bpe(["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"])
+
+
+def _byte_fallback_bpe(specials: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    vocab = {token: n for n, token in enumerate(specials)}
     for b in range(256):
         vocab[f"<0x{b:02X}>"] = len(vocab)
     for symbol in ["▁"] + sorted(set("".join(words()))) + PUNCTUATION:

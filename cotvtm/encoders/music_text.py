@@ -1,13 +1,15 @@
-"""E_m: MusicGen's own T5 encoder states for a music description, fixed length, with mask.
+"""E_m: the decoder's own text encoder states for a music description, fixed length, with mask.
 
 MusicGen cross-attends to the T5 encoder's last hidden states, not to a pooled vector, so the
 prior's target is the whole state sequence, padded or cut to ``length`` tokens. Padded
-positions are zero, which is also how the prior marks them at inference.
+positions are zero, which is also how the prior marks them at inference. Stable Audio 3 reads
+its own T5Gemma encoder's states the same way: ``ref`` is then its pipeline (``models.load_t5``).
 """
 
 import numpy as np
 import torch
 
+from cotvtm import text_space
 from cotvtm.models import load_t5
 
 
@@ -17,7 +19,7 @@ class MusicTextEncoder:
         if dtype is not None:
             self.model = self.model.to(dtype)
         self.length, self.device, self.batch_size = length, device, batch_size
-        self.dim = int(self.model.config.d_model)
+        self.dim = text_space.width(self.model.config)
 
     @torch.inference_mode()
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
