@@ -58,9 +58,11 @@ def label(out: str, *, config=None, echo=print, **settings):
 
 
 def embed(labels: str, out: str, *, preset: str = "tiny", music_len: int | None = None, device: str | None = None,
-          cache_dir: str | Path | None = None, batch_size: int = 64, **models):
+          cache_dir: str | Path | None = None, batch_size: int = 64, decoder: str | None = None, **models):
     """Embed a labels folder into shards (E_v, E_r, E_m); ``models`` may name ``clip``, ``t5``
-    and ``rationale`` over the preset's. Returns the shards' ``ShardIndex``."""
+    and ``rationale`` over the preset's; ``decoder``: the one whose text space E_m is in (its own
+    text encoder; default T5, which MusicGen and Stable Audio Open read). Returns the shards'
+    ``ShardIndex``."""
     from cotvtm import models as registry
     from cotvtm.settings import default_device
     from cotvtm.errors import CotvtmError
@@ -68,7 +70,7 @@ def embed(labels: str, out: str, *, preset: str = "tiny", music_len: int | None 
 
     if set(models) - {"clip", "t5", "rationale"}:
         raise CotvtmError(f"unknown setting(s): {', '.join(sorted(set(models) - {'clip', 't5', 'rationale'}))}")
-    refs = registry.resolve(preset, cache_dir=cache_dir, **models)
+    refs = registry.resolve(preset, cache_dir=cache_dir, decoder=decoder or "engine", **models)
     length = music_len or (TINY_MUSIC_LEN if preset == "tiny" else PAPER_MUSIC_LEN)
     return run_embed(str(labels), str(out), refs, length, device=device or default_device(), batch_size=batch_size)
 

@@ -14,7 +14,8 @@ from cotvtm.video.limits import MAX_DURATION_S
 
 MODES = ("continuous", "independent")  # how windows of one video follow each other (music/compose.py)
 MUSICGEN_DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
-DECODERS = (*MUSICGEN_DECODERS, "stable-audio")  # the Music stage's decoders (music/requests.py)
+DECODERS = (*MUSICGEN_DECODERS, "stable-audio", "stable-audio-3")  # the Music stage's decoders (music/requests.py)
+COMMERCIAL_DECODER = "stable-audio-3"  # what --commercial chooses when --decoder is not given
 ENGINE_WIDTHS = ("full", "busy")  # what a decode engine step runs over (music/step_runner.py)
 CONDITIONINGS = ("prior", "teacher")  # what conditions the music (pipelines/condition.py)
 TEACHER_TERMS = ("commercial", "non-commercial")  # what a teacher's terms allow, as the user declares (licences.py)
@@ -40,6 +41,9 @@ class ModelChoice(Checked):
     musicgen: str | None = setting(None, metavar="REF", help=_REF)
     stable_audio: str | None = setting(None, metavar="REF", help="with --decoder stable-audio: a diffusers Stable "
                                                                  "Audio pipeline; " + _REF)
+    stable_audio_3: str | None = setting(None, metavar="REF", help="with --decoder stable-audio-3: a diffusers Stable "
+                                                                   "Audio 3 pipeline folder (see `cotvtm "
+                                                                   "convert-stable-audio-3`); " + _REF)
     rationale: str | None = setting(None, metavar="REF", help=_REF)
     prior: str | None = setting(None, metavar="DIR", help="a prior from `cotvtm distill` (a local directory or an "
                                                           "s3:// prefix), retrieval (the default: each window "
@@ -121,17 +125,24 @@ class SoundtrackConfig(Checked):
     top_k: int = setting(250, help="tokens sampled from (0: all)", check=(lambda v: v >= 0, "--top-k must not be "
                                                                                              "negative"))
     temperature: float = setting(1.0, help="MusicGen's sampling temperature", check=positive())
-    decoder: str = setting("engine", choices=DECODERS,
-                           help="engine: MusicGen through the slot engine (batch-invariant sampling, CUDA graphs on "
-                                "a GPU); generate: MusicGen through transformers' generate (the reference); "
-                                "stable-audio: Stable Audio Open (weights that allow commercial use), each window "
-                                "made fresh and crossfaded")
+    decoder: str | None = setting(None, choices=DECODERS,
+                                  help="engine (the default): MusicGen through the slot engine (batch-invariant "
+                                       "sampling, CUDA graphs on a GPU); generate: MusicGen through transformers' "
+                                       "generate (the reference); stable-audio-3 (the default with --commercial): "
+                                       "Stable Audio 3, stereo, 8 steps, each window continuing the one before; "
+                                       "stable-audio: Stable Audio Open, each window made fresh and crossfaded")
     decoder_dtype: str = setting("auto", choices=DECODER_DTYPES,
                                  help="MusicGen's decoder precision (auto: float16 on a GPU, float32 on the CPU); T5, "
                                       "EnCodec, the logits, guidance and sampling noise stay float32")
     stable_audio_steps: int = setting(100, check=at_least(1), help="with --decoder stable-audio: denoising steps")
     stable_audio_guidance: float = setting(7.0, help="with --decoder stable-audio: classifier-free guidance scale "
                                                      "(1 or less: none)")
+    stable_audio_3_steps: int = setting(8, check=at_least(1),
+                                        help="with --decoder stable-audio-3: sampling steps (the distilled model's 8; "
+                                             "a -base checkpoint wants about 100)")
+    stable_audio_3_guidance: float = setting(1.0, help="with --decoder stable-audio-3: classifier-free guidance scale "
+                                                       "(1: none, as the distilled model is made to run; a -base "
+                                                       "checkpoint wants about 7)")
     streams_per_video: int = setting(4, check=at_least(1),
                                      help="continuous mode: up to this many stretches of a long video are composed "
                                           "side by side, joined by a crossfade")
@@ -191,7 +202,8 @@ class SoundtrackConfig(Checked):
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-_ADDED = ("conditioning", "teacher_model", "captioner", "retrieval_k", "decoder_dtype", "stable_audio_steps", "stable_audio_guidance", "ending", "style", "styles", "style_weight")
+_ADDED = ("conditioning", "teacher_model", "captioner", "retrieval_k", "decoder_dtype", "stable_audio_steps", "stable_audio_guidance",
+          "stable_audio_3_steps", "stable_audio_3_guidance", "ending", "style", "styles", "style_weight")
 # What each added setting was before it existed: --ending cut is how every track ended.
 _DEFAULTS = {**{f.name: f.default for f in fields(SoundtrackConfig)}, "ending": "cut"}
 

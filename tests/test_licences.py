@@ -83,7 +83,8 @@ def test_cli_commercial_refuses_the_fast_preset_before_any_work(tmp_path):
     (tmp_path / "in").mkdir()
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "cotvtm.cli", "soundtrack", str(tmp_path / "in"), str(out),
-                           "--preset", "fast", "--commercial"], capture_output=True, text=True, timeout=120)
+                           "--preset", "fast", "--decoder", "engine", "--commercial"], capture_output=True, text=True,
+                          timeout=120)  # without --decoder, --commercial chooses Stable Audio 3 (test_stable_audio_3_job)
     said = proc.stdout + proc.stderr
     assert proc.returncode == 2, said
     assert "--commercial: musicgen (preset fast) facebook/musicgen-small is CC-BY-NC-4.0" in said

@@ -123,13 +123,14 @@ def _pcm(video: Path) -> bytes:
                           capture_output=True, check=True).stdout
 
 
-@pytest.mark.parametrize("decoder", ["engine", "stable-audio"])
+@pytest.mark.parametrize("decoder", ["engine", "stable-audio", "stable-audio-3"])
 def test_interrupted_long_video_resumes_after_its_last_saved_segment(tmp_path, ray_session, model_cache, decoder):
     """A 50 s video in five 1-window segments, batched with two short ones; the driver is killed
     once two segments' music is saved. The rerun conditions nothing again, composes only the
     remaining segments from the saved state (in batches made up differently: the short videos
     are done), and its output's audio is sample-for-sample the audio of an uninterrupted run,
-    with MusicGen's engine and with Stable Audio."""
+    with MusicGen's engine, with Stable Audio Open and with Stable Audio 3 (whose windows continue
+    the saved track's audio)."""
     library = tmp_path / "long"
     library.mkdir()
     make_video(library / "long.mp4", duration=50, size="64x48", fps=4)

@@ -37,7 +37,7 @@ def compose_config(ctx: RunContext) -> ComposeConfig:
 
 def continuous_feed(ctx: RunContext) -> bool:
     """Whether Music runs continuously fed (one video per call, many calls per actor)."""
-    return ctx.res.music_feed == "continuous" and ctx.cfg.decoder == "engine"
+    return ctx.res.music_feed == "continuous" and (ctx.cfg.decoder or "engine") == "engine"
 
 
 def starts_on_cut(plan) -> list[bool] | None:
@@ -128,6 +128,12 @@ class _Stream:
 def _decoder(ctx: RunContext, max_batch: int):
     """The decoder ``--decoder`` names, loaded (``music/requests.py``: ``MusicDecoder``)."""
     cfg, res = ctx.cfg, ctx.res
+    if cfg.decoder == "stable-audio-3":
+        from cotvtm.music.stable_audio_3 import StableAudio3Backend
+
+        return StableAudio3Backend(ctx.refs.stable_audio_3, res.device, cfg.stable_audio_3_steps,
+                                   cfg.stable_audio_3_guidance, batch=min(res.slots, max_batch),
+                                   width=ctx.facts.dims["music_dim"])
     if cfg.decoder == "stable-audio":
         from cotvtm.music.stable_audio import StableAudioBackend
 
@@ -143,7 +149,7 @@ def _decoder(ctx: RunContext, max_batch: int):
 
     sampling = SamplingConfig(guidance_scale=cfg.guidance_scale, top_k=cfg.top_k, temperature=cfg.temperature)
     windows = res.slots * (res.segment_windows if cfg.mode == "independent" else 1)  # per step
-    return make_backend(cfg.decoder, ctx.refs.musicgen, res.device, sampling, slots=min(windows, max_batch),
+    return make_backend(cfg.decoder or "engine", ctx.refs.musicgen, res.device, sampling, slots=min(windows, max_batch),
                         dtype=cfg.decoder_dtype, full=res.engine_width == "full")
 
 

@@ -7,9 +7,9 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from cotvtm import licences, models
+from cotvtm import licences, models, text_space
 from cotvtm.about import __version__
-from cotvtm.settings import Resources, SoundtrackConfig
+from cotvtm.settings import COMMERCIAL_DECODER, Resources, SoundtrackConfig
 from cotvtm.errors import (CotvtmError, ModelError, SetupError, failed_actor, one_line, printable, root_message,
                            without_ansi)
 from cotvtm.pipelines import names
@@ -81,6 +81,18 @@ def _teacher_endpoint(cfg: SoundtrackConfig, where: Where):
     return endpoint
 
 
+def _with_decoder(cfg: SoundtrackConfig, where: Where, echo) -> SoundtrackConfig:
+    """``cfg`` with its decoder chosen: ``--decoder``, else MusicGen's engine, or with
+    ``--commercial`` Stable Audio 3 (released MusicGen weights are CC-BY-NC-4.0), said once."""
+    if cfg.decoder is not None:
+        return cfg
+    if not where.commercial:
+        return replace(cfg, decoder="engine")
+    echo(f"decoder  {COMMERCIAL_DECODER} (--commercial without --decoder: MusicGen's released weights are "
+         "CC-BY-NC-4.0, Stable Audio 3's allow commercial use)")
+    return replace(cfg, decoder=COMMERCIAL_DECODER)
+
+
 def _loaded(refs: models.ModelRefs, cfg: SoundtrackConfig) -> dict[str, str | None]:
     """The models of ``refs`` the run loads, by component: a teacher run resolves the prior (its
     choice stays in the output names) but loads neither it nor its bank or rationale encoder."""
@@ -138,6 +150,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     inputs finished before it keep theirs, inputs not reached get none, and a rerun resumes.
     """
     res = res or Resources.detect()
+    cfg = _with_decoder(cfg, where, echo)
     styles = read_styles(cfg.styles, where.endpoint_url) if cfg.styles else {}  # before anything else
     teacher = _teacher_endpoint(cfg, where)
     choice = asdict(cfg.models)
@@ -152,6 +165,8 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
                                   others={name: ref for name, (ref, _) in others.items()})
     try:  # local models are checked by now: a hub id that is not on the hub, or offline not in its cache
         facts = _model_facts(refs, teacher)
+        if "prior" in loaded and refs.prior not in (models.RETRIEVAL, None):  # a distilled prior: for this decoder?
+            text_space.check(refs.prior, refs.t5, cfg.decoder)
     except (OSError, ValueError) as exc:
         hub = ", ".join(f"{models.option_of(name)} {ref}" for name, ref in refs.used().items()
                         if ref and not Path(ref).is_absolute() and models.looks_like_hub_id(ref))
@@ -340,7 +355,7 @@ class _Say:
             return
         option = self.STAGE_MODELS.get(actor)
         if option == "musicgen" and refs.musicgen is None:
-            option = "stable_audio"
+            option = "stable_audio" if refs.stable_audio else "stable_audio_3"
         model = f" with {models.option_of(option)} {getattr(refs, option) or '(untrained)'}" if option else ""
         which = f"the {actor} stage" if actor else "a stage"
         raise SetupError(f"{stage} stopped: {which} could not start{model}: {root_message(exc)}; "

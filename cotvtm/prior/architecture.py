@@ -40,6 +40,7 @@ class PriorConfig:
     mask_threshold: float = 0.1  # token kept if its RMS > this x the row's max token RMS
     variant: str = "full"
     trained: bool = False  # set True by training; random weights otherwise
+    text_space: str = "t5"  # the decoder text space E_m was distilled for (cotvtm/text_space.py)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:

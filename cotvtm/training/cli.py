@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from cotvtm.models import PRESET_NAMES
+from cotvtm.settings import DECODERS
 from cotvtm.training.hyperparameters import DistillConfig, StageConfig
 from cotvtm.training.embed import PAPER_MUSIC_LEN, TINY_MUSIC_LEN
 
@@ -16,6 +17,9 @@ def add_embed(subparsers) -> None:
     p.add_argument("--preset", default="tiny", choices=PRESET_NAMES)
     for name in ("clip", "t5", "rationale"):
         p.add_argument(f"--{name}", default=None, metavar="REF")
+    p.add_argument("--decoder", default=None, choices=DECODERS,
+                   help="the decoder the prior will drive: E_m in its text encoder's space (MusicGen and Stable "
+                        "Audio Open read T5's, Stable Audio 3 T5Gemma's; default: T5's)")
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--music-len", type=int, default=None,
                    help=f"E_m tokens (default {TINY_MUSIC_LEN} for tiny, {PAPER_MUSIC_LEN} otherwise)")
@@ -28,7 +32,7 @@ def _embed(a: argparse.Namespace) -> int:
     from cotvtm.api import embed
 
     index = embed(a.labels, a.out, preset=a.preset, music_len=a.music_len, device=a.device, cache_dir=a.cache_dir,
-                  batch_size=a.batch_size, clip=a.clip, t5=a.t5, rationale=a.rationale)
+                  batch_size=a.batch_size, decoder=a.decoder, clip=a.clip, t5=a.t5, rationale=a.rationale)
     print(f"cotvtm: embedded {index.count} records into {a.out} (dims {index.dims})")
     return 0
 

@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cotvtm import text_space
 from cotvtm.prior import PriorConfig, TwoStagePrior
 from cotvtm.storage.local import atomic_write_bytes
 from cotvtm.training.hyperparameters import DistillConfig
@@ -24,7 +25,8 @@ def prior_config(cfg: DistillConfig, index) -> PriorConfig:
     base = PriorConfig.tiny if cfg.arch == "tiny" else PriorConfig.paper
     return base(clip_dim=index.dims["clip_dim"], rationale_dim=index.dims["rationale_dim"],
                 music_dim=index.dims["music_dim"], music_len=index.dims["music_len"], variant=cfg.variant,
-                music_scale=1.0 / max(index.music_std, 1e-6))
+                music_scale=1.0 / max(index.music_std, 1e-6),
+                text_space=index.encoders.get("text_space", text_space.EARLIER))
 
 
 def run_name(shards: str, out: str, cfg: DistillConfig) -> str:
