@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from cotvtm.errors import ModelError, ModelRefError
+from cotvtm.errors import ModelError, ModelRefError, one_line
 from cotvtm.model_folders import file_digest, folder_digest, regular_files
 from cotvtm.quiet import quiet_transformers
 
@@ -378,6 +378,7 @@ def load_t5(ref: str, device: str = "cpu"):
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 
+    ref = diffusers_folder(ref)
     encoder, tokenizer = text_encoder_folders(ref)
     config = _load(AutoConfig, ref, "text encoder config", **encoder)
     loader = getattr(transformers, TEXT_ENCODERS.get(config.model_type, "T5EncoderModel"))
@@ -385,6 +386,34 @@ def load_t5(ref: str, device: str = "cpu"):
     tokens = _load(AutoTokenizer, ref, "text tokenizer", **tokenizer)
     tokens.padding_side = "right"
     return model, tokens
+
+
+# Stability AI publishes Stable Audio 3 in its own layout (model_config.json, model.safetensors, the T5Gemma
+# encoder in a subfolder), not diffusers': these hub ids are converted once per machine (diffusers_folder).
+OFFICIAL_LAYOUT = {STABLE_AUDIO_3, "stabilityai/stable-audio-3-medium-base"}
+
+
+def diffusers_folder(ref: str, cache_dir: Path | None = None, hub_cache: str | None = None) -> str:
+    """``ref``, or for a hub id published in Stability AI's own layout its diffusers folder: the
+    official checkpoint downloaded (weights as safetensors only) and converted once into
+    ``<cache>/stable-audio-3/`` (``music/sa3_convert.py``), on whichever machine first loads it."""
+    if ref not in OFFICIAL_LAYOUT:
+        return ref
+    target = Path(cache_dir or DEFAULT_CACHE) / "stable-audio-3" / ref.replace("/", "--")
+    if not (target / "model_index.json").is_file():
+        from huggingface_hub import snapshot_download
+
+        from cotvtm.music.sa3_convert import convert
+
+        try:
+            source = snapshot_download(ref, cache_dir=hub_cache, allow_patterns=["*.json", "*.safetensors", "*.model",
+                                                                                 "*/*.json", "*/*.safetensors",
+                                                                                 "*/*.model"])
+        except Exception as exc:  # offline, gated (accept the licence on the hub first), or missing
+            raise ModelError(f"cannot download {ref} to convert it: {one_line(str(exc))}") from None
+        if not (target / "model_index.json").is_file():  # another process may have converted it meanwhile
+            convert(source, target)
+    return str(target)
 
 
 def text_encoder_folders(ref: str) -> tuple[dict, dict]:
@@ -409,7 +438,7 @@ def load_stable_audio_3(ref: str, device: str = "cpu", dtype=None):
     from cotvtm.quiet import quiet_diffusers
 
     quiet_diffusers()
-    pipeline = _load(StableAudio3InpaintPipeline, ref, "Stable Audio 3")
+    pipeline = _load(StableAudio3InpaintPipeline, diffusers_folder(ref), "Stable Audio 3")
     pipeline.set_progress_bar_config(disable=True)
     if dtype is not None:
         pipeline.transformer.to(dtype)
@@ -469,7 +498,8 @@ def embedding_dims(refs: ModelRefs, rationale: bool = True) -> dict:
     from cotvtm import text_space
 
     rationale = AutoConfig.from_pretrained(refs.rationale).hidden_size if rationale else None
-    music = AutoConfig.from_pretrained(refs.t5, **text_encoder_folders(refs.t5)[0])
+    text = diffusers_folder(refs.t5)
+    music = AutoConfig.from_pretrained(text, **text_encoder_folders(text)[0])
     return {"clip_dim": AutoConfig.from_pretrained(refs.clip).projection_dim,
             "music_dim": text_space.width(music), "rationale_dim": rationale}
 

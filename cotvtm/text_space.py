@@ -22,8 +22,9 @@ def encoder_config(ref: str):
     ``text_encoder/`` (where Stable Audio keeps it)."""
     from transformers import AutoConfig
 
-    from cotvtm.models import text_encoder_folders
+    from cotvtm.models import diffusers_folder, text_encoder_folders
 
+    ref = diffusers_folder(ref)  # a Stable Audio 3 hub id, converted once
     return AutoConfig.from_pretrained(ref, **text_encoder_folders(ref)[0])
 
 

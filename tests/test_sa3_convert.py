@@ -7,6 +7,7 @@ file and the key, before anything is written."""
 import json
 import pickle
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from cotvtm import tiny_vocab
 from cotvtm.cli import main
+from cotvtm.errors import ModelError
 from cotvtm.music.sa3_convert import TEXT_ENCODER_DIR, convert, to_official
 
 SAMPLE_RATE = 8000
@@ -254,3 +256,27 @@ def test_the_command_prints_what_it_wrote(official, tmp_path, capsys):
     assert sorted(p.name for p in dst.iterdir()) == ["duration_embedder", "model_index.json", "scheduler",
                                                      "text_encoder", "tokenizer", "transformer", "vae"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_the_presets_hub_id_is_converted_once_from_the_hub_cache(official, tmp_path):
+    """``stabilityai/stable-audio-3-medium`` as the hub delivers it (the official layout, here the toy
+    one in a hub cache laid out as huggingface_hub lays it out) loads through the registry: converted
+    into the project's cache on first use, then reused; the run's text encoder comes from it."""
+    from cotvtm import models
+
+    hub = tmp_path / "hub"
+    repo = hub / f"models--{models.STABLE_AUDIO_3.replace('/', '--')}"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(official, repo / "snapshots" / commit)
+    folder = models.diffusers_folder(models.STABLE_AUDIO_3, cache_dir=tmp_path / "cache", hub_cache=str(hub))
+    assert folder == str(tmp_path / "cache" / "stable-audio-3" / "stabilityai--stable-audio-3-medium")
+    assert (Path(folder) / "model_index.json").is_file()
+    made = (Path(folder) / "model_index.json").stat().st_mtime_ns
+    again = models.diffusers_folder(models.STABLE_AUDIO_3, cache_dir=tmp_path / "cache", hub_cache=str(hub))
+    assert again == folder and (Path(folder) / "model_index.json").stat().st_mtime_ns == made  # not converted again
+    assert models.diffusers_folder("someone/other") == "someone/other"  # diffusers' own layout: as it is
+    with pytest.raises(ModelError, match="cannot download stabilityai/stable-audio-3-medium-base to convert it"):
+        models.diffusers_folder("stabilityai/stable-audio-3-medium-base", cache_dir=tmp_path / "cache",
+                                hub_cache=str(tmp_path / "empty"))
