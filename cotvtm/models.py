@@ -416,6 +416,15 @@ def diffusers_folder(ref: str, cache_dir: Path | None = None, hub_cache: str | N
     return str(target)
 
 
+def text_encoder_config(ref: str):
+    """The config of the text encoder at ``ref`` (whose states E_m is): a transformers folder or
+    hub id, or a diffusers pipeline's ``text_encoder/`` (where Stable Audio keeps it)."""
+    from transformers import AutoConfig
+
+    ref = diffusers_folder(ref)  # a Stable Audio 3 hub id, converted once
+    return AutoConfig.from_pretrained(ref, **text_encoder_folders(ref)[0])
+
+
 def text_encoder_folders(ref: str) -> tuple[dict, dict]:
     """``from_pretrained``'s arguments for the text encoder and the tokenizer at ``ref``: the
     ``text_encoder`` and ``tokenizer`` subfolders of a diffusers pipeline (a folder or hub id
@@ -498,8 +507,7 @@ def embedding_dims(refs: ModelRefs, rationale: bool = True) -> dict:
     from cotvtm import text_space
 
     rationale = AutoConfig.from_pretrained(refs.rationale).hidden_size if rationale else None
-    text = diffusers_folder(refs.t5)
-    music = AutoConfig.from_pretrained(text, **text_encoder_folders(text)[0])
+    music = text_encoder_config(refs.t5)
     return {"clip_dim": AutoConfig.from_pretrained(refs.clip).projection_dim,
             "music_dim": text_space.width(music), "rationale_dim": rationale}
 

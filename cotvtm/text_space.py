@@ -17,20 +17,9 @@ from cotvtm.errors import CotvtmError
 EARLIER = "t5"  # every prior distilled before spaces were recorded read T5's states
 
 
-def encoder_config(ref: str):
-    """The text encoder's config: a transformers folder or hub id, or a diffusers pipeline's
-    ``text_encoder/`` (where Stable Audio keeps it)."""
-    from transformers import AutoConfig
-
-    from cotvtm.models import diffusers_folder, text_encoder_folders
-
-    ref = diffusers_folder(ref)  # a Stable Audio 3 hub id, converted once
-    return AutoConfig.from_pretrained(ref, **text_encoder_folders(ref)[0])
-
-
-def of(ref: str) -> str:
-    """The space of the text encoder at ``ref``."""
-    return str(encoder_config(ref).model_type)
+def of(config) -> str:
+    """The space of a text encoder, from its config (``models.text_encoder_config``)."""
+    return str(config.model_type)
 
 
 def width(config) -> int:
@@ -48,9 +37,10 @@ def recorded(prior_dir: str | Path) -> str | None:
     return str(config.get("text_space") or EARLIER) if isinstance(config, dict) else None
 
 
-def check(prior_dir: str, text_ref: str, decoder: str) -> None:
-    """Refuse a prior distilled for another space than the one ``decoder`` reads."""
-    made_for, reads = recorded(prior_dir), of(text_ref)
+def check(prior_dir: str, text_config, decoder: str) -> None:
+    """Refuse a prior distilled for another space than the one ``decoder`` reads (``text_config``:
+    its text encoder's config)."""
+    made_for, reads = recorded(prior_dir), of(text_config)
     if made_for is not None and made_for != reads:
         raise CotvtmError(f"--prior {prior_dir} was distilled for {made_for}'s text space, but --decoder {decoder} "
                           f"reads {reads}'s: distill one for it (`cotvtm embed ... --decoder {decoder}`, then "

@@ -82,3 +82,16 @@ def test_prior_output_fits_musicgen_and_the_soundtrack_job_uses_it(trained, tiny
     assert sidecar["note"] is None
     [tags] = sidecar["provenance"]["metadata"].values()  # what the output's container says made its music
     assert tags["format"]["comment"].endswith(f"; prior {result.prior_dir.name})")
+
+
+def test_a_prior_records_the_text_space_its_shards_were_embedded_in(shards):
+    """Shards embedded for Stable Audio 3 (T5Gemma's space) make a prior for that space; shards from
+    before spaces were recorded were T5's; the soundtrack job reads the record (text_space.check)."""
+    from cotvtm import text_space
+    from cotvtm.training.distill import prior_config
+
+    index = read_index(shards)
+    index.encoders["text_space"] = "t5gemma"
+    assert prior_config(DistillConfig(arch="tiny"), index).text_space == "t5gemma"
+    index.encoders.pop("text_space")
+    assert prior_config(DistillConfig(arch="tiny"), index).text_space == text_space.EARLIER == "t5"

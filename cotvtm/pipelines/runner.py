@@ -166,7 +166,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     try:  # local models are checked by now: a hub id that is not on the hub, or offline not in its cache
         facts = _model_facts(refs, teacher)
         if "prior" in loaded and refs.prior not in (models.RETRIEVAL, None):  # a distilled prior: for this decoder?
-            text_space.check(refs.prior, refs.t5, cfg.decoder)
+            text_space.check(refs.prior, models.text_encoder_config(refs.t5), cfg.decoder)
     except (OSError, ValueError) as exc:
         hub = ", ".join(f"{models.option_of(name)} {ref}" for name, ref in refs.used().items()
                         if ref and not Path(ref).is_absolute() and models.looks_like_hub_id(ref))

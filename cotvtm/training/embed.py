@@ -176,7 +176,7 @@ def run_embed(labels_dir: str, out_dir: str, refs: models.ModelRefs, music_len: 
     if count < len(rows):
         print(f"warning  {len(rows) - count} of {len(rows)} records could not be embedded and are left out", flush=True)
     index = ShardIndex(
-        encoders={"clip": refs.clip, "rationale": refs.rationale, "t5": refs.t5, "text_space": text_space.of(refs.t5),
+        encoders={"clip": refs.clip, "rationale": refs.rationale, "t5": refs.t5, "text_space": text_space.of(models.text_encoder_config(refs.t5)),
                   "fingerprint": replace(refs, prior=None, bank=None).fingerprint()},  # the encoders
         dims=_dims(refs, music_len), count=count, music_std=_music_std(data_dir), sources=[str(labels_dir)])
     write_index(out_dir, index)
