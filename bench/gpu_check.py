@@ -14,7 +14,12 @@ included), and for small at 32 the speed over transformers' ``generate``. Then t
 graph replay against eager steps (same tokens), the engine's logits against transformers' own
 forward, a window's logits alone and beside 7 others (bit-equal with ``full``), and host syncs
 during admission and steps (``torch.cuda.set_sync_debug_mode("error")``; on the CPU, the same
-admission and steps on the meta device, where any read of a value fails).
+admission and steps on the meta device, where any read of a value fails). Last, Stable Audio 3
+medium (random weights, ``random_models.stable_audio_3``; the DiT in the decoder's dtype, SAME in
+float32, 8 steps): 10 s windows (2 s at ``--cpu``'s toy size) made 1, 8 and 32 together, fresh
+and continuing 2 s of context: seconds per 10 s of music, x real time and peak memory. It needs
+diffusers, which the GPU machine lacks (``gpu_check.sh`` installs the wheel that its ``--prepare``
+fetched), and without it says why it is skipped.
 """
 
 import argparse
@@ -44,6 +49,9 @@ from random_models import musicgen  # noqa: E402
 TOP_K = SamplingConfig(guidance_scale=3.0, top_k=250)
 GREEDY = SamplingConfig(guidance_scale=3.0, do_sample=False)
 TEXT = 64  # E_m tokens per window
+SA3_STEPS = 8  # the distilled Stable Audio 3's sampler
+SA3_TOGETHER = (1, 8, 32)  # windows in one batch: one alone, the backend's default batch, and 4x that
+SA3_CONTEXT = 2.0  # seconds of the track a continuation window is given (the Music stage's default)
 
 
 def sync(device: str) -> None:
@@ -179,6 +187,41 @@ def host_syncs(model, args) -> None:
     print(f"  host syncs during admission and steps ({how}): {verdict}")
 
 
+def stable_audio_3(args) -> None:
+    """Stable Audio 3's lines; skipped, saying why, where diffusers cannot be imported."""
+    try:
+        import diffusers
+    except ImportError as exc:
+        print(f"Stable Audio 3: skipped, diffusers cannot be imported ({exc}); bench/gpu_check.sh --prepare fetches "
+              "its wheel, which gpu_check.sh installs", flush=True)
+        return
+    from random_models import stable_audio_3 as random_sa3
+    from stable_audio_decode import continued, peak_gib, reset_peak, windows as requests
+
+    from cotvtm.music.stable_audio_3 import StableAudio3Backend
+
+    size, seconds = ("mini", 2.0) if args.cpu else ("medium", 10.0)
+    dtype = decoder_dtype("auto", args.device)
+    pipeline = random_sa3(args.device, dtype, size)
+    width = int(pipeline.transformer.config.cond_token_dim)
+    print(f"Stable Audio 3 {size}, DiT {str(dtype).removeprefix('torch.')}, SAME float32, {SA3_STEPS} steps, "
+          f"{seconds:g} s windows, diffusers {diffusers.__version__}:", flush=True)
+    for count in SA3_TOGETHER:
+        backend = StableAudio3Backend(None, args.device, SA3_STEPS, batch=count, width=width, pipeline=pipeline)
+        fresh = requests(width, count, seconds)
+        for what, work in (("fresh", fresh), (f"{SA3_CONTEXT:g} s context", continued(fresh, SA3_CONTEXT,
+                                                                                       backend.sample_rate))):
+            try:
+                reset_peak(args.device)
+                took = timed(lambda: backend.render(work), args.device, args.repeats)
+            except torch.cuda.OutOfMemoryError as exc:
+                print(f"  {count:>2} together, {what}: out of memory ({str(exc).splitlines()[0]})", flush=True)
+                break
+            music = count * seconds
+            print(f"  {count:>2} together, {what:>13}: {10 * took / music:7.3f} s per 10 s of music, "
+                  f"{music / took:7.1f}x real time, peak {peak_gib(args.device):.2f} GiB", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cpu", action="store_true", help="the same code paths on the CPU, at toy size")
@@ -207,6 +250,11 @@ def main() -> None:
     print(f"checks on {runs[0][0]}, decoder {str(dtype).removeprefix('torch.')}:", flush=True)
     for check in (graphs_equal_eager, against_transformers, invariance, host_syncs):
         check(model, args)
+    del model
+    loaded.clear()  # MusicGen's memory back before Stable Audio 3's
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
+    stable_audio_3(args)
 
 
 if __name__ == "__main__":
