@@ -135,7 +135,7 @@ def measure(label: str, decoder, work: list[MusicRequest], args) -> float:
     """Time ``decoder`` on ``work``, print its line, return its speed (x real time)."""
     took = timed(decoder, work, args)
     music = len(work) * args.seconds
-    print(f"{label:>27}: {took:8.2f} s, {PER * took / music:7.2f} s per {PER:g} s of music, {music / took:7.2f}x real "
+    print(f"{label:>27}: {took:8.2f} s, {PER * took / music:8.3f} s per {PER:g} s of music, {music / took:7.2f}x real "
           f"time, {took / len(work):6.2f} s per window, {decoder.sample_rate} Hz, peak {peak_gib(args.device):.2f} "
           f"GiB; {decoder.describe()}", flush=True)
     return music / took
@@ -201,7 +201,7 @@ def ratios(speed: dict) -> None:
     above 1, the first makes music faster."""
     for label, x in speed.items():
         for other in (ENGINE, OPEN) if label.startswith(SA3) else (ENGINE,) if label != ENGINE else ():
-            print(f"  ratio: {label} makes music {x / speed[other]:7.2f}x as fast as {other}")
+            print(f"  ratio: {label} makes music {x / speed[other]:.3g}x as fast as {other}")
 
 
 if __name__ == "__main__":
