@@ -35,8 +35,7 @@ def warm_up() -> None:
 def track_beats(audio: np.ndarray, sample_rate: int, start: int = 0) -> tuple[np.ndarray, str | None]:
     """Beat times (seconds) of ``audio`` held whole, on the same grid as ``BeatGrid``, and the
     grid's warning when none could be tracked (its times counted from sample ``start`` back)."""
-    grid = BeatGrid([audio], sample_rate)  # a stereo ``audio`` is mixed down
-    grid.start = start
+    grid = BeatGrid([audio], sample_rate, start)  # a stereo ``audio`` is mixed down
     for _ in grid:
         pass
     beats = np.asarray(grid.beats(), np.float64)
@@ -47,12 +46,13 @@ class BeatGrid:
     """Passes a track's chunks through unchanged; ``beats()``, once they are consumed, is the
     track's beat times in seconds (empty, with ``warning`` saying why, when they cannot be tracked)."""
 
-    def __init__(self, chunks: Iterable[np.ndarray], sample_rate: int):
+    def __init__(self, chunks: Iterable[np.ndarray], sample_rate: int, start: int = 0):
+        """``start``: the track's sample the first chunk begins at (for the warning's times)."""
         self.chunks, self.rate = chunks, sample_rate
         self.envelope: list[np.ndarray] = []
         self.last: np.ndarray | None = None  # the previous frame's log-mel spectrum
         self.warning: str | None = None  # why there are no beats, once tracking gave up
-        self.start = 0  # the sample the next piece starts at (pieces lie on one grid of hops)
+        self.start = start  # the sample the next piece starts at (pieces lie on one grid of hops)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         carry = np.zeros(0, np.float32)
