@@ -5,6 +5,7 @@ finished but some inputs failed (see the manifest), 2 for a usage or set-up erro
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -36,13 +37,24 @@ def _config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
     return cfg, res
 
 
+def _starting(command: str) -> None:
+    """The first line, before anything slow is imported or started: what the first minute goes to."""
+    address = os.environ.get("RAY_ADDRESS")
+    ray = (f"joining the Ray cluster at {address}" if address else
+           "starting a local Ray (a standing cluster, `ray job submit`, skips this)")
+    print(f"cotvtm {command}: checking the settings and models, {ray}; each stage then loads its models in its "
+          "actors, so the first input moves after tens of seconds (README, \"What a small job costs\")", flush=True)
+
+
 def _soundtrack(a: argparse.Namespace) -> int:
+    _starting("soundtrack")
     from cotvtm.api import soundtrack
 
     return soundtrack(a.input, a.output, **_settings(a)).exit_code
 
 
 def _demo(a: argparse.Namespace) -> int:
+    _starting("demo")
     from cotvtm.demo import DemoPlan, run_demo
 
     cfg, res, access = configure(**_settings(a))
@@ -123,7 +135,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cotvtm.quiet import quiet_native_stderr
+
+    if hasattr(sys.stdout, "reconfigure"):  # each line as it happens, in a pipe or a log file too
+        sys.stdout.reconfigure(line_buffering=True)
     args = parser().parse_args(argv)
+    quiet_native_stderr()
     return guarded(lambda: args.func(args))
 
 

@@ -4,6 +4,9 @@ The command line's options, the Python API's keyword settings and validation are
 from these fields, so a setting is added, documented and checked in one place.
 
     window_s: float = setting(10.0, flag="--window-seconds", check=positive())
+
+``--help`` says each default from the declaration (``(default: 10)``), or, for a default the
+machine decides, from ``shown_default``.
 """
 
 import argparse
@@ -27,15 +30,17 @@ class Setting:
     choices: tuple | None = None
     metavar: str | None = None
     check: tuple | None = None  # (predicate of the value, message)
+    shown_default: str | None = None  # what --help says the default is, when the machine decides it
 
 
 def setting(default=MISSING, *, factory=MISSING, flag: str | None = None, help: str | None = None,
-            choices=None, metavar: str | None = None, check: tuple | None = None):
+            choices=None, metavar: str | None = None, check: tuple | None = None, shown_default: str | None = None):
     """A dataclass field that is also a setting: ``flag`` (default ``--`` and the field's name
     with dashes), ``help``, ``choices`` (checked unless ``check`` is given), ``metavar`` and
     ``check``, a ``(predicate, message)`` pair whose message may name ``{flag}``, ``{value}``
-    and ``{choices}``. A ``None`` value is never checked: it means "not set"."""
-    meta = {_KEY: Setting(flag, help, tuple(choices) if choices else None, metavar, check)}
+    and ``{choices}``; ``shown_default``, what ``--help`` says of a default decided at run time.
+    A ``None`` value is never checked: it means "not set"."""
+    meta = {_KEY: Setting(flag, help, tuple(choices) if choices else None, metavar, check, shown_default)}
     return field(default=default, default_factory=factory, metadata=meta)
 
 
@@ -103,7 +108,17 @@ def add_options(group, cls, *, unset: bool = False) -> None:
         else:
             metavar = s.metavar or (None if s.choices else flag(f).lstrip("-").replace("-", "_").upper())
             group.add_argument(flag(f), dest=f.name, type=kind, default=default, choices=s.choices,
-                               metavar=metavar, help=s.help)
+                               metavar=metavar, help=_help(s, _default(f)))
+
+
+def _help(s: Setting, default) -> str | None:
+    """The help of a setting with its default said once: its own words when they say it, else
+    ``shown_default`` or the declared value (a setting without one, None, has nothing to say)."""
+    said = s.shown_default or (None if default is None else f"{default:g}" if isinstance(default, float) else
+                               str(default))
+    if said is None or "default" in (s.help or ""):
+        return s.help
+    return f"{s.help} (default: {said})" if s.help else f"default: {said}"
 
 
 def given(namespace: argparse.Namespace, *classes) -> dict:

@@ -17,13 +17,18 @@ so in a machine-readable way):
 
 The certificate chain and the private key are read where the outputs are made, from a local
 path or an ``s3://`` URI, and kept in that process's memory only: never in Ray's runtime
-environment, a log line or a sidecar (which names the certificate's subject).
+environment, a log line or a sidecar (which names the certificate's subject). The driver reads
+them first (``check_signing``), so that credentials that cannot sign stop a run before any
+input is touched.
 """
 
 from __future__ import annotations
 
+import datetime
+import io
 import os
 import re
+import wave
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,6 +44,9 @@ MOV_FAMILY = {".mp4", ".m4v", ".mov", ".m4a"}  # the mov muxer: arbitrary keys n
 SIGNABLE = {".mp4": "video/mp4", ".m4v": "video/x-m4v", ".mov": "video/quicktime", ".avi": "video/x-msvideo",
             ".m4a": "audio/mp4"}  # the output containers C2PA binds a manifest to
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+CREDENTIAL_MAX_BYTES = 1 << 20  # a chain of a dozen certificates is some 20 KiB, a key under 4 KiB: a path
+# that names something else (a video) is refused by its size instead of being read into memory
+TRIAL_FRAMES = 160  # the silent WAV the driver signs to try the credentials: 10 ms at 16 kHz, signed in milliseconds
 
 
 def source_type(ext: str) -> str:
@@ -129,11 +137,12 @@ class Signer:
     """Signs outputs with a C2PA manifest, from a certificate chain and a private key held in
     memory; ``describe()`` is what sidecars say of it."""
 
-    def __init__(self, cert_pem: bytes, key_pem: bytes, marking: Marking):
+    def __init__(self, cert_pem: bytes, key_pem: bytes, marking: Marking,
+                 names: tuple[str, str] = ("--sign-cert", "--sign-key")):
         import c2pa
 
-        self.marking = marking
-        self.subject, self.algorithm = _inspect(cert_pem, key_pem)
+        self.marking, self.names = marking, names
+        self.subject, self.algorithm = _inspect(cert_pem, key_pem, *names)
         self.context = c2pa.Context.from_dict({
             "builder": {"thumbnail": {"enabled": False}},
             # trust is the reader's to judge (a private CA is fine); the signature is still checked
@@ -143,14 +152,34 @@ class Signer:
             info = c2pa.C2paSignerInfo(getattr(c2pa.C2paSigningAlg, self.algorithm), cert_pem, key_pem, None)
             self.signer = c2pa.Signer.from_info(info)
         except (c2pa.C2paError, ValueError, TypeError) as exc:
-            raise CotvtmError(f"--sign-cert/--sign-key cannot sign: {_withheld(exc, key_pem)}") from None
+            raise CotvtmError(f"{names[0]} with {names[1]}: cannot sign: {_withheld(exc, key_pem)}") from None
 
     @classmethod
     def load(cls, files: SigningFiles, marking: Marking) -> Signer:
-        """Read the certificate chain and key (``storage.read_file``) and make the signer."""
-        from cotvtm.storage import read_file
+        """Read the certificate chain and key and make the signer; a CotvtmError naming the file
+        and the reason otherwise (one that pickles: an actor's failure reaches the driver whole)."""
+        names = f"--sign-cert {files.cert}", f"--sign-key {files.key}"
+        return cls(_read_credential(names[0], files.cert, files.endpoint_url),
+                   _read_credential(names[1], files.key, files.endpoint_url), marking, names)
 
-        return cls(read_file(files.cert, files.endpoint_url), read_file(files.key, files.endpoint_url), marking)
+    def trial(self) -> None:
+        """Sign a tiny silent WAV in memory (and verify it, as every signing does): what C2PA
+        asks of the certificate (key usage, extended key usage, not a CA) is checked before a
+        run spends any work, not at its first output."""
+        import c2pa
+
+        source, signed = io.BytesIO(), io.BytesIO()
+        with wave.open(source, "wb") as audio:
+            audio.setnchannels(1)
+            audio.setsampwidth(2)
+            audio.setframerate(16000)
+            audio.writeframes(bytes(2 * TRIAL_FRAMES))
+        source.seek(0)
+        try:
+            builder = c2pa.Builder(self.manifest(".m4a"), context=self.context)
+            builder.sign(self.signer, "audio/wav", source, signed)
+        except c2pa.C2paError as exc:
+            raise CotvtmError(f"{self.names[0]} with {self.names[1]}: C2PA refuses to sign with them ({exc})") from None
 
     def describe(self) -> dict:
         return {"signer": self.subject, "algorithm": self.algorithm}
@@ -186,37 +215,78 @@ class Signer:
         return {"signed": True, "action": "c2pa.created", "digital_source_type": source_type(ext)}
 
 
-def _inspect(cert_pem: bytes, key_pem: bytes) -> tuple[str, str]:
-    """The signing certificate's subject, and the C2PA algorithm its key signs with (EC P-256,
-    P-384, P-521: ES256/384/512; RSA: PS256; Ed25519). A key that is not the certificate's is
-    refused here, with a reason that never shows the key."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+def check_signing(files: SigningFiles | None) -> None:
+    """Load the signer where the run starts and try it on a tiny file: missing, unreadable,
+    mismatched, out-of-date or unusable credentials stop the run in seconds, before any input
+    is touched, Ray started or the output written. The Mux actors load them again (only the
+    locations travel)."""
+    if files is not None:
+        Signer.load(files, Marking("trial", "a trial of the signing credentials")).trial()
+
+
+def _read_credential(name: str, location: str, endpoint_url: str | None) -> bytes:
+    """A credential file's bytes (``name``: the option and the location, for messages). It is
+    the user's configuration, not an input: a link is followed wherever it points (certbot's
+    ``live/`` names link into ``../archive/``), where an input must stay in INPUT. Only a
+    regular file is read (a FIFO would stall the run), within CREDENTIAL_MAX_BYTES."""
+    from cotvtm.jsonl import TextError, read_bounded
+    from cotvtm.storage import is_s3_uri
 
     try:
-        cert = x509.load_pem_x509_certificates(cert_pem)[0]
+        return read_bounded(location, endpoint_url, CREDENTIAL_MAX_BYTES)
+    except TextError as exc:
+        missing = not is_s3_uri(location) and not os.path.exists(location)
+        raise CotvtmError(f"{name}: {'file not found' if missing else exc.reason}") from None
+
+
+def _inspect(cert_pem: bytes, key_pem: bytes, cert_name: str, key_name: str) -> tuple[str, str]:
+    """The signing certificate's subject, and the C2PA algorithm its key signs with (EC P-256,
+    P-384, P-521: ES256/384/512; RSA: PS256; Ed25519). A chain that does not parse, a
+    certificate out of date, or a key that is not the certificate's is refused here, with a
+    reason that never shows the key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        chain = x509.load_pem_x509_certificates(cert_pem)
     except ValueError:
-        raise CotvtmError("--sign-cert is not a PEM certificate chain") from None
+        raise CotvtmError(f"{cert_name}: not a PEM certificate chain (every certificate in it must parse)") from None
+    for number, cert in enumerate(chain, 1):
+        _in_date(cert, f"{cert_name}: certificate {number} of {len(chain)} ({cert.subject.rfc4514_string()})")
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError):
-        raise CotvtmError("--sign-key is not an unencrypted PEM private key") from None
+        raise CotvtmError(f"{key_name}: not an unencrypted PEM private key") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     if (key.public_key().public_bytes(serialization.Encoding.DER, public)
-            != cert.public_key().public_bytes(serialization.Encoding.DER, public)):
-        raise CotvtmError("--sign-key is not the key of the first certificate in --sign-cert")
+            != chain[0].public_key().public_bytes(serialization.Encoding.DER, public)):
+        raise CotvtmError(f"{key_name}: not the key of the first certificate in {cert_name}")
+    return chain[0].subject.rfc4514_string(), _algorithm(key, key_name)
+
+
+def _in_date(cert, name: str) -> None:
+    """Refuse a certificate that is not valid now: a manifest signed with it would not validate."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if now < cert.not_valid_before_utc:
+        raise CotvtmError(f"{name} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    if now > cert.not_valid_after_utc:
+        raise CotvtmError(f"{name} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+
+
+def _algorithm(key, key_name: str) -> str:
+    """The C2PA signing algorithm of ``key``."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    algorithm = None
     if isinstance(key, ec.EllipticCurvePrivateKey):
         algorithm = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}.get(key.curve.name)
     elif isinstance(key, rsa.RSAPrivateKey):
         algorithm = "PS256"
     elif isinstance(key, ed25519.Ed25519PrivateKey):
         algorithm = "ED25519"
-    else:
-        algorithm = None
     if algorithm is None:
-        raise CotvtmError("--sign-key: C2PA signs with EC P-256/P-384/P-521, RSA (PSS) or Ed25519 keys only")
-    return cert.subject.rfc4514_string(), algorithm
+        raise CotvtmError(f"{key_name}: C2PA signs with EC P-256/P-384/P-521, RSA (PSS) or Ed25519 keys only")
+    return algorithm
 
 
 def _withheld(exc: Exception, key_pem: bytes) -> str:

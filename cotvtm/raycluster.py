@@ -7,27 +7,52 @@ import os
 from cotvtm.about import LOCAL_RAY_ENV as LOCAL_ENV
 
 
-def init_ray(num_cpus: int | None = None) -> None:
-    """Join the cluster named by RAY_ADDRESS, or start a local one on loopback.
+def init_ray(num_cpus: int | None = None) -> str:
+    """Join the cluster named by RAY_ADDRESS, or start a local one on loopback; what it did, in words.
 
     The loopback settings must be in the environment before Ray is first imported;
-    ``cotvtm/__init__.py`` puts them there.
+    ``cotvtm/__init__.py`` puts them there. Ray's own INFO lines go to its log files, not the
+    console (``quiet_ray_data``); its warnings and errors still show.
     """
+    import logging
+    import sys
+
     import ray
 
     if ray.is_initialized():
-        return
+        return "joined the Ray this process runs"
+    if not sys.stdout.isatty():  # the actors' lines reach a pipe or a log file without colour codes
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+    quiet = dict(log_to_driver=True, logging_level=logging.WARNING)  # the driver's "ray" logger: warnings up
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        ray.init(address=os.environ["RAY_ADDRESS"], **quiet)
+        done = f"joined the Ray cluster at {os.environ['RAY_ADDRESS']}"
     else:
         # address="local": always a new local Ray, never one that happens to run on this machine
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
-                 runtime_env={"env_vars": dict(LOCAL_ENV)})
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                 runtime_env={"env_vars": dict(LOCAL_ENV)}, **quiet)
+        done = f"started a local Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)"
+    quiet_ray_data()
+    return done
+
+
+def quiet_ray_data() -> None:
+    """Ray Data's progress bars under a terminal, and none in a pipe or a log file (there it
+    would log a block of lines every few seconds, from the driver and from Ray Train's workers
+    alike: the job prints its own progress lines instead). Its INFO lines (each dataset's plan)
+    go only to its log file (``ray-data.log`` of the session); its warnings still show."""
+    import logging
+    import sys
+
     import ray.data
 
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = True
-    ctx.enable_operator_progress_bars = True
+    ctx = ray.data.DataContext.get_current()  # datasets made after this carry it to the workers
+    ctx.enable_progress_bars = ctx.enable_operator_progress_bars = sys.stdout.isatty()
+    # Its notice that the bars are off, and which kind it draws: said once, here, by the job.
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    for handler in logging.getLogger("ray.data").handlers:
+        if handler.name == "console":  # as Ray Data's logging config names it; the file keeps every level
+            handler.setLevel(logging.WARNING)
 
 
 # Only settings that are not secret travel with the actors: Ray writes a runtime_env into its

@@ -35,7 +35,10 @@ _REF = "a local directory, an s3:// prefix or a hub id (owner/name); checked bef
 class ModelChoice(Checked):
     """Which models the job runs: a preset, and per-component references over it."""
 
-    preset: str = setting("tiny", choices=PRESET_NAMES)
+    preset: str = setting("tiny", choices=PRESET_NAMES,
+                          help="the set of models: tiny is built here from random weights (seconds, no download; "
+                               "music that only tries the job out), fast and paper load from the Hugging Face hub "
+                               "(MusicGen small or large); each component can be replaced by its own flag")
     clip: str | None = setting(None, metavar="REF", help=_REF)
     t5: str | None = setting(None, metavar="REF", help=_REF)
     musicgen: str | None = setting(None, metavar="REF", help=_REF)
@@ -70,8 +73,12 @@ class Access(Checked):
                                     help="sign every output with a C2PA manifest: the signing certificate chain "
                                          "(PEM, signing certificate first), a local path or s3:// URI; with --sign-key")
     sign_key: str | None = setting(None, metavar="PATH",
-                                   help="the private key (PEM) of --sign-cert, a local path or s3:// URI: read "
-                                        "where the outputs are made, never logged or passed to Ray")
+                                   help="the private key (PEM) of --sign-cert, a local path or s3:// URI: tried "
+                                        "where the job starts, read where the outputs are made, never logged or "
+                                        "passed to Ray")
+    resign: bool = setting(False, help="with --sign-cert: make again, signed, the existing outputs of this "
+                                       "configuration that were made unsigned (the same music: every draw is "
+                                       "seeded); without it they are skipped, and counted in the summary")
 
     teacher_url: str | None = setting(None, metavar="URL", help="with --conditioning teacher: the OpenAI-compatible "
                                                                 "base URL (default https://api.openai.com/v1)")
@@ -86,7 +93,8 @@ class Access(Checked):
                                              "for its answers, as you read them (recorded per output; --commercial "
                                              "needs commercial)")
 
-    RELATIONS = (((lambda a: (a.sign_cert is None) == (a.sign_key is None)), "--sign-cert and --sign-key go together"),)
+    RELATIONS = (((lambda a: (a.sign_cert is None) == (a.sign_key is None)), "--sign-cert and --sign-key go together"),
+                 ((lambda a: a.sign_cert is not None or not a.resign), "--resign needs --sign-cert and --sign-key"))
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ class SoundtrackConfig(Checked):
                                          "BLIP-large otherwise)")
     retrieval_k: int = setting(1, check=at_least(1),
                                help="with the retrieval prior: draw each window's caption among this many nearest, "
-                                    "weighted by similarity (default 1: the nearest)")
+                                    "weighted by similarity (1: the nearest)")
     guidance_scale: float = setting(3.0, help="MusicGen's classifier-free guidance (1 or less: none)")
     top_k: int = setting(250, help="tokens sampled from (0: all)", check=(lambda v: v >= 0, "--top-k must not be "
                                                                                              "negative"))
@@ -220,45 +228,48 @@ class Resources(Checked):
     """How the Ray stages are sized. Not hashed: it changes how rows share batches, not what is
     asked for (every random draw belongs to a window, whatever its batch)."""
 
-    decode_actors: int = setting(1, check=at_least(1),
-                                 help="CPU actors probing and decoding frames (default 1; with cuda the CPUs beyond 4, "
-                                      "up to 16)")
-    mux_actors: int = setting(1, check=at_least(1), help="CPU actors running ffmpeg (default 1; 2 with cuda)")
+    decode_actors: int = setting(1, check=at_least(1), help="CPU actors probing and decoding frames",
+                                 shown_default="by the machine: 1; with cuda the CPUs beyond 4, up to 16")
+    mux_actors: int = setting(1, check=at_least(1), help="CPU actors running ffmpeg",
+                              shown_default="by the machine: 1; 2 with cuda")
     model_actors: int = setting(1, check=at_least(1), help="actors per model stage (one GPU share each)")
     model_cpus: float = setting(0.25, check=_NOT_NEGATIVE,
-                                help="CPUs each model actor reserves (default 0.25; 1 with cuda)")
+                                help="CPUs each model actor reserves",
+                                shown_default="by the machine: 0.25; 1 with cuda")
     mux_cpus: float = setting(0.25, check=_NOT_NEGATIVE, help="CPUs each ffmpeg actor reserves")
     gpus_per_model_actor: float = setting(0.0, check=_NOT_NEGATIVE,
-                                          help="the GPU share each model actor reserves (default: 0.3 with cuda)")
+                                          help="the GPU share each model actor reserves",
+                                          shown_default="by the machine: 0; 0.3 with cuda")
     slots: int = setting(4, check=at_least(1),
-                         help="windows the MusicGen decode engine decodes at once (default 4; 16 with cuda); with "
-                              "--music-feed batched also the videos per batch")
+                         help="windows the MusicGen decode engine decodes at once; with --music-feed batched also "
+                              "the videos per batch", shown_default="by the machine: 4; 16 with cuda")
     engine_width: str = setting("full", choices=ENGINE_WIDTHS,
                                 help="full (default): every decode engine step runs over all --slots, so a window's "
                                      "music does not depend on which windows share the engine, on a GPU too; busy: "
                                      "over the smallest power of two of slots covering the busy ones (faster while "
                                      "the engine is partly empty; on a GPU a rerun may differ in the last bits)")
     segments_per_batch: int = setting(4, check=at_least(1),
-                                      help="segments per CLIP and prior batch (default 4; 16 with cuda)")
+                                      help="segments per CLIP and prior batch",
+                                      shown_default="by the machine: 4; 16 with cuda")
     videos_in_flight: int = setting(8, check=at_least(1),
                                     help="videos in flight per Music actor with --music-feed continuous, each a "
-                                         "one-video call (default 8; 32 with cuda)")
+                                         "one-video call", shown_default="by the machine: 8; 32 with cuda")
     music_feed: str = setting("continuous", choices=FEEDS,
                               help="continuous (default): each video's next window enters the decoder as soon as its "
                                    "previous one is done; batched: the videos of a batch go window by window in "
                                    "lockstep")
     segment_windows: int = setting(6, check=at_least(1),
-                                   help="windows per saved segment (default 6): memory per worker and how far a "
+                                   help="windows per saved segment: memory per worker and how far a "
                                         "resume goes back")
     wave: int = setting(256, check=at_least(1),
-                        help="inputs per wave (default 256): the next wave is prepared while this one gets its music")
-    device: str = setting("cpu", help="cpu or cuda (default: cuda when present)")
+                        help="inputs per wave: the next wave is prepared while this one gets its music")
+    device: str = setting("cpu", help="cpu or cuda", shown_default="by the machine: cuda when present, else cpu")
     max_input_bytes: int = setting(64 << 30, check=at_least(1), metavar="BYTES",
-                                   help="a larger remote input is refused, not downloaded (default 64 GiB)")
+                                   help="a larger remote input is refused, not downloaded", shown_default="64 GiB")
     max_duration_s: float = setting(MAX_DURATION_S, flag="--max-duration", metavar="SECONDS",
                                     check=positive("--max-duration must be a positive number of seconds, not {value}"),
-                                    help="refuse a video that declares a longer duration, before planning it "
-                                         "(default 86400: 24 h)")
+                                    help="refuse a video that declares a longer duration, before planning it",
+                                    shown_default=f"{MAX_DURATION_S:g}: {MAX_DURATION_S / 3600:g} h")
 
     @classmethod
     def detect(cls, **given) -> "Resources":

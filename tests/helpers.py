@@ -26,9 +26,10 @@ def _name(cn: str):
                                                                                          "cotvtm tests")])
 
 
-def _certificate(subject: str, key, issuer: str, issuer_key, ca: bool):
+def _certificate(subject: str, key, issuer: str, issuer_key, ca: bool, days: tuple[int, int] = (-1, 30)):
     """A certificate with the profile C2PA asks of its signers: v3, key usage critical
-    (digitalSignature for a signer), an extended key usage (emailProtection), key identifiers."""
+    (digitalSignature for a signer), an extended key usage (emailProtection), key identifiers;
+    valid from ``days[0]`` to ``days[1]`` days from now."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -38,7 +39,8 @@ def _certificate(subject: str, key, issuer: str, issuer_key, ca: bool):
                  key_agreement=False, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False)
     built = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
              .public_key(key.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+             .not_valid_before(now + datetime.timedelta(days=days[0]))
+             .not_valid_after(now + datetime.timedelta(days=days[1]))
              .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
              .add_extension(x509.KeyUsage(**usage), critical=True)
              .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
@@ -49,15 +51,16 @@ def _certificate(subject: str, key, issuer: str, issuer_key, ca: bool):
     return built.sign(issuer_key, hashes.SHA256())
 
 
-def signing_credentials(folder: Path) -> dict:
-    """A root CA and an ES256 signing certificate it issued, made here: the chain and the key as
-    files in ``folder`` (``cert``, ``key``), the root's PEM (``root``) and the key's (``key_pem``)."""
+def signing_credentials(folder: Path, days: tuple[int, int] = (-1, 30)) -> dict:
+    """A root CA and an ES256 signing certificate it issued (valid over ``days`` from now), made
+    here: the chain and the key as files in ``folder`` (``cert``, ``key``), the root's PEM
+    (``root``) and the key's (``key_pem``)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     root_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     root = _certificate("cotvtm test root", root_key, "cotvtm test root", root_key, ca=True)
-    signer = _certificate("cotvtm test signer", key, "cotvtm test root", root_key, ca=False)
+    signer = _certificate("cotvtm test signer", key, "cotvtm test root", root_key, ca=False, days=days)
     pem = lambda cert: cert.public_bytes(serialization.Encoding.PEM)  # noqa: E731
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
@@ -65,6 +68,20 @@ def signing_credentials(folder: Path) -> dict:
     (folder / "signer.key").write_bytes(key_pem)
     return {"cert": str(folder / "chain.pem"), "key": str(folder / "signer.key"), "root": pem(root).decode(),
             "key_pem": key_pem}
+
+
+def certbot_layout(credentials: dict, folder: Path) -> tuple[str, str]:
+    """``credentials``' chain and key as certbot keeps them: ``live/example/fullchain.pem`` and
+    ``privkey.pem``, links to ``../../archive/example/fullchain1.pem`` and ``privkey1.pem``
+    (out of their folder); the two links' paths."""
+    archive, live = folder / "archive" / "example", folder / "live" / "example"
+    archive.mkdir(parents=True)
+    live.mkdir(parents=True)
+    (archive / "fullchain1.pem").write_bytes(Path(credentials["cert"]).read_bytes())
+    (archive / "privkey1.pem").write_bytes(credentials["key_pem"])
+    (live / "fullchain.pem").symlink_to("../../archive/example/fullchain1.pem")
+    (live / "privkey.pem").symlink_to("../../archive/example/privkey1.pem")
+    return str(live / "fullchain.pem"), str(live / "privkey.pem")
 
 
 def read_c2pa(path, mime: str, root_pem: str | None):

@@ -118,7 +118,7 @@ def test_an_unreadable_folder_is_one_row_and_an_unreadable_file_an_input(tmp_pat
 
 
 def test_an_input_that_is_not_there_is_a_clear_error(tmp_path):
-    with pytest.raises(CotvtmError, match="does not exist or is not a folder"):
+    with pytest.raises(CotvtmError, match=f"^input {tmp_path / 'missing'}: no such file or folder$"):
         survey(str(tmp_path / "missing"))
     (tmp_path / "loop").symlink_to("loop")
     with pytest.raises(CotvtmError, match="cannot be read: symlink loop"):

@@ -112,11 +112,16 @@ def test_hostile_names_map_to_valid_output_files(result):
 
 
 def test_images_give_music_and_a_still_video(result):
-    _, out, rows, _ = result
+    proc, out, rows, _ = result
     audio = Path(rows["photo.jpg"]["output"])
     assert audio.suffix == ".m4a"
     sidecar = json.loads(Path(rows["photo.jpg"]["sidecar"]).read_text())
     still = out / sidecar["still_video"]
+    assert f"ok       photo.jpg -> {audio}, {still}" in proc.stdout.splitlines()  # every output of the input
+    assert f'href="{still.name}"' in (out / "report.html").read_text()  # the report lists it too
+    videos = sum(row["status"] == "ok" for key, row in rows.items() if key not in ("photo.jpg", "art.png"))
+    assert f"; {videos} videos and 2 images soundtracked, " in proc.stdout  # images counted apart
+    assert not (out / ".cotvtm-progress").exists()  # every input finished: no empty progress folders
     probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json",
                                        str(still)], capture_output=True, text=True, check=True).stdout)
     assert sorted(s["codec_type"] for s in probe["streams"]) == ["audio", "video"]

@@ -8,7 +8,7 @@ import pytest
 
 import cotvtm
 from cotvtm.cli import _config, main, parser
-from cotvtm.settings import Access, ModelChoice, Resources, SoundtrackConfig
+from cotvtm.settings import Access, ModelChoice, Resources, SoundtrackConfig, configure
 from cotvtm.errors import CotvtmError
 from cotvtm.options import flag, settings
 
@@ -99,3 +99,47 @@ def test_unset_resources_are_left_to_detect_and_bools_are_switches():
     cfg, res = _parsed("--image-video", "--decode-actors", "3")
     assert cfg.image_video and res.decode_actors == 3 and res == Resources(decode_actors=3)
     assert not _parsed()[0].image_video
+
+
+def _help_of_each_flag(monkeypatch, capsys) -> dict[str, str]:
+    """``cotvtm soundtrack --help`` as printed, each flag's help on one line (a wide terminal)."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit) as done:
+        main(["soundtrack", "--help"])
+    assert done.value.code == 0
+    helps, flag_now = {}, None
+    for line in capsys.readouterr().out.splitlines():
+        found = re.fullmatch(r"  (--[a-z0-9-]+)(?: \S+)?(?:\s{2,}(.*))?", line)  # the help here, or below
+        if found:
+            flag_now = found[1]
+            helps[flag_now] = found[2] or ""
+        elif flag_now and line.startswith("      "):
+            helps[flag_now] = f"{helps[flag_now]} {line.strip()}".strip()
+        else:
+            flag_now = None
+    return helps
+
+
+def test_help_says_every_default_once(monkeypatch, capsys):
+    helps = _help_of_each_flag(monkeypatch, capsys)
+    for cls in CLASSES:
+        for f in settings(cls):
+            said = helps[flag(f)]
+            assert said, flag(f)  # --preset too
+            if getattr(cls(), f.name) not in (None, False):  # a value, not "not set" or an off switch
+                assert "default" in said, (flag(f), said)
+            assert said.count("(default: ") <= 1 and not ("(default " in said and "(default: " in said), said
+    assert helps["--window-seconds"].endswith("(default: 10)")
+    assert helps["--max-duration"].endswith(f"(default: {Resources().max_duration_s:g}: 24 h)")
+    assert helps["--preset"].endswith("(default: tiny)")
+    for machine_decided in ("--slots", "--decode-actors", "--device", "--segments-per-batch"):
+        assert "(default: by the machine: " in helps[machine_decided], helps[machine_decided]
+    assert "(default: by the machine: 4; 16 with cuda)" in helps["--slots"]
+    gpu = Resources.detect(device="cuda")
+    assert (Resources().slots, gpu.slots, gpu.segments_per_batch, gpu.videos_in_flight) == (4, 16, 16, 32)
+
+
+def test_resign_goes_with_signing():
+    with pytest.raises(CotvtmError, match="--resign needs --sign-cert and --sign-key"):
+        configure(resign=True)
+    assert configure(resign=True, sign_cert="c.pem", sign_key="k.pem")[2].resign

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cotvtm.music.compose import TrackState
-from cotvtm.pipelines.progress import Plan, VideoProgress, scan, video_id
+from cotvtm.pipelines.progress import PROGRESS_DIR, Plan, VideoProgress, remove_empty, scan, video_id
 from cotvtm.storage import open_store
 from cotvtm.video.types import VideoInfo
 from cotvtm.video.windows import plan_windows
@@ -59,3 +59,22 @@ def test_scan_lists_every_video_once_and_clear_removes_one(progress, tmp_path):
     progress.clear()
     assert set(scan(root, "digest")) == {video_id("other.mp4")}
     assert not any(part.startswith("ep 1") for p in tmp_path.rglob("*") for part in p.parts)  # names are hashes
+
+
+def test_a_finished_run_leaves_no_empty_progress_folders(tmp_path):
+    out = open_store(tmp_path / "out")
+    root = out.child(PROGRESS_DIR)
+    for key in ("a.mp4", "b.mp4"):
+        VideoProgress(root, "digest", key).save_plan(_plan(10.0, 6))
+    unfinished = VideoProgress(root, "other", "a.mp4")  # another configuration's saved work
+    unfinished.save_plan(_plan(10.0, 6))
+    VideoProgress(root, "digest", "a.mp4").discard()
+    remove_empty(out, "digest")  # b.mp4's work is still there: kept
+    assert set(scan(root, "digest")) == {video_id("b.mp4")}
+    VideoProgress(root, "digest", "b.mp4").discard()
+    remove_empty(out, "digest")
+    assert sorted(p.name for p in (tmp_path / "out" / PROGRESS_DIR).iterdir()) == ["other"]
+    unfinished.discard()
+    remove_empty(out, "other")
+    assert list((tmp_path / "out").iterdir()) == []
+    remove_empty(out, "other")  # nothing left: nothing to do

@@ -14,13 +14,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from collections import Counter
+
 import pytest
 from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
 from cotvtm.report import REPORT, render_report, write_report
 from cotvtm.report.links import key_of, relative_url
 from cotvtm.report.screenshot import dump_dom, find_chromium, screenshot
-from cotvtm.report.text import visible
+from cotvtm.report.text import esc, visible
 from cotvtm.storage import open_store
 from cotvtm.video.samples import make_video
 
@@ -37,19 +39,27 @@ ERRORS = {"bad/empty.mp4": "decode: empty file (0 bytes)",
           "bad/<img src=x onerror=alert(2)>.mp4": "decode: not a media file ffmpeg can read: <moov> & friends"}
 SKIPPED = "b/skipped.mp4"
 NO_SIDECAR = "c/lost.mp4"
+IMAGE, IMAGE_SECONDS = "d/poster.png", 3.0  # --image-video: its music and a still-image video
 RUN = "run-new"
+STAGES = {"decode": 0.2, "embed": 0.05, "prior": 0.1, "music": 0.6, "mux": 0.1}  # seconds, per sidecar
+BANK = "retrieval (the bank scene_bank.jsonl)"  # what conditioned the music: the default, needing no training
 
 
 def outputs(key: str) -> tuple[str, str]:
     stem = key.rsplit(".", 1)[0]
-    return f"{stem}.{DIGEST}.mp4", f"{stem}.{DIGEST}.json"
+    return f"{stem}.{DIGEST}.{'m4a' if key == IMAGE else 'mp4'}", f"{stem}.{DIGEST}.json"
+
+
+def still(key: str) -> str:
+    return f"{key.rsplit('.', 1)[0]}.{DIGEST}.mp4"
 
 
 CUT = 0.8  # a/one.mp4 has a shot cut here: its windows follow it (--windows shots)
 BEATS = [0.25, 0.75, 1.25, 1.75, "x", 9.5]  # a/one.mp4's music, 120 bpm; the last two are not beats to draw
 
 
-def sidecar(key: str, duration: float, explanations, trained: bool = True) -> dict:
+def sidecar(key: str, duration: float, explanations) -> dict:
+    """A sidecar as a retrieval run writes it (``prior_trained`` false: retrieval has no training)."""
     windows = [{"index": 0, "start": 0.0, "end": duration}]
     if key == "a/one.mp4":
         windows = [{"index": 0, "start": 0.0, "end": CUT}, {"index": 1, "start": CUT, "end": duration}]
@@ -58,9 +68,10 @@ def sidecar(key: str, duration: float, explanations, trained: bool = True) -> di
     return {"input": key, "output": outputs(key)[0].rsplit("/", 1)[-1], "run_id": RUN, "config_digest": DIGEST,
             "video": {"duration": duration, "width": 64, "height": 36, "codec": "h264"},
             "windows": windows, "sample_rate": 8000, "config": {"mode": "continuous"},
-            "seconds": {"decode": 0.2, "embed": 0.05, "prior": 0.1, "music": 0.6, "mux": 0.1},
-            "models": {"clip": "tiny/clip", "musicgen": "tiny/musicgen", "prior": "runs/prior"},
-            "prior_trained": trained, "note": None, "cuts": [CUT] if key == "a/one.mp4" else [],
+            "seconds": STAGES, "conditioning": BANK,
+            "still_video": still(key).rsplit("/", 1)[-1] if key == IMAGE else None,
+            "models": {"clip": "tiny/clip", "musicgen": "tiny/musicgen", "prior": "retrieval"},
+            "prior_trained": False, "note": None, "cuts": [CUT] if key == "a/one.mp4" else [],
             **({"beats": BEATS, "cut_beats": [{"cut": CUT, "beat": 0.75, "offset": 0.05}]} if key == "a/one.mp4"
                else {})}
 
@@ -85,6 +96,11 @@ def _build(out, tmp: Path) -> list[dict]:
     video, side = outputs(SKIPPED)
     out.upload(clip, video)
     out.put_bytes(side, json.dumps(sidecar(SKIPPED, 3.0, None)).encode())
+    music, side = outputs(IMAGE)
+    out.upload(clip, music)  # a player's source either way; the page plays the still video
+    out.upload(clip, still(IMAGE))
+    out.put_bytes(side, json.dumps(sidecar(IMAGE, IMAGE_SECONDS, None)).encode())
+    rows.append(row(out, IMAGE, "ok", windows=1, duration=IMAGE_SECONDS))
     rows.append(row(out, SKIPPED, "skipped", reason="output exists for this config"))
     rows.append(row(out, NO_SIDECAR, "ok", windows=1, duration=1.0))
     rows += [row(out, key, "error", reason=reason) for key, reason in ERRORS.items()]
@@ -142,7 +158,7 @@ def test_video_sources_are_relative_encoded_and_point_at_the_outputs(store, page
     parsed = Page(page)
     root = store.local_path(REPORT).parent
     found = {resolve(root, v["src"]) for v in parsed.videos}
-    wanted = {store.local_path(outputs(key)[0]) for key in [*OK, SKIPPED]}
+    wanted = {store.local_path(outputs(key)[0]) for key in [*OK, SKIPPED]} | {store.local_path(still(IMAGE))}
     assert found == wanted and all(path.is_file() for path in found)
     for video in parsed.videos:
         assert set(urlsplit(video["src"]).path) <= set("abcdefghijklmnopqrstuvwxyz0123456789%._-/ABCDEF"), video
@@ -162,21 +178,49 @@ def test_hostile_names_render_as_text(page):
 
 def test_counts_reasons_and_latest_row_per_input(page):
     text = Page(page).all_text
-    assert "4 ok, 2 error, 1 skipped" in text  # empty.mp4's older ok row is superseded
-    assert "1 unreadable manifest lines ignored" in text
+    assert "5 ok, 2 error, 1 skipped" in text  # empty.mp4's older ok row is superseded
+    assert "1 unreadable manifest line ignored" in text
     for reason in ERRORS.values():
         assert reason in text
     assert "the sidecar is missing from the output" in text
-    assert f"Errors ({len(ERRORS)})" in text and "Inputs (7)" in text
+    assert f"Errors ({len(ERRORS)})" in text and "Inputs (8)" in text
 
 
-def test_header_has_hours_throughput_models_and_prior(page):
+def test_header_has_hours_throughput_models_and_conditioning(page):
     text = Page(page).all_text
-    assert "0.001 h this run" in text  # 2 + 1 + 1 + 1 s of ok video
-    assert "1.27× realtime" in text  # 4 s of video with sidecars over 3 x 1.05 s of stage time
+    assert "0.001 h this run" in text  # 2 + 1 + 1 + 1 s of ok video; the image's music is not video
+    timed = sum(duration for duration, _ in OK.values()) + IMAGE_SECONDS  # the ok media with sidecars
+    assert f"{timed / (len(OK) + 1) / sum(STAGES.values()):.2f}× realtime" in text  # over their stage time
     assert "throughput (summed stage time)" in text
     assert "model: musicgen" in text and "tiny/musicgen" in text
-    assert "untrained" not in text and "trained" in text and DIGEST in text
+    assert f"conditioning{BANK}" in text and "untrained" not in text and DIGEST in text  # retrieval needs no training
+
+
+def test_images_are_counted_apart_and_every_output_is_listed(page):
+    parsed = Page(page)
+    assert "4 videos and 1 imagesoundtracked (this run)" in parsed.all_text  # a card: value, then label
+    assert "images with music1 in all; 1 this run" in parsed.all_text
+    section = page[page.index(esc(IMAGE)):]
+    section = Page(section[: section.index("</section>")])
+    assert [urlsplit(v["src"]).path for v in section.videos] == [still(IMAGE)]  # the page is at the top
+    assert section.links == [outputs(IMAGE)[0], still(IMAGE), outputs(IMAGE)[1]]
+    assert "musicstill videosidecar" in section.all_text
+
+
+@pytest.mark.parametrize("models, trained, shown", [
+    ({"prior": "retrieval"}, False, None),  # retrieval: nothing to train
+    ({"clip": "c"}, None, None),  # the teacher loads no prior
+    ({"prior": "runs/prior"}, True, "<dd>trained</dd>"),
+    ({"prior": None}, False, '<dd class="warn">untrained: train one</dd>'),  # an untrained prior, warned of
+])
+def test_a_prior_is_said_untrained_only_when_it_is(models, trained, shown):
+    from cotvtm.report.page import _prior
+    from cotvtm.report.totals import Totals
+
+    said = _prior(Totals(Counter(), Counter(), 0, 0, 0, {}, None, models=models, prior_trained=trained,
+                         note="train one", conditioning="what did"))
+    assert said.startswith("<dt>conditioning</dt><dd>what did</dd>")
+    assert (shown in said) if shown else "prior" not in said
 
 
 def test_windows_show_explanations_and_timings(page):
@@ -234,7 +278,7 @@ def test_report_on_s3_links_to_objects_in_the_bucket(tmp_path, s3_env):  # noqa:
     assert write_report(out) == f"s3://{bucket}/reports/run/{REPORT}"
     parsed = Page(out.get_bytes(REPORT).decode())
     keys = {"/".join(unquote(s) for s in urlsplit(v["src"]).path.split("/")) for v in parsed.videos}
-    assert keys == {outputs(key)[0] for key in [*OK, SKIPPED]}
+    assert keys == {outputs(key)[0] for key in [*OK, SKIPPED]} | {still(IMAGE)}
     assert all(out.exists(key) for key in keys)
 
 
@@ -259,6 +303,7 @@ def test_chromium_draws_the_page_with_its_cuts_windows_and_beats(store, page, tm
 
     raw = dump_dom(store.local_path(REPORT).resolve().as_uri())
     dom = Page(raw).all_text  # as the browser built it
+    assert BANK in dom and "untrained" not in dom  # a retrieval run's page: no training to warn of
     assert "1 shot cut at 0:00.8" in dom
     assert "0: 0:00.0–0:00.8" in dom and "1: 0:00.8–0:02.0" in dom  # the windows follow the cut
     assert "calm piano over a slow sunrise" in dom

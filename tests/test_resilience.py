@@ -192,7 +192,7 @@ def test_an_input_replaced_by_another_of_the_same_size_is_made_from_the_new_file
     assert (library / "clip.mp4").stat().st_size == old.stat().st_size
 
     stdout = _finish(library, out, ray_session, model_cache, *args)
-    assert "pass 1/2: music conditioning for 1 inputs (0 resumed)" in stdout
+    assert "pass 1/2: music conditioning for 1 input (0 resumed)" in stdout
     _finish(fresh, reference, ray_session, model_cache, *args)
     [video], [expected] = out.glob("clip*.mp4"), reference.glob("clip*.mp4")
     assert json.loads(video.with_suffix(".json").read_text())["resumed_at_segment"] == 0

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import signing_credentials
+from helpers import certbot_layout, signing_credentials
 from openai_server import FakeOpenAI
 from s3server import MARKER_ACCESS_KEY, MARKER_SECRET, s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
@@ -92,6 +92,7 @@ def test_a_local_run_leaves_no_secret_anywhere(inputs, teacher, tmp_path, model_
     """The outputs are signed too: the signing key's lines are secrets like the others, and the
     signed output's sidecar says who signed it."""
     signing = signing_credentials(tmp_path)
+    cert, key = certbot_layout(signing, tmp_path / "letsencrypt")  # links out of their folder: followed
     key_lines = [line for line in signing["key_pem"].decode().splitlines() if not line.startswith("-----")]
     markers = [MARKER_SECRET, TOKEN, API_KEY, *key_lines]
     ray_tmp = Path(tempfile.mkdtemp(prefix="cr-", dir="/tmp"))  # short: Ray's socket paths have a limit
@@ -101,7 +102,7 @@ def test_a_local_run_leaves_no_secret_anywhere(inputs, teacher, tmp_path, model_
     try:
         out, labels = tmp_path / "out", tmp_path / "labels"
         sound = _run([sys.executable, "-m", "jobs.soundtrack", str(inputs / "videos"), str(out),
-                      "--cache-dir", str(model_cache), "--sign-cert", signing["cert"], "--sign-key", signing["key"]],
+                      "--cache-dir", str(model_cache), "--sign-cert", cert, "--sign-key", key],
                      env)
         label = _run([sys.executable, "-m", "jobs.build_dataset", str(inputs / "captions.jsonl"), "-o", str(labels),
                       "--base-url", teacher.base_url, "--model", "fake-model", "--api-key-env", KEY_ENV], env)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from cotvtm.settings import ModelChoice, Resources, SoundtrackConfig
 from cotvtm.pipelines.runner import Where, run
 from cotvtm.video.samples import make_audio, make_video
 from helpers import ffprobe as _ffprobe
+from helpers import signing_credentials
 
 pytestmark = pytest.mark.slow
 GOOD = ["long counter.mp4", "it's rotated.mov", "sub/short.webm"]
@@ -77,9 +79,21 @@ def cli_run(library, tmp_path_factory, ray_session, model_cache):
 def test_exit_status_and_summary_say_what_happened(cli_run):
     proc, _ = cli_run
     assert proc.returncode == 1, proc.stdout + proc.stderr  # finished, some inputs failed
-    assert f"{len(GOOD)} succeeded, {len(BAD)} failed, 0 skipped, 1 ignored (1 no media extension)" in proc.stdout, \
-        proc.stdout
+    assert f"{len(GOOD)} succeeded, {len(BAD)} failed, 0 skipped, 1 ignored (1 no media extension); " \
+           f"{len(GOOD)} videos soundtracked, " in proc.stdout, proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_the_console_has_the_job_s_lines_not_ray_s(cli_run):
+    """In a pipe: no Ray Data progress block or plan, no core worker false alarm; the summary
+    says how much of the run was start-up."""
+    proc, _ = cli_run
+    shown = proc.stdout + proc.stderr
+    for noise in ("logging_progress", "core_worker.cc", "Execution plan", "Started a local Ray", "\x1b["):
+        assert noise not in shown, noise
+    assert proc.stdout.splitlines()[0].startswith("cotvtm soundtrack: checking the settings and models, joining")
+    assert re.search(r"of media in \d+ s, \d+ s of it start-up \(\d+\.\dx real time; \d+\.\dx after start-up\)",
+                     proc.stdout), proc.stdout
 
 
 def test_progress_lines_name_each_input_in_both_passes(cli_run):
@@ -152,12 +166,16 @@ def test_rotation_metadata_survives(cli_run, library):
     assert any(abs(abs(s.get("rotation", 0)) - 90) < 1 for s in side)
 
 
-def test_rerun_skips_finished_outputs_and_retries_failures(cli_run, library, model_cache):
+def test_rerun_skips_finished_outputs_and_retries_failures(cli_run, library, model_cache, tmp_path):
+    """Signing is not part of the settings: a rerun with it skips the outputs made unsigned, and says so."""
     _, out = cli_run
     before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
-    summary = run(Where(str(library), str(out), cache_dir=model_cache), SoundtrackConfig(), Resources(),
-                  echo=lambda _: None)
-    assert (summary.ok, summary.failed, summary.skipped) == (0, len(BAD), len(GOOD))
+    signing, lines = signing_credentials(tmp_path), []
+    summary = run(Where(str(library), str(out), cache_dir=model_cache, sign_cert=signing["cert"],
+                        sign_key=signing["key"]), SoundtrackConfig(), Resources(), echo=lines.append)
+    assert (summary.ok, summary.failed, summary.skipped, summary.unsigned) == (0, len(BAD), len(GOOD), len(GOOD))
+    assert f"signing  {len(GOOD)} existing outputs left unsigned (made without --sign-cert); add --resign" \
+           " to make them again, signed" in lines
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == before
     rows = (out / "manifest.jsonl").read_text().splitlines()
     assert len(rows) == 2 * (len(GOOD) + len(BAD) + 1)  # appended, never rewritten (README.txt: ignored)
@@ -192,8 +210,8 @@ def test_inputs_go_in_waves_and_every_one_ends_once(library, tmp_path, model_cac
                   Resources(wave=1), echo=lines.append)
     assert (summary.ok, summary.failed) == (2, 1)
     assert sorted(o.key for o in summary.outcomes) == ["a.mp4", "b.mp4", "c.mp4"]
-    assert lines.count("pass 1/2: music conditioning for 1 inputs (0 resumed)") == 3
-    assert lines.count("pass 2/2: music and mux for 1 inputs") == 2  # b.mp4 ends in pass 1
+    assert lines.count("pass 1/2: music conditioning for 1 input (0 resumed)") == 3
+    assert lines.count("pass 2/2: music and mux for 1 input") == 2  # b.mp4 ends in pass 1
     assert len(list((tmp_path / "out").glob("[ac].*.mp4"))) == 2
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from cotvtm.teacher import read_labels
 from cotvtm.teacher.build import build_labels
+from cotvtm.teacher.offline import MODEL
 from cotvtm.teacher.cli import add_subcommand, config_from_args, main
 from cotvtm.teacher.settings import BuildConfig, EndpointConfig
 from cotvtm.teacher.records import shards
@@ -59,7 +60,7 @@ def test_offline_job(ray_session, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "cotvtm label: 15 labelled, 0 failed, 0 already labelled; offline rules, no LLM requests" in proc.stdout
-    out = tmp_path / "out" / "labels-cot-paper-v1-offline-rules-v1"
+    out = tmp_path / "out" / f"labels-cot-paper-v1-{MODEL}"
     assert [p.name for p in shards(out)] == ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
     records = {r.id: r for r in read_labels(out)}
     assert len(records) == 15 and all(r.teacher == "offline-rules" and r.x_mt and r.x_rt for r in records.values())
@@ -158,7 +159,7 @@ def test_cot_v1_labels_stay_in_their_own_folder_in_their_own_format(ray_session,
     manifest = write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "caption": "A kite over a field."}])
     summary = build_labels(BuildConfig(out=str(tmp_path), manifests=(str(manifest),), prompt="cot-v1"),
                            echo=lambda _: None)
-    assert summary.ok == 1 and summary.labels_dir.endswith("labels-cot-v1-offline-rules-v1")
+    assert summary.ok == 1 and summary.labels_dir.endswith(f"labels-cot-v1-{MODEL}")
     [record] = read_labels(summary.labels_dir)
     assert record.answer_format == "cot-v1" and "step1" in record.raw and record.prompt_version == "cot-v1"
 
@@ -233,7 +234,7 @@ def test_media_without_captions_are_captioned_then_labelled(ray_session, server,
     local = [str(manifest), "-o", str(offline), "--captioner-local", "tiny", "--cache-dir", str(model_cache)]
     proc = job(local, ray_session)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    records = {r.id: r for r in read_labels(offline / "labels-cot-paper-v1-offline-rules-v1", status=None)}
+    records = {r.id: r for r in read_labels(offline / f"labels-cot-paper-v1-{MODEL}", status=None)}
     for key in ("img", "emo", "vid"):
         assert records[key].status == "ok" and records[key].caption_source == "local:tiny" and records[key].caption
     assert records["emo"].caption.startswith("a sad")  # the emotion, as BLIP's text prefix

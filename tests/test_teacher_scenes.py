@@ -2,8 +2,9 @@
 
 from collections import Counter
 
-from cotvtm.teacher.scenes import (DOUBLE_TEMPLATES, EXTENSION_VARIABLES, PAPER_VARIABLES, TEMPLATES, VARIABLES,
-                                   sample_scenes, variables_of, write_description)
+from cotvtm.teacher.offline import FAMILIES, find_feeling
+from cotvtm.teacher.scenes import (DOUBLE_TEMPLATES, EXTENSION_VARIABLES, MOODS, PAPER_VARIABLES, TEMPLATE_FAMILIES,
+                                   TEMPLATES, VARIABLES, sample_scenes, variables_of, write_description)
 
 
 def test_same_seed_same_scenes_other_seed_other_scenes():
@@ -58,3 +59,21 @@ def test_template_filler_is_deterministic_and_describes_the_scene():
         assert text == write_description(scene)
         assert all(value.lower() in text.lower() for value in scene.values.values())  # the scene's own values
         assert " a a" not in text.lower() and " a e" not in text.lower()  # articles fixed
+
+
+def test_families_come_out_even_and_each_description_states_its_own():
+    scenes = sample_scenes(400, seed=5)
+    shares = Counter(s.feeling for s in scenes)
+    fair = len(scenes) / len(FAMILIES)
+    assert set(shares) == set(FAMILIES) and all(0.75 * fair <= n <= 1.5 * fair for n in shares.values()), shares
+    for scene in scenes:
+        assert scene.feeling in TEMPLATE_FAMILIES.get(scene.template, FAMILIES)  # as the instruction asks
+        stated = find_feeling(write_description(scene))
+        assert (stated.source, stated.family) == ("stated", scene.feeling), write_description(scene)
+        if "atmospheres" in scene.values:
+            assert scene.values["atmospheres"] == scene.mood
+
+
+def test_every_family_has_atmospheres_that_state_it():
+    assert all(MOODS[family] for family in FAMILIES)
+    assert sorted(w for words in MOODS.values() for w in words) == sorted(VARIABLES["atmospheres"])

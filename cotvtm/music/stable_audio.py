@@ -35,6 +35,7 @@ import torch
 
 from cotvtm.errors import ModelError
 from cotvtm.music.requests import MusicRequest, WindowMusic
+from cotvtm.music.steps import StepLines
 from cotvtm.music.style import StyleStates
 from cotvtm.models import load_stable_audio
 from cotvtm.quiet import quiet_sampler
@@ -91,5 +92,7 @@ class StableAudioBackend:
             audio = self.pipeline(prompt_embeds=hidden, attention_mask=mask, audio_start_in_s=0.0,
                                   audio_end_in_s=(samples + 0.5) / self.sample_rate,  # int() of it: `samples`
                                   num_inference_steps=self.steps, guidance_scale=self.guidance_scale,
-                                  generator=torch.Generator("cpu").manual_seed(request.stream)).audios[0]
+                                  generator=torch.Generator("cpu").manual_seed(request.stream),
+                                  callback=StepLines(f"stable-audio: a window of {request.seconds:.1f} s",
+                                                     self.steps)).audios[0]
         return WindowMusic(np.ascontiguousarray(audio.float().T.cpu().numpy()), None, 0)  # channels-last

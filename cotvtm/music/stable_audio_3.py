@@ -41,6 +41,7 @@ import torch
 from cotvtm.errors import ModelError
 from cotvtm.models import decoder_dtype, load_stable_audio_3
 from cotvtm.music.requests import MusicRequest, WindowMusic
+from cotvtm.music.steps import StepLines
 from cotvtm.music.style import StyleStates
 
 PROMPT_TOKENS = 256  # what the pipelines pad a text prompt to (the model's training length); E_m is padded as far
@@ -124,11 +125,13 @@ class StableAudio3Backend:
         latents = pipe.prepare_latents(len(rows), pipe.vae.config.latent_dim, length, dtype, device, generators)
         inputs = self._guided(text, text_mask, duration, local)
         timesteps, _ = _timesteps(pipe, self.steps, device)
-        for t in timesteps:
+        said = StepLines(f"stable-audio-3: {len(requests)} window{'s' * (len(requests) > 1)} together", len(timesteps))
+        for index, t in enumerate(timesteps):
             velocity = self._velocity(latents, t, *inputs)
             latents = pipe.scheduler.step(velocity, t, latents, generator=generators).prev_sample
             if kept is not None:
                 latents = self._hold(latents, kept, generators)
+            said(index)
         audio = pipe.vae.decode(latents.to(pipe.vae.dtype)).sample[:, :, :total].clamp(-1.0, 1.0)
         return [WindowMusic(np.ascontiguousarray(a.float().T.cpu().numpy()), None, 0, prompt_samples=context)
                 for a in audio[:len(requests)]]

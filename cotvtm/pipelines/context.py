@@ -33,6 +33,7 @@ class Where:
     commercial: bool = False
     sign_cert: str | None = None  # with sign_key: where the C2PA signing credentials are (never their content)
     sign_key: str | None = None
+    resign: bool = False  # with signing: existing outputs made unsigned are made again, signed
     teacher_url: str | None = None  # --conditioning teacher: its endpoint, its key's variable, its retries
     teacher_key_env: str = "OPENAI_API_KEY"
     teacher_retries: int = 6

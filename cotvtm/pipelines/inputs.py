@@ -98,7 +98,7 @@ def _source_mode(source: str) -> int:
         return os.stat(source).st_mode
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            raise CotvtmError(f"input {source} does not exist or is not a folder") from None
+            raise CotvtmError(f"input {source}: no such file or folder") from None
         raise CotvtmError(f"input {source} cannot be read: {_CAUSES.get(exc.errno, exc.strerror)}") from None
 
 

@@ -1,7 +1,8 @@
 """Saved work of unfinished videos, so that an interrupted video resumes where it stopped.
 
 Everything lives in the output store under ``.cotvtm-progress/<config digest>/<video id>/``
-(hidden, so listings of outputs never show it; removed once the video's output is done):
+(hidden, so listings of outputs never show it; removed once the video's output is done, and the
+folders a run leaves empty at its end: ``remove_empty``):
 
     plan.json           what the video is, its windows and how they group into segments
     cond-00003.npz      segment 3's music conditioning (E_m, mask)
@@ -271,6 +272,22 @@ def scan(root: Store, digest: str) -> dict[str, Done]:
         if len(parts) == 3 and _VIDEO_ID.fullmatch(parts[1]):
             names[parts[1]].append(parts[2])
     return {vid: Done.parse(found) for vid, found in names.items()}
+
+
+def remove_empty(out: Store, digest: str) -> None:
+    """Remove ``PROGRESS_DIR/<digest>/`` and then ``PROGRESS_DIR/`` of a local output when the run
+    has left them empty (every video's folder goes once its output is done). Called by the
+    driver once the run's passes are over, so that no stage is writing there; a bucket has no
+    folders to remove, and a folder still holding work is kept."""
+    try:
+        root = out.local_path(PROGRESS_DIR)
+    except StorageError:  # a link out of the output: nothing of ours
+        return
+    for folder in (root / digest, root) if root is not None else ():
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (unfinished work, another config's), not there, or not a folder
+            return
 
 
 def _meta(data: bytes) -> dict:

@@ -1,14 +1,17 @@
 """Drive one soundtrack run: list inputs, skip finished ones, run the two passes, report."""
 
 import json
+import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from cotvtm import licences, models, text_space
 from cotvtm.about import __version__
+from cotvtm.counted import counted, media
 from cotvtm.settings import COMMERCIAL_DECODER, Resources, SoundtrackConfig
 from cotvtm.errors import (CotvtmError, ModelError, SetupError, failed_actor, one_line, printable, root_message,
                            without_ansi)
@@ -16,9 +19,11 @@ from cotvtm.pipelines import names
 from cotvtm.pipelines.context import ModelFacts, RunContext, Where
 from cotvtm.pipelines.inputs import survey
 from cotvtm.pipelines.job import Outcome, Source, VideoJob
-from cotvtm.pipelines.progress import PROGRESS_DIR, Done, VideoProgress, scan, video_id
+from cotvtm.pipelines.progress import PROGRESS_DIR, Done, VideoProgress, remove_empty, scan, video_id
 from cotvtm.prior.bank import read_bank
+from cotvtm.provenance import check_signing
 from cotvtm.report import write_report
+from cotvtm.report.collect import FETCH_THREADS
 from cotvtm.stage import records
 from cotvtm.storage import Store, open_store
 from cotvtm.storage.local import LocalStore
@@ -38,16 +43,26 @@ class Summary:
     manifest: str = ""
     outcomes: list[Outcome] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    startup: float = 0.0  # seconds of the wall time before work: Ray's start, the stages' actors loading models
     licences: dict = field(default_factory=dict)  # component -> licences.Licence
     conditioning: str = ""  # what conditioned the music (ModelFacts.conditioning)
+    unsigned: int = 0  # existing outputs skipped unsigned though signing was asked (``_todo``)
 
     def line(self) -> str:
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.ignored_reasons.items()))
         uncleared = licences.summary(self.licences)
         return (f"cotvtm: {self.ok} succeeded, {self.failed} failed, {self.skipped} skipped, {self.ignored} ignored"
-                f"{f' ({reasons})' if reasons else ''}; {self.throughput()}; outputs in {self.output};"
-                f" manifest {self.manifest}{f'; conditioning: {self.conditioning}' if self.conditioning else ''}"
-                f"{f'; made with models not cleared for commercial use: {uncleared}' if uncleared else ''}")
+                f"{f' ({reasons})' if reasons else ''}; {self.soundtracked()} soundtracked, {self.throughput()};"
+                f" outputs in {self.output}; manifest {self.manifest}"
+                f"{f'; conditioning: {self.conditioning}' if self.conditioning else ''}"
+                f"{f'; made with models not cleared for commercial use: {uncleared}' if uncleared else ''}"
+                f"{f'; {_left_unsigned(self.unsigned)}' if self.unsigned else ''}")
+
+    def soundtracked(self) -> str:
+        """The inputs this run gave music, videos and images apart ("2 videos and 1 image")."""
+        made = {o.key for o in self.outcomes if o.status == "ok"}
+        images = sum(map(is_image, made))
+        return media(len(made) - images, images)
 
     @property
     def ignored(self) -> int:
@@ -55,15 +70,25 @@ class Summary:
         return sum(self.ignored_reasons.values())
 
     def throughput(self) -> str:
-        """Media soundtracked in this run, and how fast relative to real time."""
+        """Media soundtracked in this run, and how fast relative to real time, with and without start-up."""
         seconds = sum(o.duration for o in self.outcomes if o.status == "ok")
         wall = max(time.monotonic() - self.started, 1e-6)
-        return f"{seconds / 3600:.3f} h of media in {wall:.0f} s ({seconds / wall:.1f}x real time)"
+        if not self.startup:
+            return f"{seconds / 3600:.3f} h of media in {wall:.0f} s ({seconds / wall:.1f}x real time)"
+        work = max(wall - self.startup, 1e-6)
+        return (f"{seconds / 3600:.3f} h of media in {wall:.0f} s, {self.startup:.0f} s of it start-up "
+                f"({seconds / wall:.1f}x real time; {seconds / work:.1f}x after start-up)")
 
     @property
     def exit_code(self) -> int:
         """0: every input done or already done; 1: the batch finished but some inputs failed."""
         return 1 if self.failed else 0
+
+
+def _left_unsigned(count: int) -> str:
+    """What the summary and the console say of existing outputs a signed run skipped unsigned."""
+    return (f"{counted(count, 'existing output')} left unsigned (made without --sign-cert); "
+            f"add --resign to make {'it' if count == 1 else 'them'} again, signed")
 
 
 def _teacher_endpoint(cfg: SoundtrackConfig, where: Where):
@@ -157,6 +182,8 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     preset = choice.pop("preset")
     refs = models.resolve(preset, cache_dir=where.cache_dir, seed=cfg.seed, endpoint_url=where.endpoint_url,
                           decoder=cfg.decoder, **choice)
+    check_signing(where.signing())  # credentials that cannot sign stop the run here, not when pass 2 starts
+    bank = tuple(read_bank(refs.bank)) if refs.bank else ()  # read once here: actors may be on other nodes
     loaded, others = _loaded(refs, cfg), _other_sources(cfg, where, preset)
     found = {**{name: licences.of(ref) for name, ref in loaded.items()},  # offline: hub ids by the table,
              **{name: lic for name, (_, lic) in others.items()}}  # folders by their model card
@@ -180,7 +207,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
                       licences=found, conditioning=facts.conditioning)
     say = _Say(summary, out, uuid.uuid4().hex[:12], echo)
     say.ignored(inputs.ignored)
-    jobs = _todo(keys, out, digest, cfg, say)
+    jobs = _todo(keys, out, digest, cfg, say, signing=where.sign_cert is not None, resign=where.resign)
     for job in jobs:
         job.style = styles.get(job.key, cfg.style)
     if cfg.variants > 1:
@@ -192,10 +219,10 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     if jobs:
         recorded = {**loaded, **{name: ref for name, (ref, _) in others.items() if name == "captioner"}}
         shared = _sidecar_fields(recorded, cfg, facts, digest, say)
-        bank = tuple(read_bank(refs.bank)) if refs.bank else ()  # read once here: actors may be on other nodes
         ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing(), bank=bank,
                          teacher=teacher)
         _stream(ctx, jobs, say)
+    remove_empty(out, digest)
     try:  # a report that cannot be written must not hide a finished batch
         rows = [o.row() for o in summary.outcomes]
         echo(f"report   {write_report(out, rows, wall_seconds=time.monotonic() - summary.started)}")
@@ -205,12 +232,15 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     return summary
 
 
-def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig, say: "_Say") -> list[VideoJob]:
+def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig, say: "_Say", signing: bool = False,
+          resign: bool = False) -> list[VideoJob]:
     """The inputs whose outputs for this config do not exist yet. The others are recorded as
-    skipped; inputs whose outputs would share a name (``names.py``) get an error row each."""
+    skipped; inputs whose outputs would share a name (``names.py``) get an error row each.
+    Signing is not part of the config: with ``signing`` asked, existing outputs made unsigned
+    are said and counted, or with ``resign`` made again (and so signed)."""
     done = {info.key for info in out.list()}
     clashing = names.clashes(keys, digest, names.ignores_case(out.root if isinstance(out, LocalStore) else None))
-    jobs = []
+    jobs, existing = [], []
     for key, identity in keys.items():
         if key in clashing:
             say.outcome(Outcome(key, "error", reason=f"its outputs would have the same name as those of "
@@ -220,16 +250,39 @@ def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig, 
             continue
         for variant in range(1, cfg.variants + 1):
             video, sidecar = names.output_keys(key, digest, variant)
+            still = names.still_key(video) if is_image(key) and cfg.image_video else None
+            job = VideoJob(key, video, sidecar, out_still=still, identity=identity, variant=variant)
             finished = (video, sidecar) if video in done and sidecar in done else None
             if finished is None and variant == 1:  # only the first variant existed before variants
                 finished = _earlier(key, digest, out, done, say)
             if finished:
-                say.outcome(Outcome(key, "skipped", reason="output exists for this config",
-                                    output=out.uri(finished[0]), sidecar=out.uri(finished[1]), variant=variant))
-                continue
-            still = names.still_key(video) if is_image(key) and cfg.image_video else None
-            jobs.append(VideoJob(key, video, sidecar, out_still=still, identity=identity, variant=variant))
+                existing.append((job, finished))
+            else:
+                jobs.append(job)
+    unsigned = _unsigned(out, [sidecar for _, (_, sidecar) in existing]) if signing else set()
+    for job, (video, sidecar) in existing:
+        if resign and sidecar in unsigned:
+            jobs.append(job)
+            continue
+        say.outcome(Outcome(job.key, "skipped", reason="output exists for this config", output=out.uri(video),
+                            sidecar=out.uri(sidecar), variant=job.variant))
+    say.todo(jobs, 0 if resign else len(unsigned))
     return jobs
+
+
+def _unsigned(out: Store, sidecars: list[str]) -> set[str]:
+    """The ``sidecars`` of existing outputs that record no C2PA manifest: their outputs were made
+    unsigned (or the sidecar cannot be read). One read each, ``FETCH_THREADS`` at once: a bucket
+    answers slowly per object."""
+    def unsigned(key: str) -> bool:
+        try:
+            provenance = json.loads(out.get_bytes(key)).get("provenance")
+        except (CotvtmError, ValueError, AttributeError, RecursionError):
+            return True
+        return not (isinstance(provenance, dict) and isinstance(provenance.get("c2pa"), dict))
+
+    with ThreadPoolExecutor(FETCH_THREADS) as pool:
+        return {key for key, no in zip(sidecars, pool.map(unsigned, sidecars)) if no}
 
 
 def _earlier(key: str, digest: str, out: Store, done: set[str], say: "_Say") -> tuple[str, str] | None:
@@ -268,21 +321,35 @@ def _stream(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
     Inputs go in waves of ``res.wave``: pass 1 of the next wave runs while pass 2 of this one
     does, so the music stage does not wait for decoding, and outputs appear from the first wave on.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
+    from cotvtm.pipelines.ticker import PROGRESS_EVERY_S, Ticker
     from cotvtm.raycluster import init_ray
 
-    init_ray()
+    began = time.monotonic()
+    say.line(f"ray      {init_ray()} in {time.monotonic() - began:.1f} s")
+    before = len(say.summary.outcomes)  # the inputs skipped or refused before the passes
+    ticker = Ticker(len(jobs), lambda: len(say.summary.outcomes) - before, say.line,
+                    every=None if sys.stdout.isatty() else PROGRESS_EVERY_S)  # a terminal has Ray Data's bars
+    ticker.ray_started(time.monotonic() - began)
+    say.ticker = ticker
+    with ticker:
+        _passes(ctx, jobs, say)
+    say.summary.startup = ticker.startup
+
+
+def _passes(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
+    """The two passes over the waves of ``jobs``, counted by ``say.ticker``."""
     saved = scan(ctx.progress, ctx.digest)
     waves = _waves(jobs, ctx.res.wave)
     stop = threading.Event()  # set when the driver gives up: the wave being prepared stops too
     with ThreadPoolExecutor(1) as ahead:
         try:
+            say.began(1)
             pending = ahead.submit(_condition, ctx, waves[0], saved, say, stop)
             for number in range(len(waves)):
                 ready = pending.result()
                 if number + 1 < len(waves):
                     pending = ahead.submit(_condition, ctx, waves[number + 1], saved, say, stop)
+                say.began(2)
                 _compose(ctx, ready, say)
         finally:
             stop.set()
@@ -309,6 +376,25 @@ class _Say:
 
     def __init__(self, summary: Summary, out: Store, run_id: str, echo):
         self.summary, self.out, self.run_id, self.echo = summary, out, run_id, echo
+        self.stills: dict[tuple[str, int], str] = {}  # (key, variant) -> an image's still video (--image-video)
+        self.ticker = None  # while the passes run: the ticker that counts their records (``ticker.py``)
+
+    def began(self, number: int) -> None:
+        if self.ticker is not None:
+            self.ticker.pass_began(number)
+
+    def saw(self, record, number: int) -> None:
+        """A record came out of pass ``number``: counted (and the first one's wait timed) by the ticker."""
+        if self.ticker is not None:
+            self.ticker.saw(record, number)
+
+    def todo(self, jobs: list[VideoJob], unsigned: int) -> None:
+        """Note the still videos the jobs make, so that an input's line names every output it has,
+        and say how many existing outputs stay unsigned though signing was asked."""
+        self.stills = {(job.key, job.variant): self.out.uri(job.out_still) for job in jobs if job.out_still}
+        self.summary.unsigned = unsigned
+        if unsigned:
+            self.line(f"signing  {_left_unsigned(unsigned)}")
 
     def line(self, text: str) -> None:
         with _RECORDING:
@@ -328,7 +414,8 @@ class _Say:
             summary.outcomes.append(outcome)
             if outcome.status == "ok":
                 summary.ok += 1
-                self.echo(f"ok       {key} -> {printable(outcome.output)}")
+                made = [outcome.output, self.stills.get((outcome.key, outcome.variant))]
+                self.echo(f"ok       {key} -> {', '.join(printable(uri) for uri in made if uri)}")
             elif outcome.status == "skipped":
                 summary.skipped += 1
                 self.echo(f"skipped  {key} ({printable(outcome.reason)})")
@@ -380,13 +467,14 @@ def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], sa
     sources, jobs, counts = _sources(ctx, wave, saved)
     failed = set()
     if sources:
-        say.line(f"pass 1/2: music conditioning for {len(sources)} inputs "
+        say.line(f"pass 1/2: music conditioning for {counted(len(sources), 'input')} "
                  f"({sum(s.plan is not None for s in sources)} resumed)")
         try:
             for batch in conditioning(ctx, sources).iter_batches(batch_size=1):
                 if stop.is_set():
                     return []
                 for segment in records(batch):  # a batch may also be empty
+                    say.saw(segment, 1)
                     if segment.error is None:
                         counts[segment.key] = segment.count
                         say.prepared(segment.key, segment.index, segment.count)
@@ -411,11 +499,12 @@ def _compose(ctx: RunContext, ready: list[VideoJob], say: _Say) -> None:
     if not ready:
         return
     tracks = f" ({len(ready)} tracks)" if ctx.cfg.variants > 1 else ""
-    say.line(f"pass 2/2: music and mux for {len({job.key for job in ready})} inputs{tracks}")
+    say.line(f"pass 2/2: music and mux for {counted(len({job.key for job in ready}), 'input')}{tracks}")
     outcomes = []
     try:
         for batch in music_and_mux(ctx, ready).iter_batches(batch_size=1):
             for record in records(batch):
+                say.saw(record, 2)
                 outcomes.append(record if isinstance(record, Outcome) else
                                 Outcome(record.key, "error", reason=f"{record.error_stage}: {record.error}",
                                         variant=record.variant))

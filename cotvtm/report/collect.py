@@ -31,6 +31,7 @@ class ReportEntry:
     video_key: str | None = None
     sidecar_key: str | None = None
     problem: str | None = None  # why an output cannot be shown although the row says it exists
+    still_key: str | None = None  # an image's still-image video (``--image-video``), when it is there
 
     @property
     def key(self) -> str:
@@ -162,10 +163,13 @@ def _attach(out: Store, entry: ReportEntry, existing: set[str]) -> None:
     entry.video_key = key_of(root, _text(entry.row.get("output"))) or _from_sidecar(entry)
     if entry.video_key not in existing:
         entry.problem, entry.video_key = "the output video is missing", None
+    still = _from_sidecar(entry, "still_video")
+    entry.still_key = still if still in existing else None
 
 
-def _from_sidecar(entry: ReportEntry) -> str | None:
-    name = entry.sidecar.get("output")
+def _from_sidecar(entry: ReportEntry, field: str = "output") -> str | None:
+    """The key of the output the sidecar names in ``field``, beside the sidecar."""
+    name = entry.sidecar.get(field)
     return sibling(entry.sidecar_key, name) if isinstance(name, str) and name else None
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import time
 
+from cotvtm.counted import counted, media
+from cotvtm.models import RETRIEVAL
 from cotvtm.report.collect import Collected, ReportEntry
 from cotvtm.report.links import relative_url
 from cotvtm.report.style import CSS
 from cotvtm.jsonl import finite, seconds_of
 from cotvtm.report.text import clock, esc, span
 from cotvtm.report.totals import Totals
+from cotvtm.video.media import is_image
 
 # The frame a player shows before it is played: without a start time browsers show black.
 POSTER_AT = "#t=0.1"
@@ -52,7 +55,9 @@ def _inputs(entries: list[ReportEntry]) -> list[list[ReportEntry]]:
 
 def _header(t: Totals, title: str, root_uri: str) -> str:
     cards = [_card(t.run.get(s, 0), f"{s} (this run)", s) for s in STATUS_ORDER]
-    cards.append(_card(span(t.run_video_seconds), "video soundtracked (this run)", ""))
+    cards.append(_card(media(t.run_videos, t.run_images), "soundtracked (this run)", ""))
+    if t.run_videos:
+        cards.append(_card(span(t.run_video_seconds), "of video with music (this run)", ""))
     speed = t.realtime()
     if speed:
         cards.append(_card(f"{speed[0]:.2f}× realtime", f"throughput ({speed[1]})", ""))
@@ -77,6 +82,8 @@ def _facts(t: Totals) -> str:
     latest = ", ".join(f"{t.latest.get(s, 0)} {s}" for s in STATUS_ORDER)
     rows = [("all inputs", f"{sum(t.latest.values())} ({latest}; latest row per input)"),
             ("video with music", f"{t.video_seconds / 3600:.3f} h in all; {t.run_video_seconds / 3600:.3f} h this run")]
+    if t.images:
+        rows.append(("images with music", f"{t.images} in all; {t.run_images} this run"))
     if t.stage_seconds:
         parts = ", ".join(f"{k} {span(v)}" for k, v in t.stage_seconds.items())
         rows.append(("stage time", f"{span(t.compute_seconds)} in all: {parts}"))
@@ -89,12 +96,16 @@ def _facts(t: Totals) -> str:
 
 
 def _prior(t: Totals) -> str:
-    if t.prior_trained is None:
-        return ""
+    """What conditioned the music, and a prior's training where one was loaded: retrieval and
+    the teacher need none, so only a prior without training is a warning."""
+    said = f"<dt>conditioning</dt><dd>{esc(t.conditioning)}</dd>" if t.conditioning else ""
+    prior = (t.models or {}).get("prior", RETRIEVAL)  # the teacher loads none; None: an untrained one
+    if t.prior_trained is None or prior == RETRIEVAL:
+        return said
     if t.prior_trained:
-        return "<dt>prior</dt><dd>trained</dd>"
+        return f"{said}<dt>prior</dt><dd>trained</dd>"
     note = f": {esc(t.note)}" if t.note else ""
-    return f'<dt>prior</dt><dd class="warn">untrained{note}</dd>'
+    return f'{said}<dt>prior</dt><dd class="warn">untrained{note}</dd>'
 
 
 def _digests(t: Totals) -> str:
@@ -160,11 +171,14 @@ def _meta(entry: ReportEntry) -> str:
 
 
 def _player(entry: ReportEntry, page_key: str, preload: bool) -> str:
+    """The output played (an image's still video when it has one), and a link to every output of
+    the input and to its sidecar."""
     if entry.video_key is None:
         return f'<div class="problem">{esc(entry.problem or "no output video")}</div>'
-    src = relative_url(page_key, entry.video_key)
-    side = relative_url(page_key, entry.sidecar_key) if entry.sidecar_key else None
-    links = f'<a href="{esc(src)}">video</a>' + (f'<a href="{esc(side)}">sidecar</a>' if side else "")
+    outputs = [("music" if is_image(entry.key) else "video", entry.video_key), ("still video", entry.still_key),
+               ("sidecar", entry.sidecar_key)]
+    links = "".join(f'<a href="{esc(relative_url(page_key, key))}">{name}</a>' for name, key in outputs if key)
+    src = relative_url(page_key, entry.still_key or entry.video_key)
     return (f'<video controls preload="{"metadata" if preload else "none"}" src="{esc(src + POSTER_AT)}"></video>'
             f'<div class="links">{links}</div>')
 
@@ -184,7 +198,7 @@ def _cuts(cuts) -> str:
     if not isinstance(cuts, list) or not cuts:
         return ""
     times = ", ".join(clock(cut) for cut in cuts)
-    return f'<p class="cuts">{len(cuts)} shot cut{"s" if len(cuts) != 1 else ""} at {esc(times)}</p>'
+    return f'<p class="cuts">{counted(len(cuts), "shot cut")} at {esc(times)}</p>'
 
 
 def _windows(windows) -> str:
@@ -216,7 +230,7 @@ def _beat_grid(sidecar: dict) -> str:
 
 
 def _beat_line(sidecar: dict, beats: list[float], duration: float) -> str:
-    said = f"{len(beats)} beat{'s' if len(beats) != 1 else ''}"
+    said = counted(len(beats), "beat")
     if len(beats) > 1 and beats[-1] > beats[0]:
         said += f", about {60 * (len(beats) - 1) / (beats[-1] - beats[0]):.0f} bpm"
     rows = sidecar.get("cut_beats") if isinstance(sidecar.get("cut_beats"), list) else []
@@ -257,10 +271,25 @@ def _explanations(items) -> str:
         item = item if isinstance(item, dict) else {"description": item}
         score = finite(item.get("score"))
         shown = f' <span class="score">({score:.3f})</span>' if score is not None else ""
-        seen = f'<br><span class="muted">for: {esc(item["caption"])}</span>' if item.get("caption") else ""
+        feeling = f" · {esc(item['feeling'])}" if item.get("feeling") else ""  # what the bank's caption states
+        seen = f'<br><span class="muted">for: {esc(item["caption"])}{feeling}</span>' if item.get("caption") else ""
         chosen = " <strong>(chosen)</strong>" if item.get("chosen") else ""  # the retrieval prior's pick
-        lines.append(f"<li>{esc(item.get('description', ''))}{shown}{chosen}{seen}</li>")
+        lines.append(f"<li>{esc(item.get('description', ''))}{shown}{chosen}{seen}{_moods(item.get('feelings'))}</li>")
     return f"<ol>{''.join(lines)}</ol>"
+
+
+def _moods(feelings) -> str:
+    """The feelings the retrieval prior saw in the window, the one it chose first, with probabilities."""
+    named = [f for f in feelings if isinstance(f, dict) and f.get("feeling")] if isinstance(feelings, list) else []
+    if not named:
+        return ""
+    said = [esc(f["feeling"]) + _percent(finite(f.get("probability"))) for f in named]
+    rest = f" · then {', '.join(said[1:])}" if said[1:] else ""
+    return f'<br><span class="muted">mood seen: <strong>{said[0]}</strong>{rest}</span>'
+
+
+def _percent(probability: float | None) -> str:
+    return "" if probability is None else f" {probability:.0%}"
 
 
 def _timings(seconds) -> str:
@@ -277,7 +306,8 @@ def _timings(seconds) -> str:
 
 
 def _footer(collected: Collected) -> str:
-    bad = (f" · {collected.bad_lines} unreadable manifest lines ignored (the first is line {collected.first_bad})"
+    bad = (f" · {counted(collected.bad_lines, 'unreadable manifest line')} ignored (the first is line "
+           f"{collected.first_bad})"
            if collected.bad_lines else "")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     return f"<footer>Made by cotvtm from manifest.jsonl and the sidecars at {esc(stamp)}{esc(bad)}.</footer>"

@@ -1,4 +1,4 @@
-"""The numbers at the top of the page: counts, hours of video, throughput, models."""
+"""The numbers at the top of the page: counts, hours of video (images apart), throughput, models."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from dataclasses import dataclass, field
 
 from cotvtm.jsonl import seconds_of
 from cotvtm.report.collect import Collected, ReportEntry
+from cotvtm.video.media import is_image
 
 
 @dataclass
 class Totals:
     latest: Counter  # status -> inputs, latest row per input
     run: Counter  # status -> inputs, the latest run only
-    video_seconds: float  # video with music in the output (ok or skipped)
+    video_seconds: float  # video with music in the output (ok or skipped); images' music apart
     run_video_seconds: float  # video soundtracked by the latest run
-    timed_video_seconds: float  # the part of it whose sidecars give stage times
+    timed_video_seconds: float  # the part of the latest run's media (videos, images' music) with stage times
     stage_seconds: dict[str, float]  # per stage, summed over the latest run's videos
     wall_seconds: float | None  # the latest run's wall time, when the caller knows it
     models: dict | None = None
@@ -23,6 +24,11 @@ class Totals:
     note: str | None = None
     digests: list[str] = field(default_factory=list)
     uncleared: dict[str, str] = field(default_factory=dict)  # component -> licence: not cleared for commercial use
+    conditioning: str | None = None  # what conditioned the music, in words (the newest sidecar's)
+    run_videos: int = 0  # videos and images the latest run gave music (inputs, not --variants tracks)
+    run_images: int = 0
+    run_image_seconds: float = 0.0  # the music made for them
+    images: int = 0  # images with music in the output (ok or skipped)
 
     @property
     def compute_seconds(self) -> float:
@@ -34,10 +40,11 @@ class Totals:
         Wall time when known (what a user waits for); otherwise the sum of per-video stage
         times, which is one worker's worth of work and ignores overlap between stages.
         """
-        if self.run_video_seconds <= 0:
+        made = self.run_video_seconds + self.run_image_seconds
+        if made <= 0:
             return None
         if self.wall_seconds:
-            return self.run_video_seconds / self.wall_seconds, "wall time"
+            return made / self.wall_seconds, "wall time"
         if self.compute_seconds > 0:
             return self.timed_video_seconds / self.compute_seconds, "summed stage time"
         return None
@@ -49,14 +56,24 @@ def totals(collected: Collected, wall_seconds: float | None = None) -> Totals:
     done = [e for e in entries if e.status in ("ok", "skipped") and e.sidecar is not None]
     made = [e for e in ran if e.status == "ok"]
     timed = [e for e in made if _stages([e])]
+    videos, images = _apart(made)
+    done_videos, done_images = _apart(done)
     result = Totals(latest=Counter(e.status for e in entries), run=Counter(e.status for e in ran),
-                    video_seconds=sum(e.duration for e in done),
-                    run_video_seconds=sum(e.duration for e in made),
+                    video_seconds=sum(e.duration for e in done_videos),
+                    run_video_seconds=sum(e.duration for e in videos),
                     timed_video_seconds=sum(e.duration for e in timed),
-                    stage_seconds=_stages(timed), wall_seconds=wall_seconds)
+                    stage_seconds=_stages(timed), wall_seconds=wall_seconds,
+                    run_videos=len({e.key for e in videos}), run_images=len({e.key for e in images}),
+                    run_image_seconds=sum(e.duration for e in images),
+                    images=len({e.key for e in done_images}))
     _models(result, made or done)
     result.uncleared = _uncleared(done)
     return result
+
+
+def _apart(entries: list[ReportEntry]) -> tuple[list[ReportEntry], list[ReportEntry]]:
+    """The entries of videos, and those of images: an image's music is not video soundtracked."""
+    return [e for e in entries if not is_image(e.key)], [e for e in entries if is_image(e.key)]
 
 
 def _uncleared(entries: list[ReportEntry]) -> dict[str, str]:
@@ -90,5 +107,6 @@ def _models(result: Totals, entries: list[ReportEntry]) -> None:
     result.models = newest.get("models") if isinstance(newest.get("models"), dict) else None
     result.prior_trained = newest.get("prior_trained")
     result.note = newest.get("note")
+    result.conditioning = newest.get("conditioning") if isinstance(newest.get("conditioning"), str) else None
     digests = (str(e.sidecar.get("config_digest")) for e in with_sidecar if e.sidecar.get("config_digest"))
     result.digests = list(dict.fromkeys(digests))

@@ -7,9 +7,17 @@ single- and double-variable instructions word for word ("Describe an image of a
 the templates name (times, seasons, holidays, behaviours, tonalities, atmospheres, ...) are
 not listed in the paper and are this project's extensions (``EXTENSION_VARIABLES``).
 
+Every scene states one feeling ("The whole scene feels nostalgic."), of one of the offline
+teacher's eight families (``offline.FAMILIES``): the family its template fixes (a sad or lonely
+behaviour: melancholic; angry: tense; excited: joyful or energetic; confident: epic or
+energetic; the serene template: calm; an atmosphere: its own), else the family the scenes
+before it used least, so the families, and the genres the teacher gives them, come out even.
+The stated word is one of the family's ``atmospheres`` (``MOODS``).
+
 Sampling with a seed gives N scenes. The scene i of a seed does not depend on N (templates are
-visited in a seeded order, and the variables of scene i come from a generator seeded by
-(seed, i)), so asking for more scenes later extends the same list instead of replacing it.
+visited in a seeded order, the variables of scene i come from a generator seeded by (seed, i),
+and its family from the scenes before it), so asking for more scenes later extends the same
+list instead of replacing it.
 
 The filled instruction goes to an LLM, which writes the visual description with B.2's example
 descriptions as few-shot examples (``prompt.scene_prompt``); with no LLM, ``write_description``
@@ -18,7 +26,10 @@ fills a deterministic description from the scene's values.
 
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
+
+from cotvtm.teacher.offline import FAMILIES, feeling_family
 
 # CoT-VTM Appendix B.2, "Variable": the three place lists the paper gives, in its order.
 PAPER_VARIABLES: dict[str, list[str]] = {
@@ -75,7 +86,8 @@ EXTENSION_VARIABLES: dict[str, list[str]] = {
     "tonalities": ["warm golden", "cold blue", "soft pastel", "black and white", "neon", "vivid", "muted earthy",
                    "dark shadowy"],
     "atmospheres": ["peaceful", "tense", "joyful", "melancholic", "mysterious", "romantic", "energetic", "nostalgic",
-                    "solemn", "dreamy"],
+                    "solemn", "dreamy", "cheerful", "playful", "serene", "wistful", "anxious", "uneasy", "loving",
+                    "intimate", "eerie", "haunting", "lively", "exhilarating", "majestic", "triumphant"],
 }
 
 VARIABLES: dict[str, list[str]] = {**PAPER_VARIABLES, **EXTENSION_VARIABLES}
@@ -107,17 +119,32 @@ TEMPLATES: dict[str, str] = {
 DOUBLE_TEMPLATES = ("season+animals", "calm+objects", "confident+tonality", "urban+holiday", "natural+atmosphere",
                     "urban+actions", "emotions+sad")
 
+# The feeling families a template's instruction fixes ("a melancholy scene", "angry behaviors");
+# an atmosphere template's family is its atmosphere's, and the other templates leave it free.
+TEMPLATE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "excited": ("joyful", "energetic"), "sad": ("melancholic",), "lonely": ("melancholic",),
+    "emotions+sad": ("melancholic",), "angry": ("tense",), "confident": ("epic", "energetic"),
+    "confident+tonality": ("epic", "energetic"), "calm+objects": ("calm",),
+}
+# family -> the atmospheres that state it (the offline teacher's lexicon says which): the words
+# a scene's description says it feels
+MOODS: dict[str, list[str]] = {family: [a for a in VARIABLES["atmospheres"] if feeling_family(a) == family]
+                               for family in FAMILIES}
+
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True)
 class Scene:
-    """One sampled scene: which template, which values, and the scene text."""
+    """One sampled scene: which template, which values, the scene text, and the feeling family
+    its description states in ``mood``."""
 
     id: str
     template: str
     values: dict
     text: str
+    feeling: str
+    mood: str
 
 
 def _articles(text: str) -> str:
@@ -131,17 +158,31 @@ def variables_of(template: str) -> list[str]:
 
 
 def sample_scenes(count: int, seed: int = 0) -> list[Scene]:
-    """``count`` scenes; the same (seed, i) always gives the same scene."""
+    """``count`` scenes; the same (seed, i) always gives the same scene, whatever ``count``."""
     order = list(TEMPLATES)
     random.Random(f"templates-{seed}").shuffle(order)
-    scenes = []
+    scenes, used = [], Counter()
     for index in range(count):
         name = order[index % len(order)]
-        rng = random.Random(f"scene-{seed}-{index}")
-        values = {var: rng.choice(VARIABLES[var]) for var in variables_of(name)}
-        text = _articles(TEMPLATES[name].format(**values))
-        scenes.append(Scene(id=f"scene-b2-{seed}-{index:06d}", template=name, values=values, text=text))
+        scenes.append(_scene(f"scene-b2-{seed}-{index:06d}", name, random.Random(f"scene-{seed}-{index}"), used))
+        used[scenes[-1].feeling] += 1
     return scenes
+
+
+def _scene(ident: str, name: str, rng: random.Random, used: Counter) -> Scene:
+    """One scene of template ``name``: its family is the one its template allows (an atmosphere
+    template: its atmosphere's) that the scenes before it used least (ties drawn), so the
+    families, and with them the genres, come out even."""
+    values = {var: rng.choice(VARIABLES[var]) for var in variables_of(name)}
+    allowed = (feeling_family(values["atmospheres"]),) if "atmospheres" in values else \
+        TEMPLATE_FAMILIES.get(name, FAMILIES)
+    fewest = min(used[family] for family in allowed)
+    family = rng.choice([f for f in allowed if used[f] == fewest])
+    mood = values.get("atmospheres") or rng.choice(MOODS[family])
+    if "character_emotions" in values:
+        mood = f"heavy with {values['character_emotions']}"
+    text = _articles(TEMPLATES[name].format(**values))
+    return Scene(id=ident, template=name, values=values, text=text, feeling=family, mood=mood)
 
 
 # The template filler: a visual description from the scene's own values plus details
@@ -195,7 +236,4 @@ def write_description(scene: Scene) -> str:
     if "tonalities" in values:
         light = f"{values['tonalities']} tones"
     detail = rng.choice(SUBJECTS[kind])
-    mood = values.get("atmospheres") or rng.choice(VARIABLES["atmospheres"])
-    if "character_emotions" in values:
-        mood = f"heavy with {values['character_emotions']}"
-    return f"{opening[0].upper()}{opening[1:]}, seen in {light}: {detail}. The whole scene feels {mood}."
+    return f"{opening[0].upper()}{opening[1:]}, seen in {light}: {detail}. The whole scene feels {scene.mood}."
