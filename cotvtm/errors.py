@@ -19,6 +19,19 @@ _LAST_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interru
 class CotvtmError(Exception):
     """Base class: the message is meant to be shown to the user as is."""
 
+    def __reduce__(self):
+        """Pickled as its message and attributes, whatever its ``__init__`` takes: an error raised
+        in a Ray actor reaches the driver as itself (an ``__init__(path, reason)`` would otherwise
+        fail to unpickle there, and the driver would see only that the actor died)."""
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(cls, args: tuple, state: dict) -> CotvtmError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class MediaError(CotvtmError):
     """An input file cannot be used; ``reason`` says why in one line."""

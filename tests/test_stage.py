@@ -94,3 +94,18 @@ def test_a_record_of_another_kind_stops_the_pass_but_a_failed_one_passes():
     assert [i.key for i in _out(Double(), [Item("a", 1), stray])] == ["x", "a"]
     with pytest.raises(TypeError, match="the double stage takes Item records, not Other"):
         _out(Double(), [Item("a", 1), Other("y")])
+
+
+def test_the_project_s_errors_cross_a_process_boundary_as_themselves():
+    """An actor's set-up error reaches the driver whole: errors whose ``__init__`` takes a path and
+    a reason must unpickle (or Ray reports only that the actor died)."""
+    import pickle
+
+    from cotvtm.errors import MediaError
+    from cotvtm.prior.bank import BankError
+    from cotvtm.storage.errors import ObjectNotFound
+
+    for error in (MediaError("a.mp4", "no video stream"), ObjectNotFound("s3://b/key.pem", "no such key"),
+                  BankError("bank.jsonl", "no entries")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error) and copy.reason == error.reason
