@@ -66,7 +66,8 @@ def embed(labels: str, out: str, *, preset: str = "tiny", music_len: int | None 
     from cotvtm import models as registry
     from cotvtm.settings import default_device
     from cotvtm.errors import CotvtmError
-    from cotvtm.training.embed import PAPER_MUSIC_LEN, TINY_MUSIC_LEN, run_embed
+    from cotvtm.training.embed import run_embed
+    from cotvtm.training.hyperparameters import PAPER_MUSIC_LEN, TINY_MUSIC_LEN
 
     if set(models) - {"clip", "t5", "rationale"}:
         raise CotvtmError(f"unknown setting(s): {', '.join(sorted(set(models) - {'clip', 't5', 'rationale'}))}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cotvtm import models
 from cotvtm.settings import Resources, SoundtrackConfig
-from cotvtm.training.embed import TINY_MUSIC_LEN
+from cotvtm.training.hyperparameters import TINY_MUSIC_LEN
 from cotvtm.training.hyperparameters import DistillConfig, StageConfig
 
 SCENES = 240

@@ -1,10 +1,24 @@
 """Start or join Ray the way this project runs it."""
 
 import os
+from pathlib import Path
 
 # Ray binds to the machine's network address unless told otherwise; these keep a
 # local run on 127.0.0.1 and skip token auth, which a single-user local run does not need.
 from cotvtm.about import LOCAL_RAY_ENV as LOCAL_ENV
+
+# Ray Data's logging for a local Ray's workers: its console at warnings, its log file at every
+# level. A file, because Ray Data reads its configuration from a path in each process; a local
+# Ray's workers share this machine's files, a cluster's nodes may not, so a cluster keeps its own.
+RAY_DATA_LOGGING = Path(__file__).parent / "data" / "ray_data_logging.yaml"
+# Ray Data's own logging settings: where either is set, it stands and RAY_DATA_LOGGING is not used.
+RAY_DATA_LOGGING_SETTINGS = ("RAY_DATA_LOGGING_CONFIG", "RAY_DATA_LOG_ENCODING")
+# Ray Train 2.60 hands Ray Data a deprecated option of Ray's own on every run
+# (ray/train/_internal/data_config.py), and its dataset manager warns about it: a Python warnings
+# filter for that one message (a literal prefix: PYTHONWARNINGS escapes it).
+RAY_OWN_DEPRECATION = "ignore:`ExecutionOptions.exclude_resources` is deprecated"
+
+_local_ray = None  # the GCS address of the local Ray that init_ray started in this process
 
 
 def init_ray(num_cpus: int | None = None) -> str:
@@ -19,6 +33,7 @@ def init_ray(num_cpus: int | None = None) -> str:
 
     import ray
 
+    global _local_ray
     if ray.is_initialized():
         return "joined the Ray this process runs"
     if not sys.stdout.isatty():  # the actors' lines reach a pipe or a log file without colour codes
@@ -30,10 +45,30 @@ def init_ray(num_cpus: int | None = None) -> str:
     else:
         # address="local": always a new local Ray, never one that happens to run on this machine
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                 runtime_env={"env_vars": dict(LOCAL_ENV)}, **quiet)
+                 runtime_env={"env_vars": local_worker_env()}, **quiet)
+        _local_ray = ray.get_runtime_context().gcs_address
         done = f"started a local Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)"
     quiet_ray_data()
     return done
+
+
+def local_worker_env() -> dict:
+    """The environment of a local Ray's workers: the loopback settings, Ray Data's logging with
+    its console at warnings (unless Ray Data's own settings are set) and Python's warnings
+    without Ray's known deprecation notice (after any filters already in PYTHONWARNINGS)."""
+    env = dict(LOCAL_ENV)
+    if not any(os.environ.get(name) for name in RAY_DATA_LOGGING_SETTINGS):
+        env["RAY_DATA_LOGGING_CONFIG"] = str(RAY_DATA_LOGGING)
+    env["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), RAY_OWN_DEPRECATION)))
+    return env
+
+
+def runs_local_ray() -> bool:
+    """Whether the Ray this process runs is the local one that ``init_ray`` started: it ends with
+    this process and has no dashboard, hence no state API."""
+    import ray
+
+    return ray.is_initialized() and _local_ray == ray.get_runtime_context().gcs_address
 
 
 def quiet_ray_data() -> None:

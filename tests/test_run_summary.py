@@ -9,7 +9,8 @@ import pytest
 from cotvtm.counted import counted, media
 from cotvtm.pipelines import names
 from cotvtm.pipelines.job import Outcome
-from cotvtm.pipelines.runner import Summary, _Say, _todo
+from cotvtm.pipelines.context import Where
+from cotvtm.pipelines.runner import Summary, _Say, _existing, _todo
 from cotvtm.settings import SoundtrackConfig
 from cotvtm.storage import open_store
 
@@ -48,7 +49,9 @@ def _todo_of(library, **signing):
     out, keys = library
     lines = []
     say = _Say(Summary(), out, "run", lines.append)
-    jobs = _todo(keys, out, DIGEST, SoundtrackConfig(image_video=True), say, **signing)
+    where = Where("in", "out", **({"sign_cert": "c.pem", "sign_key": "k.pem"} if signing.pop("signing", False) else {}),
+                  **signing)
+    jobs = _existing(*_todo(keys, out, DIGEST, SoundtrackConfig(image_video=True), say), out, say, where)
     return jobs, say, lines
 
 

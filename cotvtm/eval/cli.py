@@ -12,9 +12,8 @@ from pathlib import Path
 from cotvtm.settings import READERS, default_device
 from cotvtm.errors import CotvtmError
 from cotvtm.eval.external import parse as parse_external
-from cotvtm.eval.settings import METHODS, EvalConfig
+from cotvtm.eval.settings import METHODS, ROLES, EvalConfig
 from cotvtm.models import PRESET_NAMES
-from cotvtm.eval.embedders import ROLES
 
 HELP = ("score CoT-VTM, its ablations, retrieval, the caption/LLM baselines and other systems' audio on a paired test "
         "set (FD, FAD, KL, IB, EMS, P@10)")

@@ -43,7 +43,6 @@ from cotvtm.errors import ModelError
 from cotvtm.eval.features import MelConfig
 from cotvtm.eval.nets import Cnn14, Cnn14Config, VGGish, VGGishConfig, VisualConfig, VisualNet
 
-ROLES = ("fd", "fad", "kl", "ib", "p10", "ems_audio", "ems_visual")
 PANNS_16K = "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth?download=1"
 VGGISH_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
 TINY_EVAL_VERSION = 3

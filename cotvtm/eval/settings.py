@@ -8,6 +8,8 @@ from pathlib import Path
 from cotvtm.errors import CotvtmError
 from cotvtm.teacher.settings import EndpointConfig
 
+ROLES = ("fd", "fad", "kl", "ib", "p10", "ems_audio", "ems_visual")  # the evaluation models, one per metric
+
 METHODS = ("cot-vtm", "mlp_mlp", "no_rationale", "retrieval", "caption2music", "cot2music", "llm2music")
 PRIOR_METHODS = {"cot-vtm": "full", "mlp_mlp": "mlp_mlp", "no_rationale": "no_rationale"}  # method -> variant
 CAPTION_SOURCES = ("model", "manifest")

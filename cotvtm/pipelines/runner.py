@@ -207,7 +207,7 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
                       licences=found, conditioning=facts.conditioning)
     say = _Say(summary, out, uuid.uuid4().hex[:12], echo)
     say.ignored(inputs.ignored)
-    jobs = _todo(keys, out, digest, cfg, say, signing=where.sign_cert is not None, resign=where.resign)
+    jobs = _existing(*_todo(keys, out, digest, cfg, say), out, say, where)
     for job in jobs:
         job.style = styles.get(job.key, cfg.style)
     if cfg.variants > 1:
@@ -232,12 +232,11 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     return summary
 
 
-def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig, say: "_Say", signing: bool = False,
-          resign: bool = False) -> list[VideoJob]:
-    """The inputs whose outputs for this config do not exist yet. The others are recorded as
-    skipped; inputs whose outputs would share a name (``names.py``) get an error row each.
-    Signing is not part of the config: with ``signing`` asked, existing outputs made unsigned
-    are said and counted, or with ``resign`` made again (and so signed)."""
+def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig,
+          say: "_Say") -> tuple[list[VideoJob], list[tuple[VideoJob, tuple[str, str]]]]:
+    """The inputs whose outputs for this config do not exist yet, and those whose outputs do
+    (with the outputs' keys: ``_existing`` decides about them); inputs whose outputs would share
+    a name (``names.py``) get an error row each."""
     done = {info.key for info in out.list()}
     clashing = names.clashes(keys, digest, names.ignores_case(out.root if isinstance(out, LocalStore) else None))
     jobs, existing = [], []
@@ -259,7 +258,16 @@ def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig, 
                 existing.append((job, finished))
             else:
                 jobs.append(job)
-    unsigned = _unsigned(out, [sidecar for _, (_, sidecar) in existing]) if signing else set()
+    return jobs, existing
+
+
+def _existing(jobs: list[VideoJob], existing: list[tuple[VideoJob, tuple[str, str]]], out: Store, say: "_Say",
+              where: Where) -> list[VideoJob]:
+    """``jobs``, and the inputs whose outputs exist recorded as skipped. Signing is not part of the
+    config: with signing asked, existing outputs made unsigned are said and counted, or with
+    ``--resign`` made again (and so signed): the jobs to do, those added."""
+    resign = where.resign
+    unsigned = _unsigned(out, [sidecar for _, (_, sidecar) in existing]) if where.sign_cert else set()
     for job, (video, sidecar) in existing:
         if resign and sidecar in unsigned:
             jobs.append(job)

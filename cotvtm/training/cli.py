@@ -6,7 +6,7 @@ from pathlib import Path
 from cotvtm.models import PRESET_NAMES
 from cotvtm.settings import DECODERS
 from cotvtm.training.hyperparameters import DistillConfig, StageConfig
-from cotvtm.training.embed import PAPER_MUSIC_LEN, TINY_MUSIC_LEN
+from cotvtm.training.hyperparameters import PAPER_MUSIC_LEN, TINY_MUSIC_LEN
 
 
 

@@ -9,7 +9,7 @@ from cotvtm import text_space
 from cotvtm.prior import PriorConfig, TwoStagePrior
 from cotvtm.storage.local import atomic_write_bytes
 from cotvtm.training.hyperparameters import DistillConfig
-from cotvtm.training.loop import PRIOR_DIR, train_loop
+from cotvtm.training.loop import PRIOR_DIR, TRAIN_CONSOLE_LEVEL, train_loop
 from cotvtm.training.shards import read_index, load_split
 
 
@@ -37,8 +37,7 @@ def run_name(shards: str, out: str, cfg: DistillConfig) -> str:
 
 def distill(shards: str, out: str, cfg: DistillConfig, storage_path: str | None = None) -> DistillResult:
     """Train both stages (resuming a run of the same name) and write ``out``/prior."""
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 
     index = read_index(shards)
     finished = _finished(Path(out), index, cfg)
@@ -46,20 +45,35 @@ def distill(shards: str, out: str, cfg: DistillConfig, storage_path: str | None 
         return finished
     train, val = load_split(shards, cfg.val_fraction)
     storage_path = storage_path or str(Path(out).resolve() / "runs")
-    trainer = TorchTrainer(
+    trainer = _trainer_class()(
         train_loop,
         train_loop_config={"distill": cfg.to_dict(), "prior": prior_config(cfg, index).to_dict()},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker={"CPU": 1}, placement_strategy=cfg.placement),
         run_config=RunConfig(name=run_name(shards, out, cfg), storage_path=storage_path,
                              failure_config=FailureConfig(max_failures=3),
-                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             logging_config=LoggingConfig(log_level=TRAIN_CONSOLE_LEVEL)),
         datasets={"train": train, "val": val},
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
     result = trainer.fit()
     prior_dir = _export(result.checkpoint, Path(out), index, cfg, result.metrics, str(result.path), shards)
     return DistillResult(prior_dir, result.metrics, str(result.path))
+
+
+def _trainer_class():
+    """Ray Train's trainer; on the local Ray that this process started, the one without the
+    placement-group cleaner, which has nothing to guard there (``local_trainer.py``)."""
+    from ray.train.torch import TorchTrainer
+
+    from cotvtm.raycluster import runs_local_ray
+
+    if not runs_local_ray():
+        return TorchTrainer
+    from cotvtm.training.local_trainer import LocalTorchTrainer
+
+    return LocalTorchTrainer
 
 
 def index_explanations(shards: str, prior_dir: Path) -> None:

@@ -22,7 +22,6 @@ from cotvtm.training.shards import DATA, ROWS_PER_FILE, ShardIndex, write_index
 from cotvtm.video import media as media_kinds
 from cotvtm.video.windows import FRAMES_PER_WINDOW, WINDOW_S
 
-TINY_MUSIC_LEN, PAPER_MUSIC_LEN = 32, 64  # E_m tokens by default
 MAX_VIDEO_WINDOWS = 3  # a video-text pair is summarised by its first windows' frames
 SHARD_COLUMNS = ("id", "caption", "media", "x_rt", "x_mt", "e_v", "visual_source", "e_r", "e_m", "mask")
 

@@ -2,6 +2,8 @@
 
 from dataclasses import asdict, dataclass, field
 
+TINY_MUSIC_LEN, PAPER_MUSIC_LEN = 32, 64  # E_m tokens by default (the tiny preset's, the real ones')
+
 
 @dataclass(frozen=True)
 class StageConfig:

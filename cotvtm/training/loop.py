@@ -20,6 +20,9 @@ from cotvtm.training.recipe import (StageObjective, optimizer_for, set_lr, train
 
 STATE = "train_state.pt"
 PRIOR_DIR = "prior"
+# Ray Train's console level: its INFO lines (the worker group's start, each report and checkpoint)
+# go only to its log files in the session (its system logs keep every level); warnings still show.
+TRAIN_CONSOLE_LEVEL = "WARNING"
 
 
 def _restore(prior: TwoStagePrior):
@@ -73,6 +76,7 @@ def train_loop(loop_config: dict) -> None:
     import ray.train
     import ray.train.torch
 
+    _quiet_reports()
     cfg = DistillConfig.from_dict(loop_config["distill"])
     torch.manual_seed(cfg.seed + ray.train.get_context().get_world_rank())
     device = ray.train.torch.get_device()
@@ -98,6 +102,16 @@ def train_loop(loop_config: dict) -> None:
                        "val_loss": validation_loss(objective, _batches(val_shard, settings.batch_size, device)),
                        "resumed_from": done, "nodes": nodes}
             _report(prior, optimizer, metrics, index + 1)
+
+
+def _quiet_reports() -> None:
+    """Ray Train 2.60 logs each report (its metrics and checkpoint) at INFO under a logger named
+    by its file's path, which its ``LoggingConfig`` does not reach: the same level, set here."""
+    import logging
+
+    from ray.train.v2._internal.execution import context
+
+    logging.getLogger(context.__file__).setLevel(TRAIN_CONSOLE_LEVEL)
 
 
 def _setup_stage(prior, stage, cfg, settings):
