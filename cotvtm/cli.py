@@ -42,8 +42,9 @@ def _starting(command: str) -> None:
     address = os.environ.get("RAY_ADDRESS")
     ray = (f"joining the Ray cluster at {address}" if address else
            "starting a local Ray (a standing cluster, `ray job submit`, skips this)")
-    print(f"cotvtm {command}: checking the settings and models, {ray}; each stage then loads its models in its "
-          "actors, so the first input moves after tens of seconds (README, \"What a small job costs\")", flush=True)
+    print(f"cotvtm {command}: checking the settings and models, then, if there is work, {ray}; each stage then "
+          "loads its models in its actors, so the first input moves after tens of seconds (README, \"What a small "
+          "job costs\")", flush=True)
 
 
 def _soundtrack(a: argparse.Namespace) -> int:
@@ -134,13 +135,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, console: bool | None = None) -> int:
+    """Run one command. ``console``: this process is the command's own, its output the user's
+    (lines as they happen, Ray's known false alarm filtered out); by default when ``argv`` is
+    None, as the ``cotvtm`` script runs it, not when a program calls it with arguments."""
     from cotvtm.quiet import quiet_native_stderr
 
-    if hasattr(sys.stdout, "reconfigure"):  # each line as it happens, in a pipe or a log file too
-        sys.stdout.reconfigure(line_buffering=True)
     args = parser().parse_args(argv)
-    quiet_native_stderr()
+    if argv is None if console is None else console:
+        if hasattr(sys.stdout, "reconfigure"):  # each line as it happens, in a pipe or a log file too
+            sys.stdout.reconfigure(line_buffering=True)
+        quiet_native_stderr()
     return guarded(lambda: args.func(args))
 
 

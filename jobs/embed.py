@@ -5,4 +5,4 @@ import sys
 from cotvtm.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["embed", *sys.argv[1:]]))
+    sys.exit(main(["embed", *sys.argv[1:]], console=True))

@@ -9,4 +9,4 @@ import sys
 from cotvtm.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["soundtrack", *sys.argv[1:]]))
+    sys.exit(main(["soundtrack", *sys.argv[1:]], console=True))

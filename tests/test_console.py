@@ -40,7 +40,7 @@ def test_the_first_line_comes_at_once_before_any_check(tmp_path, tiny_refs, mode
         ready = wait.select(timeout=FIRST_LINE_S)
     first, seconds = (proc.stdout.readline() if ready else ""), time.monotonic() - began
     out, err = proc.communicate(timeout=120)
-    assert first.startswith("cotvtm soundtrack: checking the settings and models, starting a local Ray"), \
+    assert first.startswith("cotvtm soundtrack: checking the settings and models, then, if there is work, starting a local Ray"), \
         (first, seconds, out, err)
     assert proc.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err, err
 
@@ -113,3 +113,17 @@ def test_only_ray_s_known_false_alarm_is_kept_from_standard_error(tmp_path):
               "print('cotvtm: error: a real one', file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.stderr == "[E core_worker.cc:99] Failed to register actor\ncotvtm: error: a real one\n", proc.stderr
+
+
+def test_a_progress_bar_s_unfinished_line_passes_the_filter_at_once(tmp_path):
+    """A bar redraws its line without ending it: that part must reach the terminal while the
+    process is still running, not when a newline comes."""
+    script = ("import os, sys\nfrom cotvtm.quiet import quiet_native_stderr\nquiet_native_stderr()\n"
+              "os.write(2, b'\\r 50%|#####     |')\nsys.stdin.read()\nos.write(2, b'\\r100%|##########|\\n')\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    with selectors.DefaultSelector() as wait:
+        wait.register(proc.stderr, selectors.EVENT_READ)
+        ready = wait.select(timeout=30)
+        early = os.read(proc.stderr.fileno(), 1024) if ready else b""
+    _, rest = proc.communicate(b"", timeout=60)
+    assert early == b"\r 50%|#####     |" and rest == b"\r100%|##########|\n", (early, rest)

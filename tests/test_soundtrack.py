@@ -91,7 +91,7 @@ def test_the_console_has_the_job_s_lines_not_ray_s(cli_run):
     shown = proc.stdout + proc.stderr
     for noise in ("logging_progress", "core_worker.cc", "Execution plan", "Started a local Ray", "\x1b["):
         assert noise not in shown, noise
-    assert proc.stdout.splitlines()[0].startswith("cotvtm soundtrack: checking the settings and models, joining")
+    assert proc.stdout.splitlines()[0].startswith("cotvtm soundtrack: checking the settings and models, then, if there is work, joining")
     assert re.search(r"of media in \d+ s, \d+ s of it start-up \(\d+\.\dx real time; \d+\.\dx after start-up\)",
                      proc.stdout), proc.stdout
 
