@@ -51,11 +51,11 @@ def test_the_progress_line_counts_what_the_driver_saw():
     ticker.pass_began(1)
     clock.now += 20
     assert ticker.line() == ("progress 20 s in: the stages are starting (their actors load the models), "
-                             "0/3 outputs finished (pass 2/2)")
+                             "0/3 outputs finished")
     ticker.saw(Record(), 1), ticker.saw(Record(), 1), ticker.saw(Record(error="unreadable"), 1)
     finished[0] = 1
     clock.now += 21
-    assert ticker.line() == "progress 41 s in: 2 segments prepared (pass 1/2), 1/3 outputs finished (pass 2/2)"
+    assert ticker.line() == "progress 41 s in: 2 segments prepared, 1/3 outputs finished"
 
 
 def test_start_up_is_ray_and_each_first_record_s_wait_beyond_its_own_work():

@@ -46,12 +46,12 @@ class Ticker:
             self.segments += 1
 
     def line(self) -> str:
-        """The progress line, e.g. ``progress 41 s in: 7 segments prepared (pass 1/2), 2/10 outputs finished (pass 2/2)``."""
+        """The progress line, e.g. ``progress 41 s in: 7 segments prepared, 2/10 outputs finished``."""
         done = self.finished()
         waiting = any(began is not None for began in list(self._waiting.values())) and not self.segments and not done
         work = ("the stages are starting (their actors load the models)" if waiting else
-                f"{self.segments} segment{'s' * (self.segments != 1)} prepared (pass 1/2)")
-        return f"progress {self.clock() - self.began:.0f} s in: {work}, {done}/{self.total} outputs finished (pass 2/2)"
+                f"{self.segments} segment{'s' * (self.segments != 1)} prepared")
+        return f"progress {self.clock() - self.began:.0f} s in: {work}, {done}/{self.total} outputs finished"
 
     def __enter__(self) -> "Ticker":
         if self.every is not None:
