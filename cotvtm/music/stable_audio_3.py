@@ -38,6 +38,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from cotvtm.counted import counted
 from cotvtm.errors import ModelError
 from cotvtm.models import decoder_dtype, load_stable_audio_3
 from cotvtm.music.requests import MusicRequest, WindowMusic
@@ -125,7 +126,7 @@ class StableAudio3Backend:
         latents = pipe.prepare_latents(len(rows), pipe.vae.config.latent_dim, length, dtype, device, generators)
         inputs = self._guided(text, text_mask, duration, local)
         timesteps, _ = _timesteps(pipe, self.steps, device)
-        said = StepLines(f"stable-audio-3: {len(requests)} window{'s' * (len(requests) > 1)} together", len(timesteps))
+        said = StepLines(f"stable-audio-3: {counted(len(requests), 'window')} together", len(timesteps))
         for index, t in enumerate(timesteps):
             velocity = self._velocity(latents, t, *inputs)
             latents = pipe.scheduler.step(velocity, t, latents, generator=generators).prev_sample

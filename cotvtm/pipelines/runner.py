@@ -283,14 +283,20 @@ def _unsigned(out: Store, sidecars: list[str]) -> set[str]:
     unsigned (or the sidecar cannot be read). One read each, ``FETCH_THREADS`` at once: a bucket
     answers slowly per object."""
     def unsigned(key: str) -> bool:
-        try:
-            provenance = json.loads(out.get_bytes(key)).get("provenance")
-        except (CotvtmError, ValueError, AttributeError, RecursionError):
-            return True
+        provenance = _sidecar_field(out, key, "provenance")
         return not (isinstance(provenance, dict) and isinstance(provenance.get("c2pa"), dict))
 
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         return {key for key, no in zip(sidecars, pool.map(unsigned, sidecars)) if no}
+
+
+def _sidecar_field(out: Store, key: str, field: str):
+    """One field of the existing sidecar at ``key``; None where it cannot be read or is not a
+    sidecar (damaged, not JSON, too deeply nested)."""
+    try:
+        return json.loads(out.get_bytes(key)).get(field)
+    except (CotvtmError, ValueError, AttributeError, RecursionError):
+        return None
 
 
 def _earlier(key: str, digest: str, out: Store, done: set[str], say: "_Say") -> tuple[str, str] | None:
@@ -299,11 +305,7 @@ def _earlier(key: str, digest: str, out: Store, done: set[str], say: "_Say") -> 
     video, sidecar = names.legacy_output_keys(key, digest)
     if video not in done or sidecar not in done:
         return None
-    try:
-        made_from = json.loads(out.get_bytes(sidecar)).get("input")
-    except (CotvtmError, ValueError, AttributeError):
-        made_from = None
-    if made_from == key:
+    if _sidecar_field(out, sidecar, "input") == key:
         return video, sidecar
     say.line(f"redo     {printable(key)}: the earlier output {printable(video)} was not made from it (an earlier "
              "naming rule gave inputs differing only in extension one name); it gets its own output now")

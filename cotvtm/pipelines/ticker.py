@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
+from cotvtm.counted import counted
+
 # Often enough that a pipe or a log file shows the run is alive, rare enough to read: a small
 # job lasts about a minute, a library hours.
 PROGRESS_EVERY_S = 10.0
@@ -50,7 +52,7 @@ class Ticker:
         done = self.finished()
         waiting = any(began is not None for began in list(self._waiting.values())) and not self.segments and not done
         work = ("the stages are starting (their actors load the models)" if waiting else
-                f"{self.segments} segment{'s' * (self.segments != 1)} prepared")
+                f"{counted(self.segments, 'segment')} prepared")
         return f"progress {self.clock() - self.began:.0f} s in: {work}, {done}/{self.total} outputs finished"
 
     def __enter__(self) -> "Ticker":
