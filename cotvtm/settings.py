@@ -1,6 +1,7 @@
 """The soundtrack job's settings, and the hash that names its outputs."""
 
 import hashlib
+import re
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -10,6 +11,7 @@ from cotvtm.models import DECODER_DTYPES, PRESET_NAMES
 from cotvtm.music.ending import ENDINGS
 from cotvtm.music.style import STYLE_RULE, style_fault
 from cotvtm.options import Checked, at_least, positive, setting, split
+from cotvtm.video.delivery import CHANNEL_CHOICES, CODEC_RATES
 from cotvtm.video.limits import MAX_DURATION_S
 
 MODES = ("continuous", "independent")  # how windows of one video follow each other (music/compose.py)
@@ -23,6 +25,7 @@ WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.p
 READERS = ("pyav",)  # how frames are decoded (video/frames.py says why decord is not one)
 SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/architecture.py)
 FEEDS = ("continuous", "batched")  # how windows enter MusicGen (pipelines/music.py)
+AUDIO_MODES = ("replace", "duck", "voice")  # what the output's audio is made of (pipelines/soundtrack.py)
 
 _PROMPT = "--prompt-seconds must be positive and shorter than the window"
 _CROSSFADE = "--crossfade-seconds must be between 0 and the prompt length"
@@ -162,13 +165,45 @@ class SoundtrackConfig(Checked):
     prior_guidance: float | None = setting(None, help="the prior's guidance scale (default: its checkpoint's)")
     image_seconds: float = setting(10.0, check=positive(), help="music length for image inputs")
     image_video: bool = setting(False, help="also write a still-image video for image inputs")
-    audio: str = setting("replace", choices=("replace", "duck"),
-                         check=(lambda v: v in ("replace", "duck"), "--audio must be replace or duck, not {value!r}"),
-                         help="replace the video's audio with the music, or keep it (ducked) under the music")
+    audio: str = setting("replace", choices=AUDIO_MODES,
+                         help="replace: the music alone; duck: the video's audio kept quietly (--duck-gain) under "
+                              "the music; voice: the video's audio kept as it is, the music a bed under it "
+                              "(--bed-level), lowered further while someone speaks (--duck-depth)")
     duck_gain: float = setting(0.25, check=(lambda v: 0 < v <= 1, "--duck-gain must be in (0, 1]"),
                                help="gain of the original audio with --audio duck")
+    bed_level: float = setting(-4.0, metavar="LU", check=(lambda v: -40 <= v <= 0, "--bed-level must be between "
+                                                                                   "-40 and 0 LU"),
+                               help="with --audio voice: the music's loudness between sentences, relative to the "
+                                    "speech's (-4: just under the voice, so the programme does not jump in loudness "
+                                    "between speech and music)")
+    duck_depth: float = setting(14.0, metavar="DB", check=(lambda v: 0 <= v <= 40, "--duck-depth must be between "
+                                                                                   "0 and 40 dB"),
+                                help="with --audio voice: how much further the music goes down while someone "
+                                     "speaks (14: the music 18 LU under the voice with the default --bed-level, "
+                                     "within the 15 to 20 dB that broadcast intelligibility guidance asks for)")
+    duck_attack: float = setting(0.3, metavar="S", check=(lambda v: 0 <= v <= 5, "--duck-attack must be between 0 "
+                                                                                 "and 5 seconds"),
+                                 help="with --audio voice: the music's fall, ending as the speech starts (speech is "
+                                      "found ahead, so the first syllable is never under full music)")
+    duck_release: float = setting(0.8, metavar="S", check=(lambda v: 0 <= v <= 10, "--duck-release must be "
+                                                                                   "between 0 and 10 seconds"),
+                                  help="with --audio voice: the music's rise after the speech ends (slower than the "
+                                       "fall, as an editor rides a fader, so the music does not jump in)")
+    audio_rate: int | None = setting(None, metavar="HZ", check=(lambda v: v in CODEC_RATES["aac"],
+                                                                "--audio-rate must be one of "
+                                                                + ", ".join(map(str, CODEC_RATES["aac"]))),
+                                     help="every output's sample rate", shown_default="48000; with --audio duck or "
+                                                                                      "voice the original's")
+    audio_channels: int | None = setting(None, choices=CHANNEL_CHOICES,
+                                         help="every output's channels: 1 (mono) or 2 (stereo)",
+                                         shown_default="2; with --audio duck or voice the original's layout "
+                                                       "(5.1 stays 5.1)")
+    audio_bitrate: str | None = setting(None, metavar="RATE", check=(lambda v: _bitrate_ok(v), "--audio-bitrate "
+                                        "must be kilobits per second such as 256k, between 32k and 1024k"),
+                                        help="the audio encoder's bitrate", shown_default="128k per channel, at "
+                                                                                          "most 512k")
     loudness: float | None = setting(None, metavar="LUFS", check=(lambda v: -70 <= v <= -5, _LOUDNESS),
-                                     help="normalise each output's audio (the music, or the ducked mix) to this "
+                                     help="normalise each output's audio (the music, or the mix; with --audio voice, as the speech measures) to this "
                                           "integrated loudness: -14 for social platforms, -23 for EBU R128 broadcast")
     true_peak: float = setting(-1.0, metavar="DBTP", help="the true-peak ceiling with --loudness",
                                check=(lambda v: -9 <= v <= 0, "--true-peak must be between -9 and 0 dBTP"))
@@ -211,9 +246,17 @@ class SoundtrackConfig(Checked):
 
 
 _ADDED = ("conditioning", "teacher_model", "captioner", "retrieval_k", "decoder_dtype", "stable_audio_steps", "stable_audio_guidance",
-          "stable_audio_3_steps", "stable_audio_3_guidance", "ending", "style", "styles", "style_weight")
-# What each added setting was before it existed: --ending cut is how every track ended.
-_DEFAULTS = {**{f.name: f.default for f in fields(SoundtrackConfig)}, "ending": "cut"}
+          "stable_audio_3_steps", "stable_audio_3_guidance", "ending", "style", "styles", "style_weight",
+          "bed_level", "duck_depth", "duck_attack", "duck_release", "audio_rate", "audio_channels", "audio_bitrate")
+# What each added setting was before it existed: --ending cut is how every track ended, and the
+# audio carried the music's own rate and channels (no value of the delivery settings gives that
+# back, so a library made before them is made again at 48 kHz stereo).
+_DEFAULTS = {**{f.name: f.default for f in fields(SoundtrackConfig)}, "ending": "cut",
+             "audio_rate": "the music's", "audio_channels": "the music's"}
+
+
+def _bitrate_ok(value: str) -> bool:
+    return bool(re.fullmatch(r"\d{2,4}k", value)) and 32 <= int(value[:-1]) <= 1024
 
 
 def default_device() -> str:

@@ -20,6 +20,7 @@ from cotvtm.pipelines import runner
 from cotvtm.pipelines.runner import Where, run
 from cotvtm.storage import open_store
 from cotvtm.video import image, mux, shots
+from cotvtm.video.delivery import Original
 from cotvtm.video.frames import read_window_frames
 from cotvtm.video.probe import probe
 from cotvtm.video.samples import make_video
@@ -50,7 +51,8 @@ def test_every_ffmpeg_entry_point_refuses_a_playlist(tmp_path, private):
         "probe": lambda: probe(evil),
         "shots": lambda: shots.detect_cuts(evil),
         "mux": lambda: mux.mux_wav(evil, wav, tmp_path / "out.mp4"),
-        "mux with duck": lambda: mux.mux_wav(evil, wav, tmp_path / "out.mp4", keep_original=0.2),
+        "mux with duck": lambda: mux.mux_wav(evil, wav, tmp_path / "out.mp4",
+                                             mux.kept_mix("out.mp4", 1, Original(48000, 2, "stereo"), 0.2)),
         "loudness": lambda: mux.measure_loudness(evil, wav, "[0:a:0]anull[out]"),
         "still video": lambda: image.write_still_video(evil, np.zeros(3200, np.float32), 32000, tmp_path / "s.mp4"),
         "frames": lambda: read_window_frames(evil, [0.5], 32),

@@ -10,7 +10,8 @@ import pytest
 
 from cotvtm.errors import MediaError
 from cotvtm.video.frames import read_window_frames
-from cotvtm.video.mux import fit_length, mux_audio
+from cotvtm.video.delivery import Original
+from cotvtm.video.mux import fit_length, kept_mix, mux_audio
 from cotvtm.video.probe import probe
 from cotvtm.video.samples import make_audio, make_video, make_sample_videos
 
@@ -172,7 +173,8 @@ def test_duck_keeps_the_original_audio_under_the_music(media, tmp_path):
     source = media["good"]  # its own track is a 440 Hz sine
     info = probe(source)
     replaced = mux_audio(source, tone(info.duration), SR, tmp_path / "replaced.mp4", info.duration)
-    ducked = mux_audio(source, tone(info.duration), SR, tmp_path / "ducked.mp4", info.duration, keep_original=0.25)
+    ducked = mux_audio(source, tone(info.duration), SR, tmp_path / "ducked.mp4", info.duration,
+                       kept_mix("ducked.mp4", 1, Original.of(info), 0.25))
     assert dominant_frequency(ducked) == pytest.approx(TONE_HZ, abs=5)  # the music stays on top
     assert _energy_at(ducked, 440) > 0.05 > _energy_at(replaced, 440)  # the original is audible only when ducked
     assert video_md5(ducked) == video_md5(source)

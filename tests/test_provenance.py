@@ -16,8 +16,10 @@ from cotvtm.pipelines.soundtrack import Mux
 from cotvtm.provenance import AUDIO_TITLE, COMPOSITE, TRAINED, Marking, Signer, SigningFiles
 from cotvtm.settings import Resources, SoundtrackConfig, configure
 from cotvtm.storage import open_store
+from cotvtm.video.delivery import Original
 from cotvtm.video.image import write_audio, write_still_video
-from cotvtm.video.mux import mux_wav
+from cotvtm.video.mux import kept_mix, mux_wav
+from cotvtm.video.probe import probe
 from cotvtm.video.samples import make_video
 from helpers import read_c2pa, signing_credentials
 
@@ -97,7 +99,8 @@ def test_every_video_container_carries_the_ai_tags(media):
     each container keeps, as ffprobe reads it."""
     for ext in (".mp4", ".mov", ".mkv", ".avi", ".ts"):
         out = media["root"] / f"out{ext}"
-        mux_wav(media["video"], media["wav"], out, keep_original=0.2 if ext == ".mkv" else 0.0, marking=MARKING)
+        duck = kept_mix(out, 1, Original.of(probe(media["video"])), 0.2) if ext == ".mkv" else None
+        mux_wav(media["video"], media["wav"], out, duck, marking=MARKING)
         info = _probe(out)
         tags, audio = _lower(info["format"].get("tags")), _lower(info["streams"][1].get("tags"))
         if ext == ".ts":  # MPEG-TS keeps only its program's names

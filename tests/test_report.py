@@ -56,6 +56,14 @@ def still(key: str) -> str:
 
 CUT = 0.8  # a/one.mp4 has a shot cut here: its windows follow it (--windows shots)
 BEATS = [0.25, 0.75, 1.25, 1.75, "x", 9.5]  # a/one.mp4's music, 120 bpm; the last two are not beats to draw
+# a/one.mp4 was made with --audio voice: speech over the same share of it as 4.0-11.0 s of 16 s,
+# its 22.2 original delivered in stereo
+SPEECH = {"detector": "silero-vad 6.2.3", "spans": [[0.5, 1.375]], "speech_lufs": -21.3, "music_lufs": -18.2,
+          "bed_level_lu": -6.0, "bed_gain_db": -9.1, "depth_db": 12.0, "attack_s": 0.3, "release_s": 0.8,
+          "hold_s": 0.5, "note": None}
+DOWNMIX = "the original's 22.2 layout (24 channels) cannot be carried by aac: mixed down to stereo"
+AUDIO = {"mode": "voice", "sample_rate": 48000, "channels": 2, "layout": "stereo", "codec": "aac", "bitrate": "256k",
+         "original": {"sample_rate": 48000, "channels": 24, "layout": "22.2"}, "changes": [DOWNMIX]}
 
 
 def sidecar(key: str, duration: float, explanations) -> dict:
@@ -72,8 +80,8 @@ def sidecar(key: str, duration: float, explanations) -> dict:
             "still_video": still(key).rsplit("/", 1)[-1] if key == IMAGE else None,
             "models": {"clip": "tiny/clip", "musicgen": "tiny/musicgen", "prior": "retrieval"},
             "prior_trained": False, "note": None, "cuts": [CUT] if key == "a/one.mp4" else [],
-            **({"beats": BEATS, "cut_beats": [{"cut": CUT, "beat": 0.75, "offset": 0.05}]} if key == "a/one.mp4"
-               else {})}
+            **({"beats": BEATS, "cut_beats": [{"cut": CUT, "beat": 0.75, "offset": 0.05}], "audio": AUDIO,
+                "speech": SPEECH} if key == "a/one.mp4" else {"speech": None})}  # other modes write null
 
 
 def row(out, key: str, status: str, run_id: str = RUN, time: str = "2025-01-02T00:00:00Z", **fields) -> dict:
@@ -128,12 +136,14 @@ class Page(HTMLParser):
 
     def __init__(self, text: str):
         super().__init__(convert_charrefs=True)
-        self.tags, self.videos, self.links, self.text = [], [], [], []
+        self.tags, self.videos, self.links, self.text, self.rects = [], [], [], [], []
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.tags.append(tag)
+        if tag == "rect":
+            self.rects.append(attrs)
         if tag == "video":
             self.videos.append(attrs)
         if tag == "a":
@@ -285,7 +295,6 @@ def test_report_on_s3_links_to_objects_in_the_bucket(tmp_path, s3_env):  # noqa:
 NO_BROWSER = find_chromium() is None and not os.environ.get("CI")  # `make test` installs it; CI must have it
 
 
-@pytest.mark.skipif(NO_BROWSER, reason="chromium is not installed (apt-get install chromium)")
 def test_a_beat_grid_of_hostile_values_is_drawn_from_the_sound_ones():
     from cotvtm.report.page import MAX_DRAWN_BEATS, _beat_grid
 
@@ -298,6 +307,44 @@ def test_a_beat_grid_of_hostile_values_is_drawn_from_the_sound_ones():
     assert _beat_grid({"video": "x", "beats": [1]}) == "" and _beat_grid({"cut_beats": [{"offset": 1}]}) == ""
 
 
+def test_speech_of_hostile_values_is_drawn_from_the_sound_ones():
+    from cotvtm.report.page import _speech
+
+    speech = {"spans": [[4, 11], [1, "x"], [-1, 2], [3, 2], [float("nan"), 5], [15, 99], [16, 30], [5], "ab", None],
+              "speech_lufs": "loud", "bed_level_lu": -6, "bed_gain_db": float("nan"), "depth_db": 1e400,
+              "detector": "<b>" * 10**5, "note": "<script>x</script>"}
+    drawn = _speech({"video": {"duration": 16}, "speech": speech})
+    bars = Page(drawn).rects
+    assert [(r["x"], r["width"]) for r in bars] == [("250.0", "437.5"), ("937.5", "62.5")]  # the last cut at the end
+    text = Page(drawn).all_text
+    assert "speech 4.0–11.0 s, 15.0–16.0 s · music bed -6.0 LU from the speech · found by <b><b>" in text
+    assert "LUFS" not in text and "gain" not in text and "ducked" not in text  # no sound number to say
+    assert "<b>" not in drawn and "<script>" not in drawn and "<script>x</script>" in text and len(drawn) < 8000
+    many = _speech({"video": {"duration": 3600}, "speech": {"spans": [[i, i + 0.5] for i in range(3000)]}})
+    assert "<svg" not in many and "5.0–5.5 s and 2994 more spans" in many
+    quiet = _speech({"video": {"duration": 16}, "speech": {"spans": [], "note": "no speech found: not ducked"}})
+    assert "<svg" not in quiet and Page(quiet).all_text == "no speech found: not ducked"
+    assert "<svg" not in _speech({"video": "x", "speech": {"spans": [[1, 2]]}})  # said, but no time line to draw on
+    assert _speech({"speech": None}) == _speech({}) == _speech({"speech": "x"}) == ""
+
+
+@pytest.mark.parametrize("audio, said", [
+    ({"sample_rate": 44100, "channels": 1, "codec": "opus", "bitrate": 96000}, "44.1 kHz 1 channel OPUS 96k"),
+    ({"sample_rate": "48k", "channels": float("nan"), "layout": 5, "codec": "<aac>" * 10**4, "bitrate": -1,
+      "original": "x", "changes": [3, "too many"]},  # no sound number, no layouts: what is said of them
+     "&lt;AAC&gt;… (too many)"),
+    ({"layout": "stereo", "original": {"layout": "5.1"}, "changes": "x"}, "stereo"),  # no list: no note
+    ({"changes": ["why"]}, None),
+])
+def test_the_audio_format_is_said_from_the_sound_values(audio, said):
+    from cotvtm.report.collect import ReportEntry
+    from cotvtm.report.page import _meta
+
+    meta = _meta(ReportEntry({"key": "k", "status": "ok"}, sidecar={"audio": audio}))
+    assert (meta.endswith(f"{said}</span>") and len(meta) < 2000) if said else meta == ""
+
+
+@pytest.mark.skipif(NO_BROWSER, reason="chromium is not installed (apt-get install chromium)")
 def test_chromium_draws_the_page_with_its_cuts_windows_and_beats(store, page, tmp_path):
     from PIL import Image
 
@@ -309,6 +356,16 @@ def test_chromium_draws_the_page_with_its_cuts_windows_and_beats(store, page, tm
     assert "calm piano over a slow sunrise" in dom
     assert "4 beats, about 120 bpm; shot cuts 0.05 s from the nearest beat on average" in dom  # the beat grid
     assert raw.count('class="beat"') == 4 and raw.count('class="cut"') == 1 and raw.count('class="window"') == 1
+    speech = [rect for rect in Page(raw).rects if rect.get("class") == "speech"]  # a/one.mp4's alone
+    assert len(speech) == 1 and raw.count('class="speech-line"') == 1
+    duration = OK["a/one.mp4"][0]
+    assert float(speech[0]["x"]) == 1000 * 0.5 / duration and float(speech[0]["width"]) == 1000 * 0.875 / duration
+    grid = raw.index('class="beat-grid"')  # the speech line is under the beat grid, above the stage times
+    assert grid < raw.index('class="speech-line"') < raw.index('class="timings"', grid)
+    assert ("speech 0.5–1.4 s · music bed -6.0 LU from the speech (-21.3 LUFS) · bed gain -9.1 dB (music -18.2 LUFS)"
+            " · ducked 12.0 dB more while speech plays (attack 0.3 s, release 0.8 s, hold 0.5 s)"
+            " · found by silero-vad 6.2.3") in dom
+    assert f"48 kHz stereo AAC 256k ({DOWNMIX})" in dom
 
     png = screenshot(store.local_path(REPORT).resolve().as_uri(), tmp_path / "report.png", size=(1024, 900))
     image = Image.open(png)

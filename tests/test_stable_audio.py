@@ -88,10 +88,11 @@ def test_settings_whose_windows_the_model_cannot_make_stop_the_music_stage(model
 
 
 def _stereo(path) -> np.ndarray:
-    """The first audio stream as ffmpeg decodes it, (samples, 2); it must be stereo."""
-    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=channels",
-                            "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True).stdout
-    assert probe.strip() == "2"
+    """The first audio stream as ffmpeg decodes it, (samples, 2); it must be 48 kHz stereo."""
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                            "stream=sample_rate,channels", "-of", "csv=p=0", str(path)],
+                           capture_output=True, text=True, check=True).stdout
+    assert probe.strip() == "48000,2"  # delivered at 48 kHz whatever the decoder's rate
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-"],
                          capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.float32).reshape(-1, 2)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import cotvtm
@@ -15,7 +16,7 @@ from cotvtm.video.samples import make_video
 
 
 def _probe(path) -> dict:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,channels,duration",
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,channels,sample_rate,duration",
                           "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
     return {s["codec_type"]: s for s in json.loads(out)["streams"]}
 
@@ -34,7 +35,10 @@ def test_commercial_alone_chooses_stable_audio_3_and_every_output_fits(tmp_path,
     for name, seconds in lengths.items():
         [video] = out.glob(f"{name}.*.mp4")
         streams = _probe(video)
-        assert streams["audio"]["channels"] == 2
+        assert (streams["audio"]["channels"], streams["audio"]["sample_rate"]) == (2, "48000")
+        pcm = np.frombuffer(subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-map", "0:a:0", "-f", "f32le",
+                                            "-"], capture_output=True, check=True).stdout, np.float32).reshape(-1, 2)
+        assert np.abs(pcm[:, 0] - pcm[:, 1]).max() > 1e-3  # two channels, not one copied
         assert float(streams["audio"]["duration"]) == pytest.approx(seconds, abs=0.05)
         sidecar = json.loads(video.with_suffix(".json").read_text())
         decoder = sidecar["decoder"]

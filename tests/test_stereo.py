@@ -19,7 +19,9 @@ from cotvtm.music.ending import EndingChunks
 from cotvtm.music.requests import WindowMusic
 from cotvtm.pipelines.progress import VideoProgress
 from cotvtm.storage import open_store
-from cotvtm.video.mux import Loudness, fit_length, mux_wav, normalise, write_wav
+from cotvtm.video.delivery import Delivery, Original, audio_format
+from cotvtm.video.mux import Loudness, fit_length, kept_mix, mux_wav, normalise, write_wav
+from cotvtm.video.probe import probe as probe_video
 from cotvtm.video.samples import make_video
 
 RATE = 100
@@ -139,12 +141,14 @@ def test_a_stereo_wav_and_its_loudness_stay_stereo(tmp_path):
     written, _ = sf.read(wav, dtype="float32")
     assert written.shape == (len(music), 2) and not written[-700:].any()  # zero-padded, in stereo
     video = make_video(tmp_path / "talk.mp4", duration=seconds, size="64x48", fps=4, audio=True)
-    fitted = mux_wav(video, wav, tmp_path / "out.mp4", keep_original=0.3, loudness=Loudness(-18.0))
+    fitted = mux_wav(video, wav, tmp_path / "out.mp4", kept_mix("out.mp4", 2, Original.of(probe_video(video)), 0.3),
+                     Loudness(-18.0))
     assert abs(fitted["result_lufs"] - -18.0) <= 0.3
     probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries",
                                        "stream=channels", "-of", "json", str(tmp_path / "out.mp4")],
                                       capture_output=True, text=True, check=True).stdout)
     assert [s["channels"] for s in probe["streams"]] == [2]
-    loud, _ = normalise(music.astype(np.float32), rate, Loudness(-18.0))
-    assert loud.shape == music.shape and not np.allclose(loud[:, 0], loud[:, 1])
+    fmt = audio_format(Delivery(), "aac", None)
+    loud, _ = normalise(music.astype(np.float32), rate, Loudness(-18.0), fmt)  # delivered at 48 kHz
+    assert loud.shape == (3 * len(music), 2) and not np.allclose(loud[:, 0], loud[:, 1])
     assert fit_length(music, rate, 2.0).shape == (2 * rate, 2) and fit_length(music, rate, 4.0)[-1].tolist() == [0, 0]

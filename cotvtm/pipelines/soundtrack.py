@@ -35,9 +35,13 @@ from cotvtm.pipelines.progress import DamagedProgress, VideoProgress
 from cotvtm.provenance import Marking, Signer
 from cotvtm.stage import Place, Stage, add_stage, dataset
 from cotvtm.storage.scratch import Scratch
+from cotvtm.music.ducking import Ducking, duck
+from cotvtm.video.delivery import Delivery, Original, audio_format
 from cotvtm.video.image import write_audio, write_still_video
 from cotvtm.video.media import is_image
-from cotvtm.video.mux import Loudness, fit_length, mux_wav, normalise, write_wav
+from cotvtm.video.mux import Loudness, Mix, fit_length, kept_mix, music_mix, mux_wav, normalise, write_wav
+from cotvtm.video.types import VideoInfo
+from cotvtm.video.voice import Bed, find_speech, level
 
 
 class Mux(Stage):
@@ -63,16 +67,19 @@ class Mux(Stage):
     def __init__(self, ctx: RunContext):
         self.ctx, self.src, self.out, self.max_bytes = ctx, ctx.src, ctx.out, ctx.res.max_input_bytes
         self.progress = ctx.progress
-        self.duck_gain = ctx.cfg.duck_gain if ctx.cfg.audio == "duck" else 0.0
         self.scratch = Scratch()
         self.compose = compose_config(ctx)
         cfg = ctx.cfg
+        self.delivery = Delivery(cfg.audio_rate, cfg.audio_channels, cfg.audio_bitrate)
+        self.ducking = Ducking(cfg.duck_depth, cfg.duck_attack, cfg.duck_release)
         self.loudness = Loudness(cfg.loudness, cfg.true_peak) if cfg.loudness is not None else None
         self.marking = Marking.of(ctx.sidecar)  # the same tags on every output of the run
         # the signing credentials are read here, on this node, into this process only
         self.signer = Signer.load(ctx.signing, self.marking) if ctx.signing is not None else None
         self.marks: dict[str, dict] = {}  # the record being finished: its outputs' provenance, by name
         self.channels = 1  # the record being finished: its music's channels, as saved
+        self.audio: dict | None = None  # ... its output's audio format
+        self.speech: dict | None = None  # ... with --audio voice, the speech and the bed
         threading.Thread(target=warm_up, name="beats-warm-up", daemon=True).start()
 
     def run(self, records: list[Composed]):
@@ -136,24 +143,43 @@ class Mux(Stage):
         """The output(s) of ``chunks``: a video, an image's music, its still video."""
         job, info, rate = record.job, record.plan.info, record.sample_rate
         if is_image(job.key) and not job.out_still:  # the music alone: the image is not needed
-            return self.write_music(record, progress, chunks)[1]
+            return self.write_music(record, progress, chunks)[2]
         with self.scratch.pinned(self.src, job.key, job.identity, self.max_bytes) as source:
             if is_image(job.key):
-                audio, loudness = self.write_music(record, progress, chunks)
-                self.publish(job.out_still, progress,
-                             lambda path: write_still_video(source.path, audio, rate, path, self.marking),
-                             source.verify)
+                audio, rate, loudness = self.write_music(record, progress, chunks)
+                self.publish(job.out_still, progress, lambda path: write_still_video(
+                    source.path, audio, rate, path, self.marking, audio_format(self.delivery, "aac", None)),
+                    source.verify)
                 return loudness
             wav = self.scratch.path_for(job.key + ".wav")
-            keep = self.duck_gain if info.has_audio else 0.0
+            voice = self.ctx.cfg.audio == "voice"
             try:
-                write_wav(chunks, rate, info.duration, wav)
+                bed = find_speech(source.path, info.has_audio, info.duration) if voice else None
+                write_wav(duck(chunks, bed.spans, rate, self.ducking) if bed and bed.spans else chunks,
+                          rate, info.duration, wav)
+                mix, bed = self.mix(job.out_video, info, source.path, wav, bed)
+                anchor = bed.spans if bed and bed.spans else None
                 fitted = self.publish(job.out_video, progress, lambda path: mux_wav(
-                    source.path, wav, path, keep_original=keep, loudness=self.loudness, marking=self.marking),
-                    source.verify)
+                    source.path, wav, path, mix, self.loudness, self.marking, anchor), source.verify)
             finally:
                 wav.unlink(missing_ok=True)
             return self.loudness_of(fitted)
+
+    def mix(self, out_key: str, info: VideoInfo, video_path, wav, bed: Bed | None) -> tuple[Mix, Bed | None]:
+        """How the output's audio is made (``--audio``), and with ``voice`` the bed set under the
+        speech; noted on the record for the sidecar."""
+        cfg, record_audio = self.ctx.cfg, {"mode": self.ctx.cfg.audio}
+        if cfg.audio == "replace" or not info.has_audio:
+            mix = music_mix(out_key, self.channels, self.delivery)
+        else:
+            mix = kept_mix(out_key, self.channels, Original.of(info), cfg.duck_gain if cfg.audio == "duck" else 1.0,
+                           self.delivery)
+        if bed is not None:
+            bed = level(bed, video_path, wav, mix, cfg.bed_level, self.ducking, info.duration)
+            mix = Mix(mix.fmt, mix.music_channels, mix.original, mix.original_gain, bed.gain_db)
+        self.audio = {**record_audio, **mix.fmt.describe()}
+        self.speech = bed.describe(cfg.bed_level, self.ducking) if bed is not None else None
+        return mix, bed
 
     def loudness_of(self, fitted: dict | None) -> dict | None:
         """What the sidecar says of the output's loudness: the target, what was measured before,
@@ -162,14 +188,17 @@ class Mux(Stage):
             return None
         return {"target_lufs": self.loudness.lufs, "true_peak_ceiling": self.loudness.true_peak, **fitted}
 
-    def write_music(self, record: Composed, progress: VideoProgress, chunks) -> tuple[np.ndarray, dict | None]:
-        """An image's music as audio: a clip of image_seconds, small enough to hold."""
-        rate, fitted = record.sample_rate, None
+    def write_music(self, record: Composed, progress: VideoProgress, chunks) -> tuple[np.ndarray, int, dict | None]:
+        """An image's music as audio: a clip of image_seconds, small enough to hold, in the
+        delivery format; that audio, its rate, and what the sidecar says of its loudness."""
+        rate, fitted, fmt = record.sample_rate, None, audio_format(self.delivery, "aac", None)
         audio = fit_length(np.concatenate(list(chunks)), rate, record.plan.info.duration)
+        self.audio, self.speech = {"mode": "music", **fmt.describe()}, None
         if self.loudness is not None:
-            audio, fitted = normalise(audio, rate, self.loudness)
-        self.publish(record.job.out_video, progress, lambda path: write_audio(audio, rate, path, self.marking))
-        return audio, self.loudness_of(fitted)
+            audio, fitted = normalise(audio, rate, self.loudness, fmt)
+            rate = fmt.sample_rate
+        self.publish(record.job.out_video, progress, lambda path: write_audio(audio, rate, path, self.marking, fmt))
+        return audio, rate, self.loudness_of(fitted)
 
     def publish(self, key: str, progress: VideoProgress, make, check=None):
         """Make the file somewhere private (with ``--sign-cert``, signed once it is made: a
@@ -240,6 +269,8 @@ class Mux(Stage):
             "resumed_at_segment": record.resumed_at,
             "sample_rate": record.sample_rate,
             "channels": self.channels,  # the music's: 1 from MusicGen, 2 from a stereo decoder
+            "audio": self.audio,  # the output's audio: --audio mode, rate, layout, codec, what of the original changed
+            "speech": self.speech,  # --audio voice: the speech spans, the bed's level and gain, the ducking
             "decoder": record.decoder,  # its name, precision, device, and CUDA graphs (or why it ran eagerly)
             "still_video": PurePosixPath(job.out_still).name if job.out_still else None,
             "seconds": {k: round(v, 3) for k, v in seconds.items()},

@@ -7,6 +7,7 @@ every link is relative to the page and encoded per path segment (``links.relativ
 from __future__ import annotations
 
 import json
+import math
 import time
 
 from cotvtm.counted import counted, media
@@ -25,6 +26,9 @@ POSTER_AT = "#t=0.1"
 # inputs must not open ten thousand connections to the bucket.
 PRELOAD_LIMIT = 100
 MAX_DRAWN_BEATS = 2000  # about a quarter of an hour: longer tracks get the line without the grid
+MAX_DRAWN_SPANS = 500  # speech spans drawn; past this the line alone says where (the sidecar has them all)
+SPANS_SAID = 6  # speech spans written out in the line under the bars; the rest are counted
+MAX_SAID = 300  # characters of a sidecar's sentence (a note, a reason) the page shows
 STATUS_ORDER = ("ok", "error", "skipped")
 
 
@@ -163,11 +167,39 @@ def _meta(entry: ReportEntry) -> str:
         parts.append(f"{width:g}×{height:g}")
     if video.get("codec"):
         parts.append(str(video["codec"]))
+    audio = (entry.sidecar or {}).get("audio")
+    if isinstance(audio, dict) and (said := _audio_format(audio)):
+        parts.append(said + _changes(audio))
     if entry.status == "skipped":
         parts.append(f"skipped: {entry.row.get('reason', '')}")
     if entry.row.get("time"):
         parts.append(str(entry.row["time"]))
     return f'<span class="meta">{esc(" · ".join(parts))}</span>' if parts else ""
+
+
+def _audio_format(audio: dict) -> str:
+    """The delivered audio as people name it: "48 kHz stereo AAC 256k"."""
+    rate, channels, bitrate = finite(audio.get("sample_rate")), finite(audio.get("channels")), audio.get("bitrate")
+    layout = _said(audio.get("layout")) or (counted(int(channels), "channel") if channels and channels > 0 else "")
+    parts = [f"{rate / 1000:g} kHz" if rate and rate > 0 else "", layout, _said(audio.get("codec")).upper(),
+             _said(bitrate) or (f"{bitrate / 1000:g}k" if finite(bitrate) and bitrate > 0 else "")]
+    return " ".join(part for part in parts if part)
+
+
+def _changes(audio: dict) -> str:
+    """What of the original could not be kept, when something could not (its layout mixed down,
+    its rate changed): the delivery keeps what players and platforms take, and the page says
+    what was given up."""
+    changes = audio.get("changes")
+    said = [_said(change) for change in (changes[:3] if isinstance(changes, list) else [])]
+    return f" ({'; '.join(s for s in said if s)})" if any(said) else ""
+
+
+def _said(value) -> str:
+    """A sidecar's text as the page shows it: only text, and not past ``MAX_SAID`` characters."""
+    if not isinstance(value, str):
+        return ""
+    return value if len(value) <= MAX_SAID else value[:MAX_SAID] + "…"
 
 
 def _player(entry: ReportEntry, page_key: str, preload: bool) -> str:
@@ -186,7 +218,7 @@ def _player(entry: ReportEntry, page_key: str, preload: bool) -> str:
 def _details(entry: ReportEntry) -> str:
     sidecar = entry.sidecar or {}
     parts = [_cuts(sidecar.get("cuts")), _windows(sidecar.get("windows")), _beat_grid(sidecar),
-             _timings(sidecar.get("seconds"))]
+             _speech(sidecar), _timings(sidecar.get("seconds"))]
     if sidecar:
         shown = {k: sidecar.get(k) for k in ("config_digest", "run_id", "sample_rate", "config") if k in sidecar}
         parts.append(f"<details><summary>settings</summary><pre>{esc(json.dumps(shown, indent=2))}</pre></details>")
@@ -211,8 +243,7 @@ def _windows(windows) -> str:
 def _beat_grid(sidecar: dict) -> str:
     """The music's beats on the video's time line, under its windows (shaded in turn) and shot
     cuts (red), with a line saying how many, the tempo, and how far the cuts fall from a beat."""
-    video = sidecar.get("video") if isinstance(sidecar.get("video"), dict) else {}
-    duration = seconds_of(video.get("duration"))
+    duration = _duration(sidecar)
     beats = _times(sidecar.get("beats"), duration)
     if not duration or not beats:
         return ""
@@ -227,6 +258,73 @@ def _beat_grid(sidecar: dict) -> str:
                      for t in _times(sidecar.get("cuts"), duration))
     return (f'<svg class="beat-grid" viewBox="0 0 1000 28" preserveAspectRatio="none" role="img" '
             f'aria-label="{esc(said)}">{shade}{lines}</svg><p class="beats">{esc(said)}</p>')
+
+
+def _duration(sidecar: dict) -> float | None:
+    """The video's seconds, the time axis of the beat grid and the speech line."""
+    video = sidecar.get("video") if isinstance(sidecar.get("video"), dict) else {}
+    return seconds_of(video.get("duration"))
+
+
+def _speech(sidecar: dict) -> str:
+    """Where the original has speech (``--audio voice``), as bars under the beat grid on the same
+    time line, and a line saying where, how loud the music bed sits and how far it ducks."""
+    speech = sidecar.get("speech")
+    if not isinstance(speech, dict):  # other modes write null; older sidecars have no key
+        return ""
+    duration = _duration(sidecar)
+    spans = _speech_spans(speech.get("spans"), duration)
+    said = esc(_speech_line(speech, spans))
+    note = _said(speech.get("note"))
+    text = f'<p class="speech-text">{said}{f"<br>{esc(note)}" if note else ""}</p>'
+    if not duration or not spans or len(spans) > MAX_DRAWN_SPANS:
+        return text
+    bars = "".join(f'<rect class="speech" x="{1000 * a / duration:.1f}" width="{1000 * (b - a) / duration:.1f}" '
+                   f'y="0" height="10"><title>{esc(_span_said([(a, b)]))}</title></rect>' for a, b in spans)
+    return (f'<svg class="speech-line" viewBox="0 0 1000 10" preserveAspectRatio="none" role="img" '
+            f'aria-label="{said}">{bars}</svg>{text}')
+
+
+def _speech_spans(spans, duration: float | None) -> list[tuple[float, float]]:
+    """The sound spans, in order; one running past the video's end is cut there (the audio
+    stream can outlast the picture), one starting at or after it is left out."""
+    end_of = duration or math.inf
+    found = []
+    for item in spans if isinstance(spans, list) else []:
+        if isinstance(item, list) and len(item) == 2:
+            start, end = seconds_of(item[0]), seconds_of(item[1])
+            if start is not None and end is not None and start < min(end, end_of):
+                found.append((start, min(end, end_of)))
+    return sorted(found)
+
+
+def _speech_line(speech: dict, spans: list[tuple[float, float]]) -> str:
+    """Where the speech is, then the bed's level and gain and the ducking, each when its numbers are sound."""
+    number = lambda name: finite(speech.get(name))  # noqa: E731
+    parts = [_span_said(spans) if spans else ("" if _said(speech.get("note")) else "no speech found")]  # a note says why
+    if number("bed_level_lu") is not None:
+        parts.append(f"music bed {number('bed_level_lu'):+.1f} LU from the speech"
+                     + _level(number("speech_lufs")))
+    if number("bed_gain_db") is not None:
+        parts.append(f"bed gain {number('bed_gain_db'):+.1f} dB" + _level(number("music_lufs"), "music "))
+    if number("depth_db") is not None:
+        ramps = ", ".join(f"{name} {speech[name + '_s']:.1f} s" for name in ("attack", "release", "hold")
+                          if seconds_of(speech.get(name + "_s")) is not None)
+        parts.append(f"ducked {number('depth_db'):.1f} dB more while speech plays" + (f" ({ramps})" if ramps else ""))
+    if _said(speech.get("detector")):
+        parts.append(f"found by {_said(speech['detector'])}")
+    return " · ".join(part for part in parts if part)
+
+
+def _level(lufs: float | None, what: str = "") -> str:
+    return f" ({what}{lufs:.1f} LUFS)" if lufs is not None else ""
+
+
+def _span_said(spans: list[tuple[float, float]]) -> str:
+    """Says "speech 4.0–11.0 s, 12.5–14.0 s": the first ``SPANS_SAID`` spans, the rest counted."""
+    said = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in spans[:SPANS_SAID])
+    rest = len(spans) - SPANS_SAID
+    return f"speech {said}" + (f" and {counted(rest, 'more span')}" if rest > 0 else "")
 
 
 def _beat_line(sidecar: dict, beats: list[float], duration: float) -> str:

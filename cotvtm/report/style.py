@@ -51,7 +51,9 @@ video { width:100%; background:#000; border-radius:6px; display:block; }
 .beat-grid { width:100%; height:28px; display:block; margin-top:8px; background:#f4f5f7; border-radius:4px; }
 .beat-grid .window { fill:#e3e7ee; } .beat-grid .beat { stroke:#4a5568; stroke-width:1.5; }
 .beat-grid .cut { stroke:#d9363e; stroke-width:2; }
-.beats { font-size:12px; color:var(--muted); margin:4px 0 0; }
+.speech-line { width:100%; height:10px; display:block; margin-top:6px; background:#f4f5f7; border-radius:3px; }
+.speech-line .speech { fill:#0f9d8a; }
+.beats, .speech-text { font-size:12px; color:var(--muted); margin:4px 0 0; }
 .muted { color:var(--muted); }
 .timings { margin-top:10px; font-size:12px; }
 .timings .row { display:grid; grid-template-columns:64px 1fr 64px; gap:8px; align-items:center; margin:2px 0; }

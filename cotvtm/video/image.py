@@ -22,7 +22,9 @@ from cotvtm.video.ffmpeg import ffmpeg_url
 from cotvtm.video.frames import scaled_size
 from cotvtm.video.limits import IMAGE_FORMATS, MAX_IMAGE_PIXELS, check_image
 from cotvtm.provenance import Marking
-from cotvtm.video.mux import AUDIO_BITRATE, FFMPEG, _run_ffmpeg, output_options
+from cotvtm.music.channels import channels_of
+from cotvtm.video.delivery import AudioFormat, Delivery, audio_format, music_filter
+from cotvtm.video.mux import FFMPEG, _run_ffmpeg, encoder_options, output_options
 from cotvtm.video.types import VideoInfo
 
 _EXIF_ORIENTATION = 0x0112
@@ -97,21 +99,29 @@ def image_frames(path, count: int, short_side: int) -> np.ndarray:
     return np.repeat(np.asarray(picture)[None], count, axis=0)
 
 
-def write_audio(audio: np.ndarray, sample_rate: int, out_path, marking: Marking | None = None) -> None:
-    """The music as AAC in .m4a, written under a temporary name and renamed; with ``marking``,
-    its tags in the same call."""
-    _encode(["-map", "0:a:0", "-c:a", "aac", "-b:a", AUDIO_BITRATE, *output_options(".m4a", marking, True)], None,
+def write_audio(audio: np.ndarray, sample_rate: int, out_path, marking: Marking | None = None,
+                fmt: AudioFormat | None = None) -> None:
+    """The music as AAC in .m4a in the delivery format ``fmt`` (default 48 kHz stereo), written
+    under a temporary name and renamed; with ``marking``, its tags in the same call."""
+    _encode(["-map", "0:a:0", *_audio_options(audio, fmt), *output_options(".m4a", marking, True)], None,
             audio, sample_rate, Path(out_path))
 
 
 def write_still_video(image_path, audio: np.ndarray, sample_rate: int, out_path,
-                      marking: Marking | None = None) -> None:
-    """The image shown for the music's length, H.264 + AAC in .mp4; with ``marking``, its tags."""
+                      marking: Marking | None = None, fmt: AudioFormat | None = None) -> None:
+    """The image shown for the music's length, H.264 + AAC in .mp4 (audio as ``write_audio``);
+    with ``marking``, its tags."""
     seconds = len(audio) / sample_rate  # -shortest overshoots with a looped image; -t does not
     args = ["-map", "1:v:0", "-map", "0:a:0", "-c:v", "libx264", "-tune", "stillimage", "-pix_fmt", "yuv420p",
-            "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-r", "1", "-c:a", "aac", "-b:a", AUDIO_BITRATE,
+            "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-r", "1", *_audio_options(audio, fmt),
             "-t", f"{seconds:.3f}", *output_options(".mp4", marking, True)]
     _encode(args, image_path, audio, sample_rate, Path(out_path))
+
+
+def _audio_options(audio: np.ndarray, fmt: AudioFormat | None) -> list[str]:
+    """The music brought to ``fmt`` and encoded in it."""
+    fmt = fmt or audio_format(Delivery(), "aac", None)
+    return ["-af", music_filter(fmt, channels_of(audio)), *encoder_options(fmt)]
 
 
 def _encode(args: list[str], image_path, audio, sample_rate: int, out: Path) -> None:

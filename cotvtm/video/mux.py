@@ -3,15 +3,22 @@
 One ffmpeg call per video, written next to the output under a temporary name and renamed into
 place, so an output either is complete or does not exist.
 
-Loudness (``Loudness``): the audio the output will carry (the music, or with ``--audio duck``
-the music mixed over the ducked original) is measured by ffmpeg's ``ebur128`` (ITU-R BS.1770
+The output's audio (``Mix``) is the music brought to the delivery format (``delivery.py``: 48 kHz
+stereo by default), alone or over the input's own audio track: quietly under it with ``--audio
+duck``, or with ``--audio voice`` the original as it was, the music a bed under it (its gain
+set by ``pipelines/soundtrack.py`` from the speech's loudness, its ducking already in the WAV).
+
+Loudness (``Loudness``): the audio the output will carry is measured by ffmpeg's ``ebur128`` (ITU-R BS.1770
 integrated loudness and true peak) in audio-only passes, which find the gain that, followed by
 a peak limiter at 4x the sample rate (true peaks), reaches the target (``fit_loudness``); the
 mux call then applies that gain and limiter. The limiter sits ``AAC_HEADROOM_DB`` below the
 ceiling, since lossy encoding adds inter-sample peaks.
 
-Audio is channels-last (``music/requests.py``); the output's audio stream has the music's
-channel count (a stereo track ducked over a mono original stays stereo).
+With ``--audio voice`` the target anchors on the dialogue, as broadcast loudness normalisation
+does (ATSC A/85, EBU R 128 s1): the loudness measured is the mix's over the speech spans, so a
+voice-over lands at the target whatever the music does between sentences.
+
+Audio is channels-last (``music/requests.py``).
 """
 
 from __future__ import annotations
@@ -32,17 +39,18 @@ import soundfile as sf
 from cotvtm.errors import MediaError
 from cotvtm.music.channels import channels_of, silence
 from cotvtm.provenance import Marking
-from cotvtm.video import ffmpeg
+from cotvtm.video import ffmpeg, levels
+from cotvtm.video.delivery import (AudioFormat, Delivery, Original, audio_format, exact_format, music_filter,
+                                   original_filter)
 from cotvtm.video.ffmpeg import FFMPEG, ffmpeg_url
 
 MUX_TIMEOUT_S = 600
-AUDIO_BITRATE = "192k"
 AUDIO_CODECS = {  # by output container; the video stream is always copied as is
     ".mp4": "aac", ".m4v": "aac", ".mov": "aac", ".mkv": "aac", ".ts": "aac", ".avi": "aac",
     ".webm": "libopus",
 }
 FASTSTART = {".mp4", ".m4v", ".mov"}  # index first, so players can start before the download ends
-AAC_HEADROOM_DB = 0.5  # lossy encoding adds inter-sample peaks: limit this far below the ceiling
+AAC_HEADROOM_DB = 1.0  # lossy encoding adds inter-sample peaks (up to 0.6 dB measured at 48 kHz): limit this far below
 LOUDNESS_TOLERANCE_LU = 0.3  # a measurement this close to the target ends the search for the gain
 LOUDNESS_PASSES = 5
 _INTEGRATED = re.compile(r"I:\s+(-?[\d.]+|-inf) LUFS")
@@ -57,12 +65,51 @@ class Loudness:
     lufs: float
     true_peak: float = -1.0
 
-    def chain(self, gain_db: float, rate: int) -> str:
+    def chain(self, gain_db: float, fmt: AudioFormat) -> str:
         """DC and sub-sonic rumble out (they carry peaks but no loudness), the gain, then a peak
         limiter at 4x the sample rate (so it limits true peaks, as BS.1770 measures them)."""
         limit = 10 ** ((self.true_peak - AAC_HEADROOM_DB) / 20)
-        return (f"highpass=f=20,volume={gain_db:.3f}dB,aresample={4 * rate},alimiter=limit={limit:.5f}:attack=1:"
-                f"release=50:level=disabled:latency=1,aresample={rate},aformat=channel_layouts=mono|stereo")
+        return (f"highpass=f=20,volume={gain_db:.3f}dB,aresample={4 * fmt.sample_rate},alimiter=limit={limit:.5f}:"
+                f"attack=1:release=50:level=disabled:latency=1,aresample={fmt.sample_rate},{exact_format(fmt)}")
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How an output's audio is made: the music (input 1, ``music_channels``) at
+    ``music_gain_db``, brought to ``fmt``; with ``original``, the input's first audio track
+    (input 0) at ``original_gain`` mixed with it (``--audio duck``: 0.25 under the music;
+    ``--audio voice``: 1, as it was, the music under it)."""
+
+    fmt: AudioFormat
+    music_channels: int
+    original: Original | None = None
+    original_gain: float = 1.0
+    music_gain_db: float = 0.0
+
+    def graph(self, chain: str | None = None) -> str:
+        """The output's audio as a filter graph ending in ``[out]``, then ``chain`` when given.
+        Both inputs are brought to ``fmt`` first, so ``amix`` sums like with like (it would
+        otherwise take one input's layout), the music first so that it sets the length."""
+        gain = f"volume={self.music_gain_db:.3f}dB," if self.music_gain_db else ""
+        graph = f"[1:a:0]{gain}{music_filter(self.fmt, self.music_channels)}"
+        if self.original is not None:
+            kept = f"volume={self.original_gain:.4f}," if self.original_gain != 1 else ""
+            graph = (f"{graph}[music];[0:a:0]{kept}{original_filter(self.fmt, self.original)}[orig];"
+                     "[music][orig]amix=inputs=2:duration=first:dropout_transition=0:normalize=0")
+        return graph + (f",{chain}" if chain else "") + "[out]"
+
+
+def music_mix(out_path, music_channels: int, delivery: Delivery = Delivery()) -> Mix:
+    """The music alone, in ``delivery``'s format, for an output named ``out_path``."""
+    return Mix(audio_format(delivery, AUDIO_CODECS[_check_container(Path(out_path))], None), music_channels)
+
+
+def kept_mix(out_path, music_channels: int, original: Original, original_gain: float,
+             delivery: Delivery = Delivery(), music_gain_db: float = 0.0) -> Mix:
+    """The music with the input's own audio kept at ``original_gain``, in its rate and layout
+    where the output's codec carries them (``delivery.audio_format``)."""
+    fmt = audio_format(delivery, AUDIO_CODECS[_check_container(Path(out_path))], original)
+    return Mix(fmt, music_channels, original, original_gain, music_gain_db)
 
 
 def fit_length(audio: np.ndarray, sample_rate: int, duration: float) -> np.ndarray:
@@ -81,13 +128,14 @@ def mux_audio(
     sample_rate: int,
     out_path: str | os.PathLike,
     duration: float,
-    keep_original: float = 0.0,
+    mix: Mix | None = None,
 ) -> Path:
     """Write ``out_path``: the first video stream of ``video_path`` copied bit for bit (codec,
     frames, rotation and metadata kept) plus ``audio`` as its only audio track.
 
     ``audio`` is float mono ``(n,)`` or ``(n, channels)`` and must already be ``duration`` long
     (see ``fit_length``), so no ``-t``/``-shortest`` is needed and the tracks end together.
+    ``mix``: how the output's audio is made (default: the music alone, 48 kHz stereo).
     """
     samples = _channels_last(audio)
     expected = round(duration * sample_rate)
@@ -99,7 +147,7 @@ def mux_audio(
     os.close(fd)
     try:
         sf.write(wav, samples, sample_rate, subtype="FLOAT")
-        mux_wav(video_path, wav, out_path, keep_original)
+        mux_wav(video_path, wav, out_path, mix)
         return Path(out_path)
     finally:
         os.remove(wav)
@@ -123,19 +171,20 @@ def write_wav(chunks: Iterable[np.ndarray], sample_rate: int, duration: float, p
 
 
 def mux_wav(video_path: str | os.PathLike, wav: str | os.PathLike, out_path: str | os.PathLike,
-            keep_original: float = 0.0, loudness: Loudness | None = None,
-            marking: Marking | None = None) -> dict | None:
-    """``mux_audio`` for music already in a WAV file as long as the video; with ``loudness``,
-    brought to it (returns what was measured and the gain: ``fit_loudness``); with ``marking``,
-    its tags written by the same call (``provenance.Marking``)."""
+            mix: Mix | None = None, loudness: Loudness | None = None, marking: Marking | None = None,
+            anchor: list[tuple[float, float]] | None = None) -> dict | None:
+    """``mux_audio`` for music already in a WAV file as long as the video; ``mix`` says how the
+    audio is made (default: the music alone, in the delivery format); with ``loudness``, brought to
+    it (returns what was measured and the gain: ``fit_loudness``), anchored on the ``anchor``
+    spans when given (the speech); with ``marking``, its tags written by the same call
+    (``provenance.Marking``)."""
     out_path = Path(out_path)
     ext = _check_container(out_path)
-    chain, fitted = fit_loudness(video_path, wav, keep_original, loudness) if loudness else (None, None)
-    graph = (_audio_graph(keep_original, chain, sf.info(str(wav)).channels) if keep_original > 0 or chain
-             else None)  # None: the music as it is
+    mix = mix or music_mix(out_path, sf.info(str(wav)).channels)
+    chain, fitted = fit_loudness(video_path, wav, mix, loudness, anchor) if loudness else (None, None)
     tmp_out = out_path.with_name(f".{out_path.name}.tmp-{secrets.token_hex(4)}{ext}")
     try:
-        _run_ffmpeg(video_path, _mux_command(video_path, str(wav), tmp_out, ext, graph, marking))
+        _run_ffmpeg(video_path, _mux_command(video_path, str(wav), tmp_out, ext, mix, chain, marking))
         os.replace(tmp_out, out_path)
     finally:
         if os.path.exists(tmp_out):
@@ -143,48 +192,56 @@ def mux_wav(video_path: str | os.PathLike, wav: str | os.PathLike, out_path: str
     return fitted
 
 
-def fit_loudness(video_path, wav, keep_original: float, loudness: Loudness) -> tuple[str, dict]:
-    """The gain that brings the output's audio (the music, or the ducked mix) to the target once
-    limited under the ceiling: measured (ffmpeg's ebur128, BS.1770), gained, limited and measured
-    again until within ``LOUDNESS_TOLERANCE_LU``. Audio-only passes; returns the filter chain the
-    mux applies, and what was measured and found."""
-    info = sf.info(str(wav))
-    rate, channels = info.samplerate, info.channels
-    lufs, peak = measure_loudness(video_path, wav, _audio_graph(keep_original, None, channels))
+def fit_loudness(video_path, wav, mix: Mix, loudness: Loudness,
+                 anchor: list[tuple[float, float]] | None = None) -> tuple[str, dict]:
+    """The gain that brings the output's audio to the target once limited under the ceiling:
+    measured (ffmpeg's ebur128, BS.1770; over the ``anchor`` spans only when given), gained,
+    limited and measured again until within ``LOUDNESS_TOLERANCE_LU``. Audio-only passes;
+    returns the filter chain the mux applies, and what was measured and found."""
+    lufs, peak = measure_loudness(video_path, wav, mix.graph(), anchor)
     if not math.isfinite(lufs):
         raise MediaError(video_path, "the music is silent: its loudness cannot be set")
     gain, now = loudness.lufs - lufs, lufs
     for passes in range(1, LOUDNESS_PASSES + 1):
-        now, _ = measure_loudness(video_path, wav, _audio_graph(keep_original, loudness.chain(gain, rate), channels))
+        now, _ = measure_loudness(video_path, wav, mix.graph(loudness.chain(gain, mix.fmt)), anchor)
         if abs(now - loudness.lufs) <= LOUDNESS_TOLERANCE_LU:
             break
         gain += loudness.lufs - now
-    return loudness.chain(gain, rate), {"measured_lufs": lufs, "measured_true_peak": peak, "gain_db": round(gain, 3),
-                                        "result_lufs": now, "passes": passes}
+    found = {"measured_lufs": lufs, "measured_true_peak": peak, "gain_db": round(gain, 3), "result_lufs": now,
+             "passes": passes}
+    return loudness.chain(gain, mix.fmt), {**found, "anchor": "speech"} if anchor else found
 
 
-def normalise(audio: np.ndarray, sample_rate: int, loudness: Loudness) -> tuple[np.ndarray, dict]:
-    """``audio`` held in memory (an image's music) brought to ``loudness`` as ``mux_wav``
-    brings a video's, and as long as it was; with what ``fit_loudness`` found."""
+def normalise(audio: np.ndarray, sample_rate: int, loudness: Loudness | None,
+              fmt: AudioFormat) -> tuple[np.ndarray, dict | None]:
+    """``audio`` held in memory (an image's music) brought to the delivery format ``fmt`` and,
+    with ``loudness``, to it as ``mux_wav`` brings a video's; as long as it was; with what
+    ``fit_loudness`` found."""
+    mix = Mix(fmt, channels_of(audio))
     with tempfile.TemporaryDirectory(prefix="cotvtm-") as folder:
-        wav, out = Path(folder) / "music.wav", Path(folder) / "loud.wav"
+        wav, out = Path(folder) / "music.wav", Path(folder) / "delivered.wav"
         sf.write(wav, np.asarray(audio, np.float32), sample_rate, subtype="FLOAT")
-        chain, fitted = fit_loudness(wav, wav, 0.0, loudness)  # the music is input 1; input 0 only stands in
-        _run_ffmpeg(wav, [*_audio_command(wav, wav, _audio_graph(0.0, chain), "-v", "error", "-y"),
+        # the music is input 1; input 0 only stands in
+        chain, fitted = fit_loudness(wav, wav, mix, loudness) if loudness else (None, None)
+        _run_ffmpeg(wav, [*_audio_command(wav, wav, mix.graph(chain), "-v", "error", "-y"),
                           "-c:a", "pcm_f32le", ffmpeg_url(out)])
-        loud, _ = sf.read(out, dtype="float32")
-    return fit_length(loud, sample_rate, len(audio) / sample_rate), fitted
+        delivered, _ = sf.read(out, dtype="float32", always_2d=True)
+    return fit_length(delivered, fmt.sample_rate, len(audio) / sample_rate), fitted
 
 
-def measure_loudness(video_path, wav, graph: str) -> tuple[float, float]:
-    """(integrated loudness in LUFS, true peak in dBFS) of ``graph``'s ``[out]``."""
-    graph = graph.replace("[out]", ",ebur128=peak=true:framelog=verbose[out]")
-    cmd = [*_audio_command(video_path, wav, graph), "-f", "null", "-"]
+def measure_loudness(video_path, wav, graph: str,
+                     spans: list[tuple[float, float]] | None = None) -> tuple[float, float]:
+    """(integrated loudness in LUFS, true peak in dBFS) of ``graph``'s ``[out]``; with ``spans``,
+    the integrated loudness over those spans only (``levels.py``: BS.1770's own blocks, selected)."""
+    graph = graph.replace("[out]", f",{levels.MEASURE}:peak=true[out]")
+    cmd = [*_audio_command(video_path, wav, graph, "-nostats"), "-f", "null", "-"]
     proc = ffmpeg.run(cmd, video_path, "loudness measurement", MUX_TIMEOUT_S, text=True)
     summary = proc.stderr[proc.stderr.rfind("Summary:"):]
     integrated, peak = _INTEGRATED.search(summary), _TRUE_PEAK.search(summary)
     if proc.returncode != 0 or not integrated or not peak:
         raise MediaError(video_path, f"loudness measurement failed: {ffmpeg.summarise_stderr(proc.stderr)}")
+    if spans is not None:
+        return levels.integrated(levels.parse(proc.stderr), spans), float(peak.group(1))
     return float(integrated.group(1)), float(peak.group(1))
 
 
@@ -193,20 +250,6 @@ def _audio_command(video_path, wav, graph: str, *options: str) -> list[str]:
     only ``graph``'s ``[out]``; the output's options and name follow."""
     return [FFMPEG, "-nostdin", "-hide_banner", *options, "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav),
             "-filter_complex", graph, "-map", "[out]"]
-
-
-def _audio_graph(keep_original: float, chain: str | None, channels: int = 1) -> str:
-    """The output's audio as a filter graph ending in ``[out]``: the music (input 1, of
-    ``channels``), mixed over the original's first track at ``keep_original`` when > 0, then
-    ``chain`` when given. ``amix`` may take a mono input's layout, so for multichannel music the
-    original is first mixed to the music's channel count (mono music's mix is as it always was)."""
-    if keep_original > 0:
-        fit = f",aformat=channel_layouts={channels}c" if channels > 1 else ""
-        graph = (f"[0:a:0]volume={keep_original:.4f}{fit}[orig];"
-                 "[1:a:0][orig]amix=inputs=2:duration=first:dropout_transition=0:normalize=0")
-    else:
-        graph = "[1:a:0]anull"
-    return graph + (f",{chain}" if chain else "") + "[out]"
 
 
 def _check_container(out_path: Path) -> str:
@@ -225,19 +268,21 @@ def _channels_last(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
-def _mux_command(video_path, wav: str, out: Path, ext: str, graph: str | None = None,
+def _mux_command(video_path, wav: str, out: Path, ext: str, mix: Mix, chain: str | None = None,
                  marking: Marking | None = None) -> list[str]:
-    """The picture copied, the audio from ``graph`` (``_audio_graph``), or the music as it is;
+    """The picture copied, the audio made by ``mix`` (then ``chain``) and encoded in its format;
     the input's metadata kept, with ``marking``'s tags over it."""
     # genpts: an MPEG program stream (.mpg) leaves some packets without a time, which Matroska needs
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y",
-           "-fflags", "+genpts", "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav), "-map", "0:v:0"]
-    if graph is not None:
-        cmd += ["-filter_complex", graph, "-map", "[out]"]
-    else:
-        cmd += ["-map", "1:a:0"]
-    cmd += ["-map_metadata", "0", "-c:v", "copy", "-c:a", AUDIO_CODECS[ext], "-b:a", AUDIO_BITRATE]
+           "-fflags", "+genpts", "-i", ffmpeg_url(video_path), "-i", ffmpeg_url(wav), "-map", "0:v:0",
+           "-filter_complex", mix.graph(chain), "-map", "[out]",
+           "-map_metadata", "0", "-c:v", "copy", *encoder_options(mix.fmt)]
     return cmd + output_options(ext, marking, faststart=ext in FASTSTART) + [ffmpeg_url(out)]
+
+
+def encoder_options(fmt: AudioFormat) -> list[str]:
+    """The audio encoder's options for ``fmt``."""
+    return ["-c:a", fmt.codec, "-b:a", fmt.bitrate, "-ar", str(fmt.sample_rate)]
 
 
 def output_options(ext: str, marking: Marking | None, faststart: bool) -> list[str]:

@@ -41,7 +41,16 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         nb_frames=nb_frames,
         has_audio=any(s.get("codec_type") == "audio" for s in data.get("streams", [])),
         size_bytes=size,
+        **_audio(data.get("streams", [])),
     )
+
+
+def _audio(streams: list[dict]) -> dict:
+    """The first audio stream's rate, channels and layout: what an output that keeps it keeps."""
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), {})
+    rate, channels = str(audio.get("sample_rate", "")), str(audio.get("channels", ""))
+    return {"audio_rate": int(rate) if rate.isdigit() else 0, "audio_channels": int(channels) if channels.isdigit()
+            else 0, "audio_layout": str(audio.get("channel_layout", ""))[:40]}
 
 
 def _check_readable(path: Path) -> int:

@@ -26,6 +26,9 @@ class VideoInfo:
     nb_frames: int | None
     has_audio: bool
     size_bytes: int
+    audio_rate: int = 0  # the first audio stream's sample rate, channels and ffmpeg layout name ("" unnamed)
+    audio_channels: int = 0
+    audio_layout: str = ""
 
     @property
     def display_size(self) -> tuple[int, int]:
