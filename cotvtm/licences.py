@@ -15,7 +15,8 @@ Every reference resolves to a ``Licence`` without the network:
 
 - a run's other sources of what it makes: the captioner of ``--conditioning teacher`` (its model,
   as above) and the teacher itself, whose answers come under its provider's terms, which no file
-  here can know: the user declares them (``--teacher-terms``), else they are unknown.
+  here can know: the user declares them (``--teacher-terms``), else they are unknown; with
+  ``--audio voice`` the speech detector (``SPEECH_DETECTOR``), whose weights ship in its wheel.
 
 ``commercial`` is True, False or None (unknown); ``--commercial`` accepts only True.
 """
@@ -45,6 +46,10 @@ class Licence:
 
     def label(self) -> str:
         return "licence unknown" if self.id == "unknown" else self.id
+
+
+SPEECH_DETECTOR = Licence("MIT", True, "https://github.com/snakers4/silero-vad (the silero-vad wheel's licence; its "
+                                        "weights ship inside the wheel)")
 
 
 def _card(hub_id: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from cotvtm.models import DECODER_DTYPES, PRESET_NAMES
+from cotvtm.music.ducking import Ducking
 from cotvtm.music.ending import ENDINGS
 from cotvtm.music.style import STYLE_RULE, style_fault
 from cotvtm.options import Checked, at_least, positive, setting, split
@@ -27,6 +28,7 @@ SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/architecture.py)
 FEEDS = ("continuous", "batched")  # how windows enter MusicGen (pipelines/music.py)
 AUDIO_MODES = ("replace", "duck", "voice")  # what the output's audio is made of (pipelines/soundtrack.py)
 
+_DUCKING = Ducking()  # the bed's ducking under speech, its defaults and their reasons (music/ducking.py)
 _PROMPT = "--prompt-seconds must be positive and shorter than the window"
 _CROSSFADE = "--crossfade-seconds must be between 0 and the prompt length"
 _LOUDNESS = "--loudness must be between -70 and -5 LUFS (e.g. -14, or -23 for broadcast)"
@@ -176,17 +178,17 @@ class SoundtrackConfig(Checked):
                                help="with --audio voice: the music's loudness between sentences, relative to the "
                                     "speech's (-4: just under the voice, so the programme does not jump in loudness "
                                     "between speech and music)")
-    duck_depth: float = setting(14.0, metavar="DB", check=(lambda v: 0 <= v <= 40, "--duck-depth must be between "
-                                                                                   "0 and 40 dB"),
+    duck_depth: float = setting(_DUCKING.depth_db, metavar="DB",
+                                check=(lambda v: 0 <= v <= 40, "--duck-depth must be between 0 and 40 dB"),
                                 help="with --audio voice: how much further the music goes down while someone "
                                      "speaks (14: the music 18 LU under the voice with the default --bed-level, "
                                      "within the 15 to 20 dB that broadcast intelligibility guidance asks for)")
-    duck_attack: float = setting(0.3, metavar="S", check=(lambda v: 0 <= v <= 5, "--duck-attack must be between 0 "
-                                                                                 "and 5 seconds"),
+    duck_attack: float = setting(_DUCKING.attack_s, metavar="S",
+                                 check=(lambda v: 0 <= v <= 5, "--duck-attack must be between 0 and 5 seconds"),
                                  help="with --audio voice: the music's fall, ending as the speech starts (speech is "
                                       "found ahead, so the first syllable is never under full music)")
-    duck_release: float = setting(0.8, metavar="S", check=(lambda v: 0 <= v <= 10, "--duck-release must be "
-                                                                                   "between 0 and 10 seconds"),
+    duck_release: float = setting(_DUCKING.release_s, metavar="S",
+                                  check=(lambda v: 0 <= v <= 10, "--duck-release must be between 0 and 10 seconds"),
                                   help="with --audio voice: the music's rise after the speech ends (slower than the "
                                        "fall, as an editor rides a fader, so the music does not jump in)")
     audio_rate: int | None = setting(None, metavar="HZ", check=(lambda v: v in CODEC_RATES["aac"],
@@ -203,8 +205,9 @@ class SoundtrackConfig(Checked):
                                         help="the audio encoder's bitrate", shown_default="128k per channel, at "
                                                                                           "most 512k")
     loudness: float | None = setting(None, metavar="LUFS", check=(lambda v: -70 <= v <= -5, _LOUDNESS),
-                                     help="normalise each output's audio (the music, or the mix; with --audio voice, as the speech measures) to this "
-                                          "integrated loudness: -14 for social platforms, -23 for EBU R128 broadcast")
+                                     help="normalise each output's audio (the music, or the mix; with --audio voice, "
+                                          "as measured over the speech) to this integrated loudness: -14 for social "
+                                          "platforms, -23 for EBU R128 broadcast")
     true_peak: float = setting(-1.0, metavar="DBTP", help="the true-peak ceiling with --loudness",
                                check=(lambda v: -9 <= v <= 0, "--true-peak must be between -9 and 0 dBTP"))
     seed: int = setting(0, help="with the input and the window, where every random draw comes from")

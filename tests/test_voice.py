@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from speech_media import SURROUND_TONES, make_speech_video, make_surround_video
 
+from PIL import Image
+
 import cotvtm
 from cotvtm.video.delivery import Original
-from cotvtm.video.mux import kept_mix, mux_audio
+from cotvtm.video.mux import Loudness, kept_mix, mux_audio, mux_wav
 from cotvtm.video.probe import probe
 from cotvtm.video.samples import make_video
 
@@ -70,14 +72,17 @@ def runs(tmp_path_factory, model_cache, ray_session):
     spoken = make_speech_video(inputs / "talk.mp4", DURATION)
     make_surround_video(inputs / "surround.mp4", 3.0)
     make_video(inputs / "mute.mp4", duration=3.0, size="64x48", fps=4)  # no audio stream
+    Image.new("RGB", (48, 32), (200, 120, 20)).save(inputs / "poster.png")
     made = {}
     for mode in ("replace", "voice"):
         summary = cotvtm.soundtrack(inputs, root / mode, cache_dir=model_cache, audio=mode, ending="cut",
                                     echo=lambda line: None)
-        assert (summary.ok, summary.failed) == (3, 0), [o.reason for o in summary.outcomes]
+        assert (summary.ok, summary.failed) == (4, 0), [o.reason for o in summary.outcomes]
         made[mode] = {name: (next((root / mode).glob(f"{name}.*.mp4")),
                              json.loads(next((root / mode).glob(f"{name}.*.json")).read_text()))
                       for name in ("talk.mp4", "surround.mp4", "mute.mp4")}
+        made[mode]["poster.png"] = (next((root / mode).glob("poster.png.*.m4a")),
+                                    json.loads(next((root / mode).glob("poster.png.*.json")).read_text()))
     return inputs, spoken, made
 
 
@@ -121,6 +126,7 @@ def test_the_voice_stays_on_top_and_the_music_sits_under_it(runs, tmp_path):
     assert correlation[0, 1] > 0.99  # the original, unchanged apart from the codec
     assert speech["bed_gain_db"] == pytest.approx(20 * np.log10(np.mean(bed)), abs=0.5)
     assert sidecar["audio"]["mode"] == "voice" and sidecar["audio"]["changes"] == []
+    assert sidecar["licences"]["speech_detector"]["id"] == "MIT" and speech["detector"].startswith("silero-vad 6.")
     print(f"talk.mp4: depth {depth_db:.1f} dB; bed {bed_lufs:.1f} LUFS vs voice {voice_lufs:.1f} LUFS "
           f"(asked {speech['bed_level_lu']} LU); music under the voice by {voice_lufs - under_lufs:.1f} LU; "
           f"voice correlation {correlation[0, 1]:.4f}; spans {speech['spans']} vs spoken {spoken}")
@@ -128,7 +134,7 @@ def test_the_voice_stays_on_top_and_the_music_sits_under_it(runs, tmp_path):
 
 @pytest.mark.slow
 def test_every_output_is_delivered_at_48_khz_and_a_kept_original_keeps_its_layout(runs):
-    """replace: 48 kHz stereo whatever the music's rate; voice keeps a 5.1 original 5.1 (no speech
+    """replace: 48 kHz stereo whatever the music's rate (an image's music too); voice keeps a 5.1 original 5.1 (no speech
     in it: the music at its own level, said so), and a video with no audio gets the music alone."""
     _, _, made = runs
     for name, (output, sidecar) in made["replace"].items():
@@ -164,3 +170,21 @@ def test_duck_keeps_a_surround_originals_layout_with_the_music_in_front(tmp_path
         assert at(hz)[channel] > 10 * np.delete(at(hz), channel).max()
     music = at(1000)
     assert music[0] > 0 and music[1] > 0 and music[2:].max() < 0.01 * music[:2].min()  # the music in front only
+
+
+def test_a_loudness_target_is_met_by_the_speech(runs, tmp_path):
+    """--loudness with --audio voice: the mix measured over the speech spans lands on the target
+    (dialogue-anchored), whatever the music does around them."""
+    import soundfile as sf
+
+    inputs, spoken, made = runs
+    info = probe(inputs / "talk.mp4")
+    noise = np.random.default_rng(0).normal(0, 0.1, round(DURATION * 16000)).astype(np.float32)
+    sf.write(tmp_path / "music.wav", noise, 16000, subtype="FLOAT")
+    out = tmp_path / "loud.mp4"
+    mix = kept_mix(out, 1, Original.of(info), 1.0, music_gain_db=-6.0)
+    fitted = mux_wav(inputs / "talk.mp4", tmp_path / "music.wav", out, mix, Loudness(-23.0), anchor=[spoken])
+    assert fitted["anchor"] == "speech" and abs(fitted["result_lufs"] - -23.0) <= 0.3
+    mixed = decode(out)
+    assert abs(loudness(part(mixed, spoken[0] + 0.2, spoken[1] - 0.2), tmp_path, "speech") - -23.0) <= 1.0
+    assert abs(loudness(mixed, tmp_path, "whole") - -23.0) > 1.0  # not the whole mix's loudness: the speech's

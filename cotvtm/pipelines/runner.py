@@ -128,13 +128,15 @@ def _loaded(refs: models.ModelRefs, cfg: SoundtrackConfig) -> dict[str, str | No
 
 
 def _other_sources(cfg: SoundtrackConfig, where: Where, preset: str) -> dict:
-    """What else shapes the music, by name -> (reference, licence): with ``--conditioning
-    teacher``, the captioner's model (if it loads one) and the teacher, under its declared terms."""
+    """What else shapes the outputs, by name -> (reference, licence): with ``--audio voice`` the
+    speech detector; with ``--conditioning teacher``, the captioner's model (if it loads one) and
+    the teacher, under its declared terms."""
+    found = {"speech_detector": ("silero-vad", licences.SPEECH_DETECTOR)} if cfg.audio == "voice" else {}
     if cfg.conditioning != "teacher":
-        return {}
+        return found
     from cotvtm.eval.captioner import captioner_model, captioner_ref
 
-    found = {"teacher": (cfg.teacher_model, licences.of_teacher(cfg.teacher_model, where.teacher_terms))}
+    found["teacher"] = (cfg.teacher_model, licences.of_teacher(cfg.teacher_model, where.teacher_terms))
     captioner = captioner_model(captioner_ref(cfg.captioner, preset))
     if captioner:
         found["captioner"] = (captioner, licences.of(captioner))

@@ -14,8 +14,8 @@ a peak limiter at 4x the sample rate (true peaks), reaches the target (``fit_lou
 mux call then applies that gain and limiter. The limiter sits ``AAC_HEADROOM_DB`` below the
 ceiling, since lossy encoding adds inter-sample peaks.
 
-With ``--audio voice`` the target anchors on the dialogue, as broadcast loudness normalisation
-does (ATSC A/85, EBU R 128 s1): the loudness measured is the mix's over the speech spans, so a
+With ``--audio voice`` the target anchors on the dialogue, as dialogue-gated delivery
+specifications measure it: the loudness measured is the mix's over the speech spans, so a
 voice-over lands at the target whatever the music does between sentences.
 
 Audio is channels-last (``music/requests.py``).
