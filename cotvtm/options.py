@@ -6,7 +6,8 @@ from these fields, so a setting is added, documented and checked in one place.
     window_s: float = setting(10.0, flag="--window-seconds", check=positive())
 
 ``--help`` says each default from the declaration (``(default: 10)``), or, for a default the
-machine decides, from ``shown_default``.
+machine decides, from ``shown_default``. A ``tuple[str, ...]`` field is a repeatable flag
+(``--timeline otio --timeline fcp-xml``), each value checked against its choices.
 """
 
 import argparse
@@ -85,8 +86,9 @@ def validate(obj):
             continue
         kind = _scalar(hints[f.name])
         if not _is(value, kind):
-            raise CotvtmError(f"{flag(f)} must be {_KINDS.get(kind, kind.__name__)}, not {value!r}")
-        ok, message = s.check or (_member(s.choices) if s.choices else (None, None))
+            raise CotvtmError(f"{flag(f)} must be {_KINDS.get(kind, getattr(kind, '__name__', 'a tuple'))}, "
+                              f"not {value!r}")
+        ok, message = s.check or (_member(s.choices, _repeated(kind)) if s.choices else (None, None))
         if ok is not None and not ok(value):
             raise CotvtmError(message.format(flag=flag(f), value=value, choices=", ".join(s.choices or ())))
     for ok, message in type(obj).RELATIONS:
@@ -105,6 +107,9 @@ def add_options(group, cls, *, unset: bool = False) -> None:
         default = None if unset else _default(f)
         if kind is bool:
             group.add_argument(flag(f), dest=f.name, action="store_true", default=default, help=s.help)
+        elif _repeated(kind):  # given as often as wanted; None when never, so the declared default stays
+            group.add_argument(flag(f), dest=f.name, action="append", choices=s.choices, default=None,
+                               metavar=s.metavar, help=_help(s, None))
         else:
             metavar = s.metavar or (None if s.choices else flag(f).lstrip("-").replace("-", "_").upper())
             group.add_argument(flag(f), dest=f.name, type=kind, default=default, choices=s.choices,
@@ -125,7 +130,7 @@ def given(namespace: argparse.Namespace, *classes) -> dict:
     """The settings of ``classes`` in a parsed ``namespace``, by field name; those left unset
     (None) out, so that defaults stay with the code that builds the configurations."""
     values = {f.name: getattr(namespace, f.name) for cls in classes for f in settings(cls)}
-    return {k: v for k, v in values.items() if v is not None}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
 
 
 def split(values: dict, *classes) -> list[dict]:
@@ -139,9 +144,17 @@ def split(values: dict, *classes) -> list[dict]:
     return parts
 
 
-def _member(choices: tuple):
-    """The check of a field with choices, when it has none of its own."""
+def _member(choices: tuple, repeated: bool = False):
+    """The check of a field with choices, when it has none of its own (of each value, when the
+    field is repeated)."""
+    if repeated:
+        return lambda v: all(x in choices for x in v), "{flag} must be one of {choices}, not {value!r}"
     return lambda v: v in choices, "{flag} must be one of {choices}, not {value!r}"
+
+
+def _repeated(kind) -> bool:
+    """Whether ``kind`` is a repeatable setting's (``tuple[str, ...]``)."""
+    return typing.get_origin(kind) is tuple
 
 
 def _default(f):
@@ -161,4 +174,6 @@ def _is(value, kind) -> bool:
     for no number)."""
     if kind in (int, float) and isinstance(value, bool):
         return False
+    if _repeated(kind):
+        return isinstance(value, tuple) and all(isinstance(x, typing.get_args(kind)[0]) for x in value)
     return isinstance(value, {float: (int, float), Path: (str, Path)}.get(kind, kind))

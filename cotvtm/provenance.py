@@ -39,10 +39,10 @@ AUDIO_TITLE = "AI-generated music"
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 TRAINED = IPTC + "trainedAlgorithmicMedia"  # the music alone: an image's .m4a
 COMPOSITE = IPTC + "compositeWithTrainedAlgorithmicMedia"  # a picture of the input with the music as its audio
-MUSIC_ONLY = {".m4a"}
+MUSIC_ONLY = {".m4a", ".wav"}  # an image's music; the music stem beside a timeline
 MOV_FAMILY = {".mp4", ".m4v", ".mov", ".m4a"}  # the mov muxer: arbitrary keys need use_metadata_tags
 SIGNABLE = {".mp4": "video/mp4", ".m4v": "video/x-m4v", ".mov": "video/quicktime", ".avi": "video/x-msvideo",
-            ".m4a": "audio/mp4"}  # the output containers C2PA binds a manifest to
+            ".m4a": "audio/mp4", ".wav": "audio/wav"}  # the output containers C2PA binds a manifest to
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 CREDENTIAL_MAX_BYTES = 1 << 20  # a chain of a dozen certificates is some 20 KiB, a key under 4 KiB: a path
 # that names something else (a video) is refused by its size instead of being read into memory

@@ -4,7 +4,7 @@ import hashlib
 import re
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from cotvtm.models import DECODER_DTYPES, PRESET_NAMES
@@ -26,6 +26,8 @@ WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.p
 READERS = ("pyav",)  # how frames are decoded (video/frames.py says why decord is not one)
 SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/architecture.py)
 FEEDS = ("continuous", "batched")  # how windows enter MusicGen (pipelines/music.py)
+TIMELINES = ("otio", "fcp-xml", "aaf")  # what an editor opens (video/timeline.py)
+SYNCS = ("none", "cuts")  # whether the music is bent to put a beat on each shot cut (music/sync.py)
 AUDIO_MODES = ("replace", "duck", "voice")  # what the output's audio is made of (pipelines/soundtrack.py)
 
 _DUCKING = Ducking()  # the bed's ducking under speech, its defaults and their reasons (music/ducking.py)
@@ -227,8 +229,19 @@ class SoundtrackConfig(Checked):
     style_weight: float = setting(1.0, check=(lambda v: 0 < v <= 10, "--style-weight must be in (0, 10]"),
                                   help="how strongly the style steers against the picture")
 
+    timeline: tuple[str, ...] = setting(factory=tuple, choices=TIMELINES, metavar="KIND",
+                                        help="also write a timeline an editor opens, beside each video output: otio "
+                                             "(DaVinci Resolve), fcp-xml (Premiere, Final Cut 7 XML) or aaf (Avid); "
+                                             "repeat for several. The music and the original audio are written as "
+                                             "48 kHz WAVs beside it")
+    sync: str = setting("none", choices=SYNCS,
+                        help="cuts (with --windows shots): bend the music, a few percent at most, so that a beat "
+                             "lands on each shot cut")
+
     RELATIONS = ((lambda c: c.prompt_s < c.window_s, _PROMPT),
-                 (lambda c: c.crossfade_s <= c.prompt_s, _CROSSFADE))
+                 (lambda c: c.crossfade_s <= c.prompt_s, _CROSSFADE),
+                 (lambda c: c.sync == "none" or c.windows == "shots",
+                  "--sync cuts needs --windows shots (the cuts it puts beats on)"))
 
     def digest(self, models_fingerprint: str, styles: str | None = None) -> str:
         """Output names are a pure function of input key + this digest (idempotent reruns).
@@ -240,7 +253,7 @@ class SoundtrackConfig(Checked):
         # models: by content, not path; variants: each variant is named on its own (``names.py``)
         settings = {k: v for k, v in asdict(self).items() if k not in ("models", "variants")}
         for name in _ADDED:
-            if settings[name] == _DEFAULTS[name]:
+            if settings[name] == _DEFAULTS[name] or (name in _VOICE_ONLY and self.audio != "voice"):
                 del settings[name]
         if self.styles:
             settings["styles"] = styles
@@ -250,11 +263,14 @@ class SoundtrackConfig(Checked):
 
 _ADDED = ("conditioning", "teacher_model", "captioner", "retrieval_k", "decoder_dtype", "stable_audio_steps", "stable_audio_guidance",
           "stable_audio_3_steps", "stable_audio_3_guidance", "ending", "style", "styles", "style_weight",
-          "bed_level", "duck_depth", "duck_attack", "duck_release", "audio_rate", "audio_channels", "audio_bitrate")
+          "bed_level", "duck_depth", "duck_attack", "duck_release", "audio_rate", "audio_channels", "audio_bitrate",
+          "timeline", "sync")
+_VOICE_ONLY = ("bed_level", "duck_depth", "duck_attack", "duck_release")  # they change nothing of other modes
 # What each added setting was before it existed: --ending cut is how every track ended, and the
 # audio carried the music's own rate and channels (no value of the delivery settings gives that
 # back, so a library made before them is made again at 48 kHz stereo).
-_DEFAULTS = {**{f.name: f.default for f in fields(SoundtrackConfig)}, "ending": "cut",
+_DEFAULTS = {**{f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(SoundtrackConfig)
+                if f.default is not MISSING or f.default_factory is not MISSING}, "ending": "cut",
              "audio_rate": "the music's", "audio_channels": "the music's"}
 
 

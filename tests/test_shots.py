@@ -40,14 +40,16 @@ def test_every_window_boundary_that_should_sit_on_a_cut_does(cut_video):
 
 
 def test_the_job_follows_the_cuts(cut_video, tmp_path, model_cache, ray_session):
-    """``--windows shots`` end to end: the sidecar lists the cuts and windows that start on them,
-    the music's beats and each cut's offset from its nearest beat; the music is exactly the
-    video's length."""
+    """``--windows shots --sync cuts --timeline otio/fcp-xml/aaf`` end to end: the sidecar lists the
+    cuts and windows that start on them, the music's beats and each cut's offset from its nearest
+    beat before and after the music was bent onto the cuts (each stretch within the bound); the
+    music is exactly the video's length; the timelines read back with their clips the video's
+    frames, the music stem beside them and the cuts marked within a frame."""
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(cut_video, src / "cuts.mp4")
-    summary = run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), SoundtrackConfig(windows="shots"),
-                  Resources(), echo=lambda _: None)
+    cfg = SoundtrackConfig(windows="shots", sync="cuts", timeline=("otio", "fcp-xml", "aaf"))
+    summary = run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(), echo=lambda _: None)
     assert summary.ok == 1, [o.reason for o in summary.outcomes]
     [sidecar] = (tmp_path / "out").glob("cuts.*.json")
     data = json.loads(sidecar.read_text())
@@ -60,3 +62,36 @@ def test_the_job_follows_the_cuts(cut_video, tmp_path, model_cache, ray_session)
     assert [row["cut"] for row in data["cut_beats"]] == data["cuts"]
     for row in data["cut_beats"]:
         assert row["beat"] in beats and row["offset"] == pytest.approx(row["cut"] - row["beat"], abs=1e-3)
+    sync = data["sync"]
+    assert [row["cut"] for row in sync["cut_beats_before"]] == data["cuts"]
+    assert all(abs(s["ratio"] - 1) <= sync["bound"] + 1e-9 for s in sync["stretches"])
+    skipped = {row["cut"] for row in sync["skipped"]}
+    assert all(row["reason"] for row in sync["skipped"])
+    moved = [row for row in data["cut_beats"] if row["cut"] not in skipped]
+    assert all(abs(row["offset"]) <= 0.02 for row in moved)  # a beat on each cut it could reach
+    _check_timelines(tmp_path / "out", data)
+
+
+def _check_timelines(out, data):
+    import opentimelineio as otio
+    import soundfile as sf
+
+    from cotvtm.video.timeline import media_path
+
+    editor, duration = data["editor"], data["video"]["duration"]
+    music = sf.info(str(out / editor["music"]))
+    assert (music.samplerate, music.channels) == (48000, 2)
+    assert music.frames == round(data["video"]["duration"] * 48000)
+    assert (out / editor["original"]).exists() and (out / editor["timelines"]["aaf"]).stat().st_size > 0
+    for kind in ("otio", "fcp-xml"):
+        path = out / editor["timelines"][kind]
+        timeline = otio.adapters.read_from_file(str(path))
+        clips = list(timeline.find_clips())
+        rate = clips[0].source_range.duration.rate  # 30: a 10 fps picture is three timeline frames
+        assert rate == 30 and len(clips) == 3
+        assert all(clip.source_range.duration.to_frames() == round(duration * rate) for clip in clips)
+        urls = [clip.media_reference.target_url for clip in clips]
+        assert media_path(path, urls[0]).name == data["output"]  # the picture: the output video
+        assert any(media_path(path, url) == out / editor["music"] for url in urls)
+        cuts = [m.marked_range.start_time.to_seconds() for m in timeline.tracks.markers if m.name == "cut"]
+        assert len(cuts) == len(data["cuts"]) and all(abs(a - b) <= 1 / FPS for a, b in zip(cuts, data["cuts"]))

@@ -16,7 +16,7 @@ from speech_media import SURROUND_TONES, make_speech_video, make_surround_video
 from PIL import Image
 
 import cotvtm
-from cotvtm.video.delivery import Original
+from cotvtm.video.delivery import Delivery, Original, audio_format
 from cotvtm.video.mux import Loudness, kept_mix, mux_audio, mux_wav
 from cotvtm.video.probe import probe
 from cotvtm.video.samples import make_video
@@ -188,3 +188,39 @@ def test_a_loudness_target_is_met_by_the_speech(runs, tmp_path):
     mixed = decode(out)
     assert abs(loudness(part(mixed, spoken[0] + 0.2, spoken[1] - 0.2), tmp_path, "speech") - -23.0) <= 1.0
     assert abs(loudness(mixed, tmp_path, "whole") - -23.0) > 1.0  # not the whole mix's loudness: the speech's
+    short = mux_wav(inputs / "talk.mp4", tmp_path / "music.wav", out, mix, Loudness(-23.0), anchor=[(5.0, 5.3)])
+    assert short["anchor"].startswith("the whole mix")  # no 400 ms block fits a 0.3 s utterance
+
+
+def test_an_original_that_starts_late_stays_in_sync(tmp_path):
+    """An audio track starting 1 s after the picture is kept 1 s in, not pulled to the start."""
+    source = tmp_path / "late.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=10:duration=3",
+                    "-itsoffset", "1", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
+                    "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "flac", str(source)], check=True)
+    info = probe(source)
+    out = mux_audio(source, np.zeros(3 * 16000, np.float32), 16000, tmp_path / "out.mkv", 3.0,
+                    kept_mix("out.mkv", 1, Original.of(info), 1.0))
+    level = np.abs(decode(out)[:, 0])
+    onset = np.flatnonzero(level > 0.1)[0] / RATE
+    assert onset == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("codec, original, asked, expected", [
+    ("aac", None, Delivery(), (48000, "stereo", "256k", [])),  # the delivery default
+    ("aac", None, Delivery(44100, 1, "96k"), (44100, "mono", "96k", [])),
+    ("aac", Original(44100, 6, "5.1(side)"), Delivery(), (44100, "5.1", "512k", [])),  # the same speakers, renamed
+    ("aac", Original(48000, 1, "mono"), Delivery(), (48000, "stereo", "256k", [])),  # widened, centred
+    ("aac", Original(48000, 24, "22.2"), Delivery(), (48000, "stereo", "256k", ["22.2 layout (24 channels) cannot "
+                                                                                "be carried by aac"])),
+    ("libopus", Original(44100, 2, "stereo"), Delivery(), (48000, "stereo", "256k", ["44100 Hz cannot be carried"])),
+    ("libopus", Original(48000, 4, "4.0"), Delivery(), (48000, "stereo", "256k", ["4.0 layout"])),
+    ("aac", Original(48000, 6, "5.1"), Delivery(channels=2), (48000, "stereo", "256k", ["mixed to stereo"])),
+    ("aac", Original(16000, 1, "mono"), Delivery(), (48000, "stereo", "256k", ["16000 Hz raised to 48000"])),
+    ("libopus", None, Delivery(bitrate="1024k"), (48000, "stereo", "512k", ["1024k is more than libopus takes"])),
+])
+def test_what_a_kept_original_keeps_and_why_not(codec, original, asked, expected):
+    fmt = audio_format(asked, codec, original)
+    rate, layout, bitrate, changes = expected
+    assert (fmt.sample_rate, fmt.layout, fmt.bitrate) == (rate, layout, bitrate)
+    assert len(fmt.changes) == len(changes) and all(said in change for said, change in zip(changes, fmt.changes))

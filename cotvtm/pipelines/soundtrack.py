@@ -29,6 +29,7 @@ from cotvtm.music.beats import BeatGrid, cut_offsets, warm_up
 from cotvtm.music.channels import channels_of
 from cotvtm.music.ending import EndingChunks
 from cotvtm.pipelines.context import RunContext
+from cotvtm.pipelines.editor import Edit, publish_editor_files
 from cotvtm.pipelines.job import Composed, Outcome, VideoJob
 from cotvtm.pipelines.music import Music, compose_config
 from cotvtm.pipelines.progress import DamagedProgress, VideoProgress
@@ -39,9 +40,10 @@ from cotvtm.music.ducking import Ducking, duck
 from cotvtm.video.delivery import Delivery, Original, audio_format
 from cotvtm.video.image import write_audio, write_still_video
 from cotvtm.video.media import is_image
-from cotvtm.video.mux import Loudness, Mix, fit_length, kept_mix, music_mix, mux_wav, normalise, write_wav
+from cotvtm.video.mux import (Loudness, Mix, fit_length, kept_mix, music_mix, mux_wav, normalise, rewrite_wav,
+                              write_wav)
 from cotvtm.video.types import VideoInfo
-from cotvtm.video.voice import Bed, find_speech, level
+from cotvtm.video.voice import Bed, find_speech, set_bed_gain
 
 
 class Mux(Stage):
@@ -78,9 +80,18 @@ class Mux(Stage):
         self.signer = Signer.load(ctx.signing, self.marking) if ctx.signing is not None else None
         self.marks: dict[str, dict] = {}  # the record being finished: its outputs' provenance, by name
         self.channels = 1  # the record being finished: its music's channels, as saved
+        self.ending: EndingChunks | None = None  # ... how its music ends (where a fade starts)
+        self.grid: BeatGrid | None = None  # ... its beats, tracked as it streams (None: not tracked)
+        self.editor: dict | None = None  # ... with --timeline, its stems and timelines
+        self.warp = None  # ... with --sync cuts, how its music was bent (music/sync.py's Warp)
+        self.synced: dict | None = None  # ... and what the sidecar says of it
         self.audio: dict | None = None  # ... its output's audio format
         self.speech: dict | None = None  # ... with --audio voice, the speech and the bed
         threading.Thread(target=warm_up, name="beats-warm-up", daemon=True).start()
+        if cfg.audio == "voice":  # a detector that cannot load stops the run once, not every input after its music
+            from cotvtm.video.speech import load_detector
+
+            load_detector()
 
     def run(self, records: list[Composed]):
         for record in records:
@@ -89,7 +100,7 @@ class Mux(Stage):
     def finish(self, record: Composed) -> Composed | Outcome:
         """The video's outcome; the record itself, failed, when it could not be finished."""
         job, progress = record.job, self.ctx.video(record.key, record.job.variant)
-        self.marks = {}
+        self.marks, self.editor, self.warp, self.synced = {}, None, None, None
         started = time.perf_counter()
         try:
             loudness = self.write(record, progress)
@@ -121,14 +132,15 @@ class Mux(Stage):
         fade = int(round(self.compose.crossfade_s * rate))
         joined = join_streams(self.saved_music(record, progress), starts, fade)
         cfg = self.ctx.cfg
-        ended = EndingChunks(joined, round(info.duration * rate), rate, cfg.ending)
-        if cfg.ending == "cut" and cfg.windows != "shots":  # nothing here uses the beats: not tracked
+        ended = self.ending = EndingChunks(joined, round(info.duration * rate), rate, cfg.ending)
+        self.grid = None
+        if cfg.ending == "cut" and cfg.windows != "shots" and not cfg.timeline:  # nothing uses the beats
             loudness = self._write(record, progress, ended)
             record.ending, record.beats = ended.info, None
             return loudness
-        grid = BeatGrid(ended, rate)
+        grid = self.grid = BeatGrid(ended, rate)
         loudness = self._write(record, progress, grid)
-        record.ending, record.beats = ended.info, grid.beats()
+        record.ending, record.beats = ended.info, self.beats()
         record.warnings += [w for w in (ended.info.get("warning"), grid.warning) if w]
         return loudness
 
@@ -155,12 +167,17 @@ class Mux(Stage):
             voice = self.ctx.cfg.audio == "voice"
             try:
                 bed = find_speech(source.path, info.has_audio, info.duration) if voice else None
-                write_wav(duck(chunks, bed.spans, rate, self.ducking) if bed and bed.spans else chunks,
-                          rate, info.duration, wav)
+                write_wav(chunks, rate, info.duration, wav)
+                if self.ctx.cfg.sync == "cuts":
+                    self.bend(record, wav)
+                if bed and bed.spans:  # after bending: the speech is where the video has it
+                    rewrite_wav(wav, lambda music: duck(music, bed.spans, rate, self.ducking))
                 mix, bed = self.mix(job.out_video, info, source.path, wav, bed)
                 anchor = bed.spans if bed and bed.spans else None
                 fitted = self.publish(job.out_video, progress, lambda path: mux_wav(
                     source.path, wav, path, mix, self.loudness, self.marking, anchor), source.verify)
+                if self.ctx.cfg.timeline:
+                    self.editor = publish_editor_files(self, record, progress, source, wav, mix, self.edit(record))
             finally:
                 wav.unlink(missing_ok=True)
             return self.loudness_of(fitted)
@@ -175,11 +192,41 @@ class Mux(Stage):
             mix = kept_mix(out_key, self.channels, Original.of(info), cfg.duck_gain if cfg.audio == "duck" else 1.0,
                            self.delivery)
         if bed is not None:
-            bed = level(bed, video_path, wav, mix, cfg.bed_level, self.ducking, info.duration)
+            fade = (self.ending.info or {}).get("starts_at") if self.ending is not None else None
+            bed = set_bed_gain(bed, video_path, wav, mix, cfg.bed_level, self.ducking, fade or info.duration)
             mix = Mix(mix.fmt, mix.music_channels, mix.original, mix.original_gain, bed.gain_db)
         self.audio = {**record_audio, **mix.fmt.describe()}
         self.speech = bed.describe(cfg.bed_level, self.ducking) if bed is not None else None
         return mix, bed
+
+    def bend(self, record: Composed, wav: Path) -> None:
+        """``--sync cuts``: the music in ``wav`` bent so that a beat lands on each shot cut
+        (``music/sync.py``), once its beats are known."""
+        from cotvtm.music.sync import bend_wav, plan
+
+        beats, cuts = self.grid.beats(), list(record.plan.cuts or [])
+        self.warp = plan(beats, cuts, record.plan.info.duration)
+        bent = wav.with_name(f"bent-{wav.name}")
+        try:
+            bend_wav(str(wav), str(bent), self.warp)
+            os.replace(bent, wav)
+        finally:
+            bent.unlink(missing_ok=True)
+        self.synced = {**self.warp.describe(), "cut_beats_before": cut_offsets(cuts, beats)}
+
+    def beats(self) -> list[float]:
+        """The output music's beats: as tracked, moved by ``--sync cuts`` where it bent them."""
+        beats = self.grid.beats() if self.grid is not None else []
+        return [round(float(t), 3) for t in self.warp.map(np.asarray(beats))] if self.warp and beats else beats
+
+    def edit(self, record: Composed) -> Edit:
+        """What the record's timelines mark, and the run's settings they carry."""
+        shared = self.ctx.sidecar
+        return Edit(list(record.plan.cuts or []), [(w.start, w.end) for w in record.plan.windows],
+                    self.beats(),
+                    {"input": record.job.key, "output": PurePosixPath(record.job.out_video).name,
+                     "cotvtm": shared.get("cotvtm"), "config_digest": shared.get("config_digest"),
+                     "config": shared.get("config"), "ai_generated": self.marking.comment})
 
     def loudness_of(self, fitted: dict | None) -> dict | None:
         """What the sidecar says of the output's loudness: the target, what was measured before,
@@ -200,10 +247,11 @@ class Mux(Stage):
         self.publish(record.job.out_video, progress, lambda path: write_audio(audio, rate, path, self.marking, fmt))
         return audio, rate, self.loudness_of(fitted)
 
-    def publish(self, key: str, progress: VideoProgress, make, check=None):
+    def publish(self, key: str, progress: VideoProgress, make, check=None, mark: bool = True):
         """Make the file somewhere private (with ``--sign-cert``, signed once it is made: a
-        retry makes and signs it anew), ``check`` that what it was made from is still the pinned
-        input, then move it into place whole; what ``make`` returned."""
+        retry makes and signs it anew; ``mark``: whether it is AI-generated, so tagged and
+        signed), ``check`` that what it was made from is still the pinned input, then move it
+        into place whole; what ``make`` returned."""
         local = self.out.local_path(key)
         staged = (self.progress.local_path(progress.prefix + progress.staging) if local is not None
                   else self.scratch.dir / "staged")
@@ -211,7 +259,8 @@ class Mux(Stage):
         path = staged / ("out" + PurePosixPath(key).suffix.lower())
         try:
             made = make(path)
-            self.mark(path, key)
+            if mark:
+                self.mark(path, key)
             if check is not None:
                 check()
             if local is None:
@@ -263,6 +312,7 @@ class Mux(Stage):
             "beats": record.beats,  # the music's beats (seconds), as librosa tracks them; None: not tracked
             "warnings": record.warnings,  # what went less well than asked without failing the input
             "cut_beats": cut_offsets(plan.cuts, record.beats),  # each shot cut's offset from its nearest beat
+            "sync": self.synced,  # --sync cuts: the stretches, the cuts left as they were, the offsets before
             "cuts": plan.cuts,  # shot cuts the windows follow (--windows shots)
             "segments": len(plan.segments),
             "streams": record.streams,  # where the video's streams begin (each joins the one before)
@@ -271,6 +321,7 @@ class Mux(Stage):
             "channels": self.channels,  # the music's: 1 from MusicGen, 2 from a stereo decoder
             "audio": self.audio,  # the output's audio: --audio mode, rate, layout, codec, what of the original changed
             "speech": self.speech,  # --audio voice: the speech spans, the bed's level and gain, the ducking
+            "editor": self.editor,  # --timeline: the music and original stems and the timelines, by name
             "decoder": record.decoder,  # its name, precision, device, and CUDA graphs (or why it ran eagerly)
             "still_video": PurePosixPath(job.out_still).name if job.out_still else None,
             "seconds": {k: round(v, 3) for k, v in seconds.items()},

@@ -302,6 +302,8 @@ def _speech_line(speech: dict, spans: list[tuple[float, float]]) -> str:
     """Where the speech is, then the bed's level and gain and the ducking, each when its numbers are sound."""
     number = lambda name: finite(speech.get(name))  # noqa: E731
     parts = [_span_said(spans) if spans else ("" if _said(speech.get("note")) else "no speech found")]  # a note says why
+    if not spans:  # nothing was ducked: the bed's numbers would describe what did not happen
+        return " · ".join(part for part in parts + [_detector(speech)] if part)
     if number("bed_level_lu") is not None:
         parts.append(f"music bed {number('bed_level_lu'):+.1f} LU from the speech"
                      + _level(number("speech_lufs")))
@@ -311,9 +313,11 @@ def _speech_line(speech: dict, spans: list[tuple[float, float]]) -> str:
         ramps = ", ".join(f"{name} {speech[name + '_s']:.1f} s" for name in ("attack", "release", "hold")
                           if seconds_of(speech.get(name + "_s")) is not None)
         parts.append(f"ducked {number('depth_db'):.1f} dB more while speech plays" + (f" ({ramps})" if ramps else ""))
-    if _said(speech.get("detector")):
-        parts.append(f"found by {_said(speech['detector'])}")
-    return " · ".join(part for part in parts if part)
+    return " · ".join(part for part in parts + [_detector(speech)] if part)
+
+
+def _detector(speech: dict) -> str:
+    return f"found by {_said(speech['detector'])}" if _said(speech.get("detector")) else ""
 
 
 def _level(lufs: float | None, what: str = "") -> str:
@@ -331,12 +335,25 @@ def _beat_line(sidecar: dict, beats: list[float], duration: float) -> str:
     said = counted(len(beats), "beat")
     if len(beats) > 1 and beats[-1] > beats[0]:
         said += f", about {60 * (len(beats) - 1) / (beats[-1] - beats[0]):.0f} bpm"
-    rows = sidecar.get("cut_beats") if isinstance(sidecar.get("cut_beats"), list) else []
+    after = _mean_offset(sidecar.get("cut_beats"), duration)
+    sync = sidecar.get("sync") if isinstance(sidecar.get("sync"), dict) else None
+    before = _mean_offset(sync.get("cut_beats_before"), duration) if sync else None
+    if after is not None and before is not None:  # --sync cuts: the music was bent to meet them
+        skipped = sync.get("skipped") if isinstance(sync.get("skipped"), list) else []
+        said += (f"; shot cuts {before:.3f} s from the nearest beat on average before the music was bent onto "
+                 f"them, {after:.3f} s after" + (f" ({counted(len(skipped), 'cut')} left as they were)"
+                                                 if skipped else ""))
+    elif after is not None:
+        said += f"; shot cuts {after:.2f} s from the nearest beat on average"
+    return said
+
+
+def _mean_offset(rows, duration: float) -> float | None:
+    """The mean distance of ``cut_beats`` rows' cuts from their beats; None without one."""
+    rows = rows if isinstance(rows, list) else []
     offsets = [abs(o) for o in (finite(r.get("offset")) for r in rows if isinstance(r, dict))
                if o is not None and abs(o) <= duration]
-    if offsets:
-        said += f"; shot cuts {sum(offsets) / len(offsets):.2f} s from the nearest beat on average"
-    return said
+    return sum(offsets) / len(offsets) if offsets else None
 
 
 def _times(values, duration: float | None) -> list[float]:

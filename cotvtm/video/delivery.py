@@ -31,6 +31,9 @@ CODEC_LAYOUTS = {  # what each encoder writes with its layout intact (checked wi
     "aac": ("mono", "stereo", "2.1", "3.0", "4.0", "quad", "5.0", "5.1", "7.1"),
     "libopus": ("mono", "stereo", "3.0", "quad", "5.0", "5.1", "6.1", "7.1"),
 }
+ON_CLOCK = "aresample=async=1:first_pts=0"  # samples placed by their timestamps from time 0
+MIN_KEPT_RATE = 44_100  # a lower original rate (a phone's 16 kHz voice memo) would cut the music's highs
+OPUS_MAX_KBPS_PER_CHANNEL = 256  # libopus refuses more
 RELABEL = {"5.1(side)": "5.1", "5.0(side)": "5.0"}  # the same speakers named two ways (AC-3 decodes as "side")
 COUNT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}  # a stream that names no layout
 
@@ -83,12 +86,16 @@ def audio_format(delivery: Delivery, codec: str, original: Original | None) -> A
     if original is None:
         layout = COUNT_LAYOUTS[delivery.channels or DELIVERY_CHANNELS]
         rate, changes = _rate(delivery.rate or DELIVERY_RATE, codec, "the requested")
-        return AudioFormat(rate, _count(layout), layout, codec, _bitrate(delivery, layout), None, changes)
+        bitrate, more = _bitrate(delivery, layout, codec)
+        return AudioFormat(rate, _count(layout), layout, codec, bitrate, None, changes + more)
     layout, changes = _kept_layout(original, delivery.channels, codec)
     rate, rate_changes = _rate(delivery.rate or original.rate, codec, "the original's")
+    if delivery.rate is None and rate < MIN_KEPT_RATE:
+        rate, rate_changes = DELIVERY_RATE, [f"the original's {original.rate} Hz raised to {DELIVERY_RATE} Hz, so "
+                                             "that the music keeps its high frequencies"]
     kept = {"sample_rate": original.rate, "channels": original.channels, "layout": original.layout}
-    return AudioFormat(rate, _count(layout), layout, codec, _bitrate(delivery, layout), kept,
-                       changes + rate_changes)
+    bitrate, more = _bitrate(delivery, layout, codec)
+    return AudioFormat(rate, _count(layout), layout, codec, bitrate, kept, changes + rate_changes + more)
 
 
 def _kept_layout(original: Original, asked: int | None, codec: str) -> tuple[str, list[str]]:
@@ -111,8 +118,13 @@ def _rate(rate: int, codec: str, whose: str) -> tuple[int, list[str]]:
     return DELIVERY_RATE, [f"{whose} {rate} Hz cannot be carried by {codec}: resampled to {DELIVERY_RATE} Hz"]
 
 
-def _bitrate(delivery: Delivery, layout: str) -> str:
-    return delivery.bitrate or f"{min(KBPS_PER_CHANNEL * _count(layout), MAX_KBPS)}k"
+def _bitrate(delivery: Delivery, layout: str, codec: str) -> tuple[str, list[str]]:
+    """The encoder's bitrate: asked, or by channels; within what the codec takes."""
+    kbps = int(delivery.bitrate[:-1]) if delivery.bitrate else min(KBPS_PER_CHANNEL * _count(layout), MAX_KBPS)
+    most = OPUS_MAX_KBPS_PER_CHANNEL * _count(layout) if codec == "libopus" else kbps
+    if kbps > most:
+        return f"{most}k", [f"{kbps}k is more than {codec} takes for {layout}: {most}k"]
+    return f"{kbps}k", []
 
 
 def _named(original: Original) -> str:
@@ -139,7 +151,9 @@ def music_filter(fmt: AudioFormat, music_channels: int) -> str:
 def original_filter(fmt: AudioFormat, original: Original) -> str:
     """Filters (no labels) that bring the original to ``fmt``: as it is where it is kept; a mono
     original centred; otherwise mixed down by ffmpeg's standard matrices."""
-    steps = [] if original.rate == fmt.sample_rate else [f"aresample={fmt.sample_rate}"]
+    # on the video's clock: an audio track starting late (or early) is padded (or cut) to time 0,
+    # which amix, taking samples as they come, would not do
+    steps = [ON_CLOCK] + ([] if original.rate == fmt.sample_rate else [f"aresample={fmt.sample_rate}"])
     if original.channels == 1 and fmt.channels > 1:
         steps.append(f"pan={fmt.layout}|FL=c0|FR=c0")
     elif RELABEL.get(original.layout) == fmt.layout:

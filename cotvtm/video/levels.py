@@ -62,9 +62,8 @@ def first_audio(index: int, chain: str = "anull") -> str:
 
 
 def block_loudness(inputs: Sequence[str | os.PathLike], graph: str) -> Blocks:
-    """The 400 ms blocks of ``graph``'s ``[out]`` over ``inputs`` (as the mux numbers them:
-    0 the video, 1 the music's WAV), in one ffmpeg pass; a failure is a MediaError naming
-    the first input."""
+    """The 400 ms blocks of ``graph``'s ``[out]`` over ``inputs`` (numbered in order, as
+    ``graph`` names them), in one ffmpeg pass; a failure is a MediaError naming the first input."""
     subject = inputs[0]
     graph = graph.replace("[out]", f",{MEASURE}[out]")
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-nostats"]  # info: the block lines and errors only

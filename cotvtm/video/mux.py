@@ -170,6 +170,22 @@ def write_wav(chunks: Iterable[np.ndarray], sample_rate: int, duration: float, p
     return Path(path)
 
 
+def rewrite_wav(path: str | os.PathLike, transform, block_s: float = 10.0) -> Path:
+    """The WAV at ``path`` streamed through ``transform`` (chunks in, chunks out, the same
+    length) in blocks of ``block_s``, and replaced: an hour of music never sits in memory."""
+    path = Path(path)
+    info = sf.info(str(path))
+    done = path.with_name(f"rewritten-{path.name}")
+    try:
+        blocks = sf.blocks(str(path), blocksize=int(block_s * info.samplerate), dtype="float32")
+        write_wav(transform(block if info.channels > 1 else block.reshape(-1) for block in blocks),
+                  info.samplerate, info.frames / info.samplerate, done)
+        os.replace(done, path)
+    finally:
+        done.unlink(missing_ok=True)
+    return path
+
+
 def mux_wav(video_path: str | os.PathLike, wav: str | os.PathLike, out_path: str | os.PathLike,
             mix: Mix | None = None, loudness: Loudness | None = None, marking: Marking | None = None,
             anchor: list[tuple[float, float]] | None = None) -> dict | None:
@@ -199,6 +215,10 @@ def fit_loudness(video_path, wav, mix: Mix, loudness: Loudness,
     limited and measured again until within ``LOUDNESS_TOLERANCE_LU``. Audio-only passes;
     returns the filter chain the mux applies, and what was measured and found."""
     lufs, peak = measure_loudness(video_path, wav, mix.graph(), anchor)
+    anchored = {"anchor": "speech"} if anchor else {}
+    if anchor and not math.isfinite(lufs):  # utterances too short for a 400 ms block: the whole mix
+        anchor, anchored = None, {"anchor": "the whole mix (the speech is too short to measure)"}
+        lufs, peak = measure_loudness(video_path, wav, mix.graph())
     if not math.isfinite(lufs):
         raise MediaError(video_path, "the music is silent: its loudness cannot be set")
     gain, now = loudness.lufs - lufs, lufs
@@ -209,7 +229,7 @@ def fit_loudness(video_path, wav, mix: Mix, loudness: Loudness,
         gain += loudness.lufs - now
     found = {"measured_lufs": lufs, "measured_true_peak": peak, "gain_db": round(gain, 3), "result_lufs": now,
              "passes": passes}
-    return loudness.chain(gain, mix.fmt), {**found, "anchor": "speech"} if anchor else found
+    return loudness.chain(gain, mix.fmt), {**found, **anchored}
 
 
 def normalise(audio: np.ndarray, sample_rate: int, loudness: Loudness | None,

@@ -22,6 +22,7 @@ import numpy as np
 
 from cotvtm.errors import MediaError, ModelError
 from cotvtm.video import ffmpeg
+from cotvtm.video.delivery import ON_CLOCK  # spans on the video's clock, as the mix places the original
 from cotvtm.video.ffmpeg import FFMPEG, ffmpeg_url
 
 DETECTOR = f"silero-vad {version('silero-vad')}"
@@ -55,6 +56,11 @@ def detect_speech(path: str | os.PathLike, duration: float, stream: str = "0:a:0
     return [(round(float(span["start"]), 3), round(float(span["end"]), 3)) for span in spans]
 
 
+def load_detector() -> None:
+    """Load the model now (once per process): a broken install is a ``ModelError`` at start."""
+    _model()
+
+
 @functools.cache
 def _model():
     """Silero's TorchScript model, loaded once per process. Importing silero_vad sets torch's
@@ -75,7 +81,8 @@ def _probabilities(path, duration: float, stream: str, model) -> tuple[list[floa
 
     url = ffmpeg_url(path)
     command = ffmpeg.restricted([FFMPEG, "-nostdin", "-v", "error", "-i", url, "-map", stream, "-t", f"{duration:.3f}",
-                                 "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "pipe:1"])
+                                 "-af", ON_CLOCK, "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le",
+                                 "pipe:1"])
     timeout_s = TIMEOUT_S + TIMEOUT_S_PER_S * duration
     expired = threading.Event()
     probs, total = [], 0

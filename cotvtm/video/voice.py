@@ -22,6 +22,8 @@ from cotvtm.video import levels
 from cotvtm.video.delivery import music_filter, original_filter
 
 Spans = list[tuple[float, float]]
+# more than +12 dB would lift near-silent music into clipping (there is no limiter without --loudness)
+GAIN_RANGE_DB = (-40.0, 12.0)
 
 
 @dataclass(frozen=True)
@@ -58,20 +60,25 @@ def find_speech(path, has_audio: bool, duration: float) -> Bed:
     return Bed(spans) if spans else Bed(note="no speech found: the music plays at its own level, not ducked")
 
 
-def level(bed: Bed, video_path, wav, mix, bed_level: float, ducking: Ducking, duration: float) -> Bed:
+def set_bed_gain(bed: Bed, video_path, wav, mix, bed_level: float, ducking: Ducking, until: float) -> Bed:
     """``bed`` with the music's gain set: the speech's loudness (the original, in the output's
-    format) plus ``bed_level``, less the music's where it is at full level. The WAV holds the
-    music already ducked, so where no gap is long enough to measure the bed, its ducked level
-    plus the depth stands for it."""
+    format) plus ``bed_level``, less the music's where it is at full level before ``until`` (where
+    the ending's fade starts). The WAV holds the music already ducked, so where no gap is long
+    enough to measure, the music under the speech, plus the depth, stands for it. The gain is
+    kept within ``GAIN_RANGE_DB``: music too quiet to measure is not raised into clipping."""
     if not bed.spans:
         return bed
     speech = levels.integrated(levels.block_loudness(
         [video_path], levels.first_audio(0, original_filter(mix.fmt, mix.original))), bed.spans)
     music = levels.block_loudness([wav], levels.first_audio(0, music_filter(mix.fmt, mix.music_channels)))
-    lufs = levels.integrated(music, full_level_spans(bed.spans, duration, ducking))
+    lufs = levels.integrated(music, full_level_spans(bed.spans, until, ducking))
     if not math.isfinite(lufs):
-        lufs = levels.integrated(music, [(0.0, duration)]) + ducking.depth_db
+        lufs = levels.integrated(music, ducking.merged(bed.spans)) + ducking.depth_db
     if not (math.isfinite(speech) and math.isfinite(lufs)):
         return replace(bed, speech_lufs=speech, music_lufs=lufs,
                        note="the speech or the music is too quiet to measure: the music is ducked from its own level")
-    return replace(bed, speech_lufs=speech, music_lufs=lufs, gain_db=speech + bed_level - lufs)
+    gain = speech + bed_level - lufs
+    low, high = GAIN_RANGE_DB
+    kept = min(max(gain, low), high)
+    note = None if kept == gain else f"the bed needed {gain:+.1f} dB: kept to {kept:+.1f} dB"
+    return replace(bed, speech_lufs=speech, music_lufs=lufs, gain_db=kept, note=note)
