@@ -103,6 +103,9 @@ class Marking:
         """The tags written into an output with extension ``ext``: the container's and its
         audio stream's (what each container keeps: see the module's docstring)."""
         ext = ext.lower()
+        if ext == ".wav":  # what RIFF INFO keeps (ICMT, ITCH, INAM): the music stem beside a timeline
+            return {"format": {"comment": self.comment, "encoded_by": self.generator, "title": AUDIO_TITLE},
+                    "audio": {}}
         container = {"comment": self.comment, "description": self.comment, "encoded_by": self.generator,
                      "ai_generated": "audio", "digital_source_type": source_type(ext)}
         if ext == ".ts":

@@ -238,6 +238,14 @@ class SoundtrackConfig(Checked):
                         help="cuts (with --windows shots): bend the music, a few percent at most, so that a beat "
                              "lands on each shot cut")
 
+    def __post_init__(self):
+        """``timeline`` as one tuple in a fixed order, whatever order or repeats it was given in
+        (it names the outputs): ``"otio"`` or a list is taken too."""
+        given = (self.timeline,) if isinstance(self.timeline, str) else self.timeline
+        if isinstance(given, (list, tuple)) and set(given) <= set(TIMELINES):
+            object.__setattr__(self, "timeline", tuple(kind for kind in TIMELINES if kind in given))
+        super().__post_init__()
+
     RELATIONS = ((lambda c: c.prompt_s < c.window_s, _PROMPT),
                  (lambda c: c.crossfade_s <= c.prompt_s, _CROSSFADE),
                  (lambda c: c.sync == "none" or c.windows == "shots",
@@ -354,6 +362,7 @@ def configure(config: SoundtrackConfig | None = None, resources: Resources | Non
     """The soundtrack job's ``(SoundtrackConfig, Resources, Access)`` from settings by field
     name, over ``config`` and ``resources`` when given (else the defaults, and the resources
     this machine suggests). Each is made, and so checked, once; an unknown name is an error."""
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}  # timeline=["otio"]
     choice, chosen, sizes, access = split(settings, ModelChoice, SoundtrackConfig, Resources, Access)
     base = chosen.pop("models", None) or (config.models if config is not None else None)
     models = ModelChoice(**choice) if base is None else replace(base, **choice) if choice else base

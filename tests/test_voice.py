@@ -11,6 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import soundfile as sf
 from speech_media import SURROUND_TONES, make_speech_video, make_surround_video
 
 from PIL import Image
@@ -20,6 +21,7 @@ from cotvtm.video.delivery import Delivery, Original, audio_format
 from cotvtm.video.mux import Loudness, kept_mix, mux_audio, mux_wav
 from cotvtm.video.probe import probe
 from cotvtm.video.samples import make_video
+from cotvtm.video.stems import original_stem
 
 RATE = 48000
 DURATION = 16.0
@@ -204,6 +206,10 @@ def test_an_original_that_starts_late_stays_in_sync(tmp_path):
     level = np.abs(decode(out)[:, 0])
     onset = np.flatnonzero(level > 0.1)[0] / RATE
     assert onset == pytest.approx(1.0, abs=0.05)
+    original_stem(source, 3.0, tmp_path / "original.wav")  # the timeline's A1: on the same clock, as long
+    stem, rate = sf.read(tmp_path / "original.wav", dtype="float32", always_2d=True)
+    assert rate == 48000 and len(stem) == 3 * 48000
+    assert np.flatnonzero(np.abs(stem[:, 0]) > 0.1)[0] / rate == pytest.approx(1.0, abs=0.05)
 
 
 @pytest.mark.parametrize("codec, original, asked, expected", [

@@ -58,22 +58,24 @@ def publish_editor_files(mux, record, progress, source, wav, mix, edit: Edit) ->
     files = EditorFiles.of(job.out_video, info.has_audio, mux.ctx.cfg.timeline)
     folder = mux.scratch.dir / "editor"
     folder.mkdir(parents=True, exist_ok=True)
-    music = folder / _name(files.music)
-    music_stem(wav, mix, music, mux.marking)
-    mux.publish(files.music, progress, lambda path: shutil.copyfile(music, path))
-    original = None
-    if files.original:
-        original = folder / _name(files.original)
-        original_stem(source.path, info.duration, original)
-        mux.publish(files.original, progress, lambda path: shutil.copyfile(original, path), source.verify, mark=False)
-    spec = TimelineSpec(PurePosixPath(job.key).name, info.fps or DEFAULT_FPS, info.duration, _name(job.out_video),
-                        music.name, original.name if original else None, edit.cuts, edit.windows, edit.beats,
-                        edit.metadata)
-    timeline = build(spec)
-    for kind, key in files.timelines.items():
-        mux.publish(key, progress, lambda path, kind=kind: write(timeline, path, kind, media=folder), mark=False)
-    for made in folder.iterdir():
-        made.unlink()
+    try:
+        music = folder / _name(files.music)
+        music_stem(wav, mix, music, mux.marking)
+        mux.publish(files.music, progress, lambda path: shutil.copyfile(music, path))
+        original = None
+        if files.original:
+            original = folder / _name(files.original)
+            original_stem(source.path, info.duration, original)
+            mux.publish(files.original, progress, lambda path: shutil.copyfile(original, path), source.verify,
+                        mark=False)
+        spec = TimelineSpec(PurePosixPath(job.key).name, info.fps or DEFAULT_FPS, info.duration,
+                            _name(job.out_video), music.name, original.name if original else None, edit.cuts,
+                            edit.windows, edit.beats, edit.metadata)
+        timeline = build(spec)
+        for kind, key in files.timelines.items():
+            mux.publish(key, progress, lambda path, kind=kind: write(timeline, path, kind, media=folder), mark=False)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return files.describe()
 
 

@@ -85,6 +85,7 @@ class Mux(Stage):
         self.editor: dict | None = None  # ... with --timeline, its stems and timelines
         self.warp = None  # ... with --sync cuts, how its music was bent (music/sync.py's Warp)
         self.synced: dict | None = None  # ... and what the sidecar says of it
+        self.tracked_beats: list[float] | None = None  # ... its beats as tracked, once asked for
         self.audio: dict | None = None  # ... its output's audio format
         self.speech: dict | None = None  # ... with --audio voice, the speech and the bed
         threading.Thread(target=warm_up, name="beats-warm-up", daemon=True).start()
@@ -100,7 +101,7 @@ class Mux(Stage):
     def finish(self, record: Composed) -> Composed | Outcome:
         """The video's outcome; the record itself, failed, when it could not be finished."""
         job, progress = record.job, self.ctx.video(record.key, record.job.variant)
-        self.marks, self.editor, self.warp, self.synced = {}, None, None, None
+        self.marks, self.editor, self.warp, self.synced, self.tracked_beats = {}, None, None, None, None
         started = time.perf_counter()
         try:
             loudness = self.write(record, progress)
@@ -154,6 +155,8 @@ class Mux(Stage):
     def _write(self, record: Composed, progress: VideoProgress, chunks) -> dict | None:
         """The output(s) of ``chunks``: a video, an image's music, its still video."""
         job, info, rate = record.job, record.plan.info, record.sample_rate
+        if is_image(job.key) and self.ctx.cfg.timeline:
+            record.warnings.append("--timeline: an image gets no timeline (its music is the output)")
         if is_image(job.key) and not job.out_still:  # the music alone: the image is not needed
             return self.write_music(record, progress, chunks)[2]
         with self.scratch.pinned(self.src, job.key, job.identity, self.max_bytes) as source:
@@ -193,7 +196,10 @@ class Mux(Stage):
                            self.delivery)
         if bed is not None:
             fade = (self.ending.info or {}).get("starts_at") if self.ending is not None else None
-            bed = set_bed_gain(bed, video_path, wav, mix, cfg.bed_level, self.ducking, fade or info.duration)
+            if fade is not None and self.warp is not None:  # where the bent music's fade starts
+                fade = float(self.warp.map(fade))
+            until = fade if fade is not None else info.duration
+            bed = set_bed_gain(bed, video_path, wav, mix, cfg.bed_level, self.ducking, until)
             mix = Mix(mix.fmt, mix.music_channels, mix.original, mix.original_gain, bed.gain_db)
         self.audio = {**record_audio, **mix.fmt.describe()}
         self.speech = bed.describe(cfg.bed_level, self.ducking) if bed is not None else None
@@ -204,7 +210,7 @@ class Mux(Stage):
         (``music/sync.py``), once its beats are known."""
         from cotvtm.music.sync import bend_wav, plan
 
-        beats, cuts = self.grid.beats(), list(record.plan.cuts or [])
+        beats, cuts = self.tracked(), list(record.plan.cuts or [])
         self.warp = plan(beats, cuts, record.plan.info.duration)
         bent = wav.with_name(f"bent-{wav.name}")
         try:
@@ -214,9 +220,17 @@ class Mux(Stage):
             bent.unlink(missing_ok=True)
         self.synced = {**self.warp.describe(), "cut_beats_before": cut_offsets(cuts, beats)}
 
+    def tracked(self) -> list[float]:
+        """The beats as tracked (once: tracking runs librosa over the whole envelope)."""
+        if self.grid is None:
+            return []
+        if self.tracked_beats is None:
+            self.tracked_beats = self.grid.beats()
+        return self.tracked_beats
+
     def beats(self) -> list[float]:
         """The output music's beats: as tracked, moved by ``--sync cuts`` where it bent them."""
-        beats = self.grid.beats() if self.grid is not None else []
+        beats = self.tracked()
         return [round(float(t), 3) for t in self.warp.map(np.asarray(beats))] if self.warp and beats else beats
 
     def edit(self, record: Composed) -> Edit:

@@ -86,7 +86,7 @@ def build(spec: TimelineSpec) -> otio.schema.Timeline:
     if not spec.fps > 0 or not spec.duration > 0:
         raise MediaError(spec.picture, f"no timeline for a video of {spec.duration} s at {spec.fps} fps")
     rate = edit_rate(spec.fps)
-    frames = round(spec.duration * rate)
+    frames = max(1, round(spec.duration * rate))  # a clip of no frames is one AAF cannot hold
     timeline = otio.schema.Timeline(name=spec.name, global_start_time=RationalTime(0, rate))
     timeline.metadata[NAMESPACE] = spec.metadata
     audio = [spec.original, spec.music] if spec.original else [spec.music]
