@@ -20,7 +20,7 @@ import cotvtm
 from cotvtm.video.delivery import Delivery, Original, audio_format
 from cotvtm.video.mux import Loudness, kept_mix, mux_audio, mux_wav
 from cotvtm.video.probe import probe
-from cotvtm.video.samples import make_video
+from cotvtm.video.samples import SAMPLE_VIDEOS, make_video
 from cotvtm.video.stems import original_stem
 
 RATE = 48000
@@ -75,14 +75,17 @@ def runs(tmp_path_factory, model_cache, ray_session):
     make_surround_video(inputs / "surround.mp4", 3.0)
     make_video(inputs / "mute.mp4", duration=3.0, size="64x48", fps=4)  # no audio stream
     Image.new("RGB", (48, 32), (200, 120, 20)).save(inputs / "poster.png")
+    bars = "colour_bars_hue_6s.mp4"  # one of the demo's inputs: 25 fps, a silent audio track
+    make_video(inputs / bars, size="320x180", fps=25, **SAMPLE_VIDEOS[bars])
     made = {}
     for mode in ("replace", "voice"):
+        timeline = ["otio", "fcp-xml"] if mode == "voice" else []  # the editor's files: a list is taken too
         summary = cotvtm.soundtrack(inputs, root / mode, cache_dir=model_cache, audio=mode, ending="cut",
-                                    echo=lambda line: None)
-        assert (summary.ok, summary.failed) == (4, 0), [o.reason for o in summary.outcomes]
+                                    timeline=timeline, echo=lambda line: None)
+        assert (summary.ok, summary.failed) == (5, 0), [o.reason for o in summary.outcomes]
         made[mode] = {name: (next((root / mode).glob(f"{name}.*.mp4")),
                              json.loads(next((root / mode).glob(f"{name}.*.json")).read_text()))
-                      for name in ("talk.mp4", "surround.mp4", "mute.mp4")}
+                      for name in ("talk.mp4", "surround.mp4", "mute.mp4", "colour_bars_hue_6s.mp4")}
         made[mode]["poster.png"] = (next((root / mode).glob("poster.png.*.m4a")),
                                     json.loads(next((root / mode).glob("poster.png.*.json")).read_text()))
     return inputs, spoken, made
@@ -230,3 +233,36 @@ def test_what_a_kept_original_keeps_and_why_not(codec, original, asked, expected
     rate, layout, bitrate, changes = expected
     assert (fmt.sample_rate, fmt.layout, fmt.bitrate) == (rate, layout, bitrate)
     assert len(fmt.changes) == len(changes) and all(said in change for said, change in zip(changes, fmt.changes))
+
+
+@pytest.mark.slow
+def test_timelines_open_with_the_picture_the_original_and_the_music(runs):
+    """--timeline otio and fcp-xml beside each video of the voice run (a 10 fps voice-over, a
+    demo input at 25 fps, a 5.1 one, one without audio): read back through OpenTimelineIO (the
+    FCP XML through its adapter), each clip the video's length in the timeline's frames, its
+    media beside it, the WAV stems 48 kHz and as long as the video."""
+    import opentimelineio as otio
+
+    from cotvtm.video.timeline import media_path
+
+    _, _, made = runs
+    for name in ("talk.mp4", "colour_bars_hue_6s.mp4", "surround.mp4", "mute.mp4"):
+        output, sidecar = made["voice"][name]
+        editor, duration = sidecar["editor"], sidecar["video"]["duration"]
+        assert (editor["original"] is None) == (name == "mute.mp4")
+        for stem in (editor["music"], editor["original"]):
+            if stem:
+                info = sf.info(str(output.parent / stem))
+                assert info.samplerate == 48000 and info.frames == round(duration * 48000), (name, stem)
+        for kind in ("otio", "fcp-xml"):
+            path = output.parent / editor["timelines"][kind]
+            timeline = otio.adapters.read_from_file(str(path))
+            clips = list(timeline.find_clips())
+            rate = clips[0].source_range.duration.rate
+            assert rate == {"talk.mp4": 30, "colour_bars_hue_6s.mp4": 25}.get(name, rate)
+            assert len(clips) == (2 if name == "mute.mp4" else 3)
+            assert all(c.source_range.duration.to_frames() == round(duration * rate) for c in clips)
+            files = [media_path(path, c.media_reference.target_url) for c in clips]
+            assert files[0] == output and all(f.exists() for f in files), (name, kind)
+    assert made["voice"]["poster.png"][1]["editor"] is None
+    assert any("no timeline" in w for w in made["voice"]["poster.png"][1]["warnings"])
