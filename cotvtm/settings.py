@@ -233,7 +233,7 @@ class SoundtrackConfig(Checked):
                                         help="also write a timeline an editor opens, beside each video output: otio "
                                              "(DaVinci Resolve), fcp-xml (Premiere, Final Cut 7 XML) or aaf (Avid); "
                                              "repeat for several. The music and the original audio are written as "
-                                             "48 kHz WAVs beside it")
+                                             "48 kHz WAVs beside it", shown_default="none")
     sync: str = setting("none", choices=SYNCS,
                         help="cuts (with --windows shots): bend the music, a few percent at most, so that a beat "
                              "lands on each shot cut")

@@ -40,6 +40,16 @@ class EditorFiles:
 
 
 @dataclass(frozen=True)
+class Sound:
+    """What the output video's audio was made from: the pinned input (``source``: its ``path`` and
+    ``verify``), the music's WAV and the ``Mix``."""
+
+    source: object
+    wav: Path
+    mix: object
+
+
+@dataclass(frozen=True)
 class Edit:
     """What the timelines mark: shot cuts, windows and beats (seconds), and the run's settings."""
 
@@ -49,18 +59,18 @@ class Edit:
     metadata: dict
 
 
-def publish_editor_files(mux, record, progress, source, wav, mix, edit: Edit) -> dict:
+def publish_editor_files(mux, record, progress, sound: Sound, edit: Edit) -> dict:
     """Make ``record``'s stems and timelines in scratch, then publish each through ``mux.publish``
     (the stems before the timelines that name them); what the sidecar says of them."""
     from cotvtm.video.timeline import TimelineSpec, build, write
 
-    job, info = record.job, record.plan.info
+    job, info, source = record.job, record.plan.info, sound.source
     files = EditorFiles.of(job.out_video, info.has_audio, mux.ctx.cfg.timeline)
     folder = mux.scratch.dir / "editor"
     folder.mkdir(parents=True, exist_ok=True)
     try:
         music = folder / _name(files.music)
-        music_stem(wav, mix, music, mux.marking)
+        music_stem(sound.wav, sound.mix, music, mux.marking)
         mux.publish(files.music, progress, lambda path: shutil.copyfile(music, path))
         original = None
         if files.original:

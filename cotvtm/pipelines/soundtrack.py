@@ -29,7 +29,7 @@ from cotvtm.music.beats import BeatGrid, cut_offsets, warm_up
 from cotvtm.music.channels import channels_of
 from cotvtm.music.ending import EndingChunks
 from cotvtm.pipelines.context import RunContext
-from cotvtm.pipelines.editor import Edit, publish_editor_files
+from cotvtm.pipelines.editor import Edit, Sound, publish_editor_files
 from cotvtm.pipelines.job import Composed, Outcome, VideoJob
 from cotvtm.pipelines.music import Music, compose_config
 from cotvtm.pipelines.progress import DamagedProgress, VideoProgress
@@ -180,7 +180,8 @@ class Mux(Stage):
                 fitted = self.publish(job.out_video, progress, lambda path: mux_wav(
                     source.path, wav, path, mix, self.loudness, self.marking, anchor), source.verify)
                 if self.ctx.cfg.timeline:
-                    self.editor = publish_editor_files(self, record, progress, source, wav, mix, self.edit(record))
+                    self.editor = publish_editor_files(self, record, progress, Sound(source, wav, mix),
+                                                       self.edit(record))
             finally:
                 wav.unlink(missing_ok=True)
             return self.loudness_of(fitted)
