@@ -87,12 +87,12 @@ def test_settings_whose_windows_the_model_cannot_make_stop_the_music_stage(model
     assert _decoder(SimpleNamespace(**vars(ctx), cfg=SoundtrackConfig(decoder="stable-audio", windows="shots")), 32)
 
 
-def _stereo(path) -> np.ndarray:
-    """The first audio stream as ffmpeg decodes it, (samples, 2); it must be 48 kHz stereo."""
+def _stereo(path, rate: int = 48000) -> np.ndarray:
+    """The first audio stream as ffmpeg decodes it, (samples, 2); it must be stereo at ``rate``."""
     probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
                             "stream=sample_rate,channels", "-of", "csv=p=0", str(path)],
                            capture_output=True, text=True, check=True).stdout
-    assert probe.strip() == "48000,2"  # delivered at 48 kHz whatever the decoder's rate
+    assert probe.strip() == f"{rate},2"
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-"],
                          capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.float32).reshape(-1, 2)
@@ -146,8 +146,9 @@ def test_a_commercial_signed_run_with_stable_audio(tmp_path, model_cache, ray_se
     assert sidecar["ending"]["mode"] == "beat" and 1.0 <= 5.0 - sidecar["ending"]["starts_at"] <= 4.0
     assert sidecar["licences"]["stable_audio"]["commercial"] is True
     assert {s["channels"] for s in sidecars} == {2} and sidecar["sample_rate"] == tiny.SAMPLE_RATE
-    for path in (next(out.glob("talk.mp4.*.mp4")), next(out.glob("still.mp4.*.mp4")), music):
-        pcm = _stereo(path)
+    rates = {"talk.mp4": 44100, "still.mp4": 48000, "poster.png": 48000}  # a ducked original keeps its rate;
+    for name, rate in rates.items():  # otherwise 48 kHz, whatever the decoder's rate
+        pcm = _stereo(next(path for path in out.glob(f"{name}.*") if path.suffix in (".mp4", ".m4a")), rate)
         assert np.abs(pcm).max() > 0 and np.abs(pcm[:, 0] - pcm[:, 1]).max() > 1e-3  # two channels, not one copied
     assert "decoder Stable Audio stable_audio" in sidecar["provenance"]["metadata"][next(iter(
         sidecar["provenance"]["metadata"]))]["format"]["comment"]
