@@ -16,6 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from cotvtm.video.stems import music_stem, original_stem
 
+DEFAULT_FPS = 25.0  # a video whose rate ffprobe cannot tell
+
 
 @dataclass(frozen=True)
 class EditorFiles:
@@ -87,9 +89,6 @@ def publish_editor_files(mux, record, progress, sound: Sound, edit: Edit) -> dic
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return files.describe()
-
-
-DEFAULT_FPS = 25.0  # a video whose rate ffprobe cannot tell
 
 
 def _name(key: str) -> str:

@@ -69,18 +69,29 @@ def run(command: Sequence[str], subject, what: str, timeout_s: float, formats: S
     """
     if command[0] not in (FFMPEG, FFPROBE):
         raise ValueError(f"not an ffmpeg tool: {command[0]!r}")
-    fds = tuple(int(m.group(1)) for arg in command for m in [_PINNED.match(str(arg))] if m)
     try:
         done = subprocess.run(restricted(command, formats), capture_output=True, text=text, timeout=timeout_s,
-                              stdin=subprocess.DEVNULL, pass_fds=fds)
+                              stdin=subprocess.DEVNULL, pass_fds=pinned_fds(command))
     except subprocess.TimeoutExpired:
         raise MediaError(subject, f"{what} did not finish in {timeout_s:.0f} s") from None
     if done.returncode != 0:
-        stderr = done.stderr if text else done.stderr.decode("utf-8", "replace")
-        refused = _REFUSED.search(stderr)
+        refused = refused_reason(done.stderr)
         if refused:
-            raise MediaError(subject, refusal(refused.group(1), refused.group(2)))
+            raise MediaError(subject, refused)
     return done
+
+
+def pinned_fds(command: Sequence[str]) -> tuple[int, ...]:
+    """The descriptors of pinned inputs (``/dev/fd/N``), which ffmpeg must inherit to read them."""
+    return tuple(int(m.group(1)) for arg in command for m in [_PINNED.match(str(arg))] if m)
+
+
+def refused_reason(stderr: str | bytes) -> str | None:
+    """Why ffmpeg refused an input, when its ``stderr`` says a whitelist did (``refusal``)."""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    refused = _REFUSED.search(stderr)
+    return refusal(refused.group(1), refused.group(2)) if refused else None
 
 
 def refusal(name: str, kind: str = "Format") -> str:

@@ -33,7 +33,7 @@ EDGE_S = 1e-3  # ebur128 stamps a block with its last sample's time, a sample be
 _BLOCK = re.compile(r"Parsed_ebur128_\d+ @ \w+\] t:\s*(\S+)\s.*?\bM:\s*(\S+)")
 _NO_AUDIO = re.compile(r":a:\d+.* matches no streams")
 MEASURE = "asetpts=PTS-STARTPTS,ebur128=framelog=info"  # blocks timed from the first sample
-_SUMMARY = re.compile(r"I:\s+(-?[\d.]+|-inf) LUFS")
+INTEGRATED = re.compile(r"I:\s+(-?[\d.]+|-inf) LUFS")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def parse(stderr: str) -> Blocks:
     """The blocks an ``ebur128=framelog=info`` filter logged (times from its input's first
     sample when ``MEASURE`` precedes it)."""
     found = _BLOCK.findall(stderr)
-    whole = _SUMMARY.search(stderr[stderr.rfind("Summary:"):])
+    whole = INTEGRATED.search(stderr[stderr.rfind("Summary:"):])
     end, momentary = (np.array(column, np.float64) for column in zip(*found)) if found else (np.zeros(0),) * 2
     return Blocks(end, momentary, float(whole.group(1)) if whole else -math.inf)
 

@@ -53,7 +53,6 @@ FASTSTART = {".mp4", ".m4v", ".mov"}  # index first, so players can start before
 AAC_HEADROOM_DB = 1.0  # lossy encoding adds inter-sample peaks (up to 0.6 dB measured at 48 kHz): limit this far below
 LOUDNESS_TOLERANCE_LU = 0.3  # a measurement this close to the target ends the search for the gain
 LOUDNESS_PASSES = 5
-_INTEGRATED = re.compile(r"I:\s+(-?[\d.]+|-inf) LUFS")
 _TRUE_PEAK = re.compile(r"Peak:\s+(-?[\d.]+|-inf) dBFS")
 
 
@@ -253,11 +252,12 @@ def measure_loudness(video_path, wav, graph: str,
                      spans: list[tuple[float, float]] | None = None) -> tuple[float, float]:
     """(integrated loudness in LUFS, true peak in dBFS) of ``graph``'s ``[out]``; with ``spans``,
     the integrated loudness over those spans only (``levels.py``: BS.1770's own blocks, selected)."""
-    graph = graph.replace("[out]", f",{levels.MEASURE}:peak=true[out]")
+    meter = levels.MEASURE + ":" if spans is not None else "ebur128="  # blocks logged only when selected
+    graph = graph.replace("[out]", f",{meter}peak=true[out]")
     cmd = [*_audio_command(video_path, wav, graph, "-nostats"), "-f", "null", "-"]
     proc = ffmpeg.run(cmd, video_path, "loudness measurement", MUX_TIMEOUT_S, text=True)
     summary = proc.stderr[proc.stderr.rfind("Summary:"):]
-    integrated, peak = _INTEGRATED.search(summary), _TRUE_PEAK.search(summary)
+    integrated, peak = levels.INTEGRATED.search(summary), _TRUE_PEAK.search(summary)
     if proc.returncode != 0 or not integrated or not peak:
         raise MediaError(video_path, f"loudness measurement failed: {ffmpeg.summarise_stderr(proc.stderr)}")
     if spans is not None:

@@ -88,7 +88,7 @@ def _probabilities(path, duration: float, stream: str, model) -> tuple[list[floa
     probs, total = [], 0
     with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a chatty ffmpeg never blocks on it
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                                   pass_fds=_pinned(command))
+                                   pass_fds=ffmpeg.pinned_fds(command))
         timer = threading.Timer(timeout_s, _stop, (process, expired))  # a hung ffmpeg would block the read
         timer.start()
         try:
@@ -132,16 +132,11 @@ def _stop(process: subprocess.Popen, expired: threading.Event) -> None:
     process.kill()
 
 
-def _pinned(command: list[str]) -> tuple[int, ...]:
-    """The descriptors of pinned inputs (``/dev/fd/N``), which ffmpeg must inherit to read them."""
-    return tuple(int(m.group(1)) for arg in command for m in [ffmpeg._PINNED.match(arg)] if m)
-
-
 def _reason(stderr: bytes, url: str, stream: str) -> str:
     text = stderr.decode("utf-8", "replace")
-    refused = ffmpeg._REFUSED.search(text)
+    refused = ffmpeg.refused_reason(text)
     if refused:
-        return ffmpeg.refusal(refused.group(1), refused.group(2))
+        return refused
     if "matches no streams" in text:  # ffmpeg's last line would only say how to ignore that
         return f"speech detection failed: no audio stream {stream}"
     return f"speech detection failed: {ffmpeg.summarise_stderr(text, url)}"
