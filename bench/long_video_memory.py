@@ -44,7 +44,8 @@ def _memory_by_stage() -> dict[tuple[str, str], int]:
 
 def measure(minutes: float, work: Path, segment_windows: int) -> dict[str, int]:
     from cotvtm.settings import Resources, SoundtrackConfig
-    from cotvtm.pipelines.runner import Where, run
+    from cotvtm.pipelines.runner import run
+    from cotvtm.settings import Access
     from cotvtm.video.samples import make_video
 
     inputs = work / f"in{minutes}"
@@ -62,7 +63,7 @@ def measure(minutes: float, work: Path, segment_windows: int) -> dict[str, int]:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     started = time.perf_counter()
-    summary = run(Where(str(inputs), str(work / f"out{minutes}")), SoundtrackConfig(),
+    summary = run(Access(source=str(inputs), dest=str(work / f"out{minutes}")), SoundtrackConfig(),
                   Resources(segment_windows=segment_windows), echo=lambda _: None)
     done.set()
     thread.join()

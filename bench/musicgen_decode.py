@@ -91,7 +91,7 @@ def main() -> None:
     sampling = SamplingConfig(guidance_scale=3.0, top_k=250)
     backends = {"generate": MusicGenBackend(None, args.device, sampling, model=model),
                 "engine": EngineBackend(None, args.device, sampling, model=model, slots=args.batch)}
-    steps = backends["engine"].tokens_for(args.seconds)
+    steps = backends["engine"].musicgen.tokens_for(args.seconds)
     print(f"MusicGen {args.size}, {name}, batch {args.batch}, {args.seconds:g} s windows ({steps} decoder steps), "
           f"guidance 3, top-k 250, median of {args.repeats}")
     speed = {}
@@ -99,7 +99,7 @@ def main() -> None:
         seconds, music = timed(backend, work, args.repeats, args.device)
         made = sum(len(m.audio) for m in music) / backend.sample_rate
         speed[label] = made / seconds
-        slots = (f", slot occupancy {100 * backend.engine.occupancy:.1f} %, {backend.engine.runner.capture.describe()}"
+        slots = (f", slot occupancy {100 * backend.engine.occupancy:.1f} %, {backend.engine.stepping()}"
                  if label == "engine" else "")
         print(f"{label:>9}: {seconds:8.2f} s, {1000 * seconds / steps:7.1f} ms/step, {speed[label]:7.1f}x real time, "
               f"peak {peak_gib(args.device):.2f} GiB{slots}")

@@ -104,10 +104,10 @@ def stage_load(out: Path, log: str, res) -> dict[str, float]:
     for sidecar in out.glob("*.json"):
         for stage, seconds in json.loads(sidecar.read_text())["seconds"].items():
             totals[stage] = totals.get(stage, 0.0) + seconds
-    workers = {"decode": res.decode_actors, "embed": res.model_actors, "prior": res.model_actors,
+    workers = {"decode": res.decode_actors, "embed": res.embed_actors, "prior": res.prior_actors,
                "mux": res.mux_actors}
     load = {stage: totals[stage] / workers[stage] for stage in workers if stage in totals}
-    load["music"] = sum(float(m[3]) for m in ENGINE.findall(log)) / res.model_actors
+    load["music"] = sum(float(m[3]) for m in ENGINE.findall(log)) / res.music_actors
     return load
 
 

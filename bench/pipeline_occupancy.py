@@ -45,7 +45,7 @@ def run(source: Path, out: Path, feed: str, slots: int, cache: Path, streams: in
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "jobs.soundtrack", str(source), str(out), "--cache-dir", str(cache),
-                           "--slots", str(slots), "--segments-per-batch", str(slots), "--videos-in-flight",
+                           "--slots", str(slots), "--embed-batch", str(slots), "--prior-batch", str(slots), "--videos-in-flight",
                            str(2 * slots), "--music-feed", feed, "--streams-per-video", str(streams),
                            "--stream-min-seconds", str(stream_min)],
                           cwd=ROOT, env=env, capture_output=True, text=True)

@@ -6,7 +6,7 @@ MusicGen's sizes as published (the text encoder is t5-base for all; EnCodec at 3
 2048 x 48 x 32.
 
 Stable Audio 3 medium (``stabilityai/stable-audio-3-medium``), its ``model_config.json`` as
-diffusers' classes take it (``cotvtm/music/sa3_convert.py`` maps one to the other). The DiT:
+diffusers' classes take it (``cotvtm/sa3_convert.py`` maps one to the other). The DiT:
 1536 wide, 24 blocks of 24 heads (64 each), differential attention, SwiGLU x4, 64 memory tokens,
 256 latent channels, text tokens 768 wide (T5Gemma b-b), the duration's 768 (256 Fourier
 features, 0 to 384 s), inpainting input 257 wide (latents and mask); these are diffusers' own
@@ -99,7 +99,7 @@ def stable_audio_3(device: str = "cpu", dtype=torch.float32, size: str = "medium
     from diffusers import (AutoencoderSAME, StableAudio3DiTModel, StableAudio3DurationEmbedder,
                            StableAudio3InpaintPipeline)
 
-    from cotvtm.music.sa3_convert import _scheduler
+    from cotvtm.sa3_convert import _scheduler
     from cotvtm.quiet import quiet_diffusers
 
     quiet_diffusers()

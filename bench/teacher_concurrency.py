@@ -29,7 +29,8 @@ from cotvtm.teacher.ingest import CaptionItem  # noqa: E402
 
 
 def endpoint(srv: FakeOpenAI, limit: int) -> EndpointConfig:
-    return EndpointConfig(model="bench", base_url=srv.base_url, concurrency=limit, timeout_s=30, max_retries=0)
+    return EndpointConfig(teacher_model="bench", teacher_url=srv.base_url, teacher_concurrency=limit,
+                          teacher_timeout=30, teacher_retries=0)
 
 
 def in_process(latency: float, count: int, limit: int) -> tuple[FakeOpenAI, float]:

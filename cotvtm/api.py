@@ -15,8 +15,7 @@ the same configurations and call these functions.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
-from pathlib import Path
+from dataclasses import replace
 
 from cotvtm.options import split as _split
 
@@ -36,55 +35,64 @@ def soundtrack(input: str, output: str, *, config=None, resources=None, echo=pri
     from cotvtm.settings import configure
 
     cfg, res, access = configure(config, resources, **settings)
-    from cotvtm.pipelines.runner import Where, run  # after the settings are checked: no Ray for a typo
+    from cotvtm.pipelines.runner import run  # after the settings are checked: no Ray for a typo
 
-    cache_dir = Path(access.cache_dir) if access.cache_dir else None
-    where = Where(str(input), str(output), **{**asdict(access), "cache_dir": cache_dir})  # Access's fields, by name
-    return run(where, cfg, res, echo)
+    return run(replace(access, source=str(input), dest=str(output)), cfg, res, echo)
 
 
 def label(out: str, *, config=None, echo=print, **settings):
     """Label captions (``manifests``) and/or ``scenes`` generated scene descriptions with the
-    chain-of-thought teacher into ``out/labels-<prompt>-<model>/``; ``endpoint`` (an
-    ``EndpointConfig``) names an LLM, none the offline teacher. Returns the ``BuildSummary``."""
+    chain-of-thought teacher into ``out/labels-<prompt>-<model>/``. ``settings``: the fields of
+    ``BuildConfig`` (``manifests``, ``scenes``, ``prompt``, ``actors``, ...) and the teacher
+    endpoint's ``EndpointConfig`` (``teacher_model``, ``teacher_url``, ...; no model: the offline
+    teacher), over ``config`` when given. Returns the ``BuildSummary``."""
     from cotvtm.teacher.build import build_labels
-    from cotvtm.teacher.settings import BuildConfig
+    from cotvtm.teacher.settings import build_config
 
-    [given] = _split(settings, BuildConfig)
-    if "manifests" in given:
-        given["manifests"] = tuple(str(m) for m in given["manifests"])
-    cfg = replace(config, **given) if config is not None else BuildConfig(out=str(out), **given)
-    return build_labels(replace(cfg, out=str(out)), echo=echo)
+    return build_labels(build_config(out, config, **settings), echo=echo)
 
 
-def embed(labels: str, out: str, *, preset: str = "tiny", music_len: int | None = None, device: str | None = None,
-          cache_dir: str | Path | None = None, batch_size: int = 64, decoder: str | None = None, **models):
-    """Embed a labels folder into shards (E_v, E_r, E_m); ``models`` may name ``clip``, ``t5``
-    and ``rationale`` over the preset's; ``decoder``: the one whose text space E_m is in (its own
-    text encoder; default T5, which MusicGen and Stable Audio Open read). Returns the shards'
+def embed(labels: str, out: str, **settings):
+    """Embed a labels folder into shards (E_v, E_r, E_m). ``settings``: the fields of
+    ``Embedding`` (``preset``; ``clip``, ``t5`` and ``rationale`` over the preset's; ``decoder``,
+    the one whose text space E_m is in; ``music_len``, ``device``, ...). Returns the shards'
     ``ShardIndex``."""
     from cotvtm import models as registry
     from cotvtm.settings import default_device
-    from cotvtm.errors import CotvtmError
     from cotvtm.training.embed import run_embed
-    from cotvtm.training.hyperparameters import PAPER_MUSIC_LEN, TINY_MUSIC_LEN
+    from cotvtm.training.settings import Embedding
 
-    if set(models) - {"clip", "t5", "rationale"}:
-        raise CotvtmError(f"unknown setting(s): {', '.join(sorted(set(models) - {'clip', 't5', 'rationale'}))}")
-    refs = registry.resolve(preset, cache_dir=cache_dir, decoder=decoder or "engine", **models)
-    length = music_len or (TINY_MUSIC_LEN if preset == "tiny" else PAPER_MUSIC_LEN)
-    return run_embed(str(labels), str(out), refs, length, device=device or default_device(), batch_size=batch_size)
+    [given] = _split(settings, Embedding)
+    job = Embedding(labels=str(labels), out=str(out), **given)
+    refs = registry.resolve(job.preset, cache_dir=job.cache_dir, decoder=job.decoder or "engine", clip=job.clip,
+                            t5=job.t5, rationale=job.rationale)
+    return run_embed(job.labels, job.out, refs, job.length(), device=job.device or default_device(),
+                     batch_size=job.batch_size)
 
 
-def distill(shards: str, out: str, *, config=None, storage_path: str | None = None, **settings):
+def distill(shards: str, out: str, *, config=None, **settings):
     """Train the two-stage prior on ``shards`` with Ray Train into ``out`` (``out/prior`` is what
-    ``soundtrack(prior=...)`` loads). ``settings``: ``DistillConfig`` fields. Returns the
+    ``soundtrack(prior=...)`` loads). ``settings``: ``DistillConfig`` fields (over ``config``, or
+    the paper's) and ``DistillRun``'s (``epochs1``, ``lr2``, ``storage_path``, ...). Returns the
     ``DistillResult``."""
     from cotvtm.raycluster import init_ray
-    from cotvtm.training.hyperparameters import DistillConfig
+    from cotvtm.training.hyperparameters import DistillConfig, DistillRun
     from cotvtm.training.distill import distill as train
 
-    [given] = _split(settings, DistillConfig)
-    cfg = replace(config or DistillConfig(), **given)
+    chosen, given = _split(settings, DistillConfig, DistillRun)
+    job = DistillRun(shards=str(shards), out=str(out), **given)
+    cfg = job.config(replace(config or DistillConfig(), **chosen))
     init_ray()
-    return train(str(shards), str(out), cfg, storage_path=storage_path)
+    return train(job.shards, job.out, cfg, storage_path=job.storage_path)
+
+
+def evaluate(testset: str, out: str, *, echo=print, **settings):
+    """Score every method (and ``external`` systems' audio) on the paired ``testset`` manifest
+    into ``out`` (results.md/.csv/.json and plots). ``settings``: the fields of ``EvalConfig``
+    (``methods``, ``preset``, ``prior_full``, ``window_s``, ...), ``MetricModels`` (``fd``,
+    ``fad``, ...) and the teacher endpoint's ``EndpointConfig`` (``teacher_model``, ...; none:
+    the offline teacher). Returns the ``Evaluation`` (its ``results`` and ``paths``)."""
+    from cotvtm.eval.settings import configure
+    from cotvtm.eval.run import run_evaluation
+
+    return run_evaluation(configure(testset=str(testset), out=str(out), **settings), echo)

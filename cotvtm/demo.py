@@ -10,20 +10,25 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cotvtm import models
-from cotvtm.settings import Resources, SoundtrackConfig
+from cotvtm.options import Checked, at_least, setting
+from cotvtm.settings import Access, Resources, SoundtrackConfig
 from cotvtm.training.hyperparameters import TINY_MUSIC_LEN
 from cotvtm.training.hyperparameters import DistillConfig, StageConfig
 
-SCENES = 240
-EPOCHS = 30
-
 
 @dataclass(frozen=True)
-class DemoPlan:
-    workdir: Path
-    scenes: int = SCENES
-    epochs: int = EPOCHS
+class DemoPlan(Checked):
+    """Where the demo works, and how much it labels and trains (the ``demo`` command's own flags)."""
+
+    workdir: Path = setting(Path("demo_out"), metavar="DIR", help="where the labels, shards, prior, sample "
+                                                                  "videos and outputs go")
+    scenes: int = setting(240, check=at_least(1), help="generated scenes to label and train on")
+    epochs: int = setting(30, check=at_least(1), help="epochs per distillation stage")
     music_len: int = TINY_MUSIC_LEN
+
+    def __post_init__(self):
+        object.__setattr__(self, "workdir", Path(self.workdir))  # a str from the command line or the API
+        super().__post_init__()
 
     def distill_config(self) -> DistillConfig:
         stage = StageConfig(lr=2e-3, batch_size=32, epochs=self.epochs, lr_schedule="cosine")
@@ -39,7 +44,7 @@ def train_prior(plan: DemoPlan, refs: models.ModelRefs, echo=print) -> Path:
     from cotvtm.training.shards import INDEX
 
     echo(f"cotvtm demo: 1/3 labelling {plan.scenes} generated scenes with the offline teacher")
-    labels = label(BuildConfig(out=str(plan.workdir / "labels"), scenes=plan.scenes).validate(), echo=echo)
+    labels = label(BuildConfig(out=str(plan.workdir / "labels"), scenes=plan.scenes), echo=echo)
     shards = plan.workdir / "shards"
     echo("cotvtm demo: 2/3 embedding the labels (CLIP, rationale encoder, MusicGen's T5)")
     if not (shards / INDEX).exists():
@@ -49,17 +54,17 @@ def train_prior(plan: DemoPlan, refs: models.ModelRefs, echo=print) -> Path:
 
 
 def run_demo(plan: DemoPlan, cfg: SoundtrackConfig, res: Resources, cache_dir: Path | None = None, echo=print):
-    from cotvtm.pipelines.runner import Where, run
+    from cotvtm.pipelines.runner import run
     from cotvtm.raycluster import init_ray
     from cotvtm.video.samples import make_sample_videos
 
     init_ray()
-    refs = models.resolve("tiny", cache_dir=cache_dir, seed=cfg.seed)
+    refs = models.resolve("tiny", cache_dir=cache_dir, seed=cfg.models.tiny_seed)
     prior = train_prior(plan, refs, echo) if cfg.models.prior is None else cfg.models.prior
     inputs = plan.workdir / "inputs"
     videos = make_sample_videos(inputs)
     echo(f"cotvtm demo: soundtracking {len(videos)} sample videos from {inputs} with the prior in {prior}")
     cfg = replace(cfg, models=replace(cfg.models, preset="tiny", prior=str(prior)))
-    summary = run(Where(str(inputs), str(plan.workdir / "outputs"), cache_dir=cache_dir), cfg, res, echo=echo)
+    summary = run(Access(source=str(inputs), dest=str(plan.workdir / "outputs"), cache_dir=cache_dir), cfg, res, echo=echo)
     echo(f"cotvtm demo: soundtracked videos and sidecars are in {summary.output}")
     return summary

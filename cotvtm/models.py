@@ -14,9 +14,18 @@ from pathlib import Path
 
 from cotvtm.errors import ModelError, ModelRefError, one_line
 from cotvtm.model_folders import file_digest, folder_digest, regular_files
+from cotvtm.options import Checked, setting
 from cotvtm.quiet import quiet_transformers
 
 DEFAULT_CACHE = Path(os.environ.get("COTVTM_CACHE", Path.home() / ".cache" / "cotvtm"))
+
+
+@dataclass(frozen=True)
+class TinyBuild(Checked):
+    """How the tiny preset is built: declared here, once, for every command that builds it."""
+
+    tiny_seed: int = setting(0, help="the seed of the tiny models' random weights (apart from --seed, which draws "
+                                     "the music)")
 
 
 @dataclass(frozen=True)
@@ -396,14 +405,14 @@ OFFICIAL_LAYOUT = {STABLE_AUDIO_3, "stabilityai/stable-audio-3-medium-base"}
 def diffusers_folder(ref: str, cache_dir: Path | None = None, hub_cache: str | None = None) -> str:
     """``ref``, or for a hub id published in Stability AI's own layout its diffusers folder: the
     official checkpoint downloaded (weights as safetensors only) and converted once into
-    ``<cache>/stable-audio-3/`` (``music/sa3_convert.py``), on whichever machine first loads it."""
+    ``<cache>/stable-audio-3/`` (``sa3_convert.py``), on whichever machine first loads it."""
     if ref not in OFFICIAL_LAYOUT:
         return ref
     target = Path(cache_dir or DEFAULT_CACHE) / "stable-audio-3" / ref.replace("/", "--")
     if not (target / "model_index.json").is_file():
         from huggingface_hub import snapshot_download
 
-        from cotvtm.music.sa3_convert import convert
+        from cotvtm.sa3_convert import convert
 
         try:
             source = snapshot_download(ref, cache_dir=hub_cache, allow_patterns=["*.json", "*.safetensors", "*.model",
@@ -471,17 +480,30 @@ def load_stable_audio(ref: str, device: str = "cpu", dtype=None):
 
 DECODER_DTYPES = ("auto", "float32", "float16", "bfloat16")  # MusicGen's decoder precision (--decoder-dtype)
 
+# The half precision each model runs in on a GPU: float16 where its activations stay in range (CLIP;
+# MusicGen's decoder, trained in it under autocast, with more mantissa than bfloat16), bfloat16 where
+# float16 overflows (the rationale LLM; the prior's sampler, under autocast). On the CPU every model
+# stays float32 (half precision saves no time there), and so does T5 everywhere (small, and known to
+# overflow in float16).
+HALF = {"clip": "float16", "musicgen": "float16", "rationale": "bfloat16", "prior": "bfloat16"}
+
+
+def half_dtype(device: str, model: str):
+    """The torch dtype ``model`` (a key of ``HALF``) runs in on ``device``; None: float32."""
+    import torch
+
+    return getattr(torch, HALF[model]) if str(device).startswith("cuda") else None
+
 
 def decoder_dtype(name: str, device: str):
-    """The dtype ``--decoder-dtype`` names; ``auto``: float16 on a GPU (the precision MusicGen
-    was trained in under autocast, half the bytes per step of float32, and tensor cores; more
-    mantissa than bfloat16), float32 on the CPU (where half precision saves no time)."""
+    """The dtype ``--decoder-dtype`` names; ``auto``: MusicGen's half precision on a GPU (half the
+    bytes per step of float32, and tensor cores), float32 on the CPU."""
     import torch
 
     if name not in DECODER_DTYPES:
         raise ValueError(f"unknown decoder dtype {name!r}; choose one of {DECODER_DTYPES}")
     if name == "auto":
-        return torch.float16 if str(device).startswith("cuda") else torch.float32
+        return half_dtype(device, "musicgen") or torch.float32
     return getattr(torch, name)
 
 

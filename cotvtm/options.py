@@ -1,18 +1,24 @@
 """One definition per setting: a dataclass field carries its flag, help, choices and check.
 
-The command line's options, the Python API's keyword settings and validation are all derived
-from these fields, so a setting is added, documented and checked in one place.
+Every command's options (``cotvtm soundtrack``, ``label``, ``embed``, ``distill``, ``evaluate``,
+``bank``, ``demo``, ...), the Python API's keyword settings and validation are all derived from
+these fields, so a setting is added, documented and checked in one place, and a concept that
+several commands share (the teacher endpoint, the model preset) is declared by one class that
+each of them uses, or borrowed field by field with :func:`same`.
 
     window_s: float = setting(10.0, flag="--window-seconds", check=positive())
 
 ``--help`` says each default from the declaration (``(default: 10)``), or, for a default the
 machine decides, from ``shown_default``. A ``tuple[str, ...]`` field is a repeatable flag
-(``--timeline otio --timeline fcp-xml``), each value checked against its choices.
+(``--timeline otio --timeline fcp-xml``), each value checked against its choices. A setting
+renamed keeps its old flag for one release (``renamed=``): it still works, and says it was
+renamed. This module is the one place that makes an ``argparse`` parser (:func:`parser`).
 """
 
 import argparse
 import types
 import typing
+import warnings
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
@@ -32,17 +38,38 @@ class Setting:
     metavar: str | None = None
     check: tuple | None = None  # (predicate of the value, message)
     shown_default: str | None = None  # what --help says the default is, when the machine decides it
+    positional: bool = False  # an argument without a flag (a path, say); a tuple takes any number
+    renamed: tuple = ()  # earlier flags of this setting, kept one release: they warn
+    short: str | None = None  # a one-letter spelling beside the flag (``-o``)
 
 
 def setting(default=MISSING, *, factory=MISSING, flag: str | None = None, help: str | None = None,
-            choices=None, metavar: str | None = None, check: tuple | None = None, shown_default: str | None = None):
+            choices=None, metavar: str | None = None, check: tuple | None = None, shown_default: str | None = None,
+            positional: bool = False, renamed: tuple = (), short: str | None = None):
     """A dataclass field that is also a setting: ``flag`` (default ``--`` and the field's name
     with dashes), ``help``, ``choices`` (checked unless ``check`` is given), ``metavar`` and
     ``check``, a ``(predicate, message)`` pair whose message may name ``{flag}``, ``{value}``
-    and ``{choices}``; ``shown_default``, what ``--help`` says of a default decided at run time.
-    A ``None`` value is never checked: it means "not set"."""
-    meta = {_KEY: Setting(flag, help, tuple(choices) if choices else None, metavar, check, shown_default)}
+    and ``{choices}``; ``shown_default``, what ``--help`` says of a default decided at run time;
+    ``positional``, an argument without a flag; ``short``, a one-letter spelling beside the
+    flag; ``renamed``, the setting's earlier flags (each
+    also an earlier API keyword, dashes as underscores). A ``None`` value is never checked: it
+    means "not set". A ``bool`` whose default is True is turned off by its flag (``--no-...``)."""
+    meta = {_KEY: Setting(flag, help, tuple(choices) if choices else None, metavar, check, shown_default,
+                          positional, tuple(renamed), short)}
     return field(default=default, default_factory=factory, metadata=meta)
+
+
+def same(cls, name: str, **changes):
+    """Field ``name`` of settings class ``cls`` declared again in another class, with the same
+    flag, help, choices and check (and default, unless ``changes`` say otherwise: ``default``,
+    ``help``, ``shown_default``...): one concept, one declaration, in every command that has it."""
+    [f] = [f for f in fields(cls) if f.name == name]
+    s = f.metadata[_KEY]
+    given = {"flag": flag(f), "help": s.help, "choices": s.choices, "metavar": s.metavar, "check": s.check,
+             "shown_default": s.shown_default, "positional": s.positional, "renamed": s.renamed, "short": s.short}
+    default = changes.pop("default", f.default)
+    factory = MISSING if "default" in changes or f.default_factory is MISSING else f.default_factory
+    return setting(default if factory is MISSING else MISSING, factory=factory, **{**given, **changes})
 
 
 def at_least(low):
@@ -100,20 +127,87 @@ def validate(obj):
 def add_options(group, cls, *, unset: bool = False) -> None:
     """A flag per setting of ``cls`` on ``group`` (a parser or an argument group), its value
     under the field's name. ``unset``: every default is None, so that whatever builds ``cls``
-    chooses the values the user did not give."""
+    chooses the values the user did not give. Positional settings come first, in field order."""
     hints = typing.get_type_hints(cls)
-    for f in settings(cls):
+    ordered = sorted(settings(cls), key=lambda f: not f.metadata[_KEY].positional)
+    for f in ordered:
         s, kind = f.metadata[_KEY], _scalar(hints[f.name])
+        if s.positional:
+            group.add_argument(f.name, nargs="*" if _repeated(kind) else None, type=typing.get_args(kind)[0]
+                               if _repeated(kind) else kind, metavar=s.metavar, help=s.help)
+            continue
         default = None if unset else _default(f)
-        if kind is bool:
-            group.add_argument(flag(f), dest=f.name, action="store_true", default=default, help=s.help)
-        elif _repeated(kind):  # given as often as wanted; None when never, so the declared default stays
-            group.add_argument(flag(f), dest=f.name, action="append", choices=s.choices, default=None,
-                               metavar=s.metavar, help=_help(s, None))
-        else:
-            metavar = s.metavar or (None if s.choices else flag(f).lstrip("-").replace("-", "_").upper())
-            group.add_argument(flag(f), dest=f.name, type=kind, default=default, choices=s.choices,
-                               metavar=metavar, help=_help(s, _default(f)))
+        group.add_argument(*filter(None, (s.short, flag(f))), dest=f.name, **_kind_options(f, s, kind, default))
+        if s.renamed:  # earlier spellings: they still work, say they were renamed, and are not listed
+            group.add_argument(*s.renamed, dest=f.name, action=_Renamed, renamed=flag(f), help=argparse.SUPPRESS,
+                               **_renamed_options(f, kind))
+    for old, new in getattr(cls, "RENAMED", {}).items():  # an earlier flag that now sets several
+        group.add_argument(old, dest=old.lstrip("-").replace("-", "_"), action=_Renamed,
+                           renamed=", ".join(flag(_field_of(cls, name)) for name in new),
+                           type=_scalar(hints[new[0]]), default=None, help=argparse.SUPPRESS)
+
+
+def _kind_options(f, s: Setting, kind, default) -> dict:
+    """``add_argument``'s options for setting ``f`` of type ``kind``."""
+    if kind is bool:  # a flag that turns on a default-off setting, or off a default-on one
+        return {"action": "store_false" if _default(f) else "store_true", "default": default, "help": s.help}
+    if _repeated(kind):  # given as often as wanted; None when never, so the declared default stays
+        return {"action": "append", "choices": s.choices, "default": None, "metavar": s.metavar,
+                "help": _help(s, None)}
+    metavar = s.metavar or (None if s.choices else flag(f).lstrip("-").replace("-", "_").upper())
+    return {"type": kind, "default": default, "choices": s.choices, "metavar": metavar,
+            "help": _help(s, _default(f))}
+
+
+def _renamed_options(f, kind) -> dict:
+    """How an earlier flag of setting ``f`` takes its value: as the flag it is now does."""
+    if kind is bool:
+        return {"nargs": 0, "const": not _default(f)}
+    if _repeated(kind):
+        return {"const": "append", "type": typing.get_args(kind)[0]}
+    return {"type": kind}
+
+
+class _Renamed(argparse.Action):
+    """An earlier flag: stores as its new one does (appends for a repeated setting), and warns."""
+
+    def __init__(self, option_strings, dest, renamed: str, **kwargs):
+        self.renamed = renamed
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warn_renamed(option_string, self.renamed)
+        if self.const == "append":
+            values = [*(getattr(namespace, self.dest) or []), values]
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+class RenamedSetting(FutureWarning):
+    """A setting given by its earlier name: it works for one more release."""
+
+
+def warn_renamed(old: str, new: str) -> None:
+    """Say, once per use, that setting ``old`` is now ``new`` (and that ``old`` goes next release)."""
+    warnings.warn(f"{old} is renamed {new}; the old name will be removed in the next release", RenamedSetting,
+                  stacklevel=3)
+
+
+def parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """The one way a command's parser is made (its description and epilog kept as written)."""
+    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def command(subparsers, name: str, help: str, sections: typing.Iterable, run, description: str | None = None):
+    """Subcommand ``name`` whose options are ``sections``: ``(title, settings class)`` pairs (a
+    None title: the command's own arguments; a third item True: every default unset, see
+    :func:`add_options`); ``run(namespace)`` is what it does."""
+    p = subparsers.add_parser(name, help=help, description=description or help,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    for title, cls, *unset in sections:
+        add_options(p if title is None else p.add_argument_group(title), cls, unset=bool(unset and unset[0]))
+    p.set_defaults(func=run)
+    return p
 
 
 def _help(s: Setting, default) -> str | None:
@@ -128,20 +222,45 @@ def _help(s: Setting, default) -> str | None:
 
 def given(namespace: argparse.Namespace, *classes) -> dict:
     """The settings of ``classes`` in a parsed ``namespace``, by field name; those left unset
-    (None) out, so that defaults stay with the code that builds the configurations."""
+    (None) out, so that defaults stay with the code that builds the configurations. A class's
+    ``RENAMED`` flag given fills each setting it now stands for that was not given itself."""
     values = {f.name: getattr(namespace, f.name) for cls in classes for f in settings(cls)}
+    for cls in classes:
+        for old, new in getattr(cls, "RENAMED", {}).items():
+            value = getattr(namespace, old.lstrip("-").replace("-", "_"), None)
+            values.update({name: value for name in new if values.get(name) is None})
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
 
 
 def split(values: dict, *classes) -> list[dict]:
-    """``values`` shared out among the dataclasses' fields; a name that none has is an error."""
+    """``values`` shared out among the dataclasses' fields; a name that none has is an error.
+    An earlier name of a setting (its ``renamed`` flags', or a class's ``RENAMED``) is taken
+    for the setting(s) it now is, with a warning."""
     parts, left = [], dict(values)
     for cls in classes:
+        for old, new in _earlier_names(cls).items():
+            if old in left:
+                warn_renamed(old, ", ".join(new))
+                value = left.pop(old)
+                left.update({name: value for name in new if name not in left})
         names = {f.name for f in fields(cls)}
         parts.append({k: left.pop(k) for k in list(left) if k in names})
     if left:
         raise CotvtmError(f"unknown setting(s): {', '.join(sorted(left))}")
     return parts
+
+
+def _earlier_names(cls) -> dict[str, tuple]:
+    """Earlier API keywords of ``cls``'s settings -> the fields they now fill."""
+    key = lambda flag_: flag_.lstrip("-").replace("-", "_")  # noqa: E731
+    names = {key(old): (f.name,) for f in settings(cls) for old in f.metadata[_KEY].renamed}
+    names.update({key(old): new for old, new in getattr(cls, "RENAMED", {}).items()})
+    return {old: new for old, new in names.items() if old not in {f.name for f in fields(cls)}}
+
+
+def _field_of(cls, name: str):
+    [f] = [f for f in fields(cls) if f.name == name]
+    return f
 
 
 def _member(choices: tuple, repeated: bool = False):

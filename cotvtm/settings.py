@@ -4,31 +4,32 @@ import hashlib
 import re
 import json
 import os
+import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from cotvtm.models import DECODER_DTYPES, PRESET_NAMES
+from cotvtm.models import DECODER_DTYPES, PRESET_NAMES, TinyBuild
 from cotvtm.music.ducking import Ducking
 from cotvtm.music.ending import ENDINGS
 from cotvtm.music.style import STYLE_RULE, style_fault
-from cotvtm.options import Checked, at_least, positive, setting, split
+from cotvtm.provenance import SigningFiles
+from cotvtm.teacher.settings import EndpointConfig
+from cotvtm.options import Checked, at_least, positive, same, setting, split
 from cotvtm.video.delivery import CHANNEL_CHOICES, CODEC_RATES
+from cotvtm.prior.architecture import SAMPLERS
+from cotvtm.video.frames import READERS
 from cotvtm.video.limits import MAX_DURATION_S
 
-MODES = ("continuous", "independent")  # how windows of one video follow each other (music/compose.py)
-MUSICGEN_DECODERS = ("engine", "generate")  # how MusicGen decodes (music/musicgen.py)
-DECODERS = (*MUSICGEN_DECODERS, "stable-audio", "stable-audio-3")  # the Music stage's decoders (music/requests.py)
+from cotvtm.music.choices import DECODERS, MODES
 COMMERCIAL_DECODER = "stable-audio-3"  # what --commercial chooses when --decoder is not given
 ENGINE_WIDTHS = ("full", "busy")  # what a decode engine step runs over (music/step_runner.py)
 CONDITIONINGS = ("prior", "teacher")  # what conditions the music (pipelines/condition.py)
 TEACHER_TERMS = ("commercial", "non-commercial")  # what a teacher's terms allow, as the user declares (licences.py)
 WINDOWS = ("fixed", "shots")  # how a video is cut into windows (video/windows.py)
-READERS = ("pyav",)  # how frames are decoded (video/frames.py says why decord is not one)
-SAMPLERS = ("ddpm", "ddim")  # how the prior samples (prior/architecture.py)
 FEEDS = ("continuous", "batched")  # how windows enter MusicGen (pipelines/music.py)
 TIMELINES = ("otio", "fcp-xml", "aaf")  # what an editor opens (video/timeline.py)
 SYNCS = ("none", "cuts")  # whether the music is bent to put a beat on each shot cut (music/sync.py)
-AUDIO_MODES = ("replace", "duck", "voice")  # what the output's audio is made of (pipelines/soundtrack.py)
+AUDIO_MODES = ("replace", "duck", "voice")  # what the output's audio is made of (pipelines/finish.py)
 
 _DUCKING = Ducking()  # the bed's ducking under speech, its defaults and their reasons (music/ducking.py)
 _PROMPT = "--prompt-seconds must be positive and shorter than the window"
@@ -61,12 +62,14 @@ class ModelChoice(Checked):
                                                           "nearest its frames, no training) or untrained")
     bank: str | None = setting(None, metavar="FILE", help="with the retrieval prior: a bank from `cotvtm bank` (a "
                                                           "local file or s3:// URI); default: the shipped scene bank")
+    tiny_seed: int = same(TinyBuild, "tiny_seed", renamed=())
 
 
 @dataclass(frozen=True)
 class Access(Checked):
-    """How the job reaches its inputs, outputs and models, and which inputs it takes. Not hashed:
-    it changes where things are read and written, not what is made of each input."""
+    """Where the job reads and writes (``source``, ``dest``), how it reaches its inputs, outputs
+    and models, and which inputs it takes. Not hashed: it changes where things are read and
+    written, not what is made of each input."""
 
     cache_dir: Path | None = setting(None, metavar="DIR", help="where the tiny preset is built")
     include_hidden: bool = setting(False, help="also soundtrack hidden media (names starting with '.'); the job's "
@@ -87,21 +90,22 @@ class Access(Checked):
                                        "configuration that were made unsigned (the same music: every draw is "
                                        "seeded); without it they are skipped, and counted in the summary")
 
-    teacher_url: str | None = setting(None, metavar="URL", help="with --conditioning teacher: the OpenAI-compatible "
-                                                                "base URL (default https://api.openai.com/v1)")
-    teacher_key_env: str = setting("OPENAI_API_KEY", metavar="VAR",
-                                   help="the environment variable holding the teacher endpoint's API key (each "
-                                        "node's own environment: it is never passed to Ray)")
-    teacher_retries: int = setting(6, check=at_least(0), help="retries per teacher request (429, 5xx, timeouts)")
-    teacher_timeout: float = setting(60.0, check=positive(), help="seconds one teacher request may take in all, "
-                                                                  "connect to last byte")
     teacher_terms: str | None = setting(None, choices=TEACHER_TERMS,
                                         help="with --conditioning teacher: what the endpoint provider's terms allow "
                                              "for its answers, as you read them (recorded per output; --commercial "
                                              "needs commercial)")
 
+    source: str = ""  # the input folder, file or s3:// prefix (the command's INPUT)
+    dest: str = ""  # the output folder or s3:// prefix (its OUTPUT)
+
     RELATIONS = (((lambda a: (a.sign_cert is None) == (a.sign_key is None)), "--sign-cert and --sign-key go together"),
                  ((lambda a: a.sign_cert is not None or not a.resign), "--resign needs --sign-cert and --sign-key"))
+
+    def signing(self) -> SigningFiles | None:
+        """Where the outputs' signer reads its certificate chain and key, when they are signed."""
+        if self.sign_cert is None or self.sign_key is None:
+            return None
+        return SigningFiles(self.sign_cert, self.sign_key, self.endpoint_url)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class SoundtrackConfig(Checked):
     """Everything that changes what the job writes (so it all goes into the hash)."""
 
     models: ModelChoice = field(default_factory=ModelChoice)
+    teacher: EndpointConfig = field(default_factory=EndpointConfig)  # with --conditioning teacher: its endpoint
     window_s: float = setting(10.0, flag="--window-seconds", check=positive("--window-seconds must be positive"),
                               help="window length")
     windows: str = setting("fixed", choices=WINDOWS,
@@ -125,10 +130,8 @@ class SoundtrackConfig(Checked):
     conditioning: str = setting("prior", choices=CONDITIONINGS,
                                 help="prior: what --prior gives (retrieval by default); teacher: each window's "
                                      "frames captioned, the caption described by the chain-of-thought teacher "
-                                     "at an OpenAI-compatible endpoint (--teacher-model), and that description's "
+                                     "at an OpenAI-compatible endpoint (--teacher-model, --teacher-url), and that description's "
                                      "T5 states condition the music (paid and slower; no prior needed)")
-    teacher_model: str | None = setting(None, metavar="NAME",
-                                        help="with --conditioning teacher: the model the endpoint serves")
     captioner: str | None = setting(None, metavar="REF",
                                     help="with --conditioning teacher: retrieval (the scene description nearest the "
                                          "frames by CLIP) or blip:REF (default: retrieval with the tiny preset, "
@@ -251,6 +254,14 @@ class SoundtrackConfig(Checked):
                  (lambda c: c.sync == "none" or c.windows == "shots",
                   "--sync cuts needs --windows shots (the cuts it puts beats on)"))
 
+    def recorded(self) -> dict:
+        """The settings as every sidecar records them: the teacher by its model alone (where it
+        is and how long to wait for it change no answer, and its URL may carry credentials)."""
+        fields_ = asdict(self)
+        teacher = fields_.pop("teacher")["teacher_model"]
+        return {k: v for name, value in fields_.items()
+                for k, v in ((name, value), *((("teacher_model", teacher),) if name == "conditioning" else ()))}
+
     def digest(self, models_fingerprint: str, styles: str | None = None) -> str:
         """Output names are a pure function of input key + this digest (idempotent reruns).
         ``styles``: the styles file's content digest (the file counts by content, not path).
@@ -259,7 +270,7 @@ class SoundtrackConfig(Checked):
         library made before them. ``--ending``'s default, ``beat``, changes the music, so it
         counts: ``--ending cut`` keeps an earlier library's names."""
         # models: by content, not path; variants: each variant is named on its own (``names.py``)
-        settings = {k: v for k, v in asdict(self).items() if k not in ("models", "variants")}
+        settings = {k: v for k, v in self.recorded().items() if k not in ("models", "variants")}
         for name in _ADDED:
             if settings[name] == _DEFAULTS[name] or (name in _VOICE_ONLY and self.audio != "voice"):
                 del settings[name]
@@ -278,7 +289,7 @@ _VOICE_ONLY = ("bed_level", "duck_depth", "duck_attack", "duck_release")  # they
 # audio carried the music's own rate and channels (no value of the delivery settings gives that
 # back, so a library made before them is made again at 48 kHz stereo).
 _DEFAULTS = {**{f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(SoundtrackConfig)
-                if f.default is not MISSING or f.default_factory is not MISSING}, "ending": "cut",
+                if f.default is not MISSING or f.default_factory is not MISSING}, "ending": "cut", "teacher_model": None,
              "audio_rate": "the music's", "audio_channels": "the music's"}
 
 
@@ -293,41 +304,70 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+# What a CUDA machine changes of the resources' defaults (Resources.detect), and so what --help
+# says of them. The GPU's shares: MusicGen holds its weights and a KV cache per slot, CLIP and the
+# prior are small, so Music takes the largest share; the three add up to 0.9 of one GPU. The CPUs
+# left beside the GPU stages decode, so the GPU waits for none.
+ON_CUDA = dict(embed_cpus=1.0, prior_cpus=1.0, music_cpus=1.0, embed_gpus=0.15, prior_gpus=0.15, music_gpus=0.6,
+               slots=16, embed_batch=16, prior_batch=16, videos_in_flight=32, mux_actors=2,
+               decode_actors="the CPUs beyond 4, up to 16")
+
+
+def _machine(name: str, default) -> str:
+    """What --help says of a resource's default: this default, and what a CUDA machine makes it."""
+    return f"by the machine: {default:g}; {ON_CUDA[name]:g} with cuda" if not isinstance(ON_CUDA[name], str) else \
+        f"by the machine: {default:g}; with cuda {ON_CUDA[name]}"
+
+
+def _placed(stage: str, what: str, part: str):
+    """One of a model stage's own placement settings: its ``actors``, the ``cpus`` or the GPU
+    share (``gpus``) of each."""
+    if part == "actors":
+        return setting(1, check=at_least(1), help=f"{what} actors")
+    default = 0.25 if part == "cpus" else 0.0
+    what_each = "CPUs" if part == "cpus" else "the GPU share"
+    return setting(default, check=_NOT_NEGATIVE, help=f"{what_each} each {what} actor reserves",
+                   shown_default=_machine(f"{stage}_{part}", default))
+
+
 @dataclass(frozen=True)
 class Resources(Checked):
-    """How the Ray stages are sized. Not hashed: it changes how rows share batches, not what is
-    asked for (every random draw belongs to a window, whatever its batch)."""
+    """How the Ray stages are sized, each setting one thing. Not hashed: it changes how rows share
+    batches, not what is asked for (every random draw belongs to a window, whatever its batch)."""
 
     decode_actors: int = setting(1, check=at_least(1), help="CPU actors probing and decoding frames",
-                                 shown_default="by the machine: 1; with cuda the CPUs beyond 4, up to 16")
+                                 shown_default=_machine("decode_actors", 1))
     mux_actors: int = setting(1, check=at_least(1), help="CPU actors running ffmpeg",
-                              shown_default="by the machine: 1; 2 with cuda")
-    model_actors: int = setting(1, check=at_least(1), help="actors per model stage (one GPU share each)")
-    model_cpus: float = setting(0.25, check=_NOT_NEGATIVE,
-                                help="CPUs each model actor reserves",
-                                shown_default="by the machine: 0.25; 1 with cuda")
+                              shown_default=_machine("mux_actors", 1))
     mux_cpus: float = setting(0.25, check=_NOT_NEGATIVE, help="CPUs each ffmpeg actor reserves")
-    gpus_per_model_actor: float = setting(0.0, check=_NOT_NEGATIVE,
-                                          help="the GPU share each model actor reserves",
-                                          shown_default="by the machine: 0; 0.3 with cuda")
+    embed_actors: int = _placed("embed", "Embed (CLIP)", "actors")
+    embed_cpus: float = _placed("embed", "Embed (CLIP)", "cpus")
+    embed_gpus: float = _placed("embed", "Embed (CLIP)", "gpus")
+    embed_batch: int = setting(4, check=at_least(1), help="segments per CLIP batch",
+                               shown_default=_machine("embed_batch", 4))
+    prior_actors: int = _placed("prior", "Prior", "actors")
+    prior_cpus: float = _placed("prior", "Prior", "cpus")
+    prior_gpus: float = _placed("prior", "Prior", "gpus")
+    prior_batch: int = setting(4, check=at_least(1), help="segments per prior batch",
+                               shown_default=_machine("prior_batch", 4))
+    music_actors: int = _placed("music", "Music (the decoder)", "actors")
+    music_cpus: float = _placed("music", "Music (the decoder)", "cpus")
+    music_gpus: float = _placed("music", "Music (the decoder)", "gpus")
     slots: int = setting(4, check=at_least(1),
-                         help="windows the MusicGen decode engine decodes at once; with --music-feed batched also "
-                              "the videos per batch", shown_default="by the machine: 4; 16 with cuda")
+                         help="windows the decoder makes at once: the MusicGen engine's slots, Stable Audio 3's batch",
+                         shown_default=_machine("slots", 4))
     engine_width: str = setting("full", choices=ENGINE_WIDTHS,
-                                help="full (default): every decode engine step runs over all --slots, so a window's "
-                                     "music does not depend on which windows share the engine, on a GPU too; busy: "
-                                     "over the smallest power of two of slots covering the busy ones (faster while "
-                                     "the engine is partly empty; on a GPU a rerun may differ in the last bits)")
-    segments_per_batch: int = setting(4, check=at_least(1),
-                                      help="segments per CLIP and prior batch",
-                                      shown_default="by the machine: 4; 16 with cuda")
+                                help="full: every decode engine step runs over all --slots, so a window's music does "
+                                     "not depend on which windows share the engine, on a GPU too; busy: over the "
+                                     "smallest power of two of slots covering the busy ones (faster while the engine "
+                                     "is partly empty; on a GPU a rerun may differ in the last bits)")
     videos_in_flight: int = setting(8, check=at_least(1),
-                                    help="videos in flight per Music actor with --music-feed continuous, each a "
-                                         "one-video call", shown_default="by the machine: 8; 32 with cuda")
+                                    help="videos a Music actor works on at once: with --music-feed continuous each a "
+                                         "one-video call, with batched the videos of one lockstep call",
+                                    shown_default=_machine("videos_in_flight", 8))
     music_feed: str = setting("continuous", choices=FEEDS,
-                              help="continuous (default): each video's next window enters the decoder as soon as its "
-                                   "previous one is done; batched: the videos of a batch go window by window in "
-                                   "lockstep")
+                              help="continuous: each video's next window enters the decoder as soon as its previous "
+                                   "one is done; batched: the videos of a batch go window by window in lockstep")
     segment_windows: int = setting(6, check=at_least(1),
                                    help="windows per saved segment: memory per worker and how far a "
                                         "resume goes back")
@@ -341,10 +381,16 @@ class Resources(Checked):
                                     help="refuse a video that declares a longer duration, before planning it",
                                     shown_default=f"{MAX_DURATION_S:g}: {MAX_DURATION_S / 3600:g} h")
 
+    # Earlier flags that sized several things at once: each now sets the settings it stood for.
+    RENAMED: typing.ClassVar[dict] = {"--model-actors": ("embed_actors", "prior_actors", "music_actors"),
+                                      "--model-cpus": ("embed_cpus", "prior_cpus", "music_cpus"),
+                                      "--gpus-per-model-actor": ("embed_gpus", "prior_gpus", "music_gpus"),
+                                      "--segments-per-batch": ("embed_batch", "prior_batch")}
+
     @classmethod
     def detect(cls, **given) -> "Resources":
-        """GPU model actors when CUDA is present (three share one GPU), light CPU ones otherwise;
-        what is ``given`` (and not None) over that.
+        """GPU model actors when CUDA is present (``ON_CUDA``: the three stages share one GPU),
+        light CPU ones otherwise; what is ``given`` (and not None) over that.
 
         An explicit ``device`` wins: on a cluster the driver may run on a CPU-only head while
         the model actors belong on GPU workers.
@@ -352,10 +398,25 @@ class Resources(Checked):
         given = {k: v for k, v in given.items() if v is not None}
         device = given.get("device") or default_device()
         base = {}
-        if device.startswith("cuda"):  # the CPUs left beside the GPU stages decode, so the GPU waits for none
-            base = dict(model_cpus=1.0, gpus_per_model_actor=0.3, device="cuda", slots=16, segments_per_batch=16,
-                        videos_in_flight=32, decode_actors=max(1, min(16, (os.cpu_count() or 2) - 4)), mux_actors=2)
+        if device.startswith("cuda"):
+            base = {**ON_CUDA, "device": "cuda", "decode_actors": max(1, min(16, (os.cpu_count() or 2) - 4))}
         return cls(**{**base, **given})
+
+    def stage(self, name: str) -> tuple[int, float, float]:
+        """Model stage ``name``'s (actors, CPUs per actor, GPU share per actor)."""
+        return getattr(self, f"{name}_actors"), getattr(self, f"{name}_cpus"), getattr(self, f"{name}_gpus")
+
+
+# The soundtrack job's settings classes, in the order ``configure`` shares settings out among them.
+SETTINGS = (ModelChoice, EndpointConfig, SoundtrackConfig, Resources, Access)
+
+
+def _nested(chosen: dict, config: SoundtrackConfig | None, name: str, given: dict):
+    """``SoundtrackConfig``'s nested ``name`` (its models or its teacher): one given whole, else
+    ``config``'s, else the default, with the settings ``given`` for it over that."""
+    base = chosen.pop(name, None) or (getattr(config, name) if config is not None else None)
+    cls = dict(models=ModelChoice, teacher=EndpointConfig)[name]
+    return cls(**given) if base is None else replace(base, **given) if given else base
 
 
 def configure(config: SoundtrackConfig | None = None, resources: Resources | None = None, **settings):
@@ -363,9 +424,10 @@ def configure(config: SoundtrackConfig | None = None, resources: Resources | Non
     name, over ``config`` and ``resources`` when given (else the defaults, and the resources
     this machine suggests). Each is made, and so checked, once; an unknown name is an error."""
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}  # timeline=["otio"]
-    choice, chosen, sizes, access = split(settings, ModelChoice, SoundtrackConfig, Resources, Access)
-    base = chosen.pop("models", None) or (config.models if config is not None else None)
-    models = ModelChoice(**choice) if base is None else replace(base, **choice) if choice else base
-    cfg = SoundtrackConfig(models=models, **chosen) if config is None else replace(config, models=models, **chosen)
+    choice, endpoint, chosen, sizes, access = split(settings, *SETTINGS)
+    models = _nested(chosen, config, "models", choice)
+    teacher = _nested(chosen, config, "teacher", endpoint)
+    cfg = SoundtrackConfig(models=models, teacher=teacher, **chosen) if config is None else \
+        replace(config, models=models, teacher=teacher, **chosen)
     res = Resources.detect(**sizes) if resources is None else replace(resources, **sizes) if sizes else resources
     return cfg, res, Access(**access)

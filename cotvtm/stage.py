@@ -8,9 +8,11 @@ Rows carry one record each (a dataclass deriving from ``Record``), pickled into 
 column: nested, optional fields need no Arrow schema, and a record arrives as the object
 that left the stage before. A stage implements ``run(records)``, yielding each record (or a
 list of records that finished together) as soon as it is done, usually the same record with
-its stage's fields filled in. The shape owns the rest: records that failed earlier pass
-through untouched, an exception fails the call's unfinished records (never the run), and each
-record is charged the wall time it waited for.
+its stage's fields filled in, or a new record (``dataclasses.replace``, or its successor). A
+record fails one way: ``error`` and ``error_stage`` set, by ``failed`` (a new record) or
+``fail`` (in place, for the records a stage fills in itself). The shape owns the rest: records
+that failed earlier pass through untouched, an exception fails the call's unfinished records
+(never the run), and each record is charged the wall time it waited for.
 
 ``run`` may be a generator or an async generator. Ray Data streams a generator's yields one
 by one, but gathers all of an async generator's yields of one call before it sends them on;
@@ -27,7 +29,7 @@ from __future__ import annotations
 import inspect
 import pickle
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -56,7 +58,12 @@ class Record:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def fail(self, stage: str, reason: str) -> None:
+        """Fail the record in place: only a record the stage fills in itself (else ``failed``)."""
         self.error, self.error_stage = reason, stage
+
+    def failed(self, stage: str, reason: str):
+        """A copy of the record failed at ``stage`` for ``reason``; the record stays as it was."""
+        return replace(self, error=reason, error_stage=stage, seconds=dict(self.seconds))
 
 
 def records(batch) -> list:
@@ -158,11 +165,9 @@ class _Clock:
         return batch_of(done)
 
     def failed(self, live: list, exc: Exception) -> dict:
+        reason = f"{self.name} stage failed: {type(exc).__name__}: {exc}"
         left = [item for item in live if id(item) not in self.sent]
-        for item in left:
-            if item.error is None:
-                item.fail(self.name, f"{self.name} stage failed: {type(exc).__name__}: {exc}")
-        return self.left(left)
+        return self.left([item.failed(self.name, reason) if item.error is None else item for item in left])
 
 
 def dataset(items: list, blocks: int | None = None, stream: bool = False):

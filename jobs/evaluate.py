@@ -7,7 +7,7 @@ Runs in one process so that each method is timed with the device to itself.
 
 import sys
 
-from cotvtm.eval.cli import main
+from cotvtm.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["evaluate", *sys.argv[1:]], console=True))

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from cotvtm.prior.bank import SHIPPED, SHIPPED_SCENES, BankEntry, _entry, from_labels, from_scenes, read_bank, \
-    write_bank
+from cotvtm.prior.bank import SHIPPED, BankEntry, _entry, read_bank, write_bank
+from cotvtm.teacher.bank import SHIPPED_SCENES, from_labels, from_scenes
 from cotvtm.teacher.coherence import (MAX_OPENING_SHARE, bank_problems, contradiction, entry_problems, opening,
                                       spread_problems)
 from cotvtm.teacher.ingest import CaptionItem

@@ -203,8 +203,9 @@ def test_gpu_pods_fit_the_soundtrack_model_stages_and_distillation(monkeypatch):
     for where, spec in cluster_specs():
         gpu = next(g for g in spec["workerGroupSpecs"] if g["groupName"] == "gpu")
         limits = _resources(gpu["template"])["limits"]
-        assert 3 * res.model_actors * res.gpus_per_model_actor <= int(limits["nvidia.com/gpu"]), where
-        assert 3 * res.model_actors * res.model_cpus < _cpus(limits["cpu"]), where
+        stages = [res.stage(name) for name in ("embed", "prior", "music")]
+        assert sum(actors * gpus for actors, _, gpus in stages) <= int(limits["nvidia.com/gpu"]), where
+        assert sum(actors * cpus for actors, cpus, _ in stages) < _cpus(limits["cpu"]), where
     for path, job in of_kind("RayJob"):
         args = shlex.split(job["spec"]["entrypoint"])
         if "jobs.distill" in args:
@@ -224,7 +225,7 @@ def test_device_cuda_from_a_cpu_only_driver_puts_model_actors_on_gpus(monkeypatc
                if "jobs.soundtrack" in job["spec"]["entrypoint"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     res = Resources.detect(device="cuda")
-    assert res.device == "cuda" and res.gpus_per_model_actor > 0, res
+    assert res.device == "cuda" and all(res.stage(name)[2] > 0 for name in ("embed", "prior", "music")), res
 
 
 def test_rayjobs_run_on_the_rayclusters_spec_and_clean_up():

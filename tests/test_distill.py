@@ -4,14 +4,17 @@ import io
 import json
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from cotvtm import models
-from cotvtm.settings import ModelChoice, Resources, SoundtrackConfig
-from cotvtm.pipelines.runner import Where, run
+from cotvtm.cli import main
+from cotvtm.settings import Access, ModelChoice, Resources, SoundtrackConfig
+from cotvtm.pipelines.runner import run
 from cotvtm.prior import TwoStagePrior
 from cotvtm.quiet import RAY_FALSE_ALARMS
 from cotvtm.training.hyperparameters import DistillConfig, StageConfig
@@ -103,8 +106,8 @@ def test_prior_output_fits_musicgen_and_the_soundtrack_job_uses_it(trained, tiny
     (tmp_path / "in").mkdir()
     make_video(tmp_path / "in" / "clip.mp4", duration=3)
     cfg = SoundtrackConfig(models=ModelChoice(preset="tiny", prior=str(result.prior_dir)))
-    summary = run(Where(str(tmp_path / "in"), str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(),
-                  echo=lambda _: None)
+    where = Access(source=str(tmp_path / "in"), dest=str(tmp_path / "out"), cache_dir=model_cache)
+    summary = run(where, cfg, Resources(), echo=lambda _: None)
     assert summary.ok == 1
     sidecar = json.loads(next((tmp_path / "out").glob("clip.*.json")).read_text())
     assert sidecar["prior_trained"] is True and sidecar["models"]["prior"] == str(result.prior_dir)
@@ -124,3 +127,21 @@ def test_a_prior_records_the_text_space_its_shards_were_embedded_in(shards):
     assert prior_config(DistillConfig(arch="tiny"), index).text_space == "t5gemma"
     index.encoders.pop("text_space")
     assert prior_config(DistillConfig(arch="tiny"), index).text_space == text_space.EARLIER == "t5"
+
+
+def test_the_command_s_stage_flags_set_both_stages_and_the_rest_stays_the_paper_s(monkeypatch, tmp_path):
+    """What ``cotvtm distill`` trains with: the flags given, over the paper's configuration; its
+    record (``to_dict``, which names a run's checkpoints) reads back the same."""
+    seen = []
+    monkeypatch.setattr("cotvtm.raycluster.init_ray", lambda *_, **__: "")
+    monkeypatch.setattr("cotvtm.training.distill.distill", lambda shards, out, cfg, storage_path: seen.append(
+        (cfg, storage_path)) or SimpleNamespace(prior_dir=tmp_path, metrics={}))
+    assert main(["distill", "s", "o", "--epochs1", "2", "--lr2", "0.01", "--batch-size", "32", "--lr-schedule",
+                 "cosine", "--workers", "2", "--gpu", "--storage-path", "/runs"]) == 0
+    assert main(["distill", "s", "o"]) == 0
+    assert main(["distill", "s", "o", "--epochs2", "0"]) == 2  # refused before any work
+    paper = DistillConfig()
+    both = {"batch_size": 32, "lr_schedule": "cosine"}
+    assert seen == [(replace(paper, stage1=replace(paper.stage1, epochs=2, **both), num_workers=2, use_gpu=True,
+                             stage2=replace(paper.stage2, lr=0.01, **both)), "/runs"), (paper, None)]
+    assert DistillConfig.from_dict(json.loads(json.dumps(seen[0][0].to_dict()))) == seen[0][0]

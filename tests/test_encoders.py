@@ -69,7 +69,7 @@ def test_embedding_job_writes_shards_with_media_and_caption_rows(tmp_path, tiny_
             {"id": "txt", "caption": "a red car drives through a rainy city at night"},
             {"id": "bad", "caption": "a dancer spins", "image": str(tmp_path / "missing.png")}]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    labels = label(BuildConfig(out=str(tmp_path / "labels"), manifests=(str(manifest),)).validate(),
+    labels = label(BuildConfig(out=str(tmp_path / "labels"), manifests=(str(manifest),)),
                    echo=lambda _: None)
     index = run_embed(labels.labels_dir, str(tmp_path / "shards"), tiny_refs, music_len=12)
     assert index.count == 4 and index.dims["music_len"] == 12 and index.music_std > 0

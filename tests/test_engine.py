@@ -7,6 +7,7 @@ import torch
 
 from cotvtm.music.engine import DecodeEngine, DecodeWindow
 from cotvtm.music.musicgen import EngineBackend, MusicGenBackend, MusicRequest, SamplingConfig
+from cotvtm.music.scheduler import Scheduler
 from cotvtm.rng import CounterNoise, stream_id
 
 GREEDY = SamplingConfig(guidance_scale=3.0, do_sample=False)
@@ -49,8 +50,13 @@ def test_greedy_engine_tokens_equal_generate_with_and_without_a_prompt(reference
     assert len({music.digest for music in got}) == 3
 
 
+def _decode(model, slots: int, sampling: SamplingConfig, windows: list[DecodeWindow]) -> dict:
+    """Codes by window id, the windows queued by a scheduler into an engine of ``slots`` slots."""
+    return Scheduler(EngineBackend(None, sampling=sampling, model=model, slots=slots)).decode(windows)
+
+
 def _solo(model, window: DecodeWindow, sampling: SamplingConfig) -> np.ndarray:
-    return DecodeEngine(model, 1, sampling).run([window])[window.id]
+    return _decode(model, 1, sampling, [window])[window.id]
 
 
 def _windows(count: int, seconds_steps: int, seed: int = 0) -> list[DecodeWindow]:
@@ -75,6 +81,19 @@ def test_a_window_admitted_into_a_busy_engine_decodes_as_it_does_alone(reference
     assert np.array_equal(done["w0"], _solo(model, long, GREEDY))
 
 
+def test_a_window_longer_than_the_caches_waits_for_an_idle_engine(reference):
+    """Growing the caches moves them, so a longer window is admitted only once the engine is idle;
+    a window that fits goes into any free slot."""
+    engine = DecodeEngine(reference.model, 2, GREEDY)
+    short, fitting = _windows(2, 20)
+    [long] = _windows(1, 200, seed=1)
+    engine.admit(short)
+    assert engine.room([long, fitting]) == 0 and engine.room([fitting, long]) == 1
+    while engine.busy:
+        engine.step()
+    assert engine.room([long, fitting, short]) == 2  # one per free slot
+
+
 def test_sampled_tokens_do_not_depend_on_the_batch_or_the_step_of_admission(reference):
     """Top-k 250 sampling: a window's tokens are the same alone, in a batch of 8, and admitted at
     step 137 of another window; its audio is the same to float rounding."""
@@ -82,7 +101,7 @@ def test_sampled_tokens_do_not_depend_on_the_batch_or_the_step_of_admission(refe
     windows = _windows(8, 104)
     target = windows[5]
     alone = _solo(model, target, TOP_K)
-    batch = DecodeEngine(model, 8, TOP_K).run(windows)
+    batch = _decode(model, 8, TOP_K, windows)
     assert np.array_equal(batch[target.id], alone)
     assert len({codes.tobytes() for codes in batch.values()}) == 8  # every window has its own draws
 
@@ -96,8 +115,8 @@ def test_sampled_tokens_do_not_depend_on_the_batch_or_the_step_of_admission(refe
             late = codes if key == target.id else late
     assert np.array_equal(late, alone)
 
-    alone_audio = reference.decode([alone])[0]  # EnCodec, as every backend decodes
-    batch_audio = reference.decode([batch[w.id] for w in windows])[5]
+    alone_audio = reference.musicgen.decode([alone])[0]  # EnCodec, as every backend decodes
+    batch_audio = reference.musicgen.decode([batch[w.id] for w in windows])[5]
     assert np.array_equal(alone_audio, batch_audio)  # each window is decoded on its own
 
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from cotvtm.music.decoder import StaticDecoder
+from cotvtm.music.musicgen_layers import StaticDecoder
 from cotvtm.music.engine import DecodeEngine, DecodeWindow
 from cotvtm.music.musicgen import EngineBackend, MusicGenBackend, MusicRequest, SamplingConfig
+from cotvtm.music.scheduler import Scheduler
 from cotvtm.rng import stream_id
 
 GREEDY = SamplingConfig(guidance_scale=3.0, do_sample=False)
@@ -57,10 +58,9 @@ def test_admission_and_steps_read_nothing_back_from_the_device(model):
     meta = copy.deepcopy(model).to("meta")
     for full in (True, False):
         engine = DecodeEngine(meta, 4, TOP_K, device="meta", full=full)
-        for window in _windows(2, 60, seed=1, prompt_frames=12) + _windows(2, 60, seed=2):
-            engine.submit(window)
+        engine.admit(*_windows(2, 60, seed=1, prompt_frames=12), *_windows(2, 60, seed=2))
         for _ in range(40):
-            assert engine.advance() == []
+            assert engine.step() == []
         assert len(engine.busy) == 4
 
 
@@ -76,14 +76,13 @@ def test_the_step_compiles_as_one_graph(model):
 
 
 def test_the_buffers_a_step_uses_never_move(model):
-    engine = DecodeEngine(model, 4, TOP_K, full=False)
+    backend = EngineBackend(None, sampling=TOP_K, model=model, slots=4, full=False)
+    engine = backend.engine
     windows = _windows(2, 70, seed=5) + _windows(6, 30, prompt_frames=10)
     engine.admit(windows[0])  # the longest first: the caches are sized once (growing them moves them)
     pointers = {name: t.data_ptr() for name, t in engine.runner.buffers().items()}
     assert len(pointers) > 10
-    for window in windows[1:]:
-        engine.submit(window)
-    done = engine.run([])
+    done = Scheduler(backend).decode(windows[1:])  # the rest queued, admitted as slots free
     assert len(done) == 8
     assert {name: t.data_ptr() for name, t in engine.runner.buffers().items()} == pointers
 

@@ -124,7 +124,7 @@ def _tiny_blip(out):
 
 def test_captioners(tmp_path, tiny_refs):
     from cotvtm.encoders.clip import ClipEncoder
-    from cotvtm.eval.captioner import candidate_captions, load_captioner
+    from cotvtm.teacher.captioner import candidate_captions, load_captioner
 
     frames = [np.random.default_rng(i).integers(0, 255, (3, 40, 60, 3), dtype=np.uint8) for i in range(2)]
     _tiny_blip(tmp_path / "blip")

@@ -4,15 +4,18 @@ plus the report and the LLM-teacher baselines on their own."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from cotvtm.eval.external import file_name
-from cotvtm.eval.settings import METHODS
+from cotvtm.errors import CotvtmError
+from cotvtm.eval.settings import METHODS, SECTIONS, configure
 from cotvtm.eval.methods import describe_music
 from cotvtm.eval.report import Results, markdown
 from cotvtm.teacher.settings import EndpointConfig
@@ -158,8 +161,8 @@ def test_markdown_marks_direction_best_values_and_untrained_priors():
 
 def test_cot_and_direct_baselines_through_an_llm_endpoint():
     with FakeOpenAI() as server:
-        endpoint = EndpointConfig(model="fake-model", base_url=server.base_url, api_key_env="COTVTM_TEST_KEY",
-                                  max_retries=0, repair_attempts=0)
+        endpoint = EndpointConfig(teacher_model="fake-model", teacher_url=server.base_url,
+                                  teacher_key_env="COTVTM_TEST_KEY", teacher_retries=0, teacher_repair_attempts=0)
         texts, notes = describe_music(["A kite.", "#400 A field."], cot=False, endpoint=endpoint)
         assert texts == ["Gentle ambient music for: A kite.", "#400 A field."]  # a failed call falls back
         assert "1 of 2 teacher calls failed (first: HTTP 400" in notes[0]
@@ -169,15 +172,54 @@ def test_cot_and_direct_baselines_through_an_llm_endpoint():
     assert "piece" in offline[0]
 
 
-def test_the_subcommand_registers_on_a_parent_parser(paired, tmp_path):
-    import argparse
+def _parsed(*argv: str):
+    """What ``cotvtm evaluate ARGV`` configures, and no run."""
+    from cotvtm.commands import evaluate
+    from cotvtm.options import given, parser
 
-    from cotvtm.eval.cli import add_subcommand, config_from_args
+    sub = parser("cotvtm", "the command line").add_subparsers(dest="command")
+    evaluate.register(sub)
+    args = sub.choices["evaluate"].parse_args(list(argv))
+    return configure(**given(args, *(section[1] for section in SECTIONS)))
 
-    parent = argparse.ArgumentParser(prog="cotvtm")
-    add_subcommand(parent.add_subparsers(dest="command"))
-    args = parent.parse_args(["evaluate", str(paired), str(tmp_path), "--method", "cot-vtm", "--prior-full", "p",
-                              "--fd", "cnn14:x", "--device", "cpu"])
-    cfg = config_from_args(args)
-    assert args.func.__name__ == "run_evaluate" and cfg.methods == ("cot-vtm",)
+
+def test_the_cli_options_make_the_config_the_api_makes():
+    cfg = _parsed("set.jsonl", "out", "--method", "cot-vtm", "--method", "retrieval", "--method", "cot-vtm",
+                  "--prior-full", "p", "--fd", "cnn14:x", "--clip", "c", "--window-seconds", "2", "--no-audio",
+                  "--external", "vidmuse=dir", "--device", "cpu")
+    assert cfg.methods == ("cot-vtm", "retrieval") and cfg.window_s == 2.0 and not cfg.save_audio
     assert cfg.priors == {"full": "p"} and cfg.eval_overrides == {"fd": "cnn14:x"}
+    assert cfg.model_overrides == {"clip": "c"}
+    assert cfg.external_folders == {"vidmuse": "dir"} and cfg.endpoint is None and cfg.train_tiny_priors
+    assert cfg == configure(testset="set.jsonl", out="out", methods=("cot-vtm", "retrieval"), prior_full="p",
+                            fd="cnn14:x", clip="c", window_s=2.0, save_audio=False, external=("vidmuse=dir",),
+                            device="cpu")
+    assert _parsed("set.jsonl", "out", "--device", "cpu").methods == METHODS
+
+
+def test_the_teacher_endpoint_options_are_the_shared_ones_old_spellings_warn():
+    cfg = _parsed("set.jsonl", "out", "--teacher-url", "http://127.0.0.1:9/v1", "--teacher-model", "m", "--device",
+                  "cpu")
+    assert (cfg.endpoint.teacher_model, cfg.endpoint.url) == ("m", "http://127.0.0.1:9/v1")
+    with pytest.warns(FutureWarning) as caught:
+        old = _parsed("set.jsonl", "out", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--api-key-env", "K",
+                      "--device", "cpu")
+    assert [str(w.message).split(";")[0] for w in caught] == [
+        "--base-url is renamed --teacher-url", "--model is renamed --teacher-model",
+        "--api-key-env is renamed --teacher-key-env"]
+    assert old.endpoint == replace(cfg.endpoint, teacher_key_env="K")
+    assert _parsed("s", "o", "--teacher-key-env", "K", "--device", "cpu").endpoint is None  # no model: offline
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--teacher-url", "http://127.0.0.1:9/v1"], "--teacher-url needs --teacher-model"),
+    (["--external", "codi"], "--external: expected NAME=DIR"),
+    (["--external", "a=x", "--external", "a=y"], "each NAME once"),
+    (["--external", "retrieval=x"], "one of the project's own rows"),
+    (["--window-seconds", "0"], "--window-seconds must be positive"),
+    (["--distractors", "-1"], "--distractors must not be negative"),
+    (["--k", "0"], "--k must be positive"),
+])
+def test_bad_option_values_are_refused_with_their_flag(argv, message):
+    with pytest.raises(CotvtmError, match=re.escape(message)):
+        _parsed("set.jsonl", "out", "--device", "cpu", *argv)

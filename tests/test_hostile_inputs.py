@@ -17,7 +17,8 @@ from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 from cotvtm.settings import READERS, Resources, SoundtrackConfig
 from cotvtm.errors import CotvtmError, MediaError
 from cotvtm.pipelines import runner
-from cotvtm.pipelines.runner import Where, run
+from cotvtm.pipelines.runner import run
+from cotvtm.settings import Access
 from cotvtm.storage import open_store
 from cotvtm.video import image, mux, shots
 from cotvtm.video.delivery import Original
@@ -141,7 +142,7 @@ def test_the_job_never_reads_the_file_a_playlist_video_names(polyglot, tmp_path,
     MPEG-TS it also is), the job reads nothing outside INPUT and the other input's output is made."""
     library, clip, opens = polyglot
     make_video(library / "other.mp4", duration=2)
-    summary = run(Where(str(library), str(tmp_path / "out"), cache_dir=model_cache), FAST, Resources(),
+    summary = run(Access(source=str(library), dest=str(tmp_path / "out"), cache_dir=model_cache), FAST, Resources(),
                   echo=lambda _: None)
     rows = {o.key: o for o in summary.outcomes}
     assert rows["other.mp4"].status == "ok", rows["other.mp4"]
@@ -186,7 +187,7 @@ def test_local_input_swapped_for_a_playlist_between_passes(tmp_path, private, mo
         os.replace(staged, clip)
 
     _swap_between_passes(monkeypatch, swap)
-    summary = run(Where(str(library), str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
+    summary = run(Access(source=str(library), dest=str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
     rows = {o.key: o for o in summary.outcomes}
     assert rows["other.mp4"].status == "ok"
     assert rows["clip.mp4"].status == "error" and "changed" in rows["clip.mp4"].reason, rows["clip.mp4"]
@@ -200,7 +201,7 @@ def test_s3_input_replaced_between_passes(s3_server, s3_env, tmp_path, private, 
     src = open_store(f"s3://{bucket}/in")
     src.upload(make_video(tmp_path / "clip.mp4", duration=2), "clip.mp4")
     _swap_between_passes(monkeypatch, lambda: src.put_bytes("clip.mp4", _playlist(private)))
-    summary = run(Where(f"s3://{bucket}/in", f"s3://{bucket}/out", cache_dir=model_cache), FAST, Resources(),
+    summary = run(Access(source=f"s3://{bucket}/in", dest=f"s3://{bucket}/out", cache_dir=model_cache), FAST, Resources(),
                   echo=lambda _: None)
     [row] = summary.outcomes
     assert row.status == "error" and "changed" in row.reason, row
@@ -227,7 +228,7 @@ def same_stems(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(same_stems, tmp_path_factory, model_cache, ray_session):
     out, lines = tmp_path_factory.mktemp("stems-out"), []
-    summary = run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lines.append)
+    summary = run(Access(source=str(same_stems), dest=str(out), cache_dir=model_cache), FAST, Resources(), echo=lines.append)
     return summary, out, lines
 
 
@@ -241,7 +242,7 @@ def test_inputs_differing_only_in_extension_or_case_get_their_own_outputs(first_
         sidecar = json.loads(Path(next(o.sidecar for o in first.outcomes if o.key == key)).read_text())
         assert sidecar["input"] == key and sidecar["output"] == output.name
 
-    again = run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
+    again = run(Access(source=str(same_stems), dest=str(out), cache_dir=model_cache), FAST, Resources(), echo=lambda _: None)
     assert (again.skipped, again.ok, again.failed) == (len(NAMES), 0, 1)
 
 
@@ -273,7 +274,7 @@ def test_outputs_named_by_the_earlier_rule_are_still_found(first_run, same_stems
         else:
             output.rename(out / output.name.replace("a.jpg.", "a."))
     lines = []
-    again = run(Where(str(same_stems), str(out), cache_dir=model_cache), FAST, Resources(), echo=lines.append)
+    again = run(Access(source=str(same_stems), dest=str(out), cache_dir=model_cache), FAST, Resources(), echo=lines.append)
     rows = {o.key: o for o in again.outcomes}
     assert rows["a.jpg"].status == "skipped" and rows["a.jpg"].output.endswith(f"a.{digest}.m4a")
     assert rows["a.png"].status == "ok" and rows["a.png"].output.endswith(f"a.png.{digest}.m4a")

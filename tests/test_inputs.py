@@ -8,7 +8,7 @@ import pytest
 
 from cotvtm.settings import Resources, SoundtrackConfig
 from cotvtm.errors import CotvtmError
-from cotvtm.pipelines.context import Where
+from cotvtm.settings import Access
 from cotvtm.pipelines.inputs import survey
 from cotvtm.pipelines.runner import run
 from cotvtm.video.samples import make_video
@@ -47,7 +47,7 @@ def test_every_entry_is_processed_failed_or_ignored_with_its_reason(tmp_path, mo
     src, expected = _folder(tmp_path)
     out = tmp_path / "out"
     lines = []
-    summary = run(Where(str(src), str(out), cache_dir=model_cache), SoundtrackConfig(), Resources(), echo=lines.append)
+    summary = run(Access(source=str(src), dest=str(out), cache_dir=model_cache), SoundtrackConfig(), Resources(), echo=lines.append)
     reasons = {"hidden": 4, "no media extension": 2, "directory": 1, "refused symlink": 1, "symlink loop": 1,
                "undecodable name": 1}
     assert (summary.ok, summary.failed, summary.ignored_reasons) == (2, 1, reasons)

@@ -1,6 +1,7 @@
 """The package's layout: no module imports itself back, however indirectly, the pipelines hand
 one run context around instead of many values, no two public classes share a name, and no file
-points at a document that is not in the repository.
+points at a document that is not in the repository; the package's rooms stand on floors, model
+math below the jobs that use it (``python tests/test_layout.py`` prints them).
 
 Every ``import`` and ``from ... import`` of a ``cotvtm`` module counts, at module level or inside
 a function (a lazy import is still a dependency). ``from cotvtm.x import y`` depends on the
@@ -26,19 +27,25 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+def _statements(name: str, path: Path):
+    """(module, names taken from it) of each import statement; ``import a.b``: ("a.b", ())."""
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    deps = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            deps |= {alias.name for alias in node.names}
+            yield from ((alias.name, ()) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".")
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
-            subs = {f"{base}.{alias.name}" for alias in node.names} & modules.keys()
-            deps |= subs if len(subs) == len(node.names) else subs | {base}
+            yield base, tuple(alias.name for alias in node.names)
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    deps = set()
+    for base, names in _statements(name, path):
+        subs = {f"{base}.{taken}" for taken in names} & modules.keys()
+        deps |= subs if len(subs) == len(names) else subs | {base}
     return {dep for dep in deps if dep in modules and dep != name}
 
 
@@ -230,7 +237,7 @@ def test_every_ray_data_stage_takes_the_one_shape():
 
     assert [module for module, _ in _calls("map_batches")] == ["cotvtm.stage"]
     added = _stages_added()
-    assert {module for module, _ in added} >= {"cotvtm.pipelines.condition", "cotvtm.pipelines.soundtrack",
+    assert {module for module, _ in added} >= {"cotvtm.pipelines.condition", "cotvtm.pipelines.finish",
                                                 "cotvtm.teacher.stage", "cotvtm.training.embed"}
     for module, name in added:
         stage = getattr(importlib.import_module(module), name)
@@ -239,3 +246,237 @@ def test_every_ray_data_stage_takes_the_one_shape():
         assert "run" in {k for c in stage.__mro__ if c is not Stage for k in vars(c)}, f"{name}: no run"
         assert stage.takes is not Stage.takes, f"{name} does not say which records it takes"
     assert len(added) >= 10, added
+
+
+# -- rooms and floors --
+# A room is a top-level module of the package or one of its sub-packages (``cotvtm.api``,
+# ``cotvtm.music``); an arrow from room A to room B is any import of a B module by an A module.
+# The floors are the longest-path layering of the rooms: a room with no arrows out is on floor 0,
+# any other one floor above the highest room it imports. An arrow inside a cycle of rooms runs
+# back up (the rooms of a cycle share one floor): the house has none.
+
+# Model math: what the jobs are made of, on floors below the jobs' settings, stages and commands.
+MODEL_MATH = ("cotvtm.music", "cotvtm.prior", "cotvtm.encoders", "cotvtm.teacher")
+JOBS = ("cotvtm.settings", "cotvtm.pipelines", "cotvtm.eval", "cotvtm.api", "cotvtm.cli", "cotvtm.commands",
+        "*.cli")  # "*.cli": a sub-package's command line
+
+# (what a rule keeps apart, the rooms whose modules import, the rooms they must not import)
+RULES = (
+    ("model math never imports a job's settings, stages or commands", MODEL_MATH, JOBS),
+    ("the student never imports the teacher: the teacher side writes a bank, the prior reads it",
+     ("cotvtm.prior",), ("cotvtm.teacher",)),
+    ("the soundtrack pass never imports the evaluation", ("cotvtm.pipelines",), ("cotvtm.eval",)),
+)
+
+
+def room(module: str) -> str:
+    """``cotvtm.music.engine`` -> ``cotvtm.music``; ``cotvtm.api`` -> itself."""
+    return ".".join(module.split(".")[:2])
+
+
+def rooms(edges: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
+    """The room graph of a module graph (``graph()`` unless given)."""
+    edges = graph() if edges is None else edges
+    found = {room(name): set() for name in edges}
+    for name, deps in edges.items():
+        found[room(name)] |= {room(dep) for dep in deps} - {room(name)}
+    return found
+
+
+def levels(edges: dict[str, set[str]]) -> dict[str, int]:
+    """Each room's floor; the rooms of one cycle share the floor of the cycle."""
+    home = {node: node for node in edges}
+    for component in cycles(edges):
+        home |= {member: component[0] for member in component}
+    above = defaultdict(set)
+    for node, deps in edges.items():
+        above[home[node]] |= {home[dep] for dep in deps} - {home[node]}
+    floor = {}
+
+    def visit(start):
+        work = [start]
+        while work:
+            node = work[-1]
+            waiting = [dep for dep in above[node] if dep not in floor]
+            if waiting:
+                work += waiting
+                continue
+            work.pop()
+            floor[node] = 1 + max((floor[dep] for dep in above[node]), default=-1)
+
+    for node in sorted(set(home.values())):
+        visit(node)
+    return {node: floor[home[node]] for node in edges}
+
+
+def floors(edges: dict[str, set[str]]) -> tuple[int, list[tuple[str, str]]]:
+    """(number of floors, the arrows running back up: those inside a cycle of rooms)."""
+    back = [(a, b) for component in cycles(edges) for a in component for b in sorted(edges[a]) if b in component]
+    return 1 + max(levels(edges).values(), default=-1), back
+
+
+def _inside(module: str, places: tuple[str, ...]) -> bool:
+    """``module`` is one of ``places``, inside one, or ends as a ``*``-place does."""
+    return any(module == place or module.startswith(place + ".") or place[0] == "*" and module.endswith(place[1:])
+               for place in places)
+
+
+def broken(edges: dict[str, set[str]], sources: tuple[str, ...], targets: tuple[str, ...]) -> list[str]:
+    """The imports from a module of ``sources`` of a module of ``targets``."""
+    return [f"{name} -> {dep}" for name, deps in sorted(edges.items()) if _inside(name, sources)
+            for dep in sorted(deps) if _inside(dep, targets)]
+
+
+def missing(modules: dict[str, Path]) -> list[str]:
+    """Imports of a package module that is not there (moved, or renamed): ``graph()`` would not see them."""
+    return [f"{name} imports {base}" for name, path in sorted(modules.items()) for base, _ in _statements(name, path)
+            if base.split(".")[0] == "cotvtm" and base not in modules]
+
+
+def test_every_import_of_the_package_finds_its_module():
+    assert missing(_modules()) == []
+
+
+def test_a_planted_missing_module_is_found():
+    modules = _modules()
+    del modules["cotvtm.errors"]
+    assert any(line.endswith(" imports cotvtm.errors") for line in missing(modules))
+
+
+def test_no_room_imports_itself_back():
+    assert floors(rooms())[1] == []
+
+
+@pytest.mark.parametrize("planted", [("cotvtm.storage.store", "cotvtm.api")])
+def test_a_planted_arrow_back_up_is_found(planted):
+    edges = graph()
+    edges[planted[0]] = edges[planted[0]] | {planted[1]}
+    assert (room(planted[0]), room(planted[1])) in floors(rooms(edges))[1]
+
+
+def test_floors_are_the_longest_path_layering():
+    edges = {"a": {"b", "c"}, "b": {"c"}, "c": set(), "d": {"e"}, "e": {"d"}}
+    assert levels(edges) == {"a": 2, "b": 1, "c": 0, "d": 0, "e": 0}
+    assert floors(edges) == (3, [("d", "e"), ("e", "d")])
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[rule[0] for rule in RULES])
+def test_the_house_keeps_its_rules(rule):
+    _, sources, targets = rule
+    assert broken(graph(), sources, targets) == []
+
+
+@pytest.mark.parametrize("planted", [("cotvtm.music.engine", "cotvtm.settings"), ("cotvtm.encoders.clip", "cotvtm.cli"),
+                                     ("cotvtm.teacher.prompt", "cotvtm.training.cli"),
+                                     ("cotvtm.prior.retrieval", "cotvtm.teacher.offline"),
+                                     ("cotvtm.pipelines.condition", "cotvtm.eval.methods")])
+def test_a_planted_broken_rule_is_found(planted):
+    edges = graph()
+    edges[planted[0]] = edges.get(planted[0], set()) | {planted[1]}
+    assert " -> ".join(planted) in {line for _, sources, targets in RULES for line in broken(edges, sources, targets)}
+
+
+def describe(edges: dict[str, set[str]]) -> str:
+    """Rooms, floors, arrows back up and each room's floor, for a note."""
+    count, back = floors(edges)
+    lines = [f"rooms: {len(edges)}", f"floors: {count}", f"arrows back up: {len(back)}"]
+    lines += [f"  {a} -> {b}" for a, b in back]
+    lines += [f"{floor:3d}  {name}" for name, floor in sorted(levels(edges).items(), key=lambda item: (-item[1], item[0]))]
+    return "\n".join(lines)
+
+
+# -- options --
+# Every command's options come from one mechanism (``cotvtm.options``): settings classes whose
+# fields are the flags, the API's keywords and the checks. So no module but ``options`` makes a
+# parser or adds an argument, and across all commands a flag always means one setting.
+
+
+def _argparse_calls() -> list[str]:
+    """Calls that make a parser or add an argument, outside ``cotvtm.options``: in the package and
+    in the job entrypoints."""
+    found = []
+    paths = [*(ROOT / "cotvtm").rglob("*.py"), *(ROOT / "jobs").glob("*.py")]
+    for path in paths:
+        if path == ROOT / "cotvtm" / "options.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if called in ("ArgumentParser", "add_argument", "add_mutually_exclusive_group"):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {called}")
+    return found
+
+
+def test_only_the_options_module_makes_a_parser_or_an_option():
+    assert _argparse_calls() == []
+
+
+def _flags() -> dict[str, dict[str, str]]:
+    """Each command's listed flags -> the setting (field name) each fills; renamed flags, hidden
+    from --help, are not listed."""
+    import argparse
+
+    from cotvtm.commands.reference import commands
+
+    found = {}
+    for name, command in commands().items():
+        found[name] = {}
+        for action in command._actions:
+            if action.option_strings and action.help != argparse.SUPPRESS and action.dest != "help":
+                found[name][action.option_strings[-1] if len(action.option_strings) > 1 and
+                            not action.option_strings[0].startswith("--") else action.option_strings[0]] = action.dest
+    return found
+
+
+def test_across_commands_a_flag_is_one_setting_and_a_setting_one_flag():
+    flags = _flags()
+    assert {"soundtrack", "demo", "label", "bank", "embed", "distill", "evaluate", "build-tiny"} <= set(flags)
+    meaning, spelling = defaultdict(set), defaultdict(set)
+    for command, options in flags.items():
+        assert len(set(options.values())) == len(options), f"{command}: two flags fill one setting"
+        for flag_, dest in options.items():
+            meaning[flag_].add(dest)
+            spelling[dest].add(flag_)
+    assert {f: d for f, d in meaning.items() if len(d) > 1} == {}
+    assert {d: f for d, f in spelling.items() if len(f) > 1} == {}
+
+
+def test_the_teacher_endpoint_is_declared_once_for_every_command_that_has_one():
+    from cotvtm.options import flag, settings
+    from cotvtm.teacher.settings import EndpointConfig
+
+    endpoint = {flag(f) for f in settings(EndpointConfig)}
+    assert {"--teacher-url", "--teacher-model", "--teacher-key-env", "--teacher-retries"} <= endpoint
+    flags = _flags()
+    for command in ("soundtrack", "label", "evaluate"):
+        assert endpoint <= set(flags[command]), command
+        others = {f for f in flags[command] if re.search(r"(url|model|key-env|retries|timeout)$", f)
+                  and "teacher" not in f and "captioner" not in f} - {"--endpoint-url"}
+        assert others == set(), f"{command}: endpoint-like flags beside the endpoint's: {others}"
+
+
+def test_a_renamed_flag_still_works_and_says_so():
+    from cotvtm.cli import parser
+
+    with pytest.warns(FutureWarning, match="--base-url is renamed --teacher-url"):
+        a = parser().parse_args(["label", "--out", "o", "--scenes", "1", "--base-url", "http://127.0.0.1:9/v1"])
+    assert a.teacher_url == "http://127.0.0.1:9/v1"
+    from cotvtm.commands.soundtrack import settings as soundtrack_settings
+
+    with pytest.warns(FutureWarning, match="--model-actors is renamed --embed-actors, --prior-actors, --music-actors"):
+        given = soundtrack_settings(parser().parse_args(["soundtrack", "in", "out", "--model-actors", "2"]))
+    assert (given["embed_actors"], given["prior_actors"], given["music_actors"]) == (2, 2, 2)
+
+
+def test_the_readme_option_tables_are_the_declarations():
+    """README's option tables are written from the declarations (``python -m
+    cotvtm.commands.reference README.md``): a default or a flag changed in code changes them."""
+    from cotvtm.commands.reference import rewritten
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "<!-- options: soundtrack -->" in text
+    assert rewritten(text) == text, "README's option tables are out of date: python -m cotvtm.commands.reference README.md"
+
+
+if __name__ == "__main__":
+    print(describe(rooms()))

@@ -106,8 +106,8 @@ def test_commercial_covers_the_captioner_and_the_teachers_declared_terms(tmp_pat
     """A teacher run loads a captioner and sends captions to a teacher: both are checked, before any
     work, beside the models; the teacher's terms are what the user declared (``--teacher-terms``)."""
     from cotvtm.pipelines.runner import run
-    from cotvtm.pipelines.context import Where
-    from cotvtm.settings import Resources, SoundtrackConfig
+    from cotvtm.settings import Access
+    from cotvtm.settings import Resources, configure
 
     (tmp_path / "in").mkdir()
     nc = tmp_path / "blip-nc"
@@ -115,9 +115,10 @@ def test_commercial_covers_the_captioner_and_the_teachers_declared_terms(tmp_pat
     (nc / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n")
 
     def refused(terms, captioner):
-        where = Where(str(tmp_path / "in"), str(tmp_path / "out"), cache_dir=model_cache, commercial=True,
-                      teacher_url="http://127.0.0.1:9/v1", teacher_terms=terms)
-        cfg = SoundtrackConfig(conditioning="teacher", teacher_model="some-llm", captioner=captioner)
+        where = Access(source=str(tmp_path / "in"), dest=str(tmp_path / "out"), cache_dir=model_cache, commercial=True,
+                       teacher_terms=terms)
+        cfg, _, _ = configure(conditioning="teacher", teacher_model="some-llm", teacher_url="http://127.0.0.1:9/v1",
+                              captioner=captioner)
         with pytest.raises(CotvtmError) as err:
             run(where, cfg, Resources(), echo=lambda _: None)
         return str(err.value)

@@ -16,7 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cotvtm.cli import _config, parser
+from cotvtm.cli import parser
+from cotvtm.commands.soundtrack import config as _config
 from cotvtm.settings import Resources
 from cotvtm.errors import CotvtmError, MediaError, ModelError
 from cotvtm.eval import embedders

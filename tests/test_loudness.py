@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from cotvtm.settings import Resources, SoundtrackConfig
-from cotvtm.pipelines.context import Where
+from cotvtm.settings import Access
 from cotvtm.pipelines.runner import run
 from cotvtm.video.samples import make_video
 
@@ -33,7 +33,7 @@ def test_outputs_hit_the_target_loudness_under_the_ceiling(audio, tmp_path, mode
     make_video(src / "short.mp4", duration=12, size="64x48", fps=4, audio=True)
     make_video(src / "long.mp4", duration=45, size="64x48", fps=4, source="mandelbrot", audio=True)
     cfg = SoundtrackConfig(loudness=TARGET, true_peak=CEILING, audio=audio)
-    summary = run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(segment_windows=1),
+    summary = run(Access(source=str(src), dest=str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(segment_windows=1),
                   echo=lambda _: None)
     assert summary.ok == 2, [o.reason for o in summary.outcomes]
     for name in ("short", "long"):
@@ -51,7 +51,7 @@ def test_an_images_music_is_brought_to_the_target_too(tmp_path, model_cache, ray
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64", "-frames:v", "1",
                     str(src / "still.png")], check=True)
     cfg = SoundtrackConfig(loudness=TARGET, true_peak=CEILING, image_seconds=12)
-    assert run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(),
+    assert run(Access(source=str(src), dest=str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(),
                echo=lambda _: None).ok == 1
     [music] = (tmp_path / "out").glob("still.*.m4a")
     integrated, peak = ebur128(music)
@@ -64,7 +64,7 @@ def test_without_loudness_nothing_is_measured(tmp_path, model_cache, ray_session
     src = tmp_path / "in"
     src.mkdir()
     make_video(src / "a.mp4", duration=5, size="64x48", fps=4)
-    assert run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), SoundtrackConfig(), Resources(),
+    assert run(Access(source=str(src), dest=str(tmp_path / "out"), cache_dir=model_cache), SoundtrackConfig(), Resources(),
                echo=lambda _: None).ok == 1
     [sidecar] = (tmp_path / "out").glob("a.*.json")
     assert json.loads(sidecar.read_text())["loudness"] is None

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from cotvtm import models, tiny
+from cotvtm.cli import main
 from cotvtm.errors import ModelError
 
 
@@ -19,7 +20,9 @@ def test_tiny_preset_builds_every_component(tiny_refs):
 
 def test_tiny_build_is_deterministic_and_seeded(tmp_path, tiny_refs):
     again = models.resolve("tiny", cache_dir=tmp_path, seed=0)
-    other = models.resolve("tiny", cache_dir=tmp_path, seed=1)
+    with pytest.warns(FutureWarning, match="--seed is renamed --tiny-seed"):  # build-tiny's earlier flag
+        assert main(["build-tiny", "--cache-dir", str(tmp_path), "--seed", "1"]) == 0
+    other = models.resolve("tiny", cache_dir=tmp_path, seed=1)  # what the command built
     first = load_file(f"{tiny_refs.musicgen}/model.safetensors")
     second = load_file(f"{again.musicgen}/model.safetensors")
     third = load_file(f"{other.musicgen}/model.safetensors")

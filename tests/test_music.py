@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from cotvtm.models import load_t5
-from cotvtm.music.compose import (LIMIT_CEILING, LIMIT_KNEE, ComposeConfig, Composer, Track, TrackState, compose,
-                                  crossfade_join, join_streams, limit)
+from cotvtm.music.compose import LIMIT_CEILING, LIMIT_KNEE, Composer, TrackState, crossfade_join, join_streams, limit
 from cotvtm.music.musicgen import MusicGenBackend, SamplingConfig, make_backend
+from tests.music_helpers import Track, compose, compose_config, step
 
 TEXTS = ["a calm piano piece with soft strings, slow tempo", "energetic rock drums and electric guitar"]
 
@@ -74,7 +74,7 @@ def test_compose_gives_exact_total_duration_per_video(any_backend, mode):
     durations = [[10.0, 10.0, 5.0], [3.0], [10.0, 0.7]]
     tracks = [Track(rng.standard_normal((len(d), 4, 32)).astype(np.float32), np.ones((len(d), 4)), d)
               for d in durations]
-    audio = compose(backend, tracks, ComposeConfig(mode=mode, prompt_s=2.0, crossfade_s=0.25))
+    audio = compose(backend, tracks, compose_config(mode=mode))
     for track, samples in zip(durations, audio):
         assert len(samples) == round(sum(track) * backend.sample_rate)
         assert np.isfinite(samples).all() and np.abs(samples).mean() > 1e-4
@@ -100,32 +100,32 @@ def test_a_track_resumed_from_its_saved_state_is_the_uninterrupted_track(any_bac
     continuous."""
     e_m, mask = _windows(4)
     durations = [10.0, 10.0, 10.0, 4.0]
-    cfg = ComposeConfig(mode=mode, prompt_s=2.0, crossfade_s=0.25, seed=5)
+    cfg = compose_config(mode=mode, seed=5)
     backend = any_backend
     [whole] = compose(backend, [Track(e_m, mask, durations)], cfg, keys=["0"])
 
     first, state = Composer(backend, cfg), TrackState()
     pieces = []
     for i in range(2):
-        first.step([state], e_m[i:i + 1], mask[i:i + 1], [durations[i]], ["0"])
+        step(first, [state], e_m[i:i + 1], mask[i:i + 1], [durations[i]], ["0"])
         pieces.append(first.take(state))
     saved = {k: np.array(v) for k, v in state.to_arrays().items()}
     second, state = Composer(backend, cfg), TrackState.from_arrays(saved)
     assert state.window == 2 and state.emitted == sum(len(p) for p in pieces)
     for i in range(2, 4):
-        second.step([state], e_m[i:i + 1], mask[i:i + 1], [durations[i]], ["0"])
+        step(second, [state], e_m[i:i + 1], mask[i:i + 1], [durations[i]], ["0"])
         pieces.append(second.take(state, last=i == 3))
     assert np.array_equal(np.concatenate(pieces), whole)
     assert len(whole) == round(34.0 * backend.sample_rate)
 
 
 def test_a_long_track_splits_into_even_streams_the_earlier_ones_longer():
-    cfg = ComposeConfig(streams=4, stream_min_s=300.0)
+    cfg = compose_config(streams=4, stream_min_s=300.0)
     assert cfg.stream_ranges(30, 1800.0) == [(0, 8), (8, 16), (16, 23), (23, 30)]
     assert cfg.stream_ranges(5, 700.0) == [(0, 3), (3, 5)]  # two stretches of at least 300 s
     assert cfg.stream_ranges(3, 180.0) == [(0, 3)]  # too short to split
     assert cfg.stream_ranges(2, 1800.0) == [(0, 1), (1, 2)]  # never more streams than segments
-    assert ComposeConfig(mode="independent", streams=4).stream_ranges(30, 1800.0) == [(0, 30)]
+    assert compose_config(mode="independent", streams=4).stream_ranges(30, 1800.0) == [(0, 30)]
 
 
 def test_with_shot_cuts_each_stream_begins_on_a_cut():
@@ -140,14 +140,14 @@ def test_with_shot_cuts_each_stream_begins_on_a_cut():
     cuts = [float(c) for c in range(37, 1800, 37)]  # a cut every 37 s: 3 to 4 windows a shot
     plan = Plan(SimpleNamespace(duration=1800.0), plan_shot_windows(1800.0, cuts), 6, cuts=cuts)
     on_cut = starts_on_cut(plan)
-    spans = ComposeConfig(streams=4, stream_min_s=300.0).stream_ranges(len(plan.segments), 1800.0, on_cut)
+    spans = compose_config(streams=4, stream_min_s=300.0).stream_ranges(len(plan.segments), 1800.0, on_cut)
     assert len(spans) == 4 and all(first < end for first, end in spans)
     for first, _ in spans[1:]:
         assert plan.segments[first][0].start in cuts
-    even = ComposeConfig(streams=4, stream_min_s=300.0).stream_ranges(len(plan.segments), 1800.0)
+    even = compose_config(streams=4, stream_min_s=300.0).stream_ranges(len(plan.segments), 1800.0)
     assert all(abs(a[0] - b[0]) <= 2 for a, b in zip(spans, even)) and spans != even
     assert starts_on_cut(Plan(plan.info, plan.windows, 6)) is None  # fixed windows: no cuts
-    cfg = ComposeConfig(streams=4, stream_min_s=300.0)
+    cfg = compose_config(streams=4, stream_min_s=300.0)
     on = [False] * 30
     on[16] = True
     assert cfg.stream_ranges(30, 1800.0, on) == [(0, 8), (8, 16), (16, 23), (23, 30)]  # one cut, in reach of one
@@ -159,7 +159,7 @@ def _stream(backend, cfg, e_m, mask, durations, first, end):
     state = composer.stream_state(first, float(sum(durations[:first])))
     pieces = []
     for i in range(first, end):
-        composer.step([state], e_m[i:i + 1], mask[i:i + 1], [durations[i]], ["0"])
+        step(composer, [state], e_m[i:i + 1], mask[i:i + 1], [durations[i]], ["0"])
         pieces.append(composer.take(state, last=i == end - 1))
     return np.concatenate(pieces)
 
@@ -171,7 +171,7 @@ def test_streams_joined_make_the_track_exactly_its_length(any_backend):
     backend, fade = any_backend, round(0.25 * any_backend.sample_rate)
     e_m, mask = _windows(4, seed=3)
     durations = [10.0, 10.0, 10.0, 4.0]
-    cfg = ComposeConfig(prompt_s=2.0, crossfade_s=0.25, seed=5)
+    cfg = compose_config(seed=5)
     [whole] = compose(backend, [Track(e_m, mask, durations)], cfg, keys=["0"])
     one, two = _stream(backend, cfg, e_m, mask, durations, 0, 2), _stream(backend, cfg, e_m, mask, durations, 2, 4)
     assert len(one) == round(20.0 * backend.sample_rate) and len(two) == round(14.0 * backend.sample_rate) + fade
@@ -186,12 +186,12 @@ def test_streams_joined_make_the_track_exactly_its_length(any_backend):
 
 def test_working_tail_stays_short_however_long_the_track(any_backend):
     backend = any_backend
-    cfg = ComposeConfig(prompt_s=2.0, crossfade_s=0.25)
+    cfg = compose_config()
     composer, state = Composer(backend, cfg), TrackState()
     e_m, mask = _windows(6)
     tails = []
     for i in range(6):
-        composer.step([state], e_m[i:i + 1], mask[i:i + 1], [10.0], ["0"])
+        step(composer, [state], e_m[i:i + 1], mask[i:i + 1], [10.0], ["0"])
         composer.take(state)
         tails.append(len(state.tail))
     assert max(tails) <= round(0.25 * backend.sample_rate)  # the crossfade: the prompt is codes

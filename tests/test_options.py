@@ -7,15 +7,17 @@ from dataclasses import fields
 import pytest
 
 import cotvtm
-from cotvtm.cli import _config, main, parser
-from cotvtm.settings import Access, ModelChoice, Resources, SoundtrackConfig, configure
+from cotvtm.cli import main, parser
+from cotvtm.commands.soundtrack import config as _config
+from cotvtm.settings import SETTINGS, Resources, SoundtrackConfig, configure
 from cotvtm.errors import CotvtmError
 from cotvtm.options import flag, settings
 
-CLASSES = (ModelChoice, SoundtrackConfig, Resources, Access)
+CLASSES = SETTINGS
 # flags whose names differ from their fields'; scripts and manifests use them
 NAMED = {"window_s": "--window-seconds", "prompt_s": "--prompt-seconds", "crossfade_s": "--crossfade-seconds",
-         "stream_min_s": "--stream-min-seconds", "max_duration_s": "--max-duration"}
+         "stream_min_s": "--stream-min-seconds", "max_duration_s": "--max-duration",
+         "teacher_json_mode": "--teacher-no-json-mode"}
 
 
 def _soundtrack_flags() -> dict:
@@ -44,7 +46,7 @@ def test_every_setting_is_a_flag_named_as_before():
         for f in settings(cls):
             expected = NAMED.get(f.name, "--" + f.name.replace("_", "-"))
             assert flag(f) == expected and flags[expected] == f.name, f.name
-    assert [f.name for f in fields(SoundtrackConfig) if f not in settings(SoundtrackConfig)] == ["models"]
+    assert [f.name for f in fields(SoundtrackConfig) if f not in settings(SoundtrackConfig)] == ["models", "teacher"]
     assert "--video-batch" not in flags
 
 
@@ -84,15 +86,20 @@ def test_a_value_of_the_wrong_type_is_refused_by_name(job):
         cotvtm.soundtrack("in", "out", slots=2.5)
 
 
-def test_the_three_sizes_reach_resources(job):
-    _, res = _parsed("--slots", "3", "--segments-per-batch", "5", "--videos-in-flight", "7")
-    assert (res.slots, res.segments_per_batch, res.videos_in_flight) == (3, 5, 7)
-    cotvtm.soundtrack("in", "out", device="cpu", slots=2, segments_per_batch=6, videos_in_flight=9)
+def test_each_stage_is_sized_on_its_own(job):
+    _, res = _parsed("--slots", "3", "--embed-batch", "5", "--prior-batch", "6", "--videos-in-flight", "7",
+                     "--music-gpus", "0.5")
+    assert (res.slots, res.embed_batch, res.prior_batch, res.videos_in_flight) == (3, 5, 6, 7)
+    assert (res.stage("music"), res.stage("embed")) == ((1, 0.25, 0.5), (1, 0.25, 0.0))
+    with pytest.warns(FutureWarning, match="segments_per_batch is renamed embed_batch, prior_batch"):
+        cotvtm.soundtrack("in", "out", device="cpu", slots=2, segments_per_batch=6, videos_in_flight=9)
     [(_, _, res)] = job
-    assert (res.slots, res.segments_per_batch, res.videos_in_flight) == (2, 6, 9)
+    assert (res.slots, res.embed_batch, res.prior_batch, res.videos_in_flight) == (2, 6, 6, 9)
     gpu = Resources.detect(device="cuda", slots=24)
-    assert (gpu.slots, gpu.segments_per_batch, gpu.videos_in_flight) == (24, 16, 32)
-    assert (Resources().slots, Resources().segments_per_batch, Resources().videos_in_flight) == (4, 4, 8)
+    assert (gpu.slots, gpu.embed_batch, gpu.prior_batch, gpu.videos_in_flight) == (24, 16, 16, 32)
+    shares = [gpu.stage(name)[2] for name in ("embed", "prior", "music")]
+    assert sum(shares) <= 1 and shares[2] > shares[0] > 0  # the decoder holds the largest share of one GPU
+    assert (Resources().slots, Resources().embed_batch, Resources().videos_in_flight) == (4, 4, 8)
 
 
 def test_unset_resources_are_left_to_detect_and_bools_are_switches():
@@ -126,17 +133,17 @@ def test_help_says_every_default_once(monkeypatch, capsys):
         for f in settings(cls):
             said = helps[flag(f)]
             assert said, flag(f)  # --preset too
-            if getattr(cls(), f.name) not in (None, False):  # a value, not "not set" or an off switch
+            if getattr(cls(), f.name) not in (None, False, True):  # a value, not "not set" or a switch
                 assert "default" in said, (flag(f), said)
             assert said.count("(default: ") <= 1 and not ("(default " in said and "(default: " in said), said
     assert helps["--window-seconds"].endswith("(default: 10)")
     assert helps["--max-duration"].endswith(f"(default: {Resources().max_duration_s:g}: 24 h)")
     assert helps["--preset"].endswith("(default: tiny)")
-    for machine_decided in ("--slots", "--decode-actors", "--device", "--segments-per-batch"):
+    for machine_decided in ("--slots", "--decode-actors", "--device", "--embed-batch", "--music-gpus"):
         assert "(default: by the machine: " in helps[machine_decided], helps[machine_decided]
     assert "(default: by the machine: 4; 16 with cuda)" in helps["--slots"]
     gpu = Resources.detect(device="cuda")
-    assert (Resources().slots, gpu.slots, gpu.segments_per_batch, gpu.videos_in_flight) == (4, 16, 16, 32)
+    assert (Resources().slots, gpu.slots, gpu.embed_batch, gpu.videos_in_flight) == (4, 16, 16, 32)
 
 
 def test_resign_goes_with_signing():

@@ -12,7 +12,7 @@ import soundfile as sf
 from cotvtm.errors import CotvtmError
 from cotvtm.models import ModelRefs
 from cotvtm.pipelines.context import ModelFacts, RunContext
-from cotvtm.pipelines.soundtrack import Mux
+from cotvtm.pipelines.finish import Finishing, Mux
 from cotvtm.provenance import AUDIO_TITLE, COMPOSITE, TRAINED, Marking, Signer, SigningFiles
 from cotvtm.settings import Resources, SoundtrackConfig, configure
 from cotvtm.storage import open_store
@@ -184,20 +184,20 @@ def test_the_mux_stage_signs_each_made_file_once_and_the_sidecar_says_so(media, 
                      open_store(tmp_path / "out"), "d1", SIDECAR,
                      signing=SigningFiles(credentials["cert"], credentials["key"]))
     mux = Mux(ctx)
-    progress, key = ctx.video("clip.mp4"), "clip.d1.mp4"
+    finishing, key = Finishing(None, ctx.video("clip.mp4")), "clip.d1.mp4"
     make = lambda path: mux_wav(media["video"], media["wav"], path, marking=mux.marking)  # noqa: E731
 
     def replaced():
         raise CotvtmError("input changed")
 
     with pytest.raises(CotvtmError):
-        mux.publish(key, progress, make, replaced)
+        mux.publish(key, finishing, make, replaced)
     assert not (tmp_path / "out" / key).exists()
-    mux.marks = {}
-    mux.publish(key, progress, make)
+    finishing.marks = {}
+    mux.publish(key, finishing, make)
     state, _, store = read_c2pa(tmp_path / "out" / key, "video/mp4", credentials["root"])
     assert state == "Trusted" and len(store["manifests"]) == 1
-    said = mux.provenance()
+    said = mux.provenance(finishing)
     assert said["metadata"][key]["format"]["comment"] == MARKING.comment
     assert said["c2pa"] == {"signer": "O=cotvtm tests,CN=cotvtm test signer", "algorithm": "ES256",
                             "outputs": {key: {"signed": True, "action": "c2pa.created",

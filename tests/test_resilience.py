@@ -29,7 +29,7 @@ def library(tmp_path_factory):
 def _start(library: Path, out: Path, ray_address: str, cache: Path, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, RAY_ADDRESS=ray_address, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "jobs.soundtrack", str(library), str(out), "--cache-dir",
-                             str(cache), "--slots", "1", "--segments-per-batch", "1", "--videos-in-flight", "2",
+                             str(cache), "--slots", "1", "--embed-batch", "1", "--prior-batch", "1", "--videos-in-flight", "2",
                              *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -139,7 +139,7 @@ def test_interrupted_long_video_resumes_after_its_last_saved_segment(tmp_path, r
     out, whole = tmp_path / "out", tmp_path / "whole"
     # pass 1 a segment at a time: CLIP's and the prior's float sums depend on how many segments share a
     # batch, which Ray Data decides as blocks arrive, and Stable Audio's samples (no tokens) show it
-    args = ("--segment-windows", "1", "--slots", "4", "--segments-per-batch", "1", "--videos-in-flight", "8",
+    args = ("--segment-windows", "1", "--slots", "4", "--embed-batch", "1", "--prior-batch", "1", "--videos-in-flight", "8",
             "--decoder", decoder, "--stable-audio-steps", "4")
 
     _interrupt(library, out, ray_session, model_cache, f"{video_id('long.mp4')}/state-00001.npz", *args)

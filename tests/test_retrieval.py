@@ -13,10 +13,11 @@ from cotvtm import models
 from cotvtm.encoders.clip import ClipEncoder
 from cotvtm.encoders.music_text import MusicTextEncoder
 from cotvtm.errors import ModelRefError
-from cotvtm.prior.bank import SHIPPED, BankError, BankEntry, from_scenes, read_bank, write_bank
+from cotvtm.prior.bank import SHIPPED, BankError, BankEntry, read_bank, write_bank
 from cotvtm.prior.retrieval import FEELING_PROMPTS, SURE, RetrievalPrior
 from cotvtm.report.page import _explanations
 from cotvtm.rng import stream_id
+from cotvtm.teacher.bank import from_scenes
 from cotvtm.video import media
 from cotvtm.video.samples import make_video
 
@@ -48,7 +49,7 @@ def _window_embeddings(path, clip: ClipEncoder, short_side: int) -> np.ndarray:
 
 def test_the_shipped_bank_is_the_paper_scene_templates_labelled_offline():
     entries = read_bank(SHIPPED)
-    assert entries == from_scenes()  # rebuilt exactly by `python -m cotvtm.prior.bank`
+    assert entries == from_scenes()  # rebuilt exactly by `python -m cotvtm.teacher.bank`
     assert len(entries) > 400 and len({e.caption for e in entries}) == len(entries)
 
 

@@ -9,9 +9,8 @@ import pytest
 from cotvtm.counted import counted, media
 from cotvtm.pipelines import names
 from cotvtm.pipelines.job import Outcome
-from cotvtm.pipelines.context import Where
 from cotvtm.pipelines.runner import Summary, _Say, _existing, _todo
-from cotvtm.settings import SoundtrackConfig
+from cotvtm.settings import Access, SoundtrackConfig
 from cotvtm.storage import open_store
 
 DIGEST = "0123abcd45"
@@ -49,9 +48,10 @@ def _todo_of(library, **signing):
     out, keys = library
     lines = []
     say = _Say(Summary(), out, "run", lines.append)
-    where = Where("in", "out", **({"sign_cert": "c.pem", "sign_key": "k.pem"} if signing.pop("signing", False) else {}),
-                  **signing)
-    jobs = _existing(*_todo(keys, out, DIGEST, SoundtrackConfig(image_video=True), say), out, say, where)
+    signed = {"sign_cert": "c.pem", "sign_key": "k.pem"} if signing.pop("signing", False) else {}
+    where = Access(source="in", dest="out", **signing, **signed)
+    styled = {key: (identity, None) for key, identity in keys.items()}
+    jobs = _existing(*_todo(styled, out, DIGEST, SoundtrackConfig(image_video=True), say), out, say, where)
     return jobs, say, lines
 
 

@@ -178,7 +178,8 @@ def test_bucket_to_bucket_run_through_connections_closed_after_100_continue(s3_s
     """Every request of the job, its three saved conditioning segments and its outputs
     included, goes through the proxy; the run finishes on the first try with its input ok."""
     from cotvtm.settings import Resources, SoundtrackConfig
-    from cotvtm.pipelines.runner import Where, run
+    from cotvtm.pipelines.runner import run
+    from cotvtm.settings import Access
     from cotvtm.video.samples import make_video
 
     source, target = s3_server.make_bucket(), s3_server.make_bucket()
@@ -186,7 +187,7 @@ def test_bucket_to_bucket_run_through_connections_closed_after_100_continue(s3_s
     src.upload(make_video(tmp_path / "a.mp4", duration=21, size="64x48", fps=4), "a.mp4")
     proxy = _proxy(s3_server, continue_then_close)
     try:
-        summary = run(Where(f"s3://{source}/in", f"s3://{target}/out", endpoint_url=proxy.url,
+        summary = run(Access(source=f"s3://{source}/in", dest=f"s3://{target}/out", endpoint_url=proxy.url,
                             cache_dir=model_cache),
                       SoundtrackConfig(), Resources(segment_windows=1), echo=lambda _: None)
     finally:

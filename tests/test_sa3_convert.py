@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from cotvtm import tiny_vocab
 from cotvtm.cli import main
 from cotvtm.errors import ModelError
-from cotvtm.music.sa3_convert import TEXT_ENCODER_DIR, convert, to_official
+from cotvtm.sa3_convert import TEXT_ENCODER_DIR, convert, to_official
 
 SAMPLE_RATE = 8000
 COND = 32  # the text width, the DiT's conditioning width and the duration embedding's

@@ -8,9 +8,10 @@ import zlib
 import numpy as np
 import pytest
 
-from cotvtm.music.compose import ComposeConfig, Composer, Track, TrackState, compose
+from cotvtm.music.compose import Composer, TrackState
 from cotvtm.music.musicgen import EngineBackend, MusicGenBackend, SamplingConfig, WindowMusic
 from cotvtm.music.scheduler import Scheduler
+from tests.music_helpers import Track, compose, compose_config
 
 SAMPLING = SamplingConfig(guidance_scale=3.0, top_k=50)
 SEGMENT = 2  # windows per segment: independent streams hand out a segment's windows at once
@@ -24,7 +25,7 @@ def model(tiny_refs):
 
 def _composer(model, slots: int, mode: str = "continuous") -> Composer:
     backend = EngineBackend(None, sampling=SAMPLING, model=model, slots=slots)
-    return Composer(backend, ComposeConfig(mode=mode, prompt_s=1.0, crossfade_s=0.25, seed=2))
+    return Composer(backend, compose_config(mode=mode, prompt_s=1.0, seed=2))
 
 
 class TrackStream:
@@ -113,7 +114,7 @@ def test_continuous_feeding_gives_each_window_the_music_its_stream_makes_alone(m
         _feed(scheduler, [alone])
         _same_music(stream, alone)
         assert len(stream.track()) == round(sum(stream.durations) * composer.backend.sample_rate)
-    assert not composer.backend.engine.pending
+    assert not composer.backend.engine.busy
 
 
 def test_a_free_slot_goes_to_the_stream_with_the_most_windows_left(model):
@@ -149,7 +150,7 @@ def test_lockstep_gives_the_music_of_continuous_feeding(model, mode, capsys):
     composer = _composer(model, slots=3, mode=mode)
     fed, stepped = _streams(composer), _streams(composer)
     _feed(Scheduler(composer.backend), fed)
-    Scheduler(composer.backend, max_batch=2).lockstep(stepped)
+    Scheduler(composer.backend).lockstep(stepped)
     assert len(ENGINE_LINE.findall(capsys.readouterr().out)) == 2
     for got, want in zip(stepped, fed):
         _same_music(got, want)
@@ -164,4 +165,4 @@ def test_a_failed_lockstep_render_fails_its_streams_and_leaves_the_engine_empty(
     broken, good = TrackStream(composer, "broken", [1.0], width=16), TrackStream(composer, "good", [1.0])
     Scheduler(composer.backend).lockstep([good, broken])
     assert broken.failed.startswith("RuntimeError") and good.failed == broken.failed
-    assert not composer.backend.engine.pending
+    assert not composer.backend.engine.busy

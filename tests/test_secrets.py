@@ -104,8 +104,9 @@ def test_a_local_run_leaves_no_secret_anywhere(inputs, teacher, tmp_path, model_
         sound = _run([sys.executable, "-m", "jobs.soundtrack", str(inputs / "videos"), str(out),
                       "--cache-dir", str(model_cache), "--sign-cert", cert, "--sign-key", key],
                      env)
-        label = _run([sys.executable, "-m", "jobs.build_dataset", str(inputs / "captions.jsonl"), "-o", str(labels),
-                      "--base-url", teacher.base_url, "--model", "fake-model", "--api-key-env", KEY_ENV], env)
+        label = _run([sys.executable, "-m", "jobs.build_dataset", str(inputs / "captions.jsonl"), "--out",
+                      str(labels), "--teacher-url", teacher.base_url, "--teacher-model", "fake-model",
+                      "--teacher-key-env", KEY_ENV], env)
         assert any(e.headers.get("Authorization") == f"Bearer {API_KEY}" for e in teacher.log)  # it was used
         assert list(out.glob("clip.*.mp4")) and list(labels.rglob("*.jsonl"))
         [sidecar] = [json.loads(p.read_text()) for p in out.glob("clip.*.json")]
@@ -165,8 +166,9 @@ def test_a_cluster_job_leaves_no_secret_in_ray_state_logs_or_outputs(cluster, s3
     labels = cluster["work"] / "labels"
     logs = _submit(cluster, "python", "-m", "jobs.soundtrack", f"s3://{source}/in", f"s3://{target}/out",
                    "--endpoint-url", s3_server.endpoint, "--cache-dir", str(model_cache))
-    logs += _submit(cluster, "python", "-m", "jobs.build_dataset", str(inputs / "captions.jsonl"), "-o",
-                    str(labels), "--base-url", teacher.base_url, "--model", "fake-model", "--api-key-env", KEY_ENV)
+    logs += _submit(cluster, "python", "-m", "jobs.build_dataset", str(inputs / "captions.jsonl"), "--out",
+                    str(labels), "--teacher-url", teacher.base_url, "--teacher-model", "fake-model",
+                    "--teacher-key-env", KEY_ENV)
     assert any(e.headers.get("Authorization") == f"Bearer {API_KEY}" for e in teacher.log)
     state = _run(["ray", "list", "actors", "--detail", "--limit", "1000", "--address", cluster["address"]],
                  cluster["env"]).stdout

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from cotvtm.settings import Resources, SoundtrackConfig
-from cotvtm.pipelines.context import Where
+from cotvtm.settings import Access
 from cotvtm.pipelines.runner import run
 from cotvtm.video.samples import make_shots_video
 from cotvtm.video.shots import detect_cuts
@@ -49,7 +49,7 @@ def test_the_job_follows_the_cuts(cut_video, tmp_path, model_cache, ray_session)
     src.mkdir()
     shutil.copy(cut_video, src / "cuts.mp4")
     cfg = SoundtrackConfig(windows="shots", sync="cuts", timeline=("otio", "fcp-xml", "aaf"))
-    summary = run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(), echo=lambda _: None)
+    summary = run(Access(source=str(src), dest=str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(), echo=lambda _: None)
     assert summary.ok == 1, [o.reason for o in summary.outcomes]
     [sidecar] = (tmp_path / "out").glob("cuts.*.json")
     data = json.loads(sidecar.read_text())

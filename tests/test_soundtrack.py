@@ -14,7 +14,8 @@ import pytest
 
 from cotvtm.prior.bank import SHIPPED, read_bank
 from cotvtm.settings import ModelChoice, Resources, SoundtrackConfig
-from cotvtm.pipelines.runner import Where, run
+from cotvtm.pipelines.runner import run
+from cotvtm.settings import Access
 from cotvtm.video.samples import make_audio, make_video
 from helpers import ffprobe as _ffprobe
 from helpers import signing_credentials
@@ -171,7 +172,7 @@ def test_rerun_skips_finished_outputs_and_retries_failures(cli_run, library, mod
     _, out = cli_run
     before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
     signing, lines = signing_credentials(tmp_path), []
-    summary = run(Where(str(library), str(out), cache_dir=model_cache, sign_cert=signing["cert"],
+    summary = run(Access(source=str(library), dest=str(out), cache_dir=model_cache, sign_cert=signing["cert"],
                         sign_key=signing["key"]), SoundtrackConfig(), Resources(), echo=lines.append)
     assert (summary.ok, summary.failed, summary.skipped, summary.unsigned) == (0, len(BAD), len(GOOD), len(GOOD))
     assert f"signing  {len(GOOD)} existing outputs left unsigned (made without --sign-cert); add --resign" \
@@ -186,12 +187,12 @@ def test_independent_mode_and_new_config_write_new_outputs(library, tmp_path, mo
     src.mkdir()
     shutil.copy(library / GOOD[0], src / "a.mp4")
     cfg = SoundtrackConfig(mode="independent", models=ModelChoice(preset="tiny"))
-    summary = run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(), echo=lambda _: None)
+    summary = run(Access(source=str(src), dest=str(tmp_path / "out"), cache_dir=model_cache), cfg, Resources(), echo=lambda _: None)
     assert summary.ok == 1 and summary.exit_code == 0
     [output] = (tmp_path / "out").glob("a.*.mp4")
     assert output.name != "a.mp4" and abs(_duration(_stream(_ffprobe(output), "audio")) - 12.0) <= 0.1
     # a segment's windows queued together into the engine, joined in order: lockstep's music
-    run(Where(str(src), str(tmp_path / "lockstep"), cache_dir=model_cache), cfg, Resources(music_feed="batched"),
+    run(Access(source=str(src), dest=str(tmp_path / "lockstep"), cache_dir=model_cache), cfg, Resources(music_feed="batched"),
         echo=lambda _: None)
     [lockstep] = (tmp_path / "lockstep").glob("a.*.mp4")
     assert np.array_equal(_pcm(lockstep), _pcm(output)) and len(_pcm(output)) > 0
@@ -206,7 +207,7 @@ def test_inputs_go_in_waves_and_every_one_ends_once(library, tmp_path, model_cac
         shutil.copy(library / GOOD[1], src / name)
     (src / "b.mp4").write_text("not a video\n")
     lines = []
-    summary = run(Where(str(src), str(tmp_path / "out"), cache_dir=model_cache), SoundtrackConfig(),
+    summary = run(Access(source=str(src), dest=str(tmp_path / "out"), cache_dir=model_cache), SoundtrackConfig(),
                   Resources(wave=1), echo=lines.append)
     assert (summary.ok, summary.failed) == (2, 1)
     assert sorted(o.key for o in summary.outcomes) == ["a.mp4", "b.mp4", "c.mp4"]
@@ -244,18 +245,18 @@ def test_saved_progress_of_a_changed_input_is_dropped_and_damaged_progress_fails
     src.mkdir()
     shutil.copy(library / GOOD[1], src / "a.mov")
     cfg, res = SoundtrackConfig(), Resources()
-    assert run(Where(str(src), str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None).ok == 1
+    assert run(Access(source=str(src), dest=str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None).ok == 1
 
     folder = _leave_progress(out, "a.mov", src / "a.mov", changed=True)  # the file has changed since
-    again = run(Where(str(src), str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None)
+    again = run(Access(source=str(src), dest=str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None)
     assert (again.ok, again.failed) == (1, 0) and not folder.exists()
 
     folder = _leave_progress(out, "a.mov", src / "a.mov", changed=False)  # same file, damaged segment
-    damaged = run(Where(str(src), str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None)
+    damaged = run(Access(source=str(src), dest=str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None)
     [row] = damaged.outcomes
     assert row.status == "error" and "saved progress damaged" in row.reason and "run again" in row.reason
     assert not folder.exists()  # removed, so the next run makes it again
-    healed = run(Where(str(src), str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None)
+    healed = run(Access(source=str(src), dest=str(out), cache_dir=model_cache), cfg, res, echo=lambda _: None)
     assert (healed.ok, healed.failed) == (1, 0)
 
 
@@ -270,8 +271,8 @@ def test_the_same_inputs_make_the_same_music_whatever_the_batch(library, tmp_pat
     digests, music = {}, {}
     for batch, feed in ((1, "continuous"), (4, "continuous"), (4, "batched")):
         out = tmp_path / f"out{batch}{feed}"
-        summary = run(Where(str(src), str(out), cache_dir=model_cache), SoundtrackConfig(),
-                      Resources(slots=batch, segments_per_batch=batch, videos_in_flight=2 * batch, music_feed=feed),
+        summary = run(Access(source=str(src), dest=str(out), cache_dir=model_cache), SoundtrackConfig(),
+                      Resources(slots=batch, embed_batch=batch, prior_batch=batch, videos_in_flight=2 * batch, music_feed=feed),
                       echo=lambda _: None)
         assert summary.ok == 4, [o.reason for o in summary.outcomes]
         sidecars = {p.name.split(".")[0]: json.loads(p.read_text()) for p in out.glob("*.json")}

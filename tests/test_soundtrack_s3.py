@@ -9,7 +9,8 @@ from helpers import read_c2pa, signing_credentials
 from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 
 from cotvtm.settings import Resources, SoundtrackConfig
-from cotvtm.pipelines.runner import Where, run
+from cotvtm.pipelines.runner import run
+from cotvtm.settings import Access
 from cotvtm.storage import open_store
 from cotvtm.video.samples import make_video
 
@@ -30,7 +31,7 @@ def test_bucket_in_bucket_out_and_nothing_outside_the_prefix(s3_server, s3_env, 
     signing = signing_credentials(tmp_path)
     keys.upload(Path(signing["cert"]), "chain.pem")
     keys.upload(Path(signing["key"]), "signer.key")
-    where = Where(f"s3://{source}/library", f"s3://{target}/results/run1", cache_dir=model_cache,
+    where = Access(source=f"s3://{source}/library", dest=f"s3://{target}/results/run1", cache_dir=model_cache,
                   sign_cert=keys.uri("chain.pem"), sign_key=keys.uri("signer.key"))
 
     summary = run(where, SoundtrackConfig(), Resources(), echo=lambda _: None)
@@ -75,7 +76,7 @@ def test_job_survives_slowdowns_resets_and_stalls(s3_server, s3_env, tmp_path, m
         src.upload(make_video(tmp_path / f"v{i}.mp4", duration=3 + i), f"v{i}.mp4")
     proxy = FaultyProxy(urlparse(s3_server.endpoint).port).start()
     try:
-        summary = run(Where(f"s3://{source}/in", f"s3://{target}/out", endpoint_url=proxy.url, cache_dir=model_cache),
+        summary = run(Access(source=f"s3://{source}/in", dest=f"s3://{target}/out", endpoint_url=proxy.url, cache_dir=model_cache),
                       SoundtrackConfig(), Resources(), echo=lambda _: None)
     finally:
         proxy.stop()

@@ -11,7 +11,7 @@ from PIL import Image
 import cotvtm
 from cotvtm import tiny
 from cotvtm.errors import ModelError
-from cotvtm.music.requests import MusicRequest
+from cotvtm.music.decoder import MusicRequest
 from cotvtm.music.stable_audio import StableAudioBackend
 from cotvtm.provenance import COMPOSITE, TRAINED
 from cotvtm.video.samples import make_video

@@ -12,7 +12,7 @@ import torch
 from cotvtm import licences, models, tiny
 from cotvtm.encoders.music_text import MusicTextEncoder
 from cotvtm.errors import ModelError, ModelRefError
-from cotvtm.music.requests import MusicRequest
+from cotvtm.music.decoder import MusicRequest
 from cotvtm.music.stable_audio_3 import PROMPT_TOKENS, StableAudio3Backend
 
 BATCH = 8

@@ -14,20 +14,21 @@ import soundfile as sf
 
 from cotvtm.music.beats import BeatGrid
 from cotvtm.music.channels import mixdown
-from cotvtm.music.compose import ComposeConfig, Composer, Track, TrackState, compose, join_streams
+from cotvtm.music.compose import Composer, TrackState, join_streams
 from cotvtm.music.ending import EndingChunks
-from cotvtm.music.requests import WindowMusic
+from cotvtm.music.decoder import WindowMusic
 from cotvtm.pipelines.progress import VideoProgress
 from cotvtm.storage import open_store
 from cotvtm.video.delivery import Delivery, Original, audio_format
 from cotvtm.video.mux import Loudness, fit_length, kept_mix, mux_wav, normalise, write_wav
 from cotvtm.video.probe import probe as probe_video
 from cotvtm.video.samples import make_video
+from tests.music_helpers import Track, compose, compose_config, step
 
 RATE = 100
 STEP = np.array([2e-4, -3e-4], np.float32)  # the ramp's step per sample, per channel
 DURATIONS = [2.0, 1.5, 2.5, 1.0, 2.0]
-CFG = ComposeConfig(prompt_s=0.5, crossfade_s=0.1, seed=3)
+CFG = compose_config(prompt_s=0.5, crossfade_s=0.1, seed=3)
 CONTEXT, FADE = round(CFG.prompt_s * RATE), round(CFG.crossfade_s * RATE)
 
 
@@ -91,7 +92,7 @@ def test_a_stereo_state_saved_and_restored_mid_track_gives_the_identical_track(t
     rows, mask = np.zeros((1, 3, 4), np.float32), np.ones((1, 3), np.int64)
     first, state = Composer(backend, CFG), TrackState()
     for k in range(2):
-        first.step([state], rows, mask, [DURATIONS[k]], ["v"])
+        step(first, [state], rows, mask, [DURATIONS[k]], ["v"])
     progress = VideoProgress(open_store(tmp_path).child(".cotvtm-progress"), "digest", "v")
     progress.save_audio(0, first.take(state), state, ["d0", "d1"])
     resumed, second = progress.load_state(0), Composer(ContextRamp(), CFG)
@@ -99,7 +100,7 @@ def test_a_stereo_state_saved_and_restored_mid_track_gives_the_identical_track(t
     assert resumed.tail.shape == (FADE, 2) and np.array_equal(resumed.tail, state.tail)
     pieces = [progress.load_audio(0)]
     for k in range(2, len(DURATIONS)):
-        second.step([resumed], rows, mask, [DURATIONS[k]], ["v"])
+        step(second, [resumed], rows, mask, [DURATIONS[k]], ["v"])
         pieces.append(second.take(resumed, last=k == len(DURATIONS) - 1))
     assert np.array_equal(np.concatenate(pieces), whole)
 

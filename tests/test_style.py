@@ -12,7 +12,7 @@ from transformers import AutoTokenizer, T5EncoderModel
 from cotvtm.errors import CotvtmError
 from cotvtm.music.musicgen import EngineBackend, MusicRequest, SamplingConfig
 from cotvtm.music.style import steer
-from cotvtm.styles import read_styles
+from cotvtm.music.style_file import read_styles
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from cotvtm.jsonl import MAX_JSON_DEPTH, TextError, json_objects, loads
 from cotvtm.music.musicgen import EngineBackend, MusicRequest, SamplingConfig
 from cotvtm.music.style import MAX_STYLE_TOKENS, StyleCache, steer, style_fault, token_bound
 from cotvtm.prior.bank import MAX_BANK_BYTES, MAX_BANK_LINE_CHARS, BankError, read_bank
-from cotvtm.styles import MAX_LINE_CHARS, MAX_STYLES_BYTES, read_styles
+from cotvtm.music.style_file import MAX_LINE_CHARS, MAX_STYLES_BYTES, read_styles
 
 ENTRY = {"id": "a", "caption": "a quiet lake", "description": "soft piano"}
 

@@ -9,7 +9,7 @@ from s3server import s3_env, s3_server  # noqa: F401  (pytest fixtures)
 from cotvtm import models
 from cotvtm.errors import CotvtmError, ModelRefError
 from cotvtm.jsonl import MAX_JSON_DEPTH, TextError, read_bounded
-from cotvtm.styles import read_styles
+from cotvtm.music.style_file import read_styles
 
 
 @pytest.fixture

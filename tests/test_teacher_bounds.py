@@ -17,7 +17,7 @@ import pytest
 
 from cotvtm.errors import CotvtmError
 from cotvtm.teacher.client import MAX_RESPONSE_BYTES, LLMTeacher
-from cotvtm.teacher.conditioning import TeacherConditioner
+from cotvtm.teacher.inference import TeacherConditioner
 from cotvtm.teacher.ingest import CaptionItem
 from cotvtm.teacher.schema import MAX_FIELD_CHARS
 from cotvtm.teacher.settings import EndpointConfig, redact_urls, shown_url
@@ -28,9 +28,10 @@ TOKEN, KEY = "TOKEN-7f3a9c", "QKEY-51be02"
 
 
 def endpoint(url: str, **overrides) -> EndpointConfig:
-    settings = dict(model="fake-model", base_url=url, api_key_env="COTVTM_TEST_KEY", timeout_s=1.0, backoff_s=0.01,
-                    max_backoff_s=0.05, max_retries=1, repair_attempts=1, concurrency=4)
-    return EndpointConfig(**{**settings, **overrides}).validate()
+    settings = dict(teacher_model="fake-model", teacher_url=url, teacher_key_env="COTVTM_TEST_KEY", teacher_timeout=1.0,
+                    teacher_backoff=0.01, max_backoff_s=0.05, teacher_retries=1, teacher_repair_attempts=1,
+                    teacher_concurrency=4)
+    return EndpointConfig(**{**settings, **overrides})
 
 
 def label_all(cfg: EndpointConfig, captions: list[str]):
@@ -58,7 +59,7 @@ def test_a_trickled_answer_ends_at_the_whole_request_limit():
 def test_a_trickled_answer_within_the_limit_is_used():
     """The control: the same trickle, fast enough to end in time, gives a good label."""
     with FakeOpenAI(trickle_s=0.001) as server:
-        [record] = label_all(endpoint(server.base_url, timeout_s=30.0), ["#trickle A fox."])
+        [record] = label_all(endpoint(server.base_url, teacher_timeout=30.0), ["#trickle A fox."])
         assert record.status == "ok" and record.x_mt.endswith("A fox.")
 
 
@@ -71,7 +72,7 @@ def test_an_oversized_answer_is_refused_unread_and_not_retried(tag, reason):
     with FakeOpenAI(huge_bytes=256 * 1024 * 1024) as server:
         tracemalloc.start()
         try:
-            [record] = label_all(endpoint(server.base_url, max_retries=3), [f"{tag} A storm."])
+            [record] = label_all(endpoint(server.base_url, teacher_retries=3), [f"{tag} A storm."])
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -101,7 +102,8 @@ def test_a_window_without_an_answer_within_its_bound_fails_and_the_others_do_not
     """A window waits for its request's turn too (here one request a minute): the window's own
     bound ends that wait with a reason; the window already answered keeps its record."""
     with FakeOpenAI() as server:
-        cfg = endpoint(server.base_url, timeout_s=0.2, max_retries=0, repair_attempts=0, rpm=1)
+        cfg = endpoint(server.base_url, teacher_timeout=0.2, teacher_retries=0, teacher_repair_attempts=0,
+                       teacher_rpm=1)
         conditioner = TeacherConditioner(cfg, t5=None)
         assert conditioner.window_bound_s(2) == pytest.approx(0.2)
         started = time.monotonic()
@@ -114,8 +116,8 @@ def test_a_window_without_an_answer_within_its_bound_fails_and_the_others_do_not
 
 
 def test_window_bound_grows_with_retries_turns_and_rounds():
-    cfg = EndpointConfig(model="m", timeout_s=10, max_retries=2, max_backoff_s=5, max_retry_after_s=20,
-                         repair_attempts=1, concurrency=4)
+    cfg = EndpointConfig(teacher_model="m", teacher_timeout=10, teacher_retries=2, max_backoff_s=5,
+                         max_retry_after_s=20, teacher_repair_attempts=1, teacher_concurrency=4)
     assert cfg.request_bound_s() == 3 * 10 + 2 * 20 and cfg.caption_bound_s() == 2 * 70
     assert TeacherConditioner(cfg, t5=None).window_bound_s(9) == 3 * 140  # nine windows through four slots
 
@@ -156,4 +158,4 @@ def test_connection_failures_and_set_up_errors_never_show_credentials():
     assert TOKEN not in record.to_json() and KEY not in record.to_json()
     with pytest.raises(CotvtmError) as error:
         endpoint(f"ftp://user:{TOKEN}@host/v1?key={KEY}")
-    assert str(error.value) == "--base-url must be an http(s) URL, not 'ftp://host/v1'"
+    assert str(error.value) == "--teacher-url must be an http(s) URL, not 'ftp://host/v1'"

@@ -1,6 +1,5 @@
 """End to end: the dataset job on Ray, offline and against the local server; resume; CLI errors."""
 
-import argparse
 import os
 import subprocess
 import sys
@@ -12,8 +11,11 @@ import pytest
 from cotvtm.teacher import read_labels
 from cotvtm.teacher.build import build_labels
 from cotvtm.teacher.offline import MODEL
-from cotvtm.teacher.cli import add_subcommand, config_from_args, main
-from cotvtm.teacher.settings import BuildConfig, EndpointConfig
+from cotvtm.commands import label
+from cotvtm.commands.label import LabelEndpoint
+from cotvtm.errors import guarded
+from cotvtm.options import given, parser
+from cotvtm.teacher.settings import BuildConfig, EndpointConfig, build_config
 from cotvtm.teacher.records import shards
 from cotvtm.video.samples import make_video
 from openai_server import FakeOpenAI
@@ -56,7 +58,7 @@ def test_offline_job(ray_session, tmp_path):
     ])
     (tmp_path / "more.csv").write_text("id,caption,video\nv1,A crowd dancing at a concert.,clips/v1.mp4\n")
     proc = job([str(manifest), str(tmp_path / "more.csv"), "--scenes", "12", "--seed", "3",
-                "-o", str(tmp_path / "out"), "--shard-size", "5"], ray_session)
+                "--out", str(tmp_path / "out"), "--shard-size", "5"], ray_session)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "cotvtm label: 15 labelled, 0 failed, 0 already labelled; offline rules, no LLM requests" in proc.stdout
@@ -75,9 +77,10 @@ def test_job_against_the_server_then_resume(ray_session, server, tmp_path):
     rows += [{"id": f"p{i}", "caption": f"{'#v1 ' if i % 2 else ''}A quiet street number {i}."} for i in range(20)]
     manifest = write_jsonl(tmp_path / "captions.jsonl", rows)
     out = tmp_path / "out"
-    args = [str(manifest), "-o", str(out), "--base-url", server.base_url, "--model", "fake-model",
-            "--timeout", "0.5", "--max-retries", "2", "--backoff", "0.01", "--repair-attempts", "1",
-            "--concurrency", "6", "--price-in", "2.5", "--price-out", "10"]
+    args = [str(manifest), "--out", str(out), "--teacher-url", server.base_url, "--teacher-model", "fake-model",
+            "--teacher-timeout", "0.5", "--teacher-retries", "2", "--teacher-backoff", "0.01",
+            "--teacher-repair-attempts", "1", "--teacher-concurrency", "6", "--teacher-price-in", "2.5",
+            "--teacher-price-out", "10"]
     proc = job(args, ray_session)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # finished; some captions failed
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -103,7 +106,7 @@ def test_job_against_the_server_then_resume(ray_session, server, tmp_path):
 
     # a rerun sends nothing: every caption has a record (ok, or failed and not asked to retry)
     server.reset()
-    cfg = config_from_args(_parse(args))
+    cfg = config(args)
     summary = build_labels(cfg, echo=lambda line: None)
     assert len(server.log) == 0
     assert (summary.skipped_ok, summary.skipped_failed, summary.exit_code) == (26, 5, 1)
@@ -123,7 +126,8 @@ def test_job_against_the_server_then_resume(ray_session, server, tmp_path):
 
 def test_no_cot_labels_go_to_their_own_directory(ray_session, server, tmp_path):
     manifest = write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "caption": "A kite over a field."}])
-    endpoint = EndpointConfig(model="fake-model", base_url=server.base_url, timeout_s=2, backoff_s=0.01)
+    endpoint = EndpointConfig(teacher_model="fake-model", teacher_url=server.base_url, teacher_timeout=2,
+                              teacher_backoff=0.01)
     summary = build_labels(BuildConfig(out=str(tmp_path), manifests=(str(manifest),), endpoint=endpoint, cot=False),
                            echo=lambda line: None)
     assert summary.ok == 1 and summary.labels_dir.endswith("labels-direct-v1-fake-model")
@@ -131,28 +135,49 @@ def test_no_cot_labels_go_to_their_own_directory(ray_session, server, tmp_path):
     assert record.x_mt == "Gentle ambient music for: A kite over a field." and record.x_rt == ""
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parent = argparse.ArgumentParser(prog="cotvtm")
-    add_subcommand(parent.add_subparsers(dest="command"))
-    return parent.parse_args(["label", *argv])
+def _parse(argv: list[str]):
+    top = parser("cotvtm", "test")
+    label.register(top.add_subparsers(dest="command"))
+    return top.parse_args(["label", *argv])
+
+
+def config(argv: list[str]) -> BuildConfig:
+    """The build ``cotvtm label ARGV`` asks for, as its command makes it."""
+    return build_config(**given(_parse(argv), BuildConfig, LabelEndpoint))
 
 
 def test_label_subcommand_hook():
-    args = _parse(["a.jsonl", "-o", "out", "--scenes", "4", "--concurrency", "8", "--rpm", "100"])
-    assert args.command == "label" and args.func.__name__ == "run_label"
-    args = _parse(["a.jsonl", "-o", "out", "--model", "gpt-4o", "--rpm", "100", "--no-cot"])
-    cfg = config_from_args(args)
-    assert cfg.endpoint.model == "gpt-4o" and cfg.endpoint.rpm == 100 and cfg.cot is False
-    assert cfg.endpoint.base_url == "https://api.openai.com/v1" and cfg.writer() == "llm"
-    assert config_from_args(_parse(["a.jsonl", "-o", "out"])).endpoint is None
-    default, older = (config_from_args(_parse(["a.jsonl", "-o", "out", *extra])) for extra in ([], ["--prompt",
-                                                                                                   "cot-v1"]))
+    args = _parse(["a.jsonl", "--out", "out", "--scenes", "4", "--teacher-concurrency", "8", "--teacher-rpm", "100"])
+    assert args.command == "label" and args.func.__name__ == "_label"
+    cfg = config(["a.jsonl", "--out", "out", "--teacher-model", "gpt-4o", "--teacher-rpm", "100", "--no-cot"])
+    assert cfg.endpoint.teacher_model == "gpt-4o" and cfg.endpoint.teacher_rpm == 100 and cfg.cot is False
+    assert cfg.endpoint.url == "https://api.openai.com/v1" and cfg.writer() == "llm"
+    assert config(["a.jsonl", "--out", "out"]).endpoint is None
+    default, older = (config(["a.jsonl", "--out", "out", *extra]) for extra in ([], ["--prompt", "cot-v1"]))
     assert (default.prompt, older.prompt) == ("cot-paper-v1", "cot-v1")
-    vision = config_from_args(_parse(["a.jsonl", "-o", "out", "--model", "gpt-4o",
-                                      "--captioner-model", "gpt-4o-mini"]))
+    vision = config(["a.jsonl", "--out", "out", "--teacher-model", "gpt-4o", "--captioner-model", "gpt-4o-mini"])
     endpoint = vision.captioner_endpoint()
-    assert (endpoint.model, endpoint.base_url, endpoint.json_mode) == ("gpt-4o-mini", "https://api.openai.com/v1", False)
+    assert (endpoint.teacher_model, endpoint.url, endpoint.teacher_json_mode) == ("gpt-4o-mini",
+                                                                                  "https://api.openai.com/v1", False)
     assert vision.captioner.source == "vision:gpt-4o-mini" and default.captioner_endpoint() is None
+
+
+def test_earlier_flags_still_work_and_say_they_were_renamed():
+    old = ["a.jsonl", "-o", "out", "--base-url", "http://h/v1", "--model", "m", "--api-key-env", "K", "--temperature",
+           "0.2", "--no-json-mode", "--max-retries", "1", "--timeout", "5", "--concurrency", "3", "--rpm", "60",
+           "--captioner-base-url", "http://v/v1", "--captioner-model", "v"]
+    with pytest.warns(FutureWarning) as said:
+        cfg = config(old)
+    assert {str(w.message).split(" is renamed")[0] for w in said} == {a for a in old if a.startswith("-")} - {
+        "--captioner-model", "-o"}  # -o is --out's short spelling, not an earlier name
+    assert "--base-url is renamed --teacher-url; the old name will be removed in the next release" in map(str, [
+        w.message for w in said])
+    assert cfg.out == "out" and cfg.captioner_endpoint().teacher_url == "http://v/v1"
+    assert cfg.endpoint == EndpointConfig(teacher_url="http://h/v1", teacher_model="m", teacher_key_env="K",
+                                          teacher_temperature=0.2, teacher_json_mode=False, teacher_retries=1,
+                                          teacher_timeout=5.0, teacher_concurrency=3, teacher_rpm=60.0)
+    with pytest.warns(FutureWarning, match="model is renamed teacher_model"):
+        assert build_config("out", scenes=1, model="m").endpoint.teacher_model == "m"
 
 
 def test_cot_v1_labels_stay_in_their_own_folder_in_their_own_format(ray_session, tmp_path):
@@ -165,19 +190,22 @@ def test_cot_v1_labels_stay_in_their_own_folder_in_their_own_format(ray_session,
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["missing.jsonl", "-o", "OUT"], "missing.jsonl: manifest not found"),
-    (["-o", "OUT"], "nothing to label: give caption manifests and/or --scenes N"),
-    (["--scenes", "3", "-o", "OUT", "--base-url", "http://127.0.0.1:9/v1"], "--base-url needs --model"),
-    (["--scenes", "3", "-o", "OUT", "--model", "m", "--base-url", "ftp://x"], "--base-url must be an http(s) URL"),
-    (["--scenes", "3", "-o", "OUT", "--scene-writer", "llm"], "--scene-writer llm needs an endpoint"),
-    (["--scenes", "3", "-o", "OUT", "--model", "m", "--base-url", "http://h/v1", "--concurrency", "0"],
-     "--concurrency must be at least 1"),
+    (["missing.jsonl", "--out", "OUT"], "missing.jsonl: manifest not found"),
+    (["--out", "OUT"], "nothing to label: give caption manifests and/or --scenes N"),
+    (["--scenes", "3"], "--out is required"),
+    (["--scenes", "3", "--out", "OUT", "--teacher-url", "http://127.0.0.1:9/v1"],
+     "--teacher-url needs --teacher-model"),
+    (["--scenes", "3", "--out", "OUT", "--teacher-model", "m", "--teacher-url", "ftp://u:SECRET@x"],
+     "--teacher-url must be an http(s) URL, not 'ftp://x'"),
+    (["--scenes", "3", "--out", "OUT", "--scene-writer", "llm"], "--scene-writer llm needs an endpoint"),
+    (["--scenes", "3", "--out", "OUT", "--teacher-model", "m", "--teacher-url", "http://h/v1",
+      "--teacher-concurrency", "0"], "--teacher-concurrency must be at least 1"),
 ])
 def test_usage_errors_are_one_line(tmp_path, capsys, argv, message):
-    argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
-    assert main(argv) == 2
+    args = _parse([a.replace("OUT", str(tmp_path / "out")) for a in argv])
+    assert guarded(lambda: args.func(args)) == 2
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err and "SECRET" not in err
 
 
 def _media(folder: Path) -> None:
@@ -206,8 +234,8 @@ def test_media_without_captions_are_captioned_then_labelled(ray_session, server,
     manifest = write_jsonl(tmp_path / "m.jsonl", MIXED)
     server.reset()
     out = tmp_path / "out"
-    args = [str(manifest), "-o", str(out), "--base-url", server.base_url, "--model", "fake-model",
-            "--captioner-model", "fake-vision", "--timeout", "5", "--backoff", "0.01"]
+    args = [str(manifest), "--out", str(out), "--teacher-url", server.base_url, "--teacher-model", "fake-model",
+            "--captioner-model", "fake-vision", "--teacher-timeout", "5", "--teacher-backoff", "0.01"]
     proc = job(args, ray_session)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # "gone" failed; the rest labelled
     assert "4 of them have media and no caption: captioned first by vision:fake-vision" in proc.stdout
@@ -231,7 +259,7 @@ def test_media_without_captions_are_captioned_then_labelled(ray_session, server,
     assert again.returncode == 1 and len(server.log) == 0  # no caption and no label request again
 
     offline = tmp_path / "offline"
-    local = [str(manifest), "-o", str(offline), "--captioner-local", "tiny", "--cache-dir", str(model_cache)]
+    local = [str(manifest), "--out", str(offline), "--captioner-local", "tiny", "--cache-dir", str(model_cache)]
     proc = job(local, ray_session)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     records = {r.id: r for r in read_labels(offline / f"labels-cot-paper-v1-{MODEL}", status=None)}

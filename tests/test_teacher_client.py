@@ -20,9 +20,10 @@ def server():
 
 
 def endpoint(srv: FakeOpenAI, **overrides) -> EndpointConfig:
-    settings = dict(model="fake-model", base_url=srv.base_url, api_key_env="COTVTM_TEST_KEY", timeout_s=0.3,
-                    backoff_s=0.01, max_backoff_s=0.05, max_retries=3, repair_attempts=1, concurrency=4)
-    return EndpointConfig(**{**settings, **overrides}).validate()
+    settings = dict(teacher_model="fake-model", teacher_url=srv.base_url, teacher_key_env="COTVTM_TEST_KEY",
+                    teacher_timeout=0.3, teacher_backoff=0.01, max_backoff_s=0.05, teacher_retries=3,
+                    teacher_repair_attempts=1, teacher_concurrency=4)
+    return EndpointConfig(**{**settings, **overrides})
 
 
 def label_all(cfg: EndpointConfig, items: list[CaptionItem], cot: bool = True):
@@ -88,16 +89,17 @@ def test_retry_after_is_honoured_and_plain_backoff_is_short(server):
 
 def test_concurrency_limit_is_respected_and_reached():
     with FakeOpenAI(latency=0.1) as srv:
-        label_all(endpoint(srv, concurrency=4), [CaptionItem(str(i), f"caption {i}") for i in range(24)])
+        label_all(endpoint(srv, teacher_concurrency=4), [CaptionItem(str(i), f"caption {i}") for i in range(24)])
         assert len(srv.log) == 24 and srv.max_in_flight == 4
     with FakeOpenAI(latency=0.05) as srv:
-        label_all(endpoint(srv, concurrency=1), [CaptionItem(str(i), f"caption {i}") for i in range(5)])
+        label_all(endpoint(srv, teacher_concurrency=1), [CaptionItem(str(i), f"caption {i}") for i in range(5)])
         assert srv.max_in_flight == 1
 
 
 def test_requests_per_minute_are_paced(server):
     started = time.monotonic()
-    label_all(endpoint(server, concurrency=50, rpm=600), [CaptionItem(str(i), f"cap {i}") for i in range(25)])
+    label_all(endpoint(server, teacher_concurrency=50, teacher_rpm=600),
+              [CaptionItem(str(i), f"cap {i}") for i in range(25)])
     arrivals = sorted(entry.at for entry in server.log)
     # 600/min = 10/s with a one-second burst: request k cannot start before (k - 10) / 10 s
     for k, at in enumerate(arrivals):
@@ -121,7 +123,7 @@ def test_tokens_per_minute_limiter():
 
 def test_request_has_model_temperature_limit_json_mode_and_key(server, monkeypatch):
     monkeypatch.setenv("COTVTM_TEST_KEY", "sk-test-123")
-    label_all(endpoint(server, temperature=0.2, max_tokens=300), [CaptionItem("a", "A lamp.")])
+    label_all(endpoint(server, teacher_temperature=0.2, teacher_max_tokens=300), [CaptionItem("a", "A lamp.")])
     [entry] = server.log
     assert entry.body["model"] == "fake-model" and entry.body["temperature"] == 0.2
     assert entry.body["max_tokens"] == 300 and entry.body["response_format"] == {"type": "json_object"}
@@ -161,13 +163,13 @@ def test_scene_descriptions_are_written_by_the_model(server):
 
 
 def test_usage_is_counted_and_priced(server):
-    cfg = endpoint(server, price_in=2.5, price_out=10.0)
+    cfg = endpoint(server, teacher_price_in=2.5, teacher_price_out=10.0)
     [ok, failed] = label_all(cfg, [CaptionItem("a", "A hill."), CaptionItem("b", "#missing A sea.")])
     assert ok.record.usage["prompt_tokens"] > 500 and ok.record.usage["completion_tokens"] > 20
     # a failed caption still cost both turns
     assert failed.record.usage["prompt_tokens"] > 2 * ok.record.usage["prompt_tokens"] - 50
     assert cfg.cost(1_000_000, 100_000) == pytest.approx(3.5)
-    assert EndpointConfig(model="m").cost(10, 10) is None
+    assert EndpointConfig(teacher_model="m").cost(10, 10) is None
 
 
 def test_retry_after_header_forms():
@@ -183,5 +185,6 @@ def test_hosted_endpoints_need_a_key(monkeypatch):
 
     monkeypatch.delenv("NO_SUCH_KEY", raising=False)
     with pytest.raises(CotvtmError, match="NO_SUCH_KEY is not set"):
-        EndpointConfig(model="gpt-4o", api_key_env="NO_SUCH_KEY").api_key()
-    assert EndpointConfig(model="m", base_url="http://127.0.0.1:8000/v1", api_key_env="NO_SUCH_KEY").api_key()
+        EndpointConfig(teacher_model="gpt-4o", teacher_key_env="NO_SUCH_KEY").api_key()
+    assert EndpointConfig(teacher_model="m", teacher_url="http://127.0.0.1:8000/v1",
+                          teacher_key_env="NO_SUCH_KEY").api_key()

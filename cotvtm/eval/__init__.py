@@ -5,7 +5,6 @@
     nets.py        CNN14, VGGish and a small image net, named like the published checkpoints
     embedders.py   one evaluation model per metric, by KIND:LOCATION; paper and tiny presets
     testset.py     paired manifests -> items (video windows planned as in the soundtrack job)
-    captioner.py   BLIP, or nearest-caption retrieval over CLIP text embeddings
     priors.py      prior checkpoints per method, or tiny ones distilled on the spot
     methods.py     CoT-VTM, its two ablations, caption2music, CoT2music, LLM2music
     measure.py     wall time and peak memory of a block (mapping vs MusicGen)

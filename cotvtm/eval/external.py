@@ -30,20 +30,6 @@ def file_name(item_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._#-]+", "_", item_id)
 
 
-def parse(values: list[str]) -> dict[str, str]:
-    """``NAME=DIR`` options -> {name: folder}; a clear error for a malformed or repeated one."""
-    found = {}
-    for value in values:
-        name, sep, folder = value.partition("=")
-        if not sep or not name.strip() or not folder.strip():
-            raise CotvtmError(f"--external {value!r}: expected NAME=DIR (a name for the table, the folder of its "
-                              "audio)")
-        if name in found:
-            raise CotvtmError(f"--external {name}: given twice")
-        found[name.strip()] = folder.strip()
-    return found
-
-
 def load_external(name: str, folder: str, items: list[Item], endpoint_url: str | None = None) -> list[np.ndarray]:
     """Each item's clip from ``folder``: mono float32 at the references' rate, the item's length.
     Every item's file is found before any is decoded, so a missing one fails at once."""

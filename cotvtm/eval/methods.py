@@ -58,9 +58,9 @@ class Toolkit:
     @property
     def captioner(self):
         if self._captioner is None:
-            from cotvtm.eval.captioner import BLIP_PAPER, load_captioner
+            from cotvtm.teacher.captioner import captioner_ref, load_captioner
 
-            ref = self.cfg.captioner or ("retrieval" if self.cfg.preset == "tiny" else BLIP_PAPER)
+            ref = captioner_ref(self.cfg.captioner, self.cfg.preset)
             self._captioner = load_captioner(ref, self.clip, self.cfg.device)
         return self._captioner
 
@@ -188,7 +188,7 @@ def run_text(kit: Toolkit, items: list[Item], method: str) -> Generated:
     audio, decoding = _decode(kit, items, lambda c, s, seed: kit.music.generate_from_text(texts[c], s, seed=seed))
     local = parameters(captioner.model) if hasattr(captioner, "model") else parameters(kit.clip.model)
     if method != "caption2music" and kit.cfg.endpoint is not None:
-        notes.append(f"teacher: {kit.cfg.endpoint.model}")
+        notes.append(f"teacher: {kit.cfg.endpoint.teacher_model}")
     elif method != "caption2music":
         notes.append("teacher: offline rules" + ("" if method == "cot2music" else
                      " (they have no separate direct path: the same descriptions as cot2music)"))

@@ -59,11 +59,12 @@ def run_evaluation(cfg: EvalConfig, echo: Callable[[str], None] = print) -> Eval
     items = testset.items
     echo(f"evaluate: {len(items)} items from {testset.entries} entries in {cfg.testset}")
     external = {}
-    for name, folder in cfg.external.items():  # another system's music for the same items, read first:
-        echo(f"evaluate: reading {name}'s audio from {folder}")  # a missing file fails before any generating
+    for name, folder in cfg.external_folders.items():  # another system's music for the same items, read
+        echo(f"evaluate: reading {name}'s audio from {folder}")  # first: a missing file fails before any generating
         external[name] = (load_external(name, folder, items), REFERENCE_RATE)
-    refs = models.resolve(cfg.preset, cache_dir=cache, seed=cfg.seed, **cfg.model_overrides)
-    eval_models = embedders.resolve_eval_models(cfg.preset, cache, cfg.seed, clip_ref=refs.clip, **cfg.eval_overrides)
+    refs = models.resolve(cfg.preset, cache_dir=cache, seed=cfg.tiny_seed, **cfg.model_overrides)
+    eval_models = embedders.resolve_eval_models(cfg.preset, cache, cfg.tiny_seed, clip_ref=refs.clip,
+                                                **cfg.eval_overrides)
     variants = [PRIOR_METHODS[m] for m in cfg.methods if m in PRIOR_METHODS]
     prior_dirs = prepare_priors(cfg, refs, variants, echo)
 
@@ -85,7 +86,7 @@ def run_evaluation(cfg: EvalConfig, echo: Callable[[str], None] = print) -> Eval
                   device=cfg.device, echo=echo)
     rows = [_row(g, table[g.method], len(items)) for g in outputs]
     rows += [{"method": name, **table[name], "external": True,
-              "notes": [f"made outside the project (audio from {cfg.external[name]}); no timing or memory"]}
+              "notes": [f"made outside the project (audio from {cfg.external_folders[name]}); no timing or memory"]}
              for name in external]
     rows.append({"method": GROUND_TRUTH, **table[GROUND_TRUTH], "notes": []})
     candidates = int(next((r.get("p_candidates") for r in rows if r.get("p_candidates")), 0))

@@ -1,4 +1,4 @@
-"""Channels-last audio (``requests.py``): ``(samples,)`` mono, ``(samples, channels)`` otherwise.
+"""Channels-last audio (``decoder.py``): ``(samples,)`` mono, ``(samples, channels)`` otherwise.
 
 What composition, the ending, beat tracking and the mux need to treat a mono and a stereo track
 alike; a mono array goes through each of these unchanged, so mono music stays bit for bit what

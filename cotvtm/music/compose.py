@@ -15,7 +15,7 @@ coherent.
 Composition streams: a track's state (``TrackState``) is only the short working tail the
 next join needs, and ``Composer.take`` hands out the samples that are final. Memory per
 track is therefore independent of its length, and a saved state resumes a track exactly
-where it stopped. Audio is channels-last (``requests.py``): a stereo decoder's two channels are
+where it stopped. Audio is channels-last (``decoder.py``): a stereo decoder's two channels are
 composed together. The same window index of many tracks is generated as one batch; each
 window's random draws come from its own stream (seed, input key, window index), so with the
 engine backend a window's music does not depend on the batch it was in.
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cotvtm.settings import MODES
 from cotvtm.music.channels import concat, per_sample
-from cotvtm.music.requests import MusicRequest, WindowMusic
+from cotvtm.music.choices import MODES
+from cotvtm.music.decoder import MusicRequest, WindowMusic
 from cotvtm.rng import stream_id
 
 LIMIT_KNEE = 0.7  # samples below this pass through untouched
@@ -36,13 +36,14 @@ LIMIT_CEILING = 0.89  # ~-1 dBFS: the AAC/Opus encode never clips
 
 @dataclass(frozen=True)
 class ComposeConfig:
-    mode: str = "continuous"
-    prompt_s: float = 2.0
-    crossfade_s: float = 0.25
-    seed: int = 0
-    max_batch: int = 32  # rows per MusicGen call (guidance doubles them)
-    streams: int = 1  # continuous mode: most stretches of one track composed side by side
-    stream_min_s: float = 300.0  # the shortest stretch
+    """How windows become tracks; the caller's settings (the soundtrack job's), given in full."""
+
+    mode: str  # one of MODES
+    prompt_s: float
+    crossfade_s: float
+    seed: int
+    streams: int  # continuous mode: most stretches of one track composed side by side
+    stream_min_s: float  # the shortest stretch
 
     def stream_ranges(self, segments: int, duration: float, on_cut: list[bool] | None = None) -> list[tuple[int, int]]:
         """The track's streams as [first, end) segment ranges: as many as its length allows (at
@@ -129,7 +130,8 @@ def limit(audio: np.ndarray) -> np.ndarray:
 
 
 class Composer:
-    """Composes the next window of a batch of tracks, through the backend's ``render``."""
+    """A track's next window to ask the decoder for (``request``), and how its music joins the
+    track (``join``, ``take``); decoding is the scheduler's (``scheduler.py``)."""
 
     def __init__(self, backend, cfg: ComposeConfig):
         if cfg.mode not in MODES:
@@ -144,27 +146,6 @@ class Composer:
 
     def _samples(self, seconds: float) -> int:
         return int(round(seconds * self.backend.sample_rate))
-
-    def step(self, states: list[TrackState], hidden: np.ndarray, mask: np.ndarray, durations: list[float],
-             keys: list[str]) -> list[str]:
-        """Add each track's next window (E_m ``hidden[i]``, ``durations[i]`` seconds, input
-        ``keys[i]`` for its random stream); returns each window's tokens digest.
-
-        In ``independent`` mode a track may appear several times, its windows in order: they
-        are generated in one batch and joined in that order.
-        """
-        numbers, seen = [], {}
-        for state in states:  # a track's repeated rows are its next windows, in order
-            numbers.append(state.window + seen.get(id(state), 0))
-            seen[id(state)] = seen.get(id(state), 0) + 1
-        requests = [self.request(state, hidden[i], mask[i], durations[i], keys[i], numbers[i])
-                    for i, state in enumerate(states)]
-        music: list[WindowMusic] = []
-        for start in range(0, len(requests), self.cfg.max_batch):
-            music += self.backend.render(requests[start: start + self.cfg.max_batch])
-        for state, window, duration in zip(states, music, durations):
-            self.join(state, window, duration)
-        return [window.digest for window in music]
 
     def stream_state(self, window: int, elapsed: float) -> TrackState:
         """Where a stream that starts at ``window`` (``elapsed`` seconds in) begins: its first
@@ -237,28 +218,3 @@ def join_streams(chunks, starts: set[int], fade: int):
         yield chunk
     if held is not None:
         yield held
-
-
-@dataclass
-class Track:
-    """One short track composed in memory: its conditioning per window."""
-
-    e_m: np.ndarray  # (windows, L, D)
-    mask: np.ndarray  # (windows, L)
-    durations: list[float]
-
-
-def compose(backend, tracks: list[Track], cfg: ComposeConfig, keys: list[str] | None = None) -> list[np.ndarray]:
-    """Whole tracks composed in memory, each exactly its summed duration long: the reference the
-    streamed composition (the pipeline's) must match."""
-    composer = Composer(backend, cfg)
-    states = [TrackState() for _ in tracks]
-    pieces: list[list[np.ndarray]] = [[] for _ in tracks]
-    for index in range(max(len(t.durations) for t in tracks)):
-        rows = [i for i, t in enumerate(tracks) if index < len(t.durations)]
-        composer.step([states[i] for i in rows], np.stack([tracks[i].e_m[index] for i in rows]),
-                      np.stack([tracks[i].mask[index] for i in rows]), [tracks[i].durations[index] for i in rows],
-                      [keys[i] if keys else str(i) for i in rows])
-        for i in rows:
-            pieces[i].append(composer.take(states[i], last=index == len(tracks[i].durations) - 1))
-    return [np.concatenate(p) for p in pieces]

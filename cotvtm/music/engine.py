@@ -2,17 +2,16 @@
 
 A window is admitted into any free slot at any step (its prompt prefilled) and leaves when its
 last token is sampled; ``step`` returns the finished ones so the caller can admit the next. This
-module keeps the books: which window is in which slot, how far each has gone, which wait for a
-slot. The tensors and the step itself (CUDA graphs on a GPU) are the ``StepRunner``'s
-(``step_runner.py``). Windows finish after a known number of steps (MusicGen has no end token),
-so the books know which slots are busy, and how long their caches are, without reading anything
-from the device.
+module keeps the books: which window is in which slot and how far each has gone. Which windows
+wait for a slot, and in what order they come in, is the scheduler's (``scheduler.py``); the
+tensors and the step itself (CUDA graphs on a GPU) are the ``StepRunner``'s (``step_runner.py``).
+Windows finish after a known number of steps (MusicGen has no end token), so the books know
+which slots are busy, and how long their caches are, without reading anything from the device.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 import torch
@@ -22,9 +21,8 @@ from cotvtm.music.sampling import SamplingConfig
 
 
 class DecodeEngine:
-    """Windows in ``slots`` slots, stepped together; the window queue behind them. ``full``:
-    every step over all slots, so that a window's music does not depend on the others
-    (``step_runner.py``)."""
+    """Windows in ``slots`` slots, stepped together. ``full``: every step over all slots, so that
+    a window's music does not depend on the others (``step_runner.py``)."""
 
     def __init__(self, model, slots: int, sampling: SamplingConfig, device: str | torch.device = "cpu",
                  graphs: bool | None = None, full: bool = True):
@@ -33,7 +31,6 @@ class DecodeEngine:
         self.windows: list[DecodeWindow | None] = [None] * slots
         self.length = [0] * slots  # every busy slot moves one position per step
         self.limit = [0] * slots
-        self.waiting: deque[DecodeWindow] = deque()  # submitted, not yet admitted
         self.steps = 0  # decoder steps run (each advances every busy slot)
         self.slot_steps = 0  # useful slot-steps among them
 
@@ -45,19 +42,23 @@ class DecodeEngine:
 
     @property
     def free(self) -> int:
-        """Slots that no window holds or waits for: how many more windows to queue now."""
-        return self.slots - len(self.busy) - len(self.waiting)
-
-    @property
-    def pending(self) -> bool:
-        return bool(self.waiting or self.busy)
+        """Slots that no window holds."""
+        return self.windows.count(None)
 
     @property
     def occupancy(self) -> float:
         """Useful slot-steps over capacity (slots x steps) so far."""
         return self.slot_steps / max(1, self.steps * self.slots)
 
-    # -- windows in, one step ---------------------------------------------------------------
+    def room(self, windows: Sequence[DecodeWindow]) -> int:
+        """How many of ``windows``, in order, can be admitted now: one per free slot, and a window
+        longer than the caches only while the engine is idle (which grows them for all)."""
+        idle, most, count = not self.busy, min(len(windows), self.free), 0
+        while count < most and (idle or self.runner.fits(windows[count])):
+            count += 1
+        return count
+
+    # -- windows in, one step, windows out --------------------------------------------------
 
     def admit(self, *windows: DecodeWindow) -> list[int]:
         """Put ``windows`` into the lowest free slots and prefill their prompts together (one
@@ -79,7 +80,7 @@ class DecodeEngine:
 
     def step(self) -> list[tuple[Hashable, np.ndarray]]:
         """One decoder step for every busy slot; returns the windows that finished, with their
-        codes (codebooks, frames): the prompt's, then the new ones."""
+        codes (codebooks, frames): the prompt's, then the new ones. Their slots are free again."""
         busy = self.busy
         if not busy:
             return []
@@ -100,38 +101,19 @@ class DecodeEngine:
             self.runner.release(slot)
         return finished
 
-    # -- a stream of windows ----------------------------------------------------------------
-
-    def submit(self, window: DecodeWindow) -> None:
-        """Queue a window: it is admitted as soon as a slot is free."""
-        self.waiting.append(window)
-
     def clear(self) -> None:
-        """Drop every window, admitted or queued (after a failed step); the caches stay."""
+        """Drop every admitted window (after a failed step); the caches stay."""
         self.windows = [None] * self.slots
-        self.waiting.clear()
         self.runner.idle()
 
-    def advance(self) -> list[tuple[Hashable, np.ndarray]]:
-        """Admit waiting windows into free slots, then one step; the windows that finished.
-        A window longer than the caches waits until the engine is idle, which grows them."""
-        free, admitted, idle = self.windows.count(None), [], not self.busy
-        while self.waiting and len(admitted) < free and (idle or self.runner.fits(self.waiting[0])):
-            admitted.append(self.waiting.popleft())  # an idle engine grows its caches for all of them
-        if admitted:
-            self.admit(*admitted)
-        return self.step()
+    # -- what it says of itself -------------------------------------------------------------
 
-    def run(self, windows: Iterable[DecodeWindow]) -> dict[Hashable, np.ndarray]:
-        """Decode every window, admitting the next whenever a slot frees; codes by window id.
-        A failure drops them all, so the next run starts from an empty engine."""
-        done = {}
-        for window in windows:
-            self.submit(window)
-        try:
-            while self.pending:
-                done.update(self.advance())
-        except Exception:
-            self.clear()
-            raise
-        return done
+    def describe(self) -> dict:
+        """The sidecar's engine fields: slots, what a step runs over, its CUDA graphs or why none."""
+        capture = self.runner.capture
+        return {"slots": self.slots, "steps_over": "all slots" if self.runner.full else "the busy slots' bucket",
+                "graphs": [list(shape) for shape in capture.graphs], "eager": capture.eager}
+
+    def stepping(self) -> str:
+        """How steps run, in words: the decoder's precision and its graphs (or why none)."""
+        return f"{str(self.runner.dtype).removeprefix('torch.')}, {self.runner.capture.describe()}"

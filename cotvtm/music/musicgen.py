@@ -7,53 +7,51 @@ the batch size, and the encoder states and mask are stacked as [conditional; zer
 Done this way, the output is bit-identical to prompting MusicGen with the text whose
 T5 states were passed (tests/test_music.py holds that invariant).
 
-Two backends make windows of music behind one interface (``render``):
+Two decoders make windows of music behind one interface (``render``), each around one
+``MusicGen`` (the model, its T5 text encoding, EnCodec decoding, the sidecar's words):
 
 - ``engine`` (the default): ``DecodeEngine``, slots with static caches, batch-invariant
-  sampling, CUDA graphs on a GPU (``engine.py``);
+  sampling, CUDA graphs on a GPU (``engine.py``), fed by the scheduler (``scheduler.py``);
 - ``generate``: transformers' ``generate``, one call per group of like windows, seeded per
   call (its draws depend on the batch). The reference the engine is tested against.
 
 Both continue a window from the previous window's codes (no EnCodec re-encoding) and decode
-finished windows with EnCodec in batches of equal length.
+each finished window with EnCodec on its own.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Hashable
 
 import numpy as np
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from cotvtm.settings import MUSICGEN_DECODERS as BACKENDS
 from cotvtm.models import load_musicgen
-from cotvtm.music.decoder import input_dtype
-from cotvtm.music.requests import MusicRequest, WindowMusic
+from cotvtm.music.choices import MUSICGEN_DECODERS
+from cotvtm.music.musicgen_layers import input_dtype
+from cotvtm.music.engine import DecodeEngine
+from cotvtm.music.decoder import MusicRequest, WindowMusic
 from cotvtm.music.sampling import SamplingConfig, with_unconditional
+from cotvtm.music.scheduler import Scheduler
+from cotvtm.music.step_runner import DecodeWindow, delay_pattern
 from cotvtm.music.style import StyleStates
 
-__all__ = ["BACKENDS", "EngineBackend", "MusicGenBackend", "MusicRequest", "SamplingConfig", "WindowMusic",
-           "make_backend"]
+__all__ = ["MUSICGEN_DECODERS", "EngineBackend", "MusicGen", "MusicGenBackend", "MusicRequest",
+           "SamplingConfig", "WindowMusic", "make_backend"]
 
 
-class MusicGenBackend:
-    """Loads MusicGen once; ``render`` makes windows with transformers' ``generate``."""
+class MusicGen:
+    """One loaded MusicGen and what both decoders do with it besides decoding tokens: a text's T5
+    states, the number of steps a window takes, EnCodec, the sidecar's words."""
 
-    continues = True  # a window continues the previous one's codes (its ``prompt``)
-    channels = 1  # MusicGen is mono: audio is (samples,)
-
-    name = "generate"
-
-    def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
-                 model=None, dtype: str = "auto"):
+    def __init__(self, ref: str | None, device: str = "cpu", model=None, dtype: str = "auto"):
         """``ref``: a checkpoint to load, its decoder in ``dtype`` (``models.decoder_dtype``); or
         ``model``, an already loaded one (benchmarks)."""
         self.model, self.processor = (model, None) if model is not None else load_musicgen(ref, device, dtype)
         self.device = device
-        self.input_dtype = input_dtype(self.model)  # what E_m is given as
-        self.sampling = sampling
         audio_cfg = self.model.config.audio_encoder
         self.sample_rate = int(audio_cfg.sampling_rate)
         self.frame_rate = int(audio_cfg.frame_rate)
@@ -67,48 +65,6 @@ class MusicGenBackend:
         """New decoder steps that yield at least ``seconds`` of audio (delay pattern included)."""
         return math.ceil(seconds * self.frame_rate) + self.num_codebooks
 
-    # -- windows ----------------------------------------------------------------------------
-
-    def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
-        """One ``generate`` call per group of windows with the same prompt length and length,
-        seeded with the group's first stream (so its draws depend on how windows are grouped)."""
-        groups = defaultdict(list)
-        for index, request in enumerate(requests):
-            groups[request.prompt_frames, self.tokens_for(request.seconds)].append(index)
-        codes: list[np.ndarray | None] = [None] * len(requests)
-        for (_, new_tokens), members in groups.items():
-            for index, found in zip(members, self._generate_codes([requests[i] for i in members], new_tokens)):
-                codes[index] = found
-        return self._finish(requests, codes)
-
-    @torch.inference_mode()
-    def _generate_codes(self, requests: list[MusicRequest], new_tokens: int) -> list[np.ndarray]:
-        hidden = torch.as_tensor(np.stack([r.hidden for r in requests]), dtype=self.input_dtype, device=self.device)
-        mask = torch.as_tensor(np.stack([r.mask for r in requests]), dtype=torch.long, device=self.device)
-        kwargs = self._conditioning(hidden, mask)
-        if requests[0].prompt_frames:
-            prompts = np.concatenate([r.prompt for r in requests])  # (B x codebooks, frames)
-            kwargs["decoder_input_ids"] = torch.as_tensor(prompts, dtype=torch.long, device=self.device)
-        recorder = _LastIds()
-        torch.manual_seed(requests[0].stream)
-        self.model.generate(**kwargs, max_new_tokens=new_tokens, do_sample=self.sampling.do_sample,
-                            top_k=self.sampling.top_k, temperature=self.sampling.temperature,
-                            stopping_criteria=StoppingCriteriaList([recorder]))
-        raw = recorder.ids.view(len(requests), self.num_codebooks, -1)
-        return [self._undelay(ids, request.prompt) for ids, request in zip(raw, requests)]
-
-    def _undelay(self, ids: torch.Tensor, prompt: np.ndarray | None) -> np.ndarray:
-        """Raw generated ids (codebooks, positions) -> codes, as ``generate`` post-processes them."""
-        from cotvtm.music.step_runner import delay_pattern
-
-        _, pattern = delay_pattern(self.model, prompt, ids.shape[1], ids.device)
-        ids = self.model.decoder.apply_delay_pattern_mask(ids, pattern)
-        return ids[ids != self.model.generation_config.pad_token_id].reshape(self.num_codebooks, -1).cpu().numpy()
-
-    def _finish(self, requests: list[MusicRequest], codes: list[np.ndarray]) -> list[WindowMusic]:
-        audio = self.decode(codes)
-        return [WindowMusic(a, c, r.prompt_frames) for r, c, a in zip(requests, codes, audio)]
-
     @torch.inference_mode()
     def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
         """EnCodec over each window's codes (codebooks, frames) on its own: a window's audio then
@@ -120,6 +76,75 @@ class MusicGenBackend:
             audio.append(self.model.audio_encoder.decode(batch, [None]).audio_values[0, 0].float().cpu().numpy())
         return audio
 
+    def music(self, requests: list[MusicRequest], codes: list[np.ndarray]) -> list[WindowMusic]:
+        """The windows' music from their codes, in order."""
+        return [WindowMusic(a, c, r.prompt_frames) for r, c, a in zip(requests, codes, self.decode(codes))]
+
+    def describe(self, name: str) -> dict:
+        """The sidecar's decoder section: which decoder, in which precision, on what."""
+        return {"name": name, "dtype": str(next(self.model.decoder.parameters()).dtype).removeprefix("torch."),
+                "device": str(self.device)}
+
+
+class MusicGenBackend:
+    """The ``generate`` decoder: windows through transformers' ``generate``."""
+
+    continues = True  # a window continues the previous one's codes (its ``prompt``)
+    channels = 1  # MusicGen is mono: audio is (samples,)
+
+    name = "generate"
+
+    def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
+                 model=None, dtype: str = "auto"):
+        """``ref``, ``model`` and ``dtype``: the ``MusicGen`` to load."""
+        self.musicgen = musicgen = MusicGen(ref, device, model, dtype)
+        self.model, self.sample_rate, self.frame_rate = musicgen.model, musicgen.sample_rate, musicgen.frame_rate
+        self.device, self.sampling = device, sampling
+        self.input_dtype = input_dtype(self.musicgen.model)  # what E_m is given as
+
+    def encode_text(self, text: str) -> StyleStates:
+        return self.musicgen.encode_text(text)
+
+    def describe(self) -> dict:
+        return self.musicgen.describe(self.name)
+
+    # -- windows ----------------------------------------------------------------------------
+
+    def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
+        """One ``generate`` call per group of windows with the same prompt length and length,
+        seeded with the group's first stream (so its draws depend on how windows are grouped)."""
+        groups = defaultdict(list)
+        for index, request in enumerate(requests):
+            groups[request.prompt_frames, self.musicgen.tokens_for(request.seconds)].append(index)
+        codes: list[np.ndarray | None] = [None] * len(requests)
+        for (_, new_tokens), members in groups.items():
+            for index, found in zip(members, self._generate_codes([requests[i] for i in members], new_tokens)):
+                codes[index] = found
+        return self.musicgen.music(requests, codes)
+
+    @torch.inference_mode()
+    def _generate_codes(self, requests: list[MusicRequest], new_tokens: int) -> list[np.ndarray]:
+        hidden = torch.as_tensor(np.stack([r.hidden for r in requests]), dtype=self.input_dtype, device=self.device)
+        mask = torch.as_tensor(np.stack([r.mask for r in requests]), dtype=torch.long, device=self.device)
+        kwargs = self._conditioning(hidden, mask)
+        if requests[0].prompt_frames:
+            prompts = np.concatenate([r.prompt for r in requests])  # (B x codebooks, frames)
+            kwargs["decoder_input_ids"] = torch.as_tensor(prompts, dtype=torch.long, device=self.device)
+        recorder = _LastIds()
+        torch.manual_seed(requests[0].stream)
+        self.musicgen.model.generate(**kwargs, max_new_tokens=new_tokens, do_sample=self.sampling.do_sample,
+                                     top_k=self.sampling.top_k, temperature=self.sampling.temperature,
+                                     stopping_criteria=StoppingCriteriaList([recorder]))
+        raw = recorder.ids.view(len(requests), self.musicgen.num_codebooks, -1)
+        return [self._undelay(ids, request.prompt) for ids, request in zip(raw, requests)]
+
+    def _undelay(self, ids: torch.Tensor, prompt: np.ndarray | None) -> np.ndarray:
+        """Raw generated ids (codebooks, positions) -> codes, as ``generate`` post-processes them."""
+        model = self.musicgen.model
+        _, pattern = delay_pattern(model, prompt, ids.shape[1], ids.device)
+        ids = model.decoder.apply_delay_pattern_mask(ids, pattern)
+        return ids[ids != model.generation_config.pad_token_id].reshape(self.musicgen.num_codebooks, -1).cpu().numpy()
+
     # -- the audio-prompt path (evaluation, reference tests) ---------------------------------
 
     @torch.inference_mode()
@@ -129,22 +154,18 @@ class MusicGenBackend:
         ``prompt`` (B, samples), if given, is continued: the result starts with the
         codec's re-decoding of the prompt and goes on for at least ``seconds`` more.
         """
+        model = self.musicgen.model
         hidden = torch.as_tensor(hidden, dtype=self.input_dtype, device=self.device)
         mask = torch.as_tensor(mask, dtype=torch.long, device=self.device)
         kwargs = self._conditioning(hidden, mask)
         if prompt is not None:
-            codec = next(self.model.audio_encoder.parameters()).dtype
+            codec = next(model.audio_encoder.parameters()).dtype
             kwargs["input_values"] = torch.as_tensor(prompt, dtype=codec, device=self.device)[:, None, :]
         torch.manual_seed(seed)
-        audio = self.model.generate(**kwargs, max_new_tokens=self.tokens_for(seconds),
-                                    do_sample=self.sampling.do_sample, top_k=self.sampling.top_k,
-                                    temperature=self.sampling.temperature)
+        audio = model.generate(**kwargs, max_new_tokens=self.musicgen.tokens_for(seconds),
+                               do_sample=self.sampling.do_sample, top_k=self.sampling.top_k,
+                               temperature=self.sampling.temperature)
         return audio[:, 0, :].float().cpu().numpy()
-
-    def describe(self) -> dict:
-        """The sidecar's decoder section: which decoder, in which precision, on what."""
-        return {"name": self.name, "dtype": str(next(self.model.decoder.parameters()).dtype).removeprefix("torch."),
-                "device": str(self.device)}
 
     def _conditioning(self, hidden, mask) -> dict:
         batch = hidden.shape[0]
@@ -157,67 +178,56 @@ class MusicGenBackend:
     @torch.inference_mode()
     def generate_from_text(self, texts: list[str], seconds: float, seed: int = 0) -> np.ndarray:
         """The text-prompt path, kept as the reference the E_m path must match."""
-        inputs = self.processor(text=texts, padding=True, return_tensors="pt").to(self.device)
+        inputs = self.musicgen.processor(text=texts, padding=True, return_tensors="pt").to(self.device)
         torch.manual_seed(seed)
-        audio = self.model.generate(**inputs, max_new_tokens=self.tokens_for(seconds),
-                                    do_sample=self.sampling.do_sample, top_k=self.sampling.top_k,
-                                    temperature=self.sampling.temperature,
-                                    guidance_scale=self.sampling.guidance_scale)
+        audio = self.musicgen.model.generate(**inputs, max_new_tokens=self.musicgen.tokens_for(seconds),
+                                             do_sample=self.sampling.do_sample, top_k=self.sampling.top_k,
+                                             temperature=self.sampling.temperature,
+                                             guidance_scale=self.sampling.guidance_scale)
         return audio[:, 0, :].float().cpu().numpy()
 
 
-class EngineBackend(MusicGenBackend):
-    """Windows through the slot engine: the default backend. ``full``: every step over all
-    slots (``step_runner.py``)."""
+class EngineBackend:
+    """The ``engine`` decoder (the default): windows through the slot engine, queued and admitted
+    by the scheduler. ``full``: every step over all slots (``step_runner.py``)."""
+
+    continues = True
+    channels = 1
 
     name = "engine"
 
     def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
-                 model=None, slots: int = 32, graphs: bool | None = None, dtype: str = "auto", full: bool = True):
-        from cotvtm.music.engine import DecodeEngine
+                 model=None, *, slots: int, graphs: bool | None = None, dtype: str = "auto", full: bool = True):
+        """``ref``, ``model`` and ``dtype``: the ``MusicGen`` to load; ``slots``: windows decoded at once."""
+        self.musicgen = musicgen = MusicGen(ref, device, model, dtype)
+        self.model, self.sample_rate, self.frame_rate = musicgen.model, musicgen.sample_rate, musicgen.frame_rate
+        self.engine = DecodeEngine(self.musicgen.model, slots, sampling, device, graphs=graphs, full=full)
 
-        super().__init__(ref, device, sampling, model, dtype)
-        self.engine = DecodeEngine(self.model, slots, sampling, device, graphs=graphs, full=full)
-        self._submitted: dict = {}
+    def encode_text(self, text: str) -> StyleStates:
+        return self.musicgen.encode_text(text)
 
     def describe(self) -> dict:
-        runner = self.engine.runner
-        return {**super().describe(), "slots": self.engine.slots,
-                "steps_over": "all slots" if runner.full else "the busy slots' bucket",
-                "graphs": [list(shape) for shape in runner.capture.graphs], "eager": runner.capture.eager}
+        return {**self.musicgen.describe(self.name), **self.engine.describe()}
 
     def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
-        codes = self.engine.run([self._window(i, r) for i, r in enumerate(requests)])
-        return self._finish(requests, [codes[i] for i in range(len(requests))])
+        """The requests' music, in order, through a scheduler's queue (``Scheduler.render``)."""
+        return Scheduler(self).render(requests)
 
-    def _window(self, tag, request: MusicRequest):
-        from cotvtm.music.engine import DecodeWindow
+    def window(self, tag: Hashable, request: MusicRequest) -> DecodeWindow:
+        """What the engine decodes for ``request``, under ``tag``."""
+        return DecodeWindow(tag, request.hidden, request.mask, self.musicgen.tokens_for(request.seconds),
+                            request.stream, request.prompt if request.prompt_frames else None)
 
-        return DecodeWindow(tag, request.hidden, request.mask, self.tokens_for(request.seconds), request.stream,
-                            request.prompt if request.prompt_frames else None)
-
-    # -- continuous feeding: windows go in one by one, come out as they finish ----------------
-
-    def submit(self, tag, request: MusicRequest) -> None:
-        """Queue one window under ``tag``; ``poll`` hands it back when its last token is sampled."""
-        self._submitted[tag] = request
-        self.engine.submit(self._window(tag, request))
-
-    def poll(self) -> list[tuple[object, WindowMusic]]:
-        """One engine step (admitting queued windows first); the windows that finished, decoded."""
-        finished = self.engine.advance()
-        requests = [self._submitted.pop(tag) for tag, _ in finished]
-        return list(zip([tag for tag, _ in finished], self._finish(requests, [codes for _, codes in finished])))
-
-    def forget(self) -> None:
-        """Drop the requests of windows the engine dropped (``DecodeEngine.clear``)."""
-        self._submitted.clear()
+    def music(self, requests: list[MusicRequest], codes: list[np.ndarray]) -> list[WindowMusic]:
+        """The finished windows' music from their codes (``MusicGen.music``)."""
+        return self.musicgen.music(requests, codes)
 
 
-def make_backend(name: str, ref: str, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
-                 slots: int = 32, dtype: str = "auto", full: bool = True) -> MusicGenBackend:
-    if name not in BACKENDS:
-        raise ValueError(f"unknown music decoder {name!r}; choose one of {BACKENDS}")
+def make_backend(name: str, ref: str, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(), *,
+                 slots: int, dtype: str = "auto", full: bool = True) -> MusicGenBackend | EngineBackend:
+    """The MusicGen decoder ``name`` (``MUSICGEN_DECODERS``); ``slots`` sizes the engine."""
+    if name not in MUSICGEN_DECODERS:
+        raise ValueError(f"unknown music decoder {name!r}; choose one of {MUSICGEN_DECODERS}")
     if name == "engine":
         return EngineBackend(ref, device, sampling, slots=slots, dtype=dtype, full=full)
     return MusicGenBackend(ref, device, sampling, dtype=dtype)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from cotvtm.music.decoder import input_dtype
+from cotvtm.music.musicgen_layers import input_dtype
 from cotvtm.music.engine import DecodeEngine
 from cotvtm.music.sampling import guide, with_unconditional
 from cotvtm.music.step_runner import DecodeWindow

@@ -12,6 +12,8 @@ the stream's. Two ways to feed:
 - ``lockstep`` (batched): every stream's next windows rendered together, step after step; a
   step waits for its slowest window. Any backend's ``render`` does.
 
+With the engine, windows wait here for a slot, in one queue, and go in as slots free
+(``render``, ``decode``, and ``feed`` alike): the engine itself only admits, steps and releases.
 A stream's own failure (its ``requests`` or ``finished`` raising) fails that stream only, and so
 does an engine that breaks while the stream has windows in it; the other streams go on.
 """
@@ -21,11 +23,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cotvtm.music.requests import MusicRequest, WindowMusic
+import numpy as np
+
+from cotvtm.music.decoder import MusicRequest, WindowMusic
 
 
 class Feedable(Protocol):
@@ -55,15 +60,55 @@ class _Fed:
 
 
 class Scheduler:
-    """Feeds streams' windows to ``backend``; ``max_batch``: most windows per ``render`` call."""
+    """Feeds streams' windows to ``backend``; with the engine decoder, through the one queue of
+    windows waiting for its slots."""
 
-    def __init__(self, backend, max_batch: int = 32):
-        self.backend, self.max_batch = backend, max_batch
+    def __init__(self, backend):
+        self.backend = backend
         self.engine = getattr(backend, "engine", None)
+        self._queue: deque = deque()  # the engine's windows (``DecodeWindow``) waiting for a slot, in order
         self._ready: list[_Fed] = []  # streams with no window in the engine
-        self._flight: dict[int, tuple[_Fed, int]] = {}  # by tag: the stream, the window's position
+        self._flight: dict[int, tuple[_Fed, int, MusicRequest]] = {}  # by tag: the stream, the window's position,
+        # its request
         self._tags = itertools.count()
         self._driver: asyncio.Task | None = None
+
+    # -- the engine's queue -----------------------------------------------------------------
+
+    def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
+        """The music of ``requests``, in order: with the engine, their windows through the queue
+        (``decode``); another decoder renders them itself."""
+        if self.engine is None:
+            return self.backend.render(requests)
+        tags = [next(self._tags) for _ in requests]
+        codes = self.decode([self.backend.window(tag, request) for tag, request in zip(tags, requests)])
+        return self.backend.music(requests, [codes[tag] for tag in tags])
+
+    def decode(self, windows: Iterable) -> dict[Hashable, np.ndarray]:
+        """Every ``DecodeWindow`` through the queue and the engine; codes by window id. A failure
+        empties queue and engine, so that the next call starts from an empty engine."""
+        self._queue.extend(windows)
+        codes: dict[Hashable, np.ndarray] = {}
+        try:
+            while self._queue or self.engine.busy:
+                codes.update(self._step())
+        except Exception:
+            self._empty()
+            raise
+        return codes
+
+    def _step(self) -> list[tuple[Hashable, np.ndarray]]:
+        """Queued windows into the free slots, in order, then one engine step: the windows that
+        finished, with their codes. A window longer than the caches waits until the engine is idle."""
+        count = self.engine.room(list(itertools.islice(self._queue, self.engine.free)))
+        if count:
+            self.engine.admit(*(self._queue.popleft() for _ in range(count)))
+        return self.engine.step()
+
+    def _empty(self) -> None:
+        """Drop every window, queued or in a slot; the engine's caches stay."""
+        self.engine.clear()
+        self._queue.clear()
 
     # -- continuous -------------------------------------------------------------------------
 
@@ -95,7 +140,7 @@ class Scheduler:
     def _send(self) -> None:
         """Queue the next windows of the streams with none in the engine while slots are free,
         the streams with the most windows left first."""
-        free = self.engine.free
+        free = self.engine.free - len(self._queue)
         self._ready.sort(key=lambda one: -one.stream.remaining)
         waiting = []
         for one in self._ready:
@@ -109,8 +154,8 @@ class Scheduler:
             one.music = [None] * len(requests)
             for position, request in enumerate(requests):
                 tag = next(self._tags)
-                self._flight[tag] = one, position
-                self.backend.submit(tag, request)
+                self._flight[tag] = one, position, request
+                self._queue.append(self.backend.window(tag, request))
             free -= len(requests)
         self._ready = waiting
 
@@ -118,12 +163,13 @@ class Scheduler:
         """One engine step; a stream whose windows have all finished gets their music and is
         ready for its next."""
         try:
-            finished = self.backend.poll()
+            finished = self._step()
+            made = self.backend.music([self._flight[tag][2] for tag, _ in finished], [codes for _, codes in finished])
         except Exception as exc:  # the engine broke: its windows' streams fail, the rest go on
             self._lost(exc)
             return
-        for tag, music in finished:
-            one, position = self._flight.pop(tag)
+        for (tag, _), music in zip(finished, made):
+            one, position, _ = self._flight.pop(tag)
             one.music[position] = music
             if all(window is not None for window in one.music):
                 music, one.music = one.music, []
@@ -134,7 +180,7 @@ class Scheduler:
 
     def _lost(self, exc: Exception) -> None:
         self._empty()
-        for one in {id(one): one for one, _ in self._flight.values()}.values():
+        for one in {id(one): one for one, _, _ in self._flight.values()}.values():
             one.stream.fail(_reason(exc))
             _settle(one.done)
         self._flight = {}
@@ -142,14 +188,10 @@ class Scheduler:
     def _abandon(self, exc: Exception) -> None:
         """Every caller's wait ends with ``exc``; the engine is left empty for the next calls."""
         self._empty()
-        for one in [*self._ready, *(one for one, _ in self._flight.values())]:
+        for one in [*self._ready, *(one for one, _, _ in self._flight.values())]:
             if not one.done.done():
                 one.done.set_exception(exc)
         self._ready, self._flight = [], {}
-
-    def _empty(self) -> None:
-        self.engine.clear()
-        self.backend.forget()
 
     # -- lockstep ---------------------------------------------------------------------------
 
@@ -160,15 +202,15 @@ class Scheduler:
         live = list(streams)
         while live:
             asked = [(stream, _requests(stream)) for stream in live]
-            live = self._step([(stream, requests) for stream, requests in asked if requests])
+            live = self._step_together([(stream, requests) for stream, requests in asked if requests])
         if self.engine is not None:
             report(self.engine, before, started)
 
-    def _step(self, asked: list[tuple[Feedable, list[MusicRequest]]]) -> list[Feedable]:
+    def _step_together(self, asked: list[tuple[Feedable, list[MusicRequest]]]) -> list[Feedable]:
         """Render the step's requests; the streams that go on. A render that fails loses the
         step's windows, and so fails all its streams."""
         try:
-            music = self._render([request for _, requests in asked for request in requests])
+            music = self.render([request for _, requests in asked for request in requests])
         except Exception as exc:
             for stream, _ in asked:
                 stream.fail(_reason(exc))
@@ -180,22 +222,15 @@ class Scheduler:
             start += len(requests)
         return going
 
-    def _render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
-        music = []
-        for start in range(0, len(requests), self.max_batch):
-            music += self.backend.render(requests[start: start + self.max_batch])
-        return music
-
 
 def report(engine, before: tuple[int, int], started: float) -> None:
     """The engine's line since ``before`` (steps, slot-steps) and ``started``: what the
     occupancy and GPU benches sum."""
     steps, useful = engine.steps - before[0], engine.slot_steps - before[1]
     if steps:
-        runner = engine.runner
         print(f"music    engine: {steps} steps, {useful} slot-steps of {steps * engine.slots} "
               f"({100 * useful / (steps * engine.slots):.1f} % occupancy) in {time.perf_counter() - started:.2f} s; "
-              f"{str(runner.dtype).removeprefix('torch.')}, {runner.capture.describe()}", flush=True)
+              f"{engine.stepping()}", flush=True)
 
 
 def _counters(engine) -> tuple[int, int]:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from cotvtm.errors import ModelError
-from cotvtm.music.requests import MusicRequest, WindowMusic
+from cotvtm.music.decoder import MusicRequest, WindowMusic
 from cotvtm.music.steps import StepLines
 from cotvtm.music.style import StyleStates
 from cotvtm.models import load_stable_audio

@@ -27,7 +27,7 @@ re-noise and the hold all draw per row). A window's samples are then a function 
 request on a given kind of device, whichever windows are made beside it, and wherever in the
 batch. At this fixed shape torch's fused attention gives a row the same bits at every place, on
 the CPU too (tests/test_stable_audio_3.py holds it), so the pipeline's attention is kept as it
-is (MusicGen's engine needs plain products instead: ``decoder.py``).
+is (MusicGen's engine needs plain products instead: ``musicgen_layers.py``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import torch
 from cotvtm.counted import counted
 from cotvtm.errors import ModelError
 from cotvtm.models import decoder_dtype, load_stable_audio_3
-from cotvtm.music.requests import MusicRequest, WindowMusic
+from cotvtm.music.decoder import MusicRequest, WindowMusic
 from cotvtm.music.steps import StepLines
 from cotvtm.music.style import StyleStates
 

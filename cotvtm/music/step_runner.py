@@ -1,7 +1,7 @@
 """The device side of the decode engine: a slot's tensors, the step function, its CUDA graphs.
 
 A slot holds one window: its tokens in the codebook delay pattern, its position, its
-self-attention cache (``decoder.py``), the cross-attention keys and values of its E_m, and its
+self-attention cache (``musicgen_layers.py``), the cross-attention keys and values of its E_m, and its
 random stream. Classifier-free guidance gives each slot two rows (with and without E_m).
 
 Everything a step touches lives in preallocated device tensors, so on a GPU the step is
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from cotvtm.music.decoder import StaticDecoder
+from cotvtm.music.musicgen_layers import StaticDecoder
 from cotvtm.music.sampling import SamplingConfig, choose, guide
 
 POSITION_STEP = 64  # caches grow, and attention reads them, in steps of this many positions

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cotvtm.errors import MediaError
-from cotvtm.models import RETRIEVAL
+from cotvtm.models import RETRIEVAL, half_dtype
 from cotvtm.pipelines.context import RunContext
 from cotvtm.pipelines.job import Segment, Source
 from cotvtm.pipelines.progress import Plan
@@ -106,9 +106,9 @@ class Decode(Stage):
 class _ModelStage(Stage):
     @classmethod
     def placement(cls, ctx: RunContext) -> Place:
-        """A GPU share per actor where there is one; segments of many videos per call."""
-        res = ctx.res
-        return Place(res.model_actors, res.model_cpus, res.gpus_per_model_actor, batch=res.segments_per_batch)
+        """The stage's own actors, CPUs and GPU share (``--embed-*``, ``--prior-*``); segments of
+        many videos per call."""
+        return Place(*ctx.res.stage(cls.name), batch=getattr(ctx.res, f"{cls.name}_batch"))
 
 
 class Embed(_ModelStage):
@@ -120,8 +120,8 @@ class Embed(_ModelStage):
     def __init__(self, ctx: RunContext):
         from cotvtm.encoders.clip import ClipEncoder
 
-        use_threads(ctx.res.model_cpus)
-        half = torch.float16 if ctx.res.device.startswith("cuda") else None  # a GPU: half precision
+        use_threads(ctx.res.stage(self.name)[1])
+        half = half_dtype(ctx.res.device, "clip")  # a GPU: half precision
         self.clip = ClipEncoder(ctx.refs.clip, ctx.res.device, dtype=half)
         self.captioner = _captioner(ctx, self.clip) if ctx.cfg.conditioning == "teacher" else None
 
@@ -141,7 +141,7 @@ class Prior(_ModelStage):
     takes = Segment
 
     def __init__(self, ctx: RunContext):
-        use_threads(ctx.res.model_cpus)
+        use_threads(ctx.res.stage(self.name)[1])
         self.ctx, self.cfg, self.device = ctx, ctx.cfg, ctx.res.device
         self.teacher = _teacher(ctx) if ctx.cfg.conditioning == "teacher" else None
         self.retrieval = _retrieval(ctx) if ctx.refs.prior == RETRIEVAL and self.teacher is None else None
@@ -178,7 +178,7 @@ class Prior(_ModelStage):
     def _described(self, segments: list[Segment]) -> list[Segment]:
         """The teacher's music description of every window, all requests at once; a segment
         with a window the teacher could not describe fails, naming the window and why."""
-        from cotvtm.teacher.conditioning import explanation
+        from cotvtm.teacher.inference import explanation
 
         started = time.perf_counter()
         ids = [f"{s.key}#{w.index}" for s in segments for w in s.windows]
@@ -191,13 +191,13 @@ class Prior(_ModelStage):
                 segment.fail(self.name, f"the teacher could not describe window {failed[0].index}: {failed[1].reason}")
                 continue
             e_m, mask = self.teacher.states(mine)
-            self.save(segment, e_m, mask, [explanation(r, self.ctx.teacher.model) for r in mine])
+            self.save(segment, e_m, mask, [explanation(r, self.ctx.teacher.teacher_model) for r in mine])
         return segments
 
     def _sample(self, e_v: np.ndarray, streams: list[int]) -> tuple[np.ndarray, np.ndarray]:
         e_v = torch.as_tensor(e_v, dtype=torch.float32, device=self.device)
-        on_gpu = str(self.device).startswith("cuda")  # a GPU: the sampler in bfloat16
-        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16) if on_gpu else nullcontext():
+        half = half_dtype(self.device, "prior")  # a GPU: the sampler in half precision
+        with torch.inference_mode(), torch.autocast("cuda", half) if half else nullcontext():
             e_m, mask = self.prior.sample(e_v, steps=self.cfg.prior_steps, method=self.cfg.prior_sampler,
                                           guidance_scale=self.cfg.prior_guidance, generator=CounterNoise(streams))
         return e_m.float().cpu().numpy(), mask.cpu().numpy()
@@ -217,7 +217,7 @@ def _retrieval(ctx: RunContext):
     from cotvtm.encoders.music_text import MusicTextEncoder
     from cotvtm.prior.retrieval import TOKENS, RetrievalPrior
 
-    half = torch.float16 if ctx.res.device.startswith("cuda") else None  # as the Embed stage's CLIP
+    half = half_dtype(ctx.res.device, "clip")  # as the Embed stage's CLIP
     clip = ClipEncoder(ctx.refs.clip, ctx.res.device, dtype=half)
     t5 = MusicTextEncoder(ctx.refs.t5, TOKENS, ctx.res.device)
     return RetrievalPrior(list(ctx.bank), clip, t5, k=ctx.cfg.retrieval_k)
@@ -227,16 +227,16 @@ def _teacher(ctx: RunContext):
     """The CoT teacher at the run's endpoint (this actor's share of its limits), with the run's T5."""
     from cotvtm.encoders.music_text import MusicTextEncoder
     from cotvtm.prior.retrieval import TOKENS
-    from cotvtm.teacher.conditioning import TeacherConditioner
+    from cotvtm.teacher.inference import TeacherConditioner
 
-    return TeacherConditioner(ctx.teacher.share(ctx.res.model_actors), MusicTextEncoder(ctx.refs.t5, TOKENS,
+    return TeacherConditioner(ctx.teacher.share(ctx.res.prior_actors), MusicTextEncoder(ctx.refs.t5, TOKENS,
                                                                                        ctx.res.device))
 
 
 def _captioner(ctx: RunContext, clip):
     """What writes a window's caption for the teacher: ``--captioner``, else the scene description
     nearest the frames by CLIP (tiny preset) or BLIP-large."""
-    from cotvtm.eval.captioner import captioner_ref, load_captioner
+    from cotvtm.teacher.captioner import captioner_ref, load_captioner
 
     return load_captioner(captioner_ref(ctx.cfg.captioner, ctx.cfg.models.preset), clip, ctx.res.device)
 

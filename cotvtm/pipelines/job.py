@@ -3,16 +3,19 @@
     pass 1:  Source --Decode--> Segment (frames) --Embed--> Segment (e_v) --Prior--> Segment (saved)
     pass 2:  VideoJob --Music--> Composed --Mux--> Outcome
 
-The driver makes each ``Source`` and ``VideoJob`` once, with everything it knows (the saved
-plan, the segments already done); a stage returns its successor, or fills in its own fields
-of the record it was given. A record that failed passes the later stages untouched and
-reaches the driver as it failed.
+The driver lists each input's ``Track``s (frozen) and makes each ``Source`` and ``VideoJob``
+once, with everything it knows (the style, the saved plan, the segments already done). Mux
+leaves the ``Composed`` it is given as it was: what it learns (the ending, the beats) is in the
+``Outcome`` it returns, and a failure in a new record (``Record.failed``). A record that failed
+passes the later stages untouched and reaches the driver as it failed, which makes its
+manifest row with ``Outcome.of_failed``.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from cotvtm.errors import without_ansi
 from cotvtm.pipelines.progress import Plan
 from cotvtm.stage import Record
 from cotvtm.video.types import Window
@@ -50,20 +53,41 @@ class Segment(Record):
         super().fail(stage, reason)
         self.frames = self.e_v = None
 
+    def failed(self, stage: str, reason: str) -> "Segment":
+        return replace(super().failed(stage, reason), frames=None, e_v=None)
 
-@dataclass
-class VideoJob(Record):
-    """An input for pass 2: its output keys, its content identity, and the segments whose
-    music an earlier run saved (from the one listing of saved progress)."""
+
+@dataclass(frozen=True)
+class Track:
+    """One output the run makes, as the driver lists it before any saved progress is read: an
+    input's variant (``--variants``), its output keys, its content identity and its style."""
 
     key: str
     out_video: str
     out_sidecar: str
     out_still: str | None = None  # image inputs: the optional still-image video
     identity: str = ""
-    composed: frozenset = frozenset()
     style: str | None = None  # the style text steering its music (--style, --styles)
     variant: int = 1  # which of the input's --variants tracks
+
+
+@dataclass
+class VideoJob(Record):
+    """An input for pass 2: its ``Track``, and the segments whose music an earlier run saved
+    (from the one listing of saved progress, read wave by wave)."""
+
+    key: str
+    out_video: str
+    out_sidecar: str
+    out_still: str | None = None
+    identity: str = ""
+    composed: frozenset = frozenset()
+    style: str | None = None
+    variant: int = 1
+
+    @classmethod
+    def of(cls, track: Track, composed: frozenset) -> "VideoJob":
+        return cls(**{f.name: getattr(track, f.name) for f in fields(track)}, composed=composed)
 
     @property
     def stream_key(self) -> str:
@@ -80,9 +104,6 @@ class Composed(Record):
     streams: list[dict]  # {"segments": [first, end], "first_window", "start"}: where each stream begins
     resumed_at: int  # segments whose music an earlier run had already saved
     sample_rate: int
-    ending: dict | None = None  # Mux: how the track ended (music/ending.py)
-    beats: list[float] | None = field(default_factory=list)  # Mux: the music's beats, seconds (music/beats.py)
-    warnings: list[str] = field(default_factory=list)  # Mux: e.g. why no beats were tracked
     decoder: dict = field(default_factory=dict)  # the decoder that made the music (its ``describe``)
 
     @property
@@ -97,7 +118,7 @@ class Composed(Record):
 @dataclass
 class Outcome(Record):
     """One manifest row: what happened to one input (``row()``: its fields, without the
-    record's own)."""
+    record's own); from Mux also what it learned of the music it finished."""
 
     key: str
     status: str  # ok | error | skipped
@@ -107,6 +128,16 @@ class Outcome(Record):
     windows: int = 0
     duration: float = 0.0
     variant: int = 1
+    ending: dict | None = None  # how the track ended (music/ending.py)
+    beats: list[float] | None = None  # the music's beats, seconds (music/beats.py); None: not tracked
+    warnings: list[str] = field(default_factory=list)  # e.g. why no beats were tracked
+
+    @classmethod
+    def of_failed(cls, record: Record, variant: int | None = None) -> "Outcome":
+        """The error row of a record that failed at a stage (of ``variant``, for a record of no
+        variant), its reason without a terminal's colour codes (Ray colours its messages)."""
+        return cls(record.key, "error", reason=without_ansi(f"{record.error_stage}: {record.error}"),
+                   variant=record.variant if variant is None else variant)
 
     def row(self) -> dict:
         return {name: getattr(self, name) for name in MANIFEST_FIELDS}

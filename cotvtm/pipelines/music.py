@@ -8,10 +8,10 @@ the scheduler decides when and with which others they are decoded.
 
 Continuous feeding (the default, with the engine decoder): one video per call and several
 calls in flight per actor (``--videos-in-flight``), all feeding the actor's one decode
-engine; a video leaves as soon as its music is saved, and the next one is admitted while the
-others drain. Batched feeding (``--music-feed batched``, and the ``generate`` and
-``stable-audio`` decoders): the call's videos (``--slots`` of them) go window by window in
-lockstep.
+engine (``--slots`` windows at once); a video leaves as soon as its music is saved, and the
+next one is admitted while the others drain. Batched feeding (``--music-feed batched``, and
+the ``generate`` and ``stable-audio`` decoders): the call's videos (``--videos-in-flight`` of
+them) go window by window in lockstep.
 
 A call retried after a lost actor redoes its videos from their saved segments.
 """
@@ -125,14 +125,15 @@ class _Stream:
         self.composed.fail(Music.name, f"music stage failed: {reason}")
 
 
-def _decoder(ctx: RunContext, max_batch: int):
-    """The decoder ``--decoder`` names, loaded (``music/requests.py``: ``MusicDecoder``)."""
+def _decoder(ctx: RunContext):
+    """The decoder ``--decoder`` names, loaded (``music/decoder.py``: ``MusicDecoder``); ``--slots``
+    sizes the MusicGen engine and Stable Audio 3's batch."""
     cfg, res = ctx.cfg, ctx.res
     if cfg.decoder == "stable-audio-3":
         from cotvtm.music.stable_audio_3 import StableAudio3Backend
 
         return StableAudio3Backend(ctx.refs.stable_audio_3, res.device, cfg.stable_audio_3_steps,
-                                   cfg.stable_audio_3_guidance, batch=min(res.slots, max_batch),
+                                   cfg.stable_audio_3_guidance, batch=res.slots,
                                    width=ctx.facts.dims["music_dim"])
     if cfg.decoder == "stable-audio":
         from cotvtm.music.stable_audio import StableAudioBackend
@@ -148,8 +149,7 @@ def _decoder(ctx: RunContext, max_batch: int):
     from cotvtm.music.musicgen import SamplingConfig, make_backend
 
     sampling = SamplingConfig(guidance_scale=cfg.guidance_scale, top_k=cfg.top_k, temperature=cfg.temperature)
-    windows = res.slots * (res.segment_windows if cfg.mode == "independent" else 1)  # per step
-    return make_backend(cfg.decoder or "engine", ctx.refs.musicgen, res.device, sampling, slots=min(windows, max_batch),
+    return make_backend(cfg.decoder or "engine", ctx.refs.musicgen, res.device, sampling, slots=res.slots,
                         dtype=cfg.decoder_dtype, full=res.engine_width == "full")
 
 
@@ -159,23 +159,23 @@ class Music(Stage):
 
     @classmethod
     def placement(cls, ctx: RunContext) -> Place:
-        """Continuously fed: one video per call, ``videos_in_flight`` calls per actor; batched:
-        ``slots`` videos per call, one call at a time."""
+        """Its own actors, CPUs and GPU share (``--music-*``); ``videos_in_flight`` videos per
+        actor: continuously fed, one video per call and that many calls; batched, that many
+        videos per call, one call at a time."""
         res = ctx.res
         if continuous_feed(ctx):
-            return Place(res.model_actors, res.model_cpus, res.gpus_per_model_actor, calls=res.videos_in_flight)
-        return Place(res.model_actors, res.model_cpus, res.gpus_per_model_actor, batch=res.slots)
+            return Place(*res.stage("music"), calls=res.videos_in_flight)
+        return Place(*res.stage("music"), batch=res.videos_in_flight)
 
     def __init__(self, ctx: RunContext):
         from cotvtm.music.compose import Composer
         from cotvtm.music.scheduler import Scheduler
 
-        use_threads(ctx.res.model_cpus)
-        compose = compose_config(ctx)
+        use_threads(ctx.res.music_cpus)
         self.independent = ctx.cfg.mode == "independent"
-        backend = _decoder(ctx, compose.max_batch)
-        self.composer = Composer(backend, compose)
-        self.scheduler = Scheduler(backend, compose.max_batch)
+        backend = _decoder(ctx)
+        self.composer = Composer(backend, compose_config(ctx))
+        self.scheduler = Scheduler(backend)
         self.ctx, self.continuous = ctx, continuous_feed(ctx)
         self.styles = StyleCache()  # the most recent styles' states, not every style the run has
 

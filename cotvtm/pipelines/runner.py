@@ -12,13 +12,12 @@ from pathlib import Path
 from cotvtm import licences, models, text_space
 from cotvtm.about import __version__
 from cotvtm.counted import counted, media
-from cotvtm.settings import COMMERCIAL_DECODER, Resources, SoundtrackConfig
-from cotvtm.errors import (CotvtmError, ModelError, SetupError, failed_actor, one_line, printable, root_message,
-                           without_ansi)
+from cotvtm.settings import COMMERCIAL_DECODER, Access, Resources, SoundtrackConfig
+from cotvtm.errors import CotvtmError, ModelError, SetupError, failed_actor, one_line, printable, root_message
 from cotvtm.pipelines import names
-from cotvtm.pipelines.context import ModelFacts, RunContext, Where
+from cotvtm.pipelines.context import ModelFacts, RunContext
 from cotvtm.pipelines.inputs import survey
-from cotvtm.pipelines.job import Outcome, Source, VideoJob
+from cotvtm.pipelines.job import Outcome, Source, Track, VideoJob
 from cotvtm.pipelines.progress import PROGRESS_DIR, Done, VideoProgress, remove_empty, scan, video_id
 from cotvtm.prior.bank import read_bank
 from cotvtm.provenance import check_signing
@@ -27,7 +26,7 @@ from cotvtm.report.collect import FETCH_THREADS
 from cotvtm.stage import records
 from cotvtm.storage import Store, open_store
 from cotvtm.storage.local import LocalStore
-from cotvtm.styles import read_styles, styles_digest
+from cotvtm.music.style_file import read_styles, styles_digest
 from cotvtm.video.media import is_image
 MANIFEST = "manifest.jsonl"
 _RECORDING = threading.Lock()  # pass 1 of one wave and pass 2 of another record at once
@@ -91,22 +90,17 @@ def _left_unsigned(count: int) -> str:
             f"add --resign to make {'it' if count == 1 else 'them'} again, signed")
 
 
-def _teacher_endpoint(cfg: SoundtrackConfig, where: Where):
+def _teacher_endpoint(cfg: SoundtrackConfig):
     """With ``--conditioning teacher``: its endpoint, checked here (a hosted one needs its key)."""
     if cfg.conditioning != "teacher":
         return None
-    from cotvtm.teacher.settings import OPENAI_URL, EndpointConfig
-
-    if not cfg.teacher_model:
+    if not cfg.teacher.teacher_model:
         raise CotvtmError("--conditioning teacher needs --teacher-model (the model the endpoint serves)")
-    endpoint = EndpointConfig(model=cfg.teacher_model, base_url=where.teacher_url or OPENAI_URL,
-                              api_key_env=where.teacher_key_env, max_retries=where.teacher_retries,
-                              timeout_s=where.teacher_timeout).validate()
-    endpoint.api_key()  # a hosted endpoint without its key fails here, before any input is touched
-    return endpoint
+    cfg.teacher.api_key()  # a hosted endpoint without its key fails here, before any input is touched
+    return cfg.teacher
 
 
-def _with_decoder(cfg: SoundtrackConfig, where: Where, echo) -> SoundtrackConfig:
+def _with_decoder(cfg: SoundtrackConfig, where: Access, echo) -> SoundtrackConfig:
     """``cfg`` with its decoder chosen: ``--decoder``, else MusicGen's engine, or with
     ``--commercial`` Stable Audio 3 (released MusicGen weights are CC-BY-NC-4.0), said once."""
     if cfg.decoder is not None:
@@ -127,16 +121,16 @@ def _loaded(refs: models.ModelRefs, cfg: SoundtrackConfig) -> dict[str, str | No
     return used
 
 
-def _other_sources(cfg: SoundtrackConfig, where: Where, preset: str) -> dict:
+def _other_sources(cfg: SoundtrackConfig, where: Access, preset: str) -> dict:
     """What else shapes the outputs, by name -> (reference, licence): with ``--audio voice`` the
     speech detector; with ``--conditioning teacher``, the captioner's model (if it loads one) and
     the teacher, under its declared terms."""
     found = {"speech_detector": ("silero-vad", licences.SPEECH_DETECTOR)} if cfg.audio == "voice" else {}
     if cfg.conditioning != "teacher":
         return found
-    from cotvtm.eval.captioner import captioner_model, captioner_ref
+    from cotvtm.teacher.captioner import captioner_model, captioner_ref
 
-    found["teacher"] = (cfg.teacher_model, licences.of_teacher(cfg.teacher_model, where.teacher_terms))
+    found["teacher"] = (cfg.teacher.teacher_model, licences.of_teacher(cfg.teacher.teacher_model, where.teacher_terms))
     captioner = captioner_model(captioner_ref(cfg.captioner, preset))
     if captioner:
         found["captioner"] = (captioner, licences.of(captioner))
@@ -160,13 +154,13 @@ def _conditioning(refs: models.ModelRefs, trained: bool, teacher=None) -> str:
     if teacher is not None:  # the URL without its credentials: this text goes into every sidecar
         from cotvtm.teacher.settings import shown_url
 
-        return f"the teacher {teacher.model} at {shown_url(teacher.base_url)}"
+        return f"the teacher {teacher.teacher_model} at {shown_url(teacher.url)}"
     if refs.prior == models.RETRIEVAL:
         return f"retrieval (the bank {Path(refs.bank).name})"
     return "a distilled prior" if trained else "an untrained prior (random weights)"
 
 
-def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=print) -> Summary:
+def run(where: Access, cfg: SoundtrackConfig, res: Resources | None = None, echo=print) -> Summary:
     """Soundtrack every video under ``where.source`` into ``where.dest`` (folders or s3:// prefixes).
 
     Never raises for a bad input: each one gets an error row in the manifest. A set-up error
@@ -179,10 +173,10 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     res = res or Resources.detect()
     cfg = _with_decoder(cfg, where, echo)
     styles = read_styles(cfg.styles, where.endpoint_url) if cfg.styles else {}  # before anything else
-    teacher = _teacher_endpoint(cfg, where)
+    teacher = _teacher_endpoint(cfg)
     choice = asdict(cfg.models)
     preset = choice.pop("preset")
-    refs = models.resolve(preset, cache_dir=where.cache_dir, seed=cfg.seed, endpoint_url=where.endpoint_url,
+    refs = models.resolve(preset, cache_dir=where.cache_dir, seed=cfg.models.tiny_seed, endpoint_url=where.endpoint_url,
                           decoder=cfg.decoder, **choice)
     check_signing(where.signing())  # credentials that cannot sign stop the run here, not when pass 2 starts
     bank = tuple(read_bank(refs.bank)) if refs.bank else ()  # read once here: actors may be on other nodes
@@ -209,21 +203,20 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
                       licences=found, conditioning=facts.conditioning)
     say = _Say(summary, out, uuid.uuid4().hex[:12], echo)
     say.ignored(inputs.ignored)
-    jobs = _existing(*_todo(keys, out, digest, cfg, say), out, say, where)
-    for job in jobs:
-        job.style = styles.get(job.key, cfg.style)
+    styled = {key: (identity, (styles or {}).get(key, cfg.style)) for key, identity in keys.items()}
+    tracks = _existing(*_todo(styled, out, digest, cfg, say), out, say, where)
     if cfg.variants > 1:
-        _clear_done(out, digest, set(keys) - {job.key for job in jobs})
+        _clear_done(out, digest, set(keys) - {track.key for track in tracks})
     unknown = sorted(set(styles) - set(keys))
     if unknown:
         say.line(f"styles   {len(unknown)} key(s) of --styles match no input: "
                  f"{', '.join(printable(k) for k in unknown[:5])}{', ...' if len(unknown) > 5 else ''}")
-    if jobs:
+    if tracks:
         recorded = {**loaded, **{name: ref for name, (ref, _) in others.items() if name == "captioner"}}
         shared = _sidecar_fields(recorded, cfg, facts, digest, say)
         ctx = RunContext(refs, cfg, res, facts, src, out, digest, shared, signing=where.signing(), bank=bank,
                          teacher=teacher)
-        _stream(ctx, jobs, say)
+        _stream(ctx, tracks, say)
     remove_empty(out, digest)
     try:  # a report that cannot be written must not hide a finished batch
         rows = [o.row() for o in summary.outcomes]
@@ -234,15 +227,16 @@ def run(where: Where, cfg: SoundtrackConfig, res: Resources | None = None, echo=
     return summary
 
 
-def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig,
-          say: "_Say") -> tuple[list[VideoJob], list[tuple[VideoJob, tuple[str, str]]]]:
-    """The inputs whose outputs for this config do not exist yet, and those whose outputs do
-    (with the outputs' keys: ``_existing`` decides about them); inputs whose outputs would share
-    a name (``names.py``) get an error row each."""
+def _todo(keys: dict[str, tuple[str, str | None]], out: Store, digest: str, cfg: SoundtrackConfig,
+          say: "_Say") -> tuple[list[Track], list[tuple[Track, tuple[str, str]]]]:
+    """The tracks whose outputs for this config do not exist yet, and those whose outputs do
+    (with the outputs' keys: ``_existing`` decides about them). ``keys``: each input's identity
+    and style (its line of ``--styles``, else ``--style``). Inputs whose outputs would share a
+    name (``names.py``) get an error row each."""
     done = {info.key for info in out.list()}
     clashing = names.clashes(keys, digest, names.ignores_case(out.root if isinstance(out, LocalStore) else None))
-    jobs, existing = [], []
-    for key, identity in keys.items():
+    tracks, existing = [], []
+    for key, (identity, style) in keys.items():
         if key in clashing:
             say.outcome(Outcome(key, "error", reason=f"its outputs would have the same name as those of "
                                                      f"{', '.join(map(repr, clashing[key]))} on this output store "
@@ -252,32 +246,33 @@ def _todo(keys: dict[str, str], out: Store, digest: str, cfg: SoundtrackConfig,
         for variant in range(1, cfg.variants + 1):
             video, sidecar = names.output_keys(key, digest, variant)
             still = names.still_key(video) if is_image(key) and cfg.image_video else None
-            job = VideoJob(key, video, sidecar, out_still=still, identity=identity, variant=variant)
+            track = Track(key, video, sidecar, out_still=still, identity=identity,
+                          style=style, variant=variant)
             finished = (video, sidecar) if video in done and sidecar in done else None
             if finished is None and variant == 1:  # only the first variant existed before variants
                 finished = _earlier(key, digest, out, done, say)
             if finished:
-                existing.append((job, finished))
+                existing.append((track, finished))
             else:
-                jobs.append(job)
-    return jobs, existing
+                tracks.append(track)
+    return tracks, existing
 
 
-def _existing(jobs: list[VideoJob], existing: list[tuple[VideoJob, tuple[str, str]]], out: Store, say: "_Say",
-              where: Where) -> list[VideoJob]:
-    """``jobs``, and the inputs whose outputs exist recorded as skipped. Signing is not part of the
+def _existing(tracks: list[Track], existing: list[tuple[Track, tuple[str, str]]], out: Store, say: "_Say",
+              where: Access) -> list[Track]:
+    """``tracks``, and the inputs whose outputs exist recorded as skipped. Signing is not part of the
     config: with signing asked, existing outputs made unsigned are said and counted, or with
-    ``--resign`` made again (and so signed): the jobs to do, those added."""
+    ``--resign`` made again (and so signed): the tracks to make, those added."""
     resign = where.resign
     unsigned = _unsigned(out, [sidecar for _, (_, sidecar) in existing]) if where.sign_cert else set()
-    for job, (video, sidecar) in existing:
+    for track, (video, sidecar) in existing:
         if resign and sidecar in unsigned:
-            jobs.append(job)
+            tracks.append(track)
             continue
-        say.outcome(Outcome(job.key, "skipped", reason="output exists for this config", output=out.uri(video),
-                            sidecar=out.uri(sidecar), variant=job.variant))
-    say.todo(jobs, 0 if resign else len(unsigned))
-    return jobs
+        say.outcome(Outcome(track.key, "skipped", reason="output exists for this config", output=out.uri(video),
+                            sidecar=out.uri(sidecar), variant=track.variant))
+    say.todo(tracks, 0 if resign else len(unsigned))
+    return tracks
 
 
 def _unsigned(out: Store, sidecars: list[str]) -> set[str]:
@@ -318,7 +313,7 @@ def _sidecar_fields(loaded: dict, cfg: SoundtrackConfig, facts: ModelFacts, dige
     """What every sidecar of this run says about the run itself: the models it loaded, and their
     licences (found once, on the summary)."""
     trained, found = facts.prior_trained, say.summary.licences
-    return {"cotvtm": __version__, "run_id": say.run_id, "config_digest": digest, "config": asdict(cfg),
+    return {"cotvtm": __version__, "run_id": say.run_id, "config_digest": digest, "config": cfg.recorded(),
             "models": loaded,
             "licences": {name: lic.record() for name, lic in found.items()}, "prior_trained": trained,
             "conditioning": facts.conditioning,  # retrieval, a distilled prior or an untrained one
@@ -327,7 +322,7 @@ def _sidecar_fields(loaded: dict, cfg: SoundtrackConfig, facts: ModelFacts, dige
             "the distillation job, or use the retrieval prior (the default)"}
 
 
-def _stream(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
+def _stream(ctx: RunContext, tracks: list[Track], say: "_Say") -> None:
     """Pass 1 saves the inputs' conditioning, pass 2 composes and muxes those that have it.
 
     Inputs go in waves of ``res.wave``: pass 1 of the next wave runs while pass 2 of this one
@@ -339,19 +334,19 @@ def _stream(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
     began = time.monotonic()
     say.line(f"ray      {init_ray()} in {time.monotonic() - began:.1f} s")
     before = len(say.summary.outcomes)  # the inputs skipped or refused before the passes
-    ticker = Ticker(len(jobs), lambda: len(say.summary.outcomes) - before, say.line,
+    ticker = Ticker(len(tracks), lambda: len(say.summary.outcomes) - before, say.line,
                     every=None if sys.stdout.isatty() else PROGRESS_EVERY_S)  # a terminal has Ray Data's bars
     ticker.ray_started(time.monotonic() - began)
     say.ticker = ticker
     with ticker:
-        _passes(ctx, jobs, say)
+        _passes(ctx, tracks, say)
     say.summary.startup = ticker.startup
 
 
-def _passes(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
-    """The two passes over the waves of ``jobs``, counted by ``say.ticker``."""
+def _passes(ctx: RunContext, tracks: list[Track], say: "_Say") -> None:
+    """The two passes over the waves of ``tracks``, counted by ``say.ticker``."""
     saved = scan(ctx.progress, ctx.digest)
-    waves = _waves(jobs, ctx.res.wave)
+    waves = _waves(tracks, ctx.res.wave)
     stop = threading.Event()  # set when the driver gives up: the wave being prepared stops too
     with ThreadPoolExecutor(1) as ahead:
         try:
@@ -367,13 +362,13 @@ def _passes(ctx: RunContext, jobs: list[VideoJob], say: "_Say") -> None:
             stop.set()
 
 
-def _waves(jobs: list[VideoJob], size: int) -> list[list[VideoJob]]:
+def _waves(tracks: list[Track], size: int) -> list[list[Track]]:
     """``size`` inputs a wave, every variant of an input in the same wave as the others."""
-    keys = list(dict.fromkeys(job.key for job in jobs))
+    keys = list(dict.fromkeys(track.key for track in tracks))
     wave_of = {key: index // size for index, key in enumerate(keys)}
-    waves: list[list[VideoJob]] = [[] for _ in range(-(-len(keys) // size))]
-    for job in jobs:
-        waves[wave_of[job.key]].append(job)
+    waves: list[list[Track]] = [[] for _ in range(-(-len(keys) // size))]
+    for track in tracks:
+        waves[wave_of[track.key]].append(track)
     return waves
 
 
@@ -400,10 +395,10 @@ class _Say:
         if self.ticker is not None:
             self.ticker.saw(record, number)
 
-    def todo(self, jobs: list[VideoJob], unsigned: int) -> None:
-        """Note the still videos the jobs make, so that an input's line names every output it has,
+    def todo(self, tracks: list[Track], unsigned: int) -> None:
+        """Note the still videos the tracks make, so that an input's line names every output it has,
         and say how many existing outputs stay unsigned though signing was asked."""
-        self.stills = {(job.key, job.variant): self.out.uri(job.out_still) for job in jobs if job.out_still}
+        self.stills = {(t.key, t.variant): self.out.uri(t.out_still) for t in tracks if t.out_still}
         self.summary.unsigned = unsigned
         if unsigned:
             self.line(f"signing  {_left_unsigned(unsigned)}")
@@ -418,10 +413,7 @@ class _Say:
 
     def outcome(self, outcome: Outcome) -> None:
         """Append the manifest row as soon as an input is finished, and say so (from either pass)."""
-        summary = self.summary
-        if outcome.reason:  # an exception's text may carry a terminal's colour codes
-            outcome.reason = without_ansi(outcome.reason)
-        key = printable(outcome.key)
+        summary, key = self.summary, printable(outcome.key)
         with _RECORDING:
             summary.outcomes.append(outcome)
             if outcome.status == "ok":
@@ -470,7 +462,7 @@ class _Say:
                 self.outcome(Outcome(job.key, "error", reason=reason, variant=job.variant))
 
 
-def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], say: _Say,
+def _condition(ctx: RunContext, wave: list[Track], saved: dict[str, Done], say: _Say,
                stop: threading.Event) -> list[VideoJob]:
     """Pass 1 over one wave; records the inputs that failed, and returns the others ready for
     pass 2, the longest first: the decoder ends the wave on short videos, not on one long one."""
@@ -494,8 +486,7 @@ def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], sa
                         failed.add(segment.key)
                         for job in jobs:  # every variant of the input
                             if job.key == segment.key:
-                                say.outcome(Outcome(job.key, "error", reason=f"{segment.error_stage}: "
-                                                                             f"{segment.error}", variant=job.variant))
+                                say.outcome(Outcome.of_failed(segment, job.variant))
         except Exception as exc:  # e.g. a stage's actors lost more often than Ray retries
             say.stop_if_setup_failed("conditioning", exc, ctx.refs)
             failed = {source.key for source in sources}
@@ -506,7 +497,7 @@ def _condition(ctx: RunContext, wave: list[VideoJob], saved: dict[str, Done], sa
 
 def _compose(ctx: RunContext, ready: list[VideoJob], say: _Say) -> None:
     """Pass 2 over one wave's inputs that have their conditioning."""
-    from cotvtm.pipelines.soundtrack import music_and_mux
+    from cotvtm.pipelines.finish import music_and_mux
 
     if not ready:
         return
@@ -517,9 +508,7 @@ def _compose(ctx: RunContext, ready: list[VideoJob], say: _Say) -> None:
         for batch in music_and_mux(ctx, ready).iter_batches(batch_size=1):
             for record in records(batch):
                 say.saw(record, 2)
-                outcomes.append(record if isinstance(record, Outcome) else
-                                Outcome(record.key, "error", reason=f"{record.error_stage}: {record.error}",
-                                        variant=record.variant))
+                outcomes.append(record if isinstance(record, Outcome) else Outcome.of_failed(record))
                 say.outcome(outcomes[-1])
     except Exception as exc:
         say.stop_if_setup_failed("music", exc, ctx.refs)
@@ -547,25 +536,25 @@ def _clear_finished(ctx: RunContext, ready: list[VideoJob], outcomes: list[Outco
         ctx.video(key).discard()
 
 
-def _sources(ctx: RunContext, wave: list[VideoJob],
+def _sources(ctx: RunContext, wave: list[Track],
              saved: dict[str, Done]) -> tuple[list[Source], list[VideoJob], dict[str, int]]:
     """The wave's records, each made once from the one listing of saved progress: a ``Source``
     for every input whose conditioning is not all saved (with the saved plan and segments of a
-    partly done one), the ``VideoJob`` of every input (with the segments whose music is saved),
+    partly done one), the ``VideoJob`` of every track (with the segments whose music is saved),
     and the segment count of those whose plan was read.
 
     Saved work of an input whose content has changed since (another ETag, version, size or
     modification time), or whose plan is unreadable, is thrown away.
     """
     sources, jobs, counts, seen = [], [], {}, {}
-    for job in wave:
-        if job.key not in seen:  # one Source per input, whatever its variants
-            seen[job.key] = _source(ctx, job, saved, sources, counts)
-        jobs.append(replace(job, composed=seen[job.key].composed_of(job.variant)))
+    for track in wave:
+        if track.key not in seen:  # one Source per input, whatever its variants
+            seen[track.key] = _source(ctx, track, saved, sources, counts)
+        jobs.append(VideoJob.of(track, seen[track.key].composed_of(track.variant)))
     return sources, jobs, counts
 
 
-def _source(ctx: RunContext, job: VideoJob, saved: dict[str, Done], sources: list, counts: dict) -> Done:
+def _source(ctx: RunContext, job: Track, saved: dict[str, Done], sources: list, counts: dict) -> Done:
     """Add the input's ``Source`` when its conditioning is not all saved; what is saved of it."""
     done = saved.get(video_id(job.key)) or Done()
     plan = _saved_plan(ctx, job, done)
@@ -581,7 +570,7 @@ def _source(ctx: RunContext, job: VideoJob, saved: dict[str, Done], sources: lis
     return done
 
 
-def _saved_plan(ctx: RunContext, job: VideoJob, done: Done):
+def _saved_plan(ctx: RunContext, job: Track, done: Done):
     """The input's saved plan when there is one, readable, of the same content."""
     if not done.plan:
         return None

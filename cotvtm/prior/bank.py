@@ -7,18 +7,15 @@ any prior is distilled. A bank is a JSON Lines file, one entry per line:
 for the feeling the caption states, is optional and left out where unknown); it holds texts
 only, and the run's own CLIP and T5 turn them into vectors.
 
-The package ships one (``SHIPPED``): scene texts from the paper's scene templates, whose
-feelings cycle evenly through the offline teacher's eight families, labelled by the offline
-teacher, whose stated feeling decides each description's genre, emotion and tempo range;
-``feeling`` is that family. ``cotvtm bank LABELS OUT`` builds one from any labels folder (an
-LLM teacher's labels make a better one); its feelings come from the labels' step-1 emotions.
+The package ships one (``SHIPPED``). Banks are written by the teacher side
+(``teacher/bank.py``: from the paper's scene templates, or from a labels folder); the prior
+only reads them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,14 +23,10 @@ from cotvtm.errors import CotvtmError
 from cotvtm.jsonl import TextError, loads, read_bounded, text_lines
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "scene_bank.jsonl"
-SHIPPED_SCENES = 480  # entries in the shipped bank (scene seed 0)
-MAX_SCENE_DRAWS = 2  # scenes drawn per entry at most: repeated captions are rare (one in the shipped 480)
 MAX_BANK_BYTES = 64 << 20  # read whole on the driver and sent to every actor, whose CLIP embeds each caption:
 # 100,000 entries of 600 bytes, some 200 times the shipped bank
 MAX_BANK_LINE_CHARS = 16384  # captions are cut to 77 CLIP tokens and descriptions to 64 T5 tokens where used:
 # an entry far longer than any use, even JSON-escaped
-MAX_FEELING_CHARS = 24  # a feeling is one word ("melancholic" has 11 letters); longer free text is a phrase
-_ONE_WORD = re.compile(rf"[a-z][a-z-]{{0,{MAX_FEELING_CHARS - 1}}}")
 
 
 class BankError(CotvtmError):
@@ -97,55 +90,3 @@ def bank_digest(entries: list[BankEntry]) -> str:
     """A short hash of the texts: the same texts, the same bank, whatever the file is called."""
     text = json.dumps([_fields(e) for e in entries], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def from_labels(labels: str | Path) -> list[BankEntry]:
-    """One entry per distinct caption of a labels folder's labelled records (the first)."""
-    from cotvtm.teacher.records import read_labels
-
-    if not Path(labels).is_dir():
-        raise BankError(labels, "no such folder (a labels folder from `cotvtm label`)")
-    seen, entries = set(), []
-    for record in read_labels(labels):
-        caption, description = str(record.caption).strip(), str(record.x_mt).strip()
-        if caption and description and caption not in seen:
-            seen.add(caption)
-            entries.append(BankEntry(record.id, caption, description, record_feeling(record)))
-    if not entries:
-        raise BankError(labels, "no labelled records with a caption and a music description")
-    return entries
-
-
-def record_feeling(record) -> str | None:
-    """A labelled record's step-1 emotion as a bank feeling: the offline teacher's family for
-    the words it knows ("quiet longing" -> "melancholic"), else the text itself when it is one
-    short word, else None (a phrase no family fits says nothing one word could)."""
-    from cotvtm.teacher.offline import feeling_family
-
-    try:
-        emotion = str(record.parsed["step1"]["visual_elements"]["emotion"]).strip().lower()
-    except (KeyError, TypeError):  # a direct answer, or no answer: no step 1
-        return None
-    return feeling_family(emotion) or (emotion if _ONE_WORD.fullmatch(emotion) else None)
-
-
-def from_scenes(count: int = SHIPPED_SCENES, seed: int = 0) -> list[BankEntry]:
-    """``count`` scenes of the paper's templates with distinct captions (a scene that repeats an
-    earlier caption is passed over for the next), each labelled by the offline teacher, whose
-    family is the entry's feeling: how the shipped bank is made (``python -m cotvtm.prior.bank``)."""
-    from cotvtm.teacher.offline import OfflineTeacher
-    from cotvtm.teacher.ingest import CaptionItem
-    from cotvtm.teacher.scenes import sample_scenes, write_description
-
-    teacher, entries, seen = OfflineTeacher(), [], set()
-    for scene in sample_scenes(count * MAX_SCENE_DRAWS, seed):
-        caption = write_description(scene)
-        if caption not in seen and len(entries) < count:
-            seen.add(caption)
-            record = teacher.label(CaptionItem(scene.id, caption))
-            entries.append(BankEntry(scene.id, caption, record.x_mt, record_feeling(record)))
-    return entries
-
-
-if __name__ == "__main__":
-    print(write_bank(from_scenes(), SHIPPED))

@@ -4,24 +4,35 @@ A report can be remade at any time (after an interrupted run, or for an older ou
 since it needs only the manifest and the sidecars.
 """
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from cotvtm.errors import CotvtmError
+from cotvtm.options import Checked, add_options, given, parser, same, setting
 from cotvtm.report.screenshot import screenshot
 from cotvtm.report.write import write_report
+from cotvtm.settings import Access
 from cotvtm.storage import open_store
 
 
+@dataclass(frozen=True)
+class Remake(Checked):
+    """Which output folder's report is made again, and how."""
+
+    output: str = setting(positional=True, help="output folder or s3://bucket/prefix of a soundtrack run")
+    title: str = setting("cotvtm soundtrack report", help="the page's title")
+    endpoint_url: str | None = same(Access, "endpoint_url")
+    png: Path | None = setting(None, metavar="FILE", help="also render the page with headless Chromium (local "
+                                                          "output only)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cotvtm.report", description="Rebuild OUT/report.html from the manifest and sidecars in OUT.")
-    parser.add_argument("output", help="output folder or s3://bucket/prefix of a soundtrack run")
-    parser.add_argument("--title", default="cotvtm soundtrack report")
-    parser.add_argument("--endpoint-url", default=None, help="S3-compatible endpoint")
-    parser.add_argument("--png", type=Path, help="also render the page with headless Chromium (local output only)")
-    args = parser.parse_args(argv)
+    p = parser("python -m cotvtm.report", "Rebuild OUT/report.html from the manifest and sidecars in OUT.")
+    add_options(p, Remake)
+    parsed = p.parse_args(argv)
     try:
+        args = Remake(**given(parsed, Remake))
         out = open_store(args.output, args.endpoint_url)
         uri = write_report(out, title=args.title)
         print(f"report {uri}")

@@ -14,7 +14,7 @@ from cotvtm.counted import counted, media
 from cotvtm.models import RETRIEVAL
 from cotvtm.report.collect import Collected, ReportEntry
 from cotvtm.report.links import relative_url
-from cotvtm.report.style import CSS
+from cotvtm.report.css import CSS
 from cotvtm.jsonl import finite, seconds_of
 from cotvtm.report.text import clock, esc, span
 from cotvtm.report.totals import Totals

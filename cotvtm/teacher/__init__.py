@@ -6,6 +6,8 @@
     limiter.py  requests/tokens per minute
     offline.py  the rule-based teacher (no LLM), the default without an endpoint
     scenes.py   generated scene descriptions (templates over variable lists)
+    bank.py     retrieval banks written from scenes or labels (the prior reads them)
+    captioner.py captions for the teacher: a vision endpoint, BLIP, or CLIP retrieval
     ingest.py   caption manifests (JSONL, CSV, Parquet)
     records.py  labelled records on disk: read_labels, done_ids (the interface consumers use)
     stage.py    the Ray Data labelling stages (caption, label)

@@ -81,7 +81,7 @@ def identity(cfg: BuildConfig) -> tuple[str, str, str]:
     version = cfg.prompt if cfg.cot else DIRECT_PROMPT_VERSION
     if cfg.endpoint is None:
         return offline.TEACHER, offline.MODEL, version
-    return LLM_TEACHER, cfg.endpoint.model, version
+    return LLM_TEACHER, cfg.endpoint.teacher_model, version
 
 
 def collect_items(cfg: BuildConfig) -> list[CaptionItem]:
@@ -105,7 +105,6 @@ def collect_items(cfg: BuildConfig) -> list[CaptionItem]:
 
 def build_labels(cfg: BuildConfig, echo=print) -> BuildSummary:
     """Label every caption of ``cfg`` that has no label yet; never raises for one bad caption."""
-    cfg.validate()
     if cfg.endpoint is not None:
         cfg.endpoint.api_key()  # a missing key is a set-up error here, not one per actor
     items = collect_items(cfg)
@@ -147,7 +146,6 @@ def part_of(item: CaptionItem) -> str:
 def recipe(cfg: BuildConfig, echo=print) -> dict[str, dict[str, int]]:
     """Per part of the paper's mix: the records the manifests (and ``--scenes``) give, how many
     of them are labelled (for this prompt and teacher), how many still need a caption."""
-    cfg.validate()
     items = collect_items(cfg)
     teacher, model, version = identity(cfg)
     out = labels_dir(cfg.out, version, model)

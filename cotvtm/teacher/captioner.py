@@ -14,6 +14,13 @@ and no caption is captioned here, by one of two captioners:
 The row's ``emotion`` (an EmoSet-style label) is passed as a hint: in the vision prompt, and as
 BLIP's conditional text prefix. The caption and where it came from (``caption_source``) are
 stored in the label, so a rerun, which skips labelled ids, captions nothing again.
+
+The captions the teacher describes for ``--conditioning teacher`` and the evaluation's caption
+baselines come from ``load_captioner`` (``--captioner``): BLIP on each window's middle frame
+(``blip:REF``; the paper's setting is BLIP-large), or ``retrieval``, which needs no captioning
+model: for each window the scene description (``scenes.py``) whose CLIP text embedding is nearest
+to its frames'. It works offline; with real CLIP it is a zero-shot captioner, with the tiny
+preset's random CLIP the choice is arbitrary. BLIP itself is ``encoders/captioner.py``.
 """
 
 import base64
@@ -23,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cotvtm.errors import CotvtmError
+from cotvtm.errors import CotvtmError, ModelError
 from cotvtm.teacher.ingest import CaptionItem
 from cotvtm.teacher.schema import bounded_field
 
@@ -31,6 +38,8 @@ WINDOW_S = 10.0  # one frame per window of this length, as the soundtrack job wi
 MAX_FRAMES = 8
 SHORT_SIDE = 384  # frames are scaled so; enough for a caption, small to send
 BLIP_DEFAULT = "Salesforce/blip-image-captioning-large"
+BLIP_PAPER = f"blip:{BLIP_DEFAULT}"  # ``--captioner``'s default with real models
+CANDIDATES = 400  # scene descriptions the retrieval captioner picks from
 
 VISION_PROMPT = ("Write the caption of this {what}: one or two sentences that say only what can be seen (the "
                  "subjects, the setting, the light, the colors and the movement). Answer with the caption only.")
@@ -109,7 +118,7 @@ class LocalCaptioner:
     """BLIP on this machine; a video is captioned from its middle window's frame."""
 
     def __init__(self, ref: str | None, cache_dir: Path | None = None):
-        from transformers import BlipForConditionalGeneration, BlipProcessor
+        from cotvtm.encoders.captioner import BlipCaptioner
 
         ref = ref or BLIP_DEFAULT
         if ref == "tiny":
@@ -117,18 +126,56 @@ class LocalCaptioner:
             from cotvtm.models import DEFAULT_CACHE
 
             ref = str(tiny.build_captioner(cache_dir or DEFAULT_CACHE))
-        self.processor = BlipProcessor.from_pretrained(ref)
-        self.model = BlipForConditionalGeneration.from_pretrained(ref).eval()
+        self.blip = BlipCaptioner(ref)
 
     def caption(self, item: CaptionItem) -> str:
-        import torch
-
         frames, _ = media_frames(item.media)
         prefix = f"a {item.emotion} picture of" if item.emotion else None
-        inputs = self.processor(images=[frames[len(frames) // 2]], text=prefix, return_tensors="pt")
-        with torch.inference_mode():
-            ids = self.model.generate(**inputs, max_new_tokens=30, do_sample=False)
-        text = " ".join(self.processor.batch_decode(ids, skip_special_tokens=True)[0].split())
+        text = " ".join(self.blip.caption([frames[len(frames) // 2]], 30, prefix, do_sample=False)[0].split())
         if not text:
             raise CotvtmError(f"{item.media}: the captioner wrote nothing")
         return text
+
+
+def candidate_captions(count: int = CANDIDATES, seed: int = 0) -> list[str]:
+    from cotvtm.teacher.scenes import sample_scenes, write_description
+
+    return list(dict.fromkeys(write_description(scene) for scene in sample_scenes(count, seed)))
+
+
+class RetrievalCaptioner:
+    """Each window's caption: the candidate nearest its frames in CLIP's shared space."""
+
+    def __init__(self, clip, captions: list[str] | None = None):
+        self.clip = clip
+        self.captions = captions or candidate_captions()
+        self.bank = clip.embed_texts(self.captions)
+
+    def __call__(self, frames: list[np.ndarray]) -> list[str]:
+        visual = np.stack([self.clip.embed_images(f).mean(0) for f in frames])
+        return [self.captions[i] for i in (visual @ self.bank.T).argmax(axis=1)]
+
+
+def captioner_ref(choice: str | None, preset: str) -> str:
+    """``--captioner``, else the default: retrieval with the tiny preset (no captioning model
+    exists at toy size), BLIP-large, the paper's, otherwise."""
+    return choice or ("retrieval" if preset == "tiny" else BLIP_PAPER)
+
+
+def captioner_model(ref: str) -> str | None:
+    """The model a captioner loads (``REF`` of ``blip:REF``); None for ``retrieval``, which uses the
+    run's CLIP and texts made here."""
+    kind, _, location = ref.partition(":")
+    return location if kind == "blip" and location else None
+
+
+def load_captioner(ref: str, clip, device: str):
+    """``retrieval`` or ``blip:REF``: a callable from windows' frames to their captions."""
+    if ref == "retrieval":
+        return RetrievalCaptioner(clip)
+    location = captioner_model(ref)
+    if location:
+        from cotvtm.encoders.captioner import BlipCaptioner
+
+        return BlipCaptioner(location, device)
+    raise ModelError(f"bad captioner {ref!r}: use 'retrieval' or 'blip:HUB_ID_OR_DIR'")

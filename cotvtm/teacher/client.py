@@ -6,7 +6,7 @@ here the backoff is configurable (tests run with milliseconds), every attempt is
 and the in-flight limit covers exactly the time a request is on the wire, not the time
 it sleeps before a retry. So the client is built with ``max_retries=0``.
 
-Each request is bounded: in time, ``timeout_s`` from connecting to the answer's last byte (a
+Each request is bounded: in time, ``teacher_timeout`` from connecting to the answer's last byte (a
 server trickling its answer a byte at a time times out like a silent one); in size, an answer
 over ``MAX_RESPONSE_BYTES`` is refused by its Content-Length or as soon as that much has been
 read, never held whole, and a field of it over ``schema.MAX_FIELD_CHARS`` is an invalid answer.
@@ -15,7 +15,7 @@ Per caption: rate limiter -> concurrency slot -> request; 429, 5xx, 408/409, tim
 connection errors are retried with exponential backoff (or the server's Retry-After);
 other 4xx fail the caption at once. An answer that is not the required JSON (invalid,
 incomplete, missing fields, truncated by the token limit) is sent back with the error for
-at most ``repair_attempts`` more turns. Whatever happens, ``label`` returns a record:
+at most ``teacher_repair_attempts`` more turns. Whatever happens, ``label`` returns a record:
 ``ok``, or ``failed`` with a one-line reason.
 """
 
@@ -155,14 +155,14 @@ def make_client(cfg: EndpointConfig) -> openai.AsyncOpenAI:
     """The async client, with its own retries off (this module retries), every answer's size
     capped, the key from this process's environment. A query in the URL (``?key=...``) is sent
     with every request: the client would append the request's path after it."""
-    url = urlsplit(cfg.base_url)
+    url = urlsplit(cfg.url)
     http = openai.DefaultAsyncHttpxClient(event_hooks={"response": [_cap_body]},
                                           headers={"Accept-Encoding": "identity"})
-    common = dict(api_key=cfg.api_key(), timeout=cfg.timeout_s, max_retries=0, http_client=http,
+    common = dict(api_key=cfg.api_key(), timeout=cfg.teacher_timeout, max_retries=0, http_client=http,
                   default_query=dict(parse_qsl(url.query)))
     base = url._replace(query="", fragment="").geturl()
-    if cfg.api_version:
-        return openai.AsyncAzureOpenAI(azure_endpoint=base, api_version=cfg.api_version, **common)
+    if cfg.teacher_api_version:
+        return openai.AsyncAzureOpenAI(azure_endpoint=base, api_version=cfg.teacher_api_version, **common)
     return openai.AsyncOpenAI(base_url=base, **common)
 
 
@@ -175,28 +175,28 @@ class LLMTeacher:
                  prompt: str = PROMPT_VERSION):
         self.cfg = cfg
         self.cot = cot
-        self.model = cfg.model
+        self.model = cfg.teacher_model
         self.prompt_version = prompt if cot else DIRECT_PROMPT_VERSION
         self.expected = "paper" if prompt == PAPER_PROMPT_VERSION else "cot-v1"
         self.client = client or make_client(cfg)
-        self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
+        self.limiter = RateLimiter(cfg.teacher_rpm, cfg.teacher_tpm)
         self.slots: asyncio.Semaphore | None = None
-        self.json_mode = cfg.json_mode
+        self.json_mode = cfg.teacher_json_mode
 
     # --- one request, with retries -------------------------------------------------------
     async def complete(self, messages: list[dict], usage: Usage, json_mode: bool = True) -> Reply:
         """One chat completion; retried on transient errors. Raises ``RequestFailed``."""
         if self.slots is None:
-            self.slots = asyncio.Semaphore(self.cfg.concurrency)
-        estimate = estimate_tokens(messages, self.cfg.max_tokens)
+            self.slots = asyncio.Semaphore(self.cfg.teacher_concurrency)
+        estimate = estimate_tokens(messages, self.cfg.teacher_max_tokens)
         last = "no attempt made"
-        for attempt in range(self.cfg.max_retries + 1):
+        for attempt in range(self.cfg.teacher_retries + 1):
             await self.limiter.acquire(estimate)
             try:
                 async with self.slots:
                     usage.requests += 1
                     response = await asyncio.wait_for(self.client.chat.completions.create(
-                        **self._request(messages, json_mode and self.json_mode)), self.cfg.timeout_s)
+                        **self._request(messages, json_mode and self.json_mode)), self.cfg.teacher_timeout)
             except TooLarge as exc:  # a server that sends this once will again: not retried
                 self.limiter.settle(estimate, 0)
                 raise RequestFailed(str(exc)) from None
@@ -206,15 +206,15 @@ class LLMTeacher:
             else:
                 self.limiter.settle(estimate, _tokens(response))
                 return _reply(response)
-            if attempt < self.cfg.max_retries:
+            if attempt < self.cfg.teacher_retries:
                 await asyncio.sleep(self._backoff(attempt) if delay is None else delay)
-        attempts = self.cfg.max_retries + 1
+        attempts = self.cfg.teacher_retries + 1
         raise RequestFailed(f"{last}; gave up after {attempts} attempt{'s' if attempts != 1 else ''}")
 
     def _transient(self, exc: Exception) -> tuple[str, float | None]:
         """Why a request failed and the delay the server asked for; raises if a retry cannot help."""
         if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError)):
-            return f"timed out after {self.cfg.timeout_s:g} s (the limit of one whole request)", None
+            return f"timed out after {self.cfg.teacher_timeout:g} s (the limit of one whole request)", None
         if isinstance(exc, openai.APIConnectionError):
             return f"connection failed ({redact_urls(str(exc.__cause__ or exc))})", None
         if not isinstance(exc, openai.APIStatusError):
@@ -233,14 +233,14 @@ class LLMTeacher:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential, capped, with jitter so that many failed calls do not retry in step."""
-        return min(self.cfg.backoff_s * 2 ** attempt, self.cfg.max_backoff_s) * random.uniform(0.75, 1.0)
+        return min(self.cfg.teacher_backoff * 2 ** attempt, self.cfg.max_backoff_s) * random.uniform(0.75, 1.0)
 
     def _request(self, messages: list[dict], json_mode: bool) -> dict:
-        request = {"model": self.cfg.model, "messages": messages}
-        if self.cfg.temperature is not None:
-            request["temperature"] = self.cfg.temperature
-        if self.cfg.max_tokens:
-            request["max_tokens"] = self.cfg.max_tokens
+        request = {"model": self.cfg.teacher_model, "messages": messages}
+        if self.cfg.teacher_temperature is not None:
+            request["temperature"] = self.cfg.teacher_temperature
+        if self.cfg.teacher_max_tokens:
+            request["max_tokens"] = self.cfg.teacher_max_tokens
         if json_mode:
             request["response_format"] = {"type": "json_object"}
         return request
@@ -266,7 +266,7 @@ class LLMTeacher:
         prompt = cot_prompt(caption, self.prompt_version) if self.cot else direct_prompt(caption)
         messages = prompt.messages()
         raw, problem = "", "no answer"
-        for turn in range(self.cfg.repair_attempts + 1):
+        for turn in range(self.cfg.teacher_repair_attempts + 1):
             reply = await self.complete(messages, usage)
             usage.add(reply)
             raw = reply.content
@@ -274,7 +274,7 @@ class LLMTeacher:
                 if reply.finish_reason == "content_filter":
                     raise RequestFailed("answer blocked by the content filter (finish_reason=content_filter)", raw)
                 if reply.finish_reason == "length":
-                    limit = f" (max_tokens={self.cfg.max_tokens})" if self.cfg.max_tokens else ""
+                    limit = f" (max_tokens={self.cfg.teacher_max_tokens})" if self.cfg.teacher_max_tokens else ""
                     raise AnswerError(f"truncated output: the answer hit the token limit{limit} "
                                       f"(finish_reason=length)")
                 return raw, *parse_answer_format(raw, self.cot, self.expected)
@@ -282,7 +282,7 @@ class LLMTeacher:
                 problem = exc.reason
                 messages = messages + [{"role": "assistant", "content": raw},
                                        {"role": "user", "content": repair_message(problem)}]
-        turns = self.cfg.repair_attempts
+        turns = self.cfg.teacher_repair_attempts
         raise RequestFailed(f"{problem} (after {turns} repair attempt{'s' if turns != 1 else ''})", raw)
 
     async def label(self, item: CaptionItem) -> Labelled:
@@ -291,10 +291,7 @@ class LLMTeacher:
         caption = item.caption
         record = LabelRecord(id=item.id, caption=caption, media=item.media, source=item.source,
                              teacher=TEACHER, model=self.model, prompt_version=self.prompt_version, status="failed",
-                             caption_source=item.caption_source, reason=item.error)
-        if item.error:  # no caption could be written: nothing to label
-            record.usage = usage.tokens()
-            return Labelled(record, usage)
+                             caption_source=item.caption_source)
         try:
             if not caption and item.scene:
                 caption = record.caption = await self.describe_scene(item.scene, usage)

@@ -25,7 +25,8 @@ FORMATS = (".jsonl", ".csv", ".parquet")
 class CaptionItem:
     """A caption waiting for a label. ``scene`` is set (and ``caption`` empty) for a generated
     scene whose visual description an LLM still has to write; ``caption`` is empty too for
-    media still to be captioned (``needs_caption``)."""
+    media still to be captioned (``needs_caption``). A caption that could not be written fails
+    the item's ``LabelTask`` (``teacher/stage.py``), as every failure does."""
 
     id: str
     caption: str
@@ -34,7 +35,6 @@ class CaptionItem:
     scene: str = ""
     emotion: str = ""  # an emotion label of the media (EmoSet style): the captioner's hint
     caption_source: str = "manifest"  # manifest | scene:<writer> | vision:<model> | local:<BLIP ref>
-    error: str = ""  # why the caption could not be written (the label then fails with it)
     usage: tuple[int, int, int] = (0, 0, 0)  # requests, prompt and completion tokens spent on the caption
 
     @property

@@ -400,10 +400,6 @@ class OfflineTeacher:
 
     def label(self, item: CaptionItem, caption: str | None = None) -> LabelRecord:
         caption = caption if caption is not None else item.caption
-        if item.error:  # no caption could be written: nothing to label
-            return LabelRecord(id=item.id, caption="", media=item.media, source=item.source, teacher=TEACHER,
-                               model=MODEL, prompt_version=self.prompt_version, status="failed", reason=item.error,
-                               caption_source=item.caption_source)
         answer = reason(caption)
         raw, answer_format = answer.model_dump_json(), "cot-v1"
         if not self.cot:

@@ -1,7 +1,9 @@
 """The labelling job on Ray Data: captions first where missing, then one teacher, offline or LLM.
 
 A row is one ``LabelTask``: the caption item, and once labelled the record's JSON line (which
-the driver appends as it is) and the HTTP requests it took.
+the driver appends as it is) and the HTTP requests it took. Each stage hands on new tasks
+(``dataclasses.replace``); a caption that could not be written fails its task, and the driver
+writes a failed label for every failed task (``LabelTask.label_line``).
 
 The LLM stage and the vision captioner are async: an actor runs two calls at once on its one
 event loop, and inside a call every caption is labelled concurrently. The teacher's semaphore,
@@ -18,6 +20,7 @@ from cotvtm.stage import Place, Record, Stage, add_stage, dataset
 from cotvtm.teacher.captioner import CaptionerConfig
 from cotvtm.teacher.settings import BuildConfig, EndpointConfig
 from cotvtm.teacher.ingest import CaptionItem
+from cotvtm.teacher.offline import TEACHER as OFFLINE_TEACHER
 from cotvtm.teacher.records import LabelRecord
 
 ASYNC_BATCHES_PER_TASK = 4  # Ray Data's default number of concurrent batches for an async UDF
@@ -32,13 +35,17 @@ class LabelTask(Record):
     requests: int = 0
 
     def label_line(self, teacher: str, model: str, version: str) -> str:
-        """The label's line; for a task a stage failed, a failed label saying why."""
+        """The label's line; for a task a stage failed, a failed label saying why, with the tokens
+        its caption took (an LLM teacher's labels count them; the offline rules count none)."""
         if self.error is None:
             return self.line
         item = self.item
+        tokens = {} if teacher == OFFLINE_TEACHER else {"usage": {"prompt_tokens": item.usage[1],
+                                                                  "completion_tokens": item.usage[2]}}
         return LabelRecord(id=item.id, caption=item.caption, media=item.media, source=item.source, teacher=teacher,
                            model=model, prompt_version=version, status="failed",
-                           reason=f"{self.error_stage}: {self.error}", caption_source=item.caption_source).to_json()
+                           reason=f"{self.error_stage}: {self.error}", caption_source=item.caption_source,
+                           **tokens).to_json()
 
 
 def batch_size(cfg: BuildConfig) -> int:
@@ -46,7 +53,7 @@ def batch_size(cfg: BuildConfig) -> int:
     of the concurrency busy."""
     if cfg.batch_size:
         return cfg.batch_size
-    return 512 if cfg.endpoint is None else max(8, 2 * cfg.endpoint.share(cfg.actors).concurrency)
+    return 512 if cfg.endpoint is None else max(8, 2 * cfg.endpoint.share(cfg.actors).teacher_concurrency)
 
 
 class OfflineLabel(Stage):
@@ -65,9 +72,8 @@ class OfflineLabel(Stage):
         self.teacher = OfflineTeacher(cot, prompt)
 
     def run(self, tasks: list[LabelTask]):
-        for task in tasks:
-            task.line, task.requests = self.teacher.label(task.item).to_json(), task.item.usage[0]
-        yield tasks
+        yield [replace(task, line=self.teacher.label(task.item).to_json(), requests=task.item.usage[0])
+               for task in tasks]
 
 
 class LLMLabel(Stage):
@@ -91,15 +97,14 @@ class LLMLabel(Stage):
 
     async def run(self, tasks: list[LabelTask]):
         done = await asyncio.gather(*(self.teacher.label(task.item) for task in tasks))
-        for task, labelled in zip(tasks, done):
-            task.line, task.requests = labelled.record.to_json(), labelled.usage.requests
-        yield tasks
+        yield [replace(task, line=labelled.record.to_json(), requests=labelled.usage.requests)
+               for task, labelled in zip(tasks, done)]
 
 
 class Caption(Stage):
     """Writes the missing captions of a batch (``teacher/captioner.py``): through a vision endpoint,
-    many at once, or with a local BLIP, one after another. A failure is kept on the item, whose
-    label then fails with it; other items pass through untouched."""
+    many at once, or with a local BLIP, one after another. A caption that cannot be written
+    fails its task (which keeps what the attempt cost); other tasks pass through untouched."""
 
     name = "caption"
     takes = LabelTask
@@ -119,14 +124,12 @@ class Caption(Stage):
         self.local = None if vision is not None else LocalCaptioner(captioner.local, cache_dir and Path(cache_dir))
 
     async def run(self, tasks: list[LabelTask]):
-        items = await asyncio.gather(*(self._one(task.item) for task in tasks))
-        for task, item in zip(tasks, items):
-            task.item = item
-        yield tasks
+        yield list(await asyncio.gather(*(self._one(task) for task in tasks)))
 
-    async def _one(self, item: CaptionItem) -> CaptionItem:
+    async def _one(self, task: LabelTask) -> LabelTask:
+        item = task.item
         if not item.needs_caption:
-            return item
+            return task
         from cotvtm.teacher.client import RequestFailed, Usage
 
         usage = Usage()
@@ -136,9 +139,14 @@ class Caption(Stage):
             else:
                 caption = await asyncio.to_thread(self.local.caption, item)
         except (CotvtmError, RequestFailed) as exc:
-            return replace(item, error=f"caption: {getattr(exc, 'reason', exc)}", caption_source=self.source,
-                           usage=(usage.requests, usage.prompt_tokens, usage.completion_tokens))
-        return replace(item, caption=caption, caption_source=self.source,
+            failed = replace(task, item=self._spent(item, usage), requests=usage.requests)
+            return failed.failed(self.name, str(getattr(exc, "reason", exc)))
+        return replace(task, item=replace(self._spent(item, usage), caption=caption))
+
+    def _spent(self, item: CaptionItem, usage) -> CaptionItem:
+        """``item`` as this captioner left it: who wrote its caption, and the requests and tokens
+        that took."""
+        return replace(item, caption_source=self.source,
                        usage=(usage.requests, usage.prompt_tokens, usage.completion_tokens))
 
 

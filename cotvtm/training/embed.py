@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from cotvtm import models, text_space
 from cotvtm.errors import CotvtmError, MediaError
@@ -24,14 +23,6 @@ from cotvtm.video.windows import FRAMES_PER_WINDOW, WINDOW_S
 
 MAX_VIDEO_WINDOWS = 3  # a video-text pair is summarised by its first windows' frames
 SHARD_COLUMNS = ("id", "caption", "media", "x_rt", "x_mt", "e_v", "visual_source", "e_r", "e_m", "mask")
-
-
-def half(device: str, kind: str):
-    """Reduced precision on a GPU: fp16 for CLIP, bf16 for the LLM (fp16 overflows there).
-    CPU runs, and MusicGen's T5 everywhere (small, and known to overflow in fp16), stay fp32."""
-    if not device.startswith("cuda"):
-        return None
-    return torch.float16 if kind == "clip" else torch.bfloat16
 
 
 @dataclass
@@ -75,7 +66,7 @@ class Visual(_Encoder):
         from cotvtm.encoders.clip import ClipEncoder
 
         use_threads(threads)
-        self.clip = ClipEncoder(clip_ref, device, dtype=half(device, "clip"))
+        self.clip = ClipEncoder(clip_ref, device, dtype=models.half_dtype(device, "clip"))
 
     def run(self, examples: list[Example]):
         for example in examples:
@@ -109,7 +100,7 @@ class Rationale(_Encoder):
         from cotvtm.encoders.rationale import RationaleEncoder
 
         use_threads(threads)
-        self.encoder = RationaleEncoder(ref, device, dtype=half(device, "rationale"))
+        self.encoder = RationaleEncoder(ref, device, dtype=models.half_dtype(device, "rationale"))
 
     def run(self, examples: list[Example]):
         for example, e_r in zip(examples, self.encoder.encode([e.x_rt for e in examples])):

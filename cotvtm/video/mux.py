@@ -6,7 +6,7 @@ place, so an output either is complete or does not exist.
 The output's audio (``Mix``) is the music brought to the delivery format (``delivery.py``: 48 kHz
 stereo by default), alone or over the input's own audio track: quietly under it with ``--audio
 duck``, or with ``--audio voice`` the original as it was, the music a bed under it (its gain
-set by ``pipelines/soundtrack.py`` from the speech's loudness, its ducking already in the WAV).
+set by ``pipelines/finish.py`` from the speech's loudness, its ducking already in the WAV).
 
 Loudness (``Loudness``): the audio the output will carry is measured by ffmpeg's ``ebur128`` (ITU-R BS.1770
 integrated loudness and true peak) in audio-only passes, which find the gain that, followed by
@@ -18,7 +18,7 @@ With ``--audio voice`` the target anchors on the dialogue, as dialogue-gated del
 specifications measure it: the loudness measured is the mix's over the speech spans, so a
 voice-over lands at the target whatever the music does between sentences.
 
-Audio is channels-last (``music/requests.py``).
+Audio is channels-last (``music/decoder.py``).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class TeacherConditioner:
 
     def window_bound_s(self, windows: int) -> float:
         """How long a window of a batch of ``windows`` may wait for its answer."""
-        return self.endpoint.caption_bound_s() * math.ceil(windows / self.endpoint.concurrency)
+        return self.endpoint.caption_bound_s() * math.ceil(windows / self.endpoint.teacher_concurrency)
 
     async def _ask(self, items: list[CaptionItem]) -> list[LabelRecord]:
         from cotvtm.teacher.client import LLMTeacher
@@ -57,7 +57,7 @@ class TeacherConditioner:
             return LabelRecord(id=item.id, caption=item.caption, media=None, source="", teacher=teacher.teacher,
                                model=teacher.model, prompt_version=teacher.prompt_version, status="failed",
                                reason=f"no answer within {bound:g} s (the bound of a window: every request and "
-                                      f"retry at its {self.endpoint.timeout_s:g} s limit)")
+                                      f"retry at its {self.endpoint.teacher_timeout:g} s limit)")
 
     def states(self, records: list[LabelRecord]) -> tuple[np.ndarray, np.ndarray]:
         """E_m (N, L, D) and mask (N, L): each description encoded alone, as the retrieval prior does."""

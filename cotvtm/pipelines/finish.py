@@ -18,7 +18,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -42,8 +42,49 @@ from cotvtm.video.image import write_audio, write_still_video
 from cotvtm.video.media import is_image
 from cotvtm.video.mux import (Loudness, Mix, fit_length, kept_mix, music_mix, mux_wav, normalise, rewrite_wav,
                               write_wav)
-from cotvtm.video.types import VideoInfo
 from cotvtm.video.voice import Bed, find_speech, set_bed_gain
+
+
+@dataclass
+class Finishing:
+    """One record on its way through Mux, made per record and handed down Mux's helpers: what
+    Mux learns of it (its outputs' marks, its music's channels, ending and beats, ...) for its
+    sidecar and its ``Outcome``. The actor keeps nothing of one record for the next."""
+
+    record: Composed
+    progress: VideoProgress
+    marks: dict[str, dict] = field(default_factory=dict)  # its outputs' provenance, by name
+    channels: int = 1  # its music's channels, as saved
+    ended: EndingChunks | None = None  # how its music ends (where a fade starts)
+    grid: BeatGrid | None = None  # its beats, tracked as it streams (None: not tracked)
+    editor: dict | None = None  # with --timeline, its stems and timelines
+    warp: object = None  # with --sync cuts, how its music was bent (music/sync.py's Warp)
+    synced: dict | None = None  # ... and what the sidecar says of it
+    tracked_beats: list[float] | None = None  # its beats as tracked, once asked for
+    audio: dict | None = None  # its output's audio format
+    speech: dict | None = None  # with --audio voice, the speech and the bed
+    warnings: list[str] = field(default_factory=list)  # what went less well than asked without failing it
+
+    @property
+    def ending(self) -> dict | None:
+        """How the music ended (``music/ending.py``)."""
+        return self.ended.info if self.ended is not None else None
+
+    def tracked(self) -> list[float]:
+        """The beats as tracked (once: tracking runs librosa over the whole envelope)."""
+        if self.grid is None:
+            return []
+        if self.tracked_beats is None:
+            self.tracked_beats = self.grid.beats()
+        return self.tracked_beats
+
+    def beats(self) -> list[float] | None:
+        """The output music's beats: as tracked, moved by ``--sync cuts`` where it bent them;
+        None when they were not tracked."""
+        if self.grid is None:
+            return None
+        beats = self.tracked()
+        return [round(float(t), 3) for t in self.warp.map(np.asarray(beats))] if self.warp and beats else beats
 
 
 class Mux(Stage):
@@ -56,7 +97,9 @@ class Mux(Stage):
     sidecar goes last, so a video without its sidecar is an unfinished output that a rerun
     redoes; then the video's progress folder is removed. Every output carries the run's
     AI-generated tags, written by the call that makes it, and with ``--sign-cert`` a C2PA
-    manifest, signed before it is published (``cotvtm/provenance.py``).
+    manifest, signed before it is published (``cotvtm/provenance.py``). The ``Composed`` it is
+    given stays as it was: what Mux learns of a record is on its ``Finishing``, then its
+    ``Outcome`` (or the new, failed record).
     """
 
     name = "mux"
@@ -78,16 +121,6 @@ class Mux(Stage):
         self.marking = Marking.of(ctx.sidecar)  # the same tags on every output of the run
         # the signing credentials are read here, on this node, into this process only
         self.signer = Signer.load(ctx.signing, self.marking) if ctx.signing is not None else None
-        self.marks: dict[str, dict] = {}  # the record being finished: its outputs' provenance, by name
-        self.channels = 1  # the record being finished: its music's channels, as saved
-        self.ending: EndingChunks | None = None  # ... how its music ends (where a fade starts)
-        self.grid: BeatGrid | None = None  # ... its beats, tracked as it streams (None: not tracked)
-        self.editor: dict | None = None  # ... with --timeline, its stems and timelines
-        self.warp = None  # ... with --sync cuts, how its music was bent (music/sync.py's Warp)
-        self.synced: dict | None = None  # ... and what the sidecar says of it
-        self.tracked_beats: list[float] | None = None  # ... its beats as tracked, once asked for
-        self.audio: dict | None = None  # ... its output's audio format
-        self.speech: dict | None = None  # ... with --audio voice, the speech and the bed
         threading.Thread(target=warm_up, name="beats-warm-up", daemon=True).start()
         if cfg.audio == "voice":  # a detector that cannot load stops the run once, not every input after its music
             from cotvtm.video.speech import load_detector
@@ -99,70 +132,67 @@ class Mux(Stage):
             yield self.finish(record)
 
     def finish(self, record: Composed) -> Composed | Outcome:
-        """The video's outcome; the record itself, failed, when it could not be finished."""
-        job, progress = record.job, self.ctx.video(record.key, record.job.variant)
-        self.marks, self.editor, self.warp, self.synced, self.tracked_beats = {}, None, None, None, None
+        """The video's outcome; the record failed (a new record) when it could not be finished."""
+        job = record.job
+        fin = Finishing(record, self.ctx.video(record.key, job.variant))
         started = time.perf_counter()
         try:
-            loudness = self.write(record, progress)
-            record.seconds[self.name] = time.perf_counter() - started
-            sidecar = self.sidecar(record, progress, loudness)
+            loudness = self.write(fin)
+            sidecar = self.sidecar(fin, loudness, {**record.seconds, self.name: time.perf_counter() - started})
             self.out.put_bytes(job.out_sidecar, json.dumps(sidecar, indent=2).encode())
         except DamagedProgress as exc:  # thrown away: the next run makes it again instead of failing alike
-            record.fail(self.name, f"saved progress damaged ({exc}); it is removed, run again to redo this input")
-            progress.discard()
-            return record
+            failed = record.failed(self.name, f"saved progress damaged ({exc}); it is removed, run again to redo "
+                                              "this input")
+            fin.progress.discard()
+            return failed
         except (CotvtmError, ValueError) as exc:
-            record.fail(self.name, getattr(exc, "reason", str(exc)))
-            return record
+            return record.failed(self.name, getattr(exc, "reason", str(exc)))
         except Exception as exc:
-            record.fail(self.name, f"unexpected mux failure: {type(exc).__name__}: {exc}")
-            return record
+            return record.failed(self.name, f"unexpected mux failure: {type(exc).__name__}: {exc}")
         if self.ctx.cfg.variants == 1:  # else the driver, once every variant is done
-            progress.discard()
+            fin.progress.discard()
         return Outcome(job.key, "ok", output=self.out.uri(job.out_video), sidecar=self.out.uri(job.out_sidecar),
-                       windows=len(record.plan.windows), duration=record.plan.info.duration, variant=job.variant)
+                       windows=len(record.plan.windows), duration=record.plan.info.duration, variant=job.variant,
+                       ending=fin.ending, beats=fin.beats(), warnings=fin.warnings)
 
-    def write(self, record: Composed, progress: VideoProgress) -> dict | None:
+    def write(self, fin: Finishing) -> dict | None:
         """Publish the output(s), the saved music joined, cut to the video's length and ended as
-        ``--ending`` says (``record.ending``), its beats tracked on the way (``record.beats``; not with a
+        ``--ending`` says (``fin.ended``), its beats tracked on the way (``fin.grid``; not with a
         ``cut`` ending, unless shot windows need each cut's offset from a beat);
         what the sidecar says of their loudness."""
+        record = fin.record
         info, rate = record.plan.info, record.sample_rate
         starts = {stream["segments"][0] for stream in record.streams[1:]}
         fade = int(round(self.compose.crossfade_s * rate))
-        joined = join_streams(self.saved_music(record, progress), starts, fade)
+        joined = join_streams(self.saved_music(fin), starts, fade)
         cfg = self.ctx.cfg
-        ended = self.ending = EndingChunks(joined, round(info.duration * rate), rate, cfg.ending)
-        self.grid = None
+        ended = fin.ended = EndingChunks(joined, round(info.duration * rate), rate, cfg.ending)
         if cfg.ending == "cut" and cfg.windows != "shots" and not cfg.timeline:  # nothing uses the beats
-            loudness = self._write(record, progress, ended)
-            record.ending, record.beats = ended.info, None
-            return loudness
-        grid = self.grid = BeatGrid(ended, rate)
-        loudness = self._write(record, progress, grid)
-        record.ending, record.beats = ended.info, self.beats()
-        record.warnings += [w for w in (ended.info.get("warning"), grid.warning) if w]
+            return self._write(fin, ended)
+        grid = fin.grid = BeatGrid(ended, rate)
+        loudness = self._write(fin, grid)
+        fin.warnings += [w for w in (ended.info.get("warning"), grid.warning) if w]
         return loudness
 
-    def saved_music(self, record: Composed, progress: VideoProgress):
+    def saved_music(self, fin: Finishing):
         """The saved music, segment by segment (channels-last); notes its channels from the first."""
-        segments = (progress.load_audio(s) for s in range(len(record.plan.segments)))
+        segments = (fin.progress.load_audio(s) for s in range(len(fin.record.plan.segments)))
         first = next(segments, None)
-        self.channels = 1 if first is None else channels_of(first)
+        fin.channels = 1 if first is None else channels_of(first)
         return itertools.chain([] if first is None else [first], segments)
 
-    def _write(self, record: Composed, progress: VideoProgress, chunks) -> dict | None:
+    def _write(self, fin: Finishing, chunks) -> dict | None:
         """The output(s) of ``chunks``: a video, an image's music, its still video."""
+        record = fin.record
         job, info, rate = record.job, record.plan.info, record.sample_rate
         if is_image(job.key) and self.ctx.cfg.timeline:
-            record.warnings.append("--timeline: an image gets no timeline (its music is the output)")
+            fin.warnings.append("--timeline: an image gets no timeline (its music is the output)")
         if is_image(job.key) and not job.out_still:  # the music alone: the image is not needed
-            return self.write_music(record, progress, chunks)[2]
+            return self.write_music(fin, chunks)[2]
         with self.scratch.pinned(self.src, job.key, job.identity, self.max_bytes) as source:
             if is_image(job.key):
-                audio, rate, loudness = self.write_music(record, progress, chunks)
-                self.publish(job.out_still, progress, lambda path: write_still_video(
+                audio, rate, loudness = self.write_music(fin, chunks)
+                self.publish(job.out_still, fin, lambda path: write_still_video(
                     source.path, audio, rate, path, self.marking, audio_format(self.delivery, "aac", None)),
                     source.verify)
                 return loudness
@@ -172,73 +202,60 @@ class Mux(Stage):
                 bed = find_speech(source.path, info.has_audio, info.duration) if voice else None
                 write_wav(chunks, rate, info.duration, wav)
                 if self.ctx.cfg.sync == "cuts":
-                    self.bend(record, wav)
+                    self.bend(fin, wav)
                 if bed and bed.spans:  # after bending: the speech is where the video has it
                     rewrite_wav(wav, lambda music: duck(music, bed.spans, rate, self.ducking))
-                mix, bed = self.mix(job.out_video, info, source.path, wav, bed)
+                mix, bed = self.mix(fin, source.path, wav, bed)
                 anchor = bed.spans if bed and bed.spans else None
-                fitted = self.publish(job.out_video, progress, lambda path: mux_wav(
+                fitted = self.publish(job.out_video, fin, lambda path: mux_wav(
                     source.path, wav, path, mix, self.loudness, self.marking, anchor), source.verify)
                 if self.ctx.cfg.timeline:
-                    self.editor = publish_editor_files(self, record, progress, Sound(source, wav, mix),
-                                                       self.edit(record))
+                    fin.editor = publish_editor_files(self, record, fin, Sound(source, wav, mix), self.edit(fin))
             finally:
                 wav.unlink(missing_ok=True)
             return self.loudness_of(fitted)
 
-    def mix(self, out_key: str, info: VideoInfo, video_path, wav, bed: Bed | None) -> tuple[Mix, Bed | None]:
+    def mix(self, fin: Finishing, video_path, wav, bed: Bed | None) -> tuple[Mix, Bed | None]:
         """How the output's audio is made (``--audio``), and with ``voice`` the bed set under the
-        speech; noted on the record for the sidecar."""
+        speech; noted on ``fin`` for the sidecar."""
         cfg, record_audio = self.ctx.cfg, {"mode": self.ctx.cfg.audio}
+        out_key, info = fin.record.job.out_video, fin.record.plan.info
         if cfg.audio == "replace" or not info.has_audio:
-            mix = music_mix(out_key, self.channels, self.delivery)
+            mix = music_mix(out_key, fin.channels, self.delivery)
         else:
-            mix = kept_mix(out_key, self.channels, Original.of(info), cfg.duck_gain if cfg.audio == "duck" else 1.0,
+            mix = kept_mix(out_key, fin.channels, Original.of(info), cfg.duck_gain if cfg.audio == "duck" else 1.0,
                            self.delivery)
         if bed is not None:
-            fade = (self.ending.info or {}).get("starts_at") if self.ending is not None else None
-            if fade is not None and self.warp is not None:  # where the bent music's fade starts
-                fade = float(self.warp.map(fade))
+            fade = (fin.ended.info or {}).get("starts_at") if fin.ended is not None else None
+            if fade is not None and fin.warp is not None:  # where the bent music's fade starts
+                fade = float(fin.warp.map(fade))
             until = fade if fade is not None else info.duration
             bed = set_bed_gain(bed, video_path, wav, mix, cfg.bed_level, self.ducking, until)
             mix = Mix(mix.fmt, mix.music_channels, mix.original, mix.original_gain, bed.gain_db)
-        self.audio = {**record_audio, **mix.fmt.describe()}
-        self.speech = bed.describe(cfg.bed_level, self.ducking) if bed is not None else None
+        fin.audio = {**record_audio, **mix.fmt.describe()}
+        fin.speech = bed.describe(cfg.bed_level, self.ducking) if bed is not None else None
         return mix, bed
 
-    def bend(self, record: Composed, wav: Path) -> None:
+    def bend(self, fin: Finishing, wav: Path) -> None:
         """``--sync cuts``: the music in ``wav`` bent so that a beat lands on each shot cut
         (``music/sync.py``), once its beats are known."""
         from cotvtm.music.sync import bend_wav, plan
 
-        beats, cuts = self.tracked(), list(record.plan.cuts or [])
-        self.warp = plan(beats, cuts, record.plan.info.duration)
+        beats, cuts = fin.tracked(), list(fin.record.plan.cuts or [])
+        fin.warp = plan(beats, cuts, fin.record.plan.info.duration)
         bent = wav.with_name(f"bent-{wav.name}")
         try:
-            bend_wav(str(wav), str(bent), self.warp)
+            bend_wav(str(wav), str(bent), fin.warp)
             os.replace(bent, wav)
         finally:
             bent.unlink(missing_ok=True)
-        self.synced = {**self.warp.describe(), "cut_beats_before": cut_offsets(cuts, beats)}
+        fin.synced = {**fin.warp.describe(), "cut_beats_before": cut_offsets(cuts, beats)}
 
-    def tracked(self) -> list[float]:
-        """The beats as tracked (once: tracking runs librosa over the whole envelope)."""
-        if self.grid is None:
-            return []
-        if self.tracked_beats is None:
-            self.tracked_beats = self.grid.beats()
-        return self.tracked_beats
-
-    def beats(self) -> list[float]:
-        """The output music's beats: as tracked, moved by ``--sync cuts`` where it bent them."""
-        beats = self.tracked()
-        return [round(float(t), 3) for t in self.warp.map(np.asarray(beats))] if self.warp and beats else beats
-
-    def edit(self, record: Composed) -> Edit:
+    def edit(self, fin: Finishing) -> Edit:
         """What the record's timelines mark, and the run's settings they carry."""
-        shared = self.ctx.sidecar
+        shared, record = self.ctx.sidecar, fin.record
         return Edit(list(record.plan.cuts or []), [(w.start, w.end) for w in record.plan.windows],
-                    self.beats(),
+                    fin.beats(),
                     {"input": record.job.key, "output": PurePosixPath(record.job.out_video).name,
                      "cotvtm": shared.get("cotvtm"), "config_digest": shared.get("config_digest"),
                      "config": shared.get("config"), "ai_generated": self.marking.comment})
@@ -250,24 +267,25 @@ class Mux(Stage):
             return None
         return {"target_lufs": self.loudness.lufs, "true_peak_ceiling": self.loudness.true_peak, **fitted}
 
-    def write_music(self, record: Composed, progress: VideoProgress, chunks) -> tuple[np.ndarray, int, dict | None]:
+    def write_music(self, fin: Finishing, chunks) -> tuple[np.ndarray, int, dict | None]:
         """An image's music as audio: a clip of image_seconds, small enough to hold, in the
         delivery format; that audio, its rate, and what the sidecar says of its loudness."""
+        record = fin.record
         rate, fitted, fmt = record.sample_rate, None, audio_format(self.delivery, "aac", None)
         audio = fit_length(np.concatenate(list(chunks)), rate, record.plan.info.duration)
-        self.audio, self.speech = {"mode": "music", **fmt.describe()}, None
+        fin.audio, fin.speech = {"mode": "music", **fmt.describe()}, None
         if self.loudness is not None:
             audio, fitted = normalise(audio, rate, self.loudness, fmt)
             rate = fmt.sample_rate
-        self.publish(record.job.out_video, progress, lambda path: write_audio(audio, rate, path, self.marking, fmt))
+        self.publish(record.job.out_video, fin, lambda path: write_audio(audio, rate, path, self.marking, fmt))
         return audio, rate, self.loudness_of(fitted)
 
-    def publish(self, key: str, progress: VideoProgress, make, check=None, mark: bool = True):
+    def publish(self, key: str, fin: Finishing, make, check=None, mark: bool = True):
         """Make the file somewhere private (with ``--sign-cert``, signed once it is made: a
         retry makes and signs it anew; ``mark``: whether it is AI-generated, so tagged and
         signed), ``check`` that what it was made from is still the pinned input, then move it
         into place whole; what ``make`` returned."""
-        local = self.out.local_path(key)
+        local, progress = self.out.local_path(key), fin.progress
         staged = (self.progress.local_path(progress.prefix + progress.staging) if local is not None
                   else self.scratch.dir / "staged")
         staged.mkdir(parents=True, exist_ok=True)
@@ -275,7 +293,7 @@ class Mux(Stage):
         try:
             made = make(path)
             if mark:
-                self.mark(path, key)
+                self.mark(fin, path, key)
             if check is not None:
                 check()
             if local is None:
@@ -287,31 +305,35 @@ class Mux(Stage):
             Path(path).unlink(missing_ok=True)
         return made
 
-    def mark(self, path: Path, key: str) -> None:
+    def mark(self, fin: Finishing, path: Path, key: str) -> None:
         """Sign the file just made at ``path`` (with ``--sign-cert``); note what marks it."""
         name = PurePosixPath(key).name
         signed = self.signer.sign(path) if self.signer is not None else None
-        self.marks[name] = {"metadata": self.marking.tags(PurePosixPath(key).suffix), "c2pa": signed}
+        fin.marks[name] = {"metadata": self.marking.tags(PurePosixPath(key).suffix), "c2pa": signed}
 
-    def provenance(self) -> dict:
+    def provenance(self, fin: Finishing) -> dict:
         """What the sidecar says marks the outputs as AI-generated: each one's container tags,
         and with ``--sign-cert`` its C2PA manifest (by whom signed; never the key)."""
-        metadata = {name: mark["metadata"] for name, mark in self.marks.items()}
+        metadata = {name: mark["metadata"] for name, mark in fin.marks.items()}
         if self.signer is None:
             return {"metadata": metadata, "c2pa": None}
         return {"metadata": metadata,
-                "c2pa": {**self.signer.describe(), "outputs": {name: m["c2pa"] for name, m in self.marks.items()}}}
+                "c2pa": {**self.signer.describe(), "outputs": {name: m["c2pa"] for name, m in fin.marks.items()}}}
 
-    def sidecar(self, record: Composed, progress: VideoProgress, loudness: dict | None) -> dict:
+    def sidecar(self, fin: Finishing, loudness: dict | None, seconds: dict[str, float]) -> dict:
+        """What the sidecar says: the run's shared fields, the record's, what Mux learned of it,
+        and the seconds each stage spent on it (``seconds``: the passes', with pass 1's saved per segment)."""
+        record, progress = fin.record, fin.progress
         job, plan = record.job, record.plan
         segments = range(len(plan.segments))
         metas = [progress.load_meta(s) for s in segments]
         explanations = [e for meta in metas for e in meta["explanations"]]
         digests = [d for s in segments for d in progress.load_digests(s)]
-        seconds = dict(record.seconds)
+        seconds = dict(seconds)
         for meta in metas:
             for stage, value in meta["seconds"].items():
                 seconds[stage] = seconds.get(stage, 0.0) + value
+        beats = fin.beats()
         return {
             **self.ctx.sidecar,
             "input": job.key,
@@ -323,24 +345,24 @@ class Mux(Stage):
                          **({"explanations": explanations[w.index]} if explanations else {})}
                         for w in plan.windows],
             "loudness": loudness,  # with --loudness: the target, and the music (or mix) as measured before
-            "ending": record.ending,  # --ending: where the fade starts, on which beat
-            "beats": record.beats,  # the music's beats (seconds), as librosa tracks them; None: not tracked
-            "warnings": record.warnings,  # what went less well than asked without failing the input
-            "cut_beats": cut_offsets(plan.cuts, record.beats),  # each shot cut's offset from its nearest beat
-            "sync": self.synced,  # --sync cuts: the stretches, the cuts left as they were, the offsets before
+            "ending": fin.ending,  # --ending: where the fade starts, on which beat
+            "beats": beats,  # the music's beats (seconds), as librosa tracks them; None: not tracked
+            "warnings": fin.warnings,  # what went less well than asked without failing the input
+            "cut_beats": cut_offsets(plan.cuts, beats),  # each shot cut's offset from its nearest beat
+            "sync": fin.synced,  # --sync cuts: the stretches, the cuts left as they were, the offsets before
             "cuts": plan.cuts,  # shot cuts the windows follow (--windows shots)
             "segments": len(plan.segments),
             "streams": record.streams,  # where the video's streams begin (each joins the one before)
             "resumed_at_segment": record.resumed_at,
             "sample_rate": record.sample_rate,
-            "channels": self.channels,  # the music's: 1 from MusicGen, 2 from a stereo decoder
-            "audio": self.audio,  # the output's audio: --audio mode, rate, layout, codec, what of the original changed
-            "speech": self.speech,  # --audio voice: the speech spans, the bed's level and gain, the ducking
-            "editor": self.editor,  # --timeline: the music and original stems and the timelines, by name
+            "channels": fin.channels,  # the music's: 1 from MusicGen, 2 from a stereo decoder
+            "audio": fin.audio,  # the output's audio: --audio mode, rate, layout, codec, what of the original changed
+            "speech": fin.speech,  # --audio voice: the speech spans, the bed's level and gain, the ducking
+            "editor": fin.editor,  # --timeline: the music and original stems and the timelines, by name
             "decoder": record.decoder,  # its name, precision, device, and CUDA graphs (or why it ran eagerly)
             "still_video": PurePosixPath(job.out_still).name if job.out_still else None,
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
-            "provenance": self.provenance(),  # AI-generated: the outputs' tags, and their C2PA manifests
+            "provenance": self.provenance(fin),  # AI-generated: the outputs' tags, and their C2PA manifests
         }
 
 
