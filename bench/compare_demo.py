@@ -12,6 +12,7 @@ training record, with its run paths and times).
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,18 +20,29 @@ from pathlib import Path
 import numpy as np
 
 VOLATILE = {"run_id", "seconds", "time", "config_digest", "output"}
+DIGEST = re.compile(r"\.[0-9a-f]{10}(?=\.)")  # the config digest in an output's name
 
 
 def scrub(value, root: Path):
     """``value`` without volatile fields, with the demo folder and the folder holding it (a
-    checkout, say) written as placeholders."""
+    checkout, say) written as placeholders, and the config digest in output names too (keys
+    included)."""
     if isinstance(value, dict):
-        return {k: scrub(v, root) for k, v in value.items() if k not in VOLATILE}
+        return {scrub(k, root): scrub(v, root) for k, v in value.items() if k not in VOLATILE}
     if isinstance(value, list):
         return [scrub(v, root) for v in value]
     if isinstance(value, str):
-        return value.replace(str(root), "<demo>").replace(str(root.parent), "<root>")
+        return DIGEST.sub(".<digest>", value.replace(str(root), "<demo>").replace(str(root.parent), "<root>"))
     return value
+
+
+def differences(x, y, path: str = "") -> list[str]:
+    """Where two scrubbed sidecars differ, field by field (a setting one has and the other not, say)."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        return [line for k in sorted(set(x) | set(y)) for line in
+                ([f"{path}{k} only in B ({y[k]!r})"] if k not in x else [f"{path}{k} only in A ({x[k]!r})"]
+                 if k not in y else differences(x[k], y[k], f"{path}{k}."))]
+    return [] if x == y else [f"{path.rstrip('.')}: {x!r} -> {y!r}"[:200]]
 
 
 def pcm(path: Path) -> bytes:
@@ -50,7 +62,7 @@ def outputs(root: Path) -> dict[str, Path]:
 def sidecar_diff(a: Path, b: Path, roots: tuple[Path, Path]) -> list[str]:
     x = scrub(json.loads(a.with_suffix(".json").read_text()), roots[0])
     y = scrub(json.loads(b.with_suffix(".json").read_text()), roots[1])
-    return sorted(k for k in set(x) | set(y) if x.get(k) != y.get(k))
+    return differences(x, y)
 
 
 def shards(root: Path) -> list[tuple]:

@@ -42,6 +42,7 @@ from cotvtm.models import decoder_dtype  # noqa: E402
 from cotvtm.music.engine import DecodeEngine, DecodeWindow  # noqa: E402
 from cotvtm.music.musicgen import EngineBackend, MusicGenBackend, MusicRequest, SamplingConfig  # noqa: E402
 from cotvtm.music.reference import compare  # noqa: E402
+from cotvtm.music.scheduler import Scheduler  # noqa: E402
 from cotvtm.quiet import quiet_transformers  # noqa: E402
 from cotvtm.rng import stream_id  # noqa: E402
 from random_models import musicgen  # noqa: E402
@@ -77,6 +78,11 @@ def windows(model, count: int, steps: int, seed: int = 0, prompt: int = 0) -> li
                          rng.integers(0, 2048, (4, prompt)) if prompt else None) for i in range(count)]
 
 
+def queued(model, slots: int, args, sampling: SamplingConfig = TOP_K, **engine) -> Scheduler:
+    """The Music stage's way to the engine: a scheduler's one queue over an engine of ``slots``."""
+    return Scheduler(EngineBackend(None, args.device, sampling, model=model, slots=slots, **engine))
+
+
 def timed(run, device: str, repeats: int) -> float:
     """Median seconds of ``run()`` after one warm-up run (graph capture included there)."""
     run()
@@ -96,10 +102,10 @@ def speed(model, size: str, slots: int, seconds: float, args) -> None:
     music = slots * (steps - 4) / 50  # seconds of music a run of ``slots`` windows makes
     work = windows(model, slots, steps)
     for full in (True, False):
-        engine = DecodeEngine(model, slots, TOP_K, args.device, full=full)
-        took = timed(lambda: engine.run(copy.copy(work)), args.device, args.repeats)
+        scheduler = queued(model, slots, args, full=full)
+        took = timed(lambda: scheduler.decode(work), args.device, args.repeats)
         print(f"  {'full' if full else 'busy'}: {1000 * took / steps:7.2f} ms/step, {music / took:7.1f}x real time, "
-              f"{engine.runner.capture.describe()}", flush=True)
+              f"{scheduler.engine.stepping()}", flush=True)
     if args.device == "cuda":
         print(f"  peak GPU memory {torch.cuda.max_memory_allocated() / 2 ** 30:.2f} GiB")
     else:
@@ -108,9 +114,9 @@ def speed(model, size: str, slots: int, seconds: float, args) -> None:
              for n, w in enumerate(work)]  # half to all of the steps: the engine empties as they end
     took = {}
     for full in (True, False):
-        engine = DecodeEngine(model, slots, TOP_K, args.device, full=full)
-        took[full] = timed(lambda: engine.run(copy.copy(mixed)), args.device, args.repeats)
-    print(f"  cost of full on windows of mixed lengths ({100 * engine.occupancy:.0f} % occupancy): "
+        scheduler = queued(model, slots, args, full=full)
+        took[full] = timed(lambda: scheduler.decode(mixed), args.device, args.repeats)
+    print(f"  cost of full on windows of mixed lengths ({100 * scheduler.engine.occupancy:.0f} % occupancy): "
           f"{took[True] / took[False]:.2f}x busy's time")
     requests = [MusicRequest(w.hidden, w.mask, seconds, w.stream) for w in work]
     backend = EngineBackend(None, args.device, TOP_K, model=model, slots=slots)
@@ -127,7 +133,7 @@ def graphs_equal_eager(model, args) -> None:
         print("  graph == eager: no CUDA graphs on the CPU (every step ran eagerly)")
         return
     work = windows(model, 8, 120, seed=1, prompt=20)
-    codes = [DecodeEngine(model, 8, TOP_K, args.device, graphs=g).run(copy.copy(work)) for g in (True, False)]
+    codes = [queued(model, 8, args, graphs=g).decode(work) for g in (True, False)]
     same = sum(np.array_equal(codes[0][w.id], codes[1][w.id]) for w in work)
     print(f"  graph == eager: {same}/{len(work)} windows with identical tokens")
 
@@ -170,13 +176,12 @@ def host_syncs(model, args) -> None:
         device, where = "meta", copy.deepcopy(model).to("meta")
     engine = DecodeEngine(where, 8, TOP_K, device)
     engine.admit(work[0])  # caches made and graphs captured before the check
-    for window in work[1:]:
-        engine.submit(window)
     try:
         if device == "cuda":
             torch.cuda.set_sync_debug_mode("error")
-        for _ in range(50):  # admission of the rest, then steps, none finishing
-            engine.advance()
+        engine.admit(*work[1:])  # admission of the rest, then steps, none finishing
+        for _ in range(50):
+            engine.step()
         verdict = "0"
     except RuntimeError as exc:
         verdict = f"found: {str(exc).splitlines()[0]}"

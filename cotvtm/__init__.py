@@ -1,6 +1,7 @@
 """cotvtm: soundtrack video libraries with music distilled from an LLM's chain of thought.
 
-The jobs as Python functions: ``soundtrack``, ``label``, ``embed``, ``distill`` (``cotvtm/api.py``).
+The jobs as Python functions: ``soundtrack``, ``label``, ``embed``, ``distill``, ``evaluate``
+(``cotvtm/api.py``).
 """
 
 import os as _os
@@ -12,6 +13,6 @@ if not _os.environ.get("RAY_ADDRESS"):
     for _name, _value in LOCAL_RAY_ENV.items():
         _os.environ.setdefault(_name, _value)
 
-from cotvtm.api import distill, embed, label, soundtrack  # noqa: E402  (after the Ray settings above)
+from cotvtm.api import distill, embed, evaluate, label, soundtrack  # noqa: E402  (after the Ray settings above)
 
-__all__ = ["__version__", "distill", "embed", "label", "soundtrack"]
+__all__ = ["__version__", "distill", "embed", "evaluate", "label", "soundtrack"]

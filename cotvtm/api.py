@@ -1,4 +1,4 @@
-"""The Python API: the four jobs as functions, for notebooks and other programs.
+"""The Python API: the jobs as functions, for notebooks and other programs.
 
     import cotvtm
 
@@ -7,10 +7,12 @@
     index = cotvtm.embed(built.labels_dir, "shards", preset="tiny")
     result = cotvtm.distill("shards", "distilled", arch="tiny", num_workers=2)
     cotvtm.soundtrack("videos/", "out/", prior=str(result.prior_dir))
+    cotvtm.evaluate("testset.jsonl", "eval", methods=("cot-vtm", "retrieval"))
 
-Settings are the fields of the jobs' configuration classes, by name; a name that none of
-them has is an error that says so. The command line and the Ray jobs parse their options into
-the same configurations and call these functions.
+Settings are the fields of the jobs' settings classes, by name (the flags' names with
+underscores); a name that none of them has is an error that says so, an earlier name works for
+one release and warns. The command line and the Ray jobs parse their options into the same
+configurations and call these functions.
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ each runs at once) and its ``name``, under which its errors and timings are reco
 Rows carry one record each (a dataclass deriving from ``Record``), pickled into one binary
 column: nested, optional fields need no Arrow schema, and a record arrives as the object
 that left the stage before. A stage implements ``run(records)``, yielding each record (or a
-list of records that finished together) as soon as it is done, usually the same record with
-its stage's fields filled in, or a new record (``dataclasses.replace``, or its successor). A
-record fails one way: ``error`` and ``error_stage`` set, by ``failed`` (a new record) or
-``fail`` (in place, for the records a stage fills in itself). The shape owns the rest: records
-that failed earlier pass through untouched, an exception fails the call's unfinished records
-(never the run), and each record is charged the wall time it waited for.
+list of records that finished together) as soon as it is done: a new record with its stage's
+fields filled in (``dataclasses.replace``), or its successor. Records are frozen: a stage never
+changes one it was given, so what left a stage is what the next one gets. A record fails one
+way: ``failed`` makes a copy with ``error`` and ``error_stage`` set. The shape owns the rest:
+records that failed earlier pass through untouched, an exception fails the call's unfinished
+records (never the run), and each record is charged the wall time it waited for.
 
 ``run`` may be a generator or an async generator. Ray Data streams a generator's yields one
 by one, but gathers all of an async generator's yields of one call before it sends them on;
@@ -48,22 +48,26 @@ class Place:
     calls: int = 1
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Record:
     """What every row carries besides its own fields: whether and where it failed, and the
-    seconds each stage spent on it. A failed record passes the later stages untouched."""
+    seconds each stage spent on it. A failed record passes the later stages untouched.
+    Frozen, as every record deriving from it (``@dataclass(frozen=True)``)."""
 
     error: str | None = None
     error_stage: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-
-    def fail(self, stage: str, reason: str) -> None:
-        """Fail the record in place: only a record the stage fills in itself (else ``failed``)."""
-        self.error, self.error_stage = reason, stage
+    # its place among the records its stage's call was given; a successor made by ``replace``
+    # keeps it, so that a call that breaks fails only the records it has not sent on
+    given: int | None = field(default=None, compare=False, repr=False)
 
     def failed(self, stage: str, reason: str):
         """A copy of the record failed at ``stage`` for ``reason``; the record stays as it was."""
         return replace(self, error=reason, error_stage=stage, seconds=dict(self.seconds))
+
+    def timed(self, stage: str, seconds: float):
+        """A copy of the record charged ``seconds`` for ``stage``; the record stays as it was."""
+        return replace(self, seconds={**self.seconds, stage: seconds})
 
 
 def records(batch) -> list:
@@ -115,7 +119,7 @@ class Stage:
         strangers = {type(item).__name__ for item in live if not isinstance(item, self.takes)}
         if strangers:
             raise TypeError(f"the {self.name} stage takes {_names(self.takes)} records, not {', '.join(strangers)}")
-        return live
+        return [replace(item, given=place) for place, item in enumerate(live)]
 
     def _call(self, batch):
         items = records(batch)
@@ -158,15 +162,15 @@ class _Clock:
     def left(self, done) -> dict:
         done = done if isinstance(done, list) else [done]
         now = time.perf_counter()
-        for item in done:
-            item.seconds.setdefault(self.name, (now - self.since) / len(done))  # unless the stage timed it
-            self.sent.add(id(item))
+        self.sent.update(item.given for item in done)
+        share = (now - self.since) / max(1, len(done))  # a call may finish none (all failed before)
         self.since = now
-        return batch_of(done)
+        # each is charged its share of the wait, unless the stage timed it
+        return batch_of([item if self.name in item.seconds else item.timed(self.name, share) for item in done])
 
     def failed(self, live: list, exc: Exception) -> dict:
         reason = f"{self.name} stage failed: {type(exc).__name__}: {exc}"
-        left = [item for item in live if id(item) not in self.sent]
+        left = [item for item in live if item.given not in self.sent]
         return self.left([item.failed(self.name, reason) if item.error is None else item for item in left])
 
 

@@ -385,6 +385,28 @@ def describe(edges: dict[str, set[str]]) -> str:
     return "\n".join(lines)
 
 
+# -- docs --
+# The docs name modules and scripts by path (``cotvtm/music/engine.py``, ``music/engine.py``, or
+# ``engine.py`` in a section about its folder): each must be a file of the repository.
+DOCS = ("README.md", "docs/ARCHITECTURE.md", "cluster/README.md")
+CODE_PATH = re.compile(r"(?<![\w/.:-])((?:[\w.-]+/)*[\w-]+\.(?:py|sh))\b")
+
+
+def unknown_paths(text: str, files: set[str]) -> list[str]:
+    """The module and script paths ``text`` names that no file of ``files`` (repository paths) is."""
+    def known(path: str) -> bool:
+        return any(f == path or f.endswith("/" + path) for f in files)
+    return sorted({m.group(1) for m in CODE_PATH.finditer(text) if not known(m.group(1))})
+
+
+def test_every_module_path_the_docs_name_exists():
+    files = {str(p.relative_to(ROOT)) for top in ("cotvtm", "jobs", "bench", "tests", "cluster")
+             for p in (ROOT / top).rglob("*") if p.suffix in (".py", ".sh")}
+    assert unknown_paths("see `eval/captioner.py`, music/engine.py", files) == ["eval/captioner.py"]
+    found = {doc: unknown_paths((ROOT / doc).read_text(encoding="utf-8"), files) for doc in DOCS}
+    assert {doc: paths for doc, paths in found.items() if paths} == {}
+
+
 # -- options --
 # Every command's options come from one mechanism (``cotvtm.options``): settings classes whose
 # fields are the flags, the API's keywords and the checks. So no module but ``options`` makes a

@@ -2,10 +2,17 @@
 leaves those it was given as they were; a failure travels one way, on ``Record.error``."""
 
 import asyncio
+import importlib
 import pickle
+import pkgutil
+from dataclasses import FrozenInstanceError
 
+import pytest
+
+import cotvtm
 from cotvtm.errors import CotvtmError
 from cotvtm.pipelines.job import Outcome, Segment
+from cotvtm.stage import Record
 from cotvtm.teacher import captioner, offline
 from cotvtm.teacher.ingest import CaptionItem
 from cotvtm.teacher.records import LabelRecord
@@ -54,3 +61,25 @@ def test_a_failed_record_is_a_new_record_and_makes_its_error_row():
     assert Outcome.of_failed(failed, variant=2).row() == {
         "key": "a.mp4", "status": "error", "reason": "embed: broken", "output": "", "sidecar": "", "windows": 0,
         "duration": 0.0, "variant": 2}
+
+
+def _kinds(kind: type):
+    for sub in kind.__subclasses__():
+        yield sub
+        yield from _kinds(sub)
+
+
+def _frozen(kind: type) -> bool:
+    """A frozen dataclass of its own (a plain subclass would only inherit its parent's flag)."""
+    params = kind.__dict__.get("__dataclass_params__")
+    return params is not None and params.frozen
+
+
+def test_every_record_of_the_package_is_frozen():
+    for module in pkgutil.walk_packages(cotvtm.__path__, "cotvtm."):
+        importlib.import_module(module.name)
+    kinds = [kind for kind in _kinds(Record) if kind.__module__.startswith("cotvtm.")]
+    assert {"Segment", "Composed", "Outcome", "LabelTask", "Example"} <= {kind.__name__ for kind in kinds}
+    assert [kind.__name__ for kind in kinds if not _frozen(kind)] == []
+    with pytest.raises(FrozenInstanceError):
+        Segment("a.mp4", 0, 1).error = "changed"

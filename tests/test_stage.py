@@ -3,14 +3,14 @@ its own (Ray Data calls a stage exactly like this: a batch of rows in, batches o
 
 import asyncio
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
 from cotvtm.stage import Place, Record, Stage, add_stage, batch_of, records
 
 
-@dataclass
+@dataclass(frozen=True)
 class Item(Record):
     key: str
     value: int = 0
@@ -30,8 +30,7 @@ class Double(Stage):
         for item in items:
             if item.value == 13:
                 raise ValueError("unlucky")
-            item.value *= 2
-            yield item
+            yield replace(item, value=item.value * 2)
 
 
 class Later(Stage):
@@ -42,8 +41,16 @@ class Later(Stage):
     async def run(self, items):
         for item in sorted(items, key=lambda i: -i.value):  # the largest first
             await asyncio.sleep(0)
-            item.value += 1
-            yield item
+            yield replace(item, value=item.value + 1)
+
+
+class Whole(Stage):
+    """The call's items in one list, as most stages yield them."""
+
+    name = "whole"
+
+    def run(self, items):
+        yield [replace(item, value=-item.value) for item in items]
 
 
 def _out(stage, items):
@@ -57,11 +64,11 @@ def _out(stage, items):
 
 
 def test_records_leave_as_they_finish_with_their_time_and_failed_ones_pass_through():
-    failed = Item("gone", 5)
-    failed.fail("decode", "unreadable")
+    failed = Item("gone", 5).failed("decode", "unreadable")
     out = _out(Double(), [Item("a", 1), failed, Item("b", 2)])
     assert [(i.key, i.value, i.error) for i in out] == [("gone", 5, "unreadable"), ("a", 2, None), ("b", 4, None)]
     assert "double" not in out[0].seconds and all(i.seconds["double"] >= 0 for i in out[1:])
+    assert _out(Whole(), [failed]) == [failed]  # the call's one list is empty
 
 
 def test_an_exception_fails_the_unfinished_records_of_its_call_only():
@@ -83,14 +90,13 @@ def test_only_a_stage_reaches_ray_data():
     assert Double.placement(4) == Place(batch=4)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Other(Record):
     key: str
 
 
 def test_a_record_of_another_kind_stops_the_pass_but_a_failed_one_passes():
-    stray = Other("x")
-    stray.fail("decode", "unreadable")
+    stray = Other("x").failed("decode", "unreadable")
     assert [i.key for i in _out(Double(), [Item("a", 1), stray])] == ["x", "a"]
     with pytest.raises(TypeError, match="the double stage takes Item records, not Other"):
         _out(Double(), [Item("a", 1), Other("y")])

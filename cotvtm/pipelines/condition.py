@@ -11,6 +11,7 @@ an earlier run are not decoded again.
 
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -79,12 +80,12 @@ class Decode(Stage):
                 continue
             segment = Segment(key, index, len(plan.segments), windows)
             try:
-                segment.frames = self.frames(key, pin.path, plan.info, windows)
+                segment = replace(segment, frames=self.frames(key, pin.path, plan.info, windows))
                 pin.verify()  # the frames are the listed content's
             except (MediaError, StorageError) as exc:
-                segment.fail(self.name, exc.reason)
+                segment = segment.failed(self.name, exc.reason)
             except Exception as exc:  # a decoder bug must not stop the batch either
-                segment.fail(self.name, f"unexpected decode failure: {type(exc).__name__}: {exc}")
+                segment = segment.failed(self.name, f"unexpected decode failure: {type(exc).__name__}: {exc}")
             yield segment
             if segment.error:
                 return
@@ -126,11 +127,13 @@ class Embed(_ModelStage):
         self.captioner = _captioner(ctx, self.clip) if ctx.cfg.conditioning == "teacher" else None
 
     def run(self, segments: list[Segment]):
-        for segment in segments:
-            if self.captioner is not None:  # the teacher describes what each window shows
-                segment.captions = self.captioner(list(segment.frames))
-            segment.e_v, segment.frames = self.clip.embed_windows(segment.frames), None
-        yield segments
+        yield [self._embedded(segment) for segment in segments]
+
+    def _embedded(self, segment: Segment) -> Segment:
+        captions = segment.captions
+        if self.captioner is not None:  # the teacher describes what each window shows
+            captions = self.captioner(list(segment.frames))
+        return replace(segment, captions=captions, e_v=self.clip.embed_windows(segment.frames), frames=None)
 
 
 class Prior(_ModelStage):
@@ -166,14 +169,14 @@ class Prior(_ModelStage):
             explanations = self.explain.nearest(e_m, mask) if self.explain is not None else None
         else:
             e_m, mask, explanations = self.retrieval.sample(e_v, streams)
-        offset, share = 0, (time.perf_counter() - started) / len(segments)
+        offset, share, done = 0, (time.perf_counter() - started) / len(segments), []
         for segment in segments:
-            segment.seconds[self.name] = share
             count = len(segment.e_v)
             window = slice(offset, offset + count)
-            self.save(segment, e_m[window], mask[window], explanations[window] if explanations is not None else [])
+            done.append(self.save(segment.timed(self.name, share), e_m[window], mask[window],
+                                  explanations[window] if explanations is not None else []))
             offset += count
-        yield segments
+        yield done
 
     def _described(self, segments: list[Segment]) -> list[Segment]:
         """The teacher's music description of every window, all requests at once; a segment
@@ -183,16 +186,18 @@ class Prior(_ModelStage):
         started = time.perf_counter()
         ids = [f"{s.key}#{w.index}" for s in segments for w in s.windows]
         records = iter(self.teacher.describe(ids, [c for s in segments for c in s.captions]))
+        done = []
         for segment in segments:
             mine = [next(records) for _ in segment.windows]
             failed = next(((w, r) for w, r in zip(segment.windows, mine) if r.status != "ok"), None)
-            segment.seconds[self.name] = (time.perf_counter() - started) / len(segments)
+            segment = segment.timed(self.name, (time.perf_counter() - started) / len(segments))
             if failed is not None:
-                segment.fail(self.name, f"the teacher could not describe window {failed[0].index}: {failed[1].reason}")
+                done.append(segment.failed(self.name, f"the teacher could not describe window {failed[0].index}: "
+                                                      f"{failed[1].reason}"))
                 continue
             e_m, mask = self.teacher.states(mine)
-            self.save(segment, e_m, mask, [explanation(r, self.ctx.teacher.teacher_model) for r in mine])
-        return segments
+            done.append(self.save(segment, e_m, mask, [explanation(r, self.ctx.teacher.teacher_model) for r in mine]))
+        return done
 
     def _sample(self, e_v: np.ndarray, streams: list[int]) -> tuple[np.ndarray, np.ndarray]:
         e_v = torch.as_tensor(e_v, dtype=torch.float32, device=self.device)
@@ -202,13 +207,14 @@ class Prior(_ModelStage):
                                           guidance_scale=self.cfg.prior_guidance, generator=CounterNoise(streams))
         return e_m.float().cpu().numpy(), mask.cpu().numpy()
 
-    def save(self, segment: Segment, e_m: np.ndarray, mask: np.ndarray, explanations: list) -> None:
+    def save(self, segment: Segment, e_m: np.ndarray, mask: np.ndarray, explanations: list) -> Segment:
+        """The segment with its conditioning saved (E_v no longer needed), or failed."""
         meta = {"explanations": explanations, "seconds": segment.seconds}
         try:
             self.ctx.video(segment.key).save_conditioning(segment.index, e_m, mask, meta)
         except StorageError as exc:
-            segment.fail(self.name, exc.reason)
-        segment.e_v = None
+            return segment.failed(self.name, exc.reason)
+        return replace(segment, e_v=None)
 
 
 def _retrieval(ctx: RunContext):

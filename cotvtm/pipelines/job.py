@@ -3,10 +3,11 @@
     pass 1:  Source --Decode--> Segment (frames) --Embed--> Segment (e_v) --Prior--> Segment (saved)
     pass 2:  VideoJob --Music--> Composed --Mux--> Outcome
 
-The driver lists each input's ``Track``s (frozen) and makes each ``Source`` and ``VideoJob``
-once, with everything it knows (the style, the saved plan, the segments already done). Mux
-leaves the ``Composed`` it is given as it was: what it learns (the ending, the beats) is in the
-``Outcome`` it returns, and a failure in a new record (``Record.failed``). A record that failed
+Every record is frozen. The driver lists each input's ``Track``s and makes each ``Source`` and
+``VideoJob`` once, with everything it knows (the style, the saved plan, the segments already
+done). A stage hands on new records: what it learns (a segment's frames, E_v, captions; the
+decoder that made the music; at Mux the ending and the beats, in the ``Outcome``) and its
+failures (``Record.failed``) are in the records it returns. A record that failed
 passes the later stages untouched and reaches the driver as it failed, which makes its
 manifest row with ``Outcome.of_failed``.
 """
@@ -21,7 +22,7 @@ from cotvtm.stage import Record
 from cotvtm.video.types import Window
 
 
-@dataclass
+@dataclass(frozen=True)
 class Source(Record):
     """An input for pass 1: its key, its content identity when listed (saved work of other
     content is not reused), and for a partly done input its saved plan and the segments whose
@@ -33,7 +34,7 @@ class Source(Record):
     conditioned: frozenset = frozenset()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Segment(Record):
     """A run of consecutive windows of one video.
 
@@ -48,10 +49,6 @@ class Segment(Record):
     frames: np.ndarray | None = None  # (windows, frames, H, W, 3) uint8
     e_v: np.ndarray | None = None  # (windows, clip_dim)
     captions: list[str] = field(default_factory=list)  # --conditioning teacher: what each window shows
-
-    def fail(self, stage: str, reason: str) -> None:
-        super().fail(stage, reason)
-        self.frames = self.e_v = None
 
     def failed(self, stage: str, reason: str) -> "Segment":
         return replace(super().failed(stage, reason), frames=None, e_v=None)
@@ -71,7 +68,7 @@ class Track:
     variant: int = 1  # which of the input's --variants tracks
 
 
-@dataclass
+@dataclass(frozen=True)
 class VideoJob(Record):
     """An input for pass 2: its ``Track``, and the segments whose music an earlier run saved
     (from the one listing of saved progress, read wave by wave)."""
@@ -95,7 +92,7 @@ class VideoJob(Record):
         return self.key if self.variant == 1 else f"{self.key}\x00variant {self.variant}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Composed(Record):
     """A video whose music is saved, segment by segment: what Mux needs to finish it."""
 
@@ -115,7 +112,7 @@ class Composed(Record):
         return self.job.variant
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome(Record):
     """One manifest row: what happened to one input (``row()``: its fields, without the
     record's own); from Mux also what it learned of the music it finished."""

@@ -16,6 +16,8 @@ them) go window by window in lockstep.
 A call retried after a lost actor redoes its videos from their saved segments.
 """
 
+from dataclasses import replace
+
 import numpy as np
 
 from cotvtm.errors import ModelError, printable
@@ -47,15 +49,33 @@ def starts_on_cut(plan) -> list[bool] | None:
     return [any(abs(segment[0].start - cut) < 1e-6 for cut in plan.cuts) for segment in plan.segments]
 
 
+class _Video:
+    """One video of a call while its streams make its music: the ``Composed`` record it was
+    opened as, and the failure that stops all its streams (the last one said). Its record is
+    made once, when the call's streams are done."""
+
+    def __init__(self, composed: Composed):
+        self.composed, self.error = composed, None
+
+    def fail(self, reason: str) -> None:
+        self.error = reason
+
+    def record(self, decoder: dict) -> Composed:
+        """The video's record as it leaves: with the decoder that made its music, or failed."""
+        done = replace(self.composed, decoder=decoder)
+        return done if self.error is None else done.failed(Music.name, self.error)
+
+
 class _Stream:
     """One stream of a video: its segments [first, end), composer state and current segment;
     what the scheduler feeds (``music.scheduler.Feedable``)."""
 
-    def __init__(self, music: "Music", composed: Composed, progress: VideoProgress, span: tuple[int, int],
+    def __init__(self, music: "Music", video: _Video, progress: VideoProgress, span: tuple[int, int],
                  start: TrackState):
-        self.music, self.composer, self.composed, self.progress = music, music.composer, composed, progress
-        self.style = music.style(composed.job.style)
-        self.plan = composed.plan
+        self.music, self.composer, self.video, self.progress = music, music.composer, video, progress
+        self.composed = video.composed
+        self.style = music.style(self.composed.job.style)
+        self.plan = self.composed.plan
         self.first, self.end = span
         self.segment = self.first
         self.state = start
@@ -81,12 +101,12 @@ class _Stream:
     def requests(self) -> list:
         """The next window, or in independent mode every window left in the segment (they need
         no order); none when the stream is done or failed."""
-        if self.segment >= self.end or self.composed.error is not None:
+        if self.segment >= self.end or self.video.error is not None:
             return []
         try:
             windows = self._next_windows()
         except Exception as exc:
-            self.music.damaged(self.composed, self.progress, exc)
+            self.video.fail(self.music.damaged(self.progress, exc))
             return []
         self.durations = [duration for _, _, duration in windows]
         key = self.composed.job.stream_key  # each variant draws from its own streams
@@ -114,7 +134,7 @@ class _Stream:
         try:
             self.progress.save_audio(self.segment, np.concatenate(self.pieces), self.state, self.digests)
         except Exception as exc:
-            self.music.damaged(self.composed, self.progress, exc)
+            self.video.fail(self.music.damaged(self.progress, exc))
             return
         self.segment, self.pieces, self.digests, self.e_m, self.mask = self.segment + 1, [], [], None, None
         if len(self.plan.segments) > 1:
@@ -122,7 +142,7 @@ class _Stream:
                   flush=True)
 
     def fail(self, reason: str) -> None:
-        self.composed.fail(Music.name, f"music stage failed: {reason}")
+        self.video.fail(f"music stage failed: {reason}")
 
 
 def _decoder(ctx: RunContext):
@@ -188,20 +208,16 @@ class Music(Stage):
         else:
             self.scheduler.lockstep(streams)
         decoder = self.composer.backend.describe()  # what made the music: precision, graphs or why none
-        for record, _ in opened:
-            if isinstance(record, Composed):
-                record.decoder = decoder
-        yield [record for record, _ in opened]
+        yield [video.record(decoder) if isinstance(video, _Video) else video for video, _ in opened]
 
     def _open(self, job: VideoJob) -> tuple:
-        """The video's ``Composed`` record and its streams (none left when all are saved); the
-        plan is read here, once."""
+        """The video (its ``Composed`` record to be) and its streams (none left when all are
+        saved), or the job failed; the plan is read here, once."""
         progress = self.ctx.video(job.key, job.variant)
         try:
             self.style(job.style)  # encoded once per actor and style; the streams find it cached
         except Exception as exc:
-            job.fail(self.name, f"the style could not be encoded: {type(exc).__name__}: {exc}")
-            return job, []
+            return job.failed(self.name, f"the style could not be encoded: {type(exc).__name__}: {exc}"), []
         try:
             plan = progress.load_plan()
             composed = frozenset(s for s in job.composed if s < len(plan.segments))
@@ -209,12 +225,11 @@ class Music(Stage):
             firsts = [plan.segments[first][0] for first, _ in spans]
             streams = [{"segments": list(span), "first_window": w.index, "start": w.start}
                        for span, w in zip(spans, firsts)]
-            record = Composed(job, plan, streams, len(composed), self.composer.backend.sample_rate)
-            return record, [_Stream(self, record, progress, span, self._start(plan, span[0])).resume(composed)
-                            for span in spans]
+            video = _Video(Composed(job, plan, streams, len(composed), self.composer.backend.sample_rate))
+            return video, [_Stream(self, video, progress, span, self._start(plan, span[0])).resume(composed)
+                           for span in spans]
         except Exception as exc:
-            self.damaged(job, progress, exc)
-            return job, []
+            return job.failed(self.name, self.damaged(progress, exc)), []
 
     def style(self, text: str | None) -> StyleStates | None:
         """A style's states from the decoder's T5, computed once per actor while the style is among
@@ -230,15 +245,14 @@ class Music(Stage):
             elapsed += window.duration
         return self.composer.stream_state(first, elapsed)
 
-    def damaged(self, record, progress: VideoProgress, exc: Exception) -> None:
-        """A storage failure may pass: keep the saved work. Damaged saved work is thrown away,
-        so that the next run makes it again instead of failing the same way."""
+    def damaged(self, progress: VideoProgress, exc: Exception) -> str:
+        """Why a video failed on its saved progress. A storage failure may pass: keep the saved
+        work. Damaged saved work is thrown away, so that the next run makes it again instead of
+        failing the same way."""
         if isinstance(exc, StorageError):
-            record.fail(self.name, f"progress storage failed: {exc.reason}")
-            return
-        record.fail(self.name, f"saved progress damaged ({type(exc).__name__}: {exc}); "
-                               "it was removed, run again to redo this input")
+            return f"progress storage failed: {exc.reason}"
         try:
             progress.clear()
         except StorageError:
             pass
+        return f"saved progress damaged ({type(exc).__name__}: {exc}); it was removed, run again to redo this input"

@@ -11,8 +11,9 @@
     ingest.py   caption manifests (JSONL, CSV, Parquet)
     records.py  labelled records on disk: read_labels, done_ids (the interface consumers use)
     stage.py    the Ray Data labelling stages (caption, label)
-    settings.py endpoint and build settings
-    build.py    the build driver; cli.py its options
+    settings.py the teacher endpoint's settings (every command's --teacher-*) and the build's
+    build.py    the build driver (``cotvtm label``: cotvtm/commands/label.py)
+    inference.py the teacher at soundtrack time (--conditioning teacher)
 """
 
 from cotvtm.teacher.records import LabelRecord, done_ids, labels_dir, read_labels

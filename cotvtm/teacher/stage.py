@@ -26,7 +26,7 @@ from cotvtm.teacher.records import LabelRecord
 ASYNC_BATCHES_PER_TASK = 4  # Ray Data's default number of concurrent batches for an async UDF
 
 
-@dataclass
+@dataclass(frozen=True)
 class LabelTask(Record):
     """A caption on its way to a label."""
 

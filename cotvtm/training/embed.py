@@ -25,7 +25,7 @@ MAX_VIDEO_WINDOWS = 3  # a video-text pair is summarised by its first windows' f
 SHARD_COLUMNS = ("id", "caption", "media", "x_rt", "x_mt", "e_v", "visual_source", "e_r", "e_m", "mask")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Example(Record):
     """A labelled record on its way to a shard row: its texts, then its embeddings."""
 
@@ -69,12 +69,13 @@ class Visual(_Encoder):
         self.clip = ClipEncoder(clip_ref, device, dtype=models.half_dtype(device, "clip"))
 
     def run(self, examples: list[Example]):
-        for example in examples:
-            vector, source = self._media(example.media) if example.media else (None, "caption")
-            if vector is None:
-                vector = self.clip.embed_texts([example.caption])[0]
-            example.e_v, example.visual_source = np.asarray(vector, np.float32), source
-        yield examples
+        yield [self._embedded(example) for example in examples]
+
+    def _embedded(self, example: Example) -> Example:
+        vector, source = self._media(example.media) if example.media else (None, "caption")
+        if vector is None:
+            vector = self.clip.embed_texts([example.caption])[0]
+        return replace(example, e_v=np.asarray(vector, np.float32), visual_source=source)
 
     def _media(self, path: str):
         """Image tower on the picture or the video's first windows' frames (the soundtrack job's
@@ -103,9 +104,8 @@ class Rationale(_Encoder):
         self.encoder = RationaleEncoder(ref, device, dtype=models.half_dtype(device, "rationale"))
 
     def run(self, examples: list[Example]):
-        for example, e_r in zip(examples, self.encoder.encode([e.x_rt for e in examples])):
-            example.e_r = e_r
-        yield examples
+        e_r = self.encoder.encode([e.x_rt for e in examples])
+        yield [replace(example, e_r=one) for example, one in zip(examples, e_r)]
 
 
 class MusicText(_Encoder):
@@ -122,9 +122,7 @@ class MusicText(_Encoder):
 
     def run(self, examples: list[Example]):
         e_m, mask = self.encoder.encode([e.x_mt for e in examples])
-        for example, one, valid in zip(examples, e_m, mask):
-            example.e_m, example.mask = one, valid
-        yield examples
+        yield [replace(example, e_m=one, mask=valid) for example, one, valid in zip(examples, e_m, mask)]
 
 
 def _rows(labels_dir: str) -> list[Example]:
