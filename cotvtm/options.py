@@ -67,8 +67,8 @@ def same(cls, name: str, **changes):
     s = f.metadata[_KEY]
     given = {"flag": flag(f), "help": s.help, "choices": s.choices, "metavar": s.metavar, "check": s.check,
              "shown_default": s.shown_default, "positional": s.positional, "renamed": s.renamed, "short": s.short}
-    default = changes.pop("default", f.default)
     factory = MISSING if "default" in changes or f.default_factory is MISSING else f.default_factory
+    default = changes.pop("default", f.default)
     return setting(default if factory is MISSING else MISSING, factory=factory, **{**given, **changes})
 
 
@@ -141,10 +141,10 @@ def add_options(group, cls, *, unset: bool = False) -> None:
         if s.renamed:  # earlier spellings: they still work, say they were renamed, and are not listed
             group.add_argument(*s.renamed, dest=f.name, action=_Renamed, renamed=flag(f), help=argparse.SUPPRESS,
                                **_renamed_options(f, kind))
-    for old, new in getattr(cls, "RENAMED", {}).items():  # an earlier flag that now sets several
+    for old, new in getattr(cls, "RENAMED", {}).items():  # an earlier flag of one setting, or of several
         group.add_argument(old, dest=old.lstrip("-").replace("-", "_"), action=_Renamed,
-                           renamed=", ".join(flag(_field_of(cls, name)) for name in new),
-                           type=_scalar(hints[new[0]]), default=None, help=argparse.SUPPRESS)
+                           renamed=", ".join(flag(_field_of(cls, name)) for name in new), default=None,
+                           help=argparse.SUPPRESS, **_renamed_options(_field_of(cls, new[0]), _scalar(hints[new[0]])))
 
 
 def _kind_options(f, s: Setting, kind, default) -> dict:
@@ -255,7 +255,8 @@ def _earlier_names(cls) -> dict[str, tuple]:
     key = lambda flag_: flag_.lstrip("-").replace("-", "_")  # noqa: E731
     names = {key(old): (f.name,) for f in settings(cls) for old in f.metadata[_KEY].renamed}
     names.update({key(old): new for old, new in getattr(cls, "RENAMED", {}).items()})
-    return {old: new for old, new in names.items() if old not in {f.name for f in fields(cls)}}
+    own = {f.name for f in fields(cls)}  # a switch's ``--no-...`` flag is no keyword: its value is the opposite
+    return {old: new for old, new in names.items() if old not in own and not old.startswith("no_")}
 
 
 def _field_of(cls, name: str):

@@ -354,7 +354,8 @@ class Resources(Checked):
     music_cpus: float = _placed("music", "Music (the decoder)", "cpus")
     music_gpus: float = _placed("music", "Music (the decoder)", "gpus")
     slots: int = setting(4, check=at_least(1),
-                         help="windows the decoder makes at once: the MusicGen engine's slots, Stable Audio 3's batch",
+                         help="windows the decoder makes at once: the MusicGen engine's slots, the windows of one "
+                              "generate call, Stable Audio 3's batch",
                          shown_default=_machine("slots", 4))
     engine_width: str = setting("full", choices=ENGINE_WIDTHS,
                                 help="full: every decode engine step runs over all --slots, so a window's music does "

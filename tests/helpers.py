@@ -103,3 +103,13 @@ def ends_in_silence(path, seconds: float = 0.05, dbfs: float = -50.0) -> bool:
                           "-f", "f32le", "-"], capture_output=True, check=True).stdout
     audio = np.frombuffer(raw, np.float32)
     return len(audio) > 0 and float(np.abs(audio[-int(seconds * 8000):]).max()) < 10 ** (dbfs / 20)
+
+
+def parsed_config(args):
+    """The soundtrack configurations a parsed command line asks for, checked (as the API would
+    make them): ``(SoundtrackConfig, Resources)``."""
+    from cotvtm.commands.soundtrack import settings
+    from cotvtm.settings import configure
+
+    cfg, res, _ = configure(**settings(args))
+    return cfg, res

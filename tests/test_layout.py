@@ -480,9 +480,14 @@ def test_the_teacher_endpoint_is_declared_once_for_every_command_that_has_one():
 def test_a_renamed_flag_still_works_and_says_so():
     from cotvtm.cli import parser
 
+    from cotvtm.options import given
+    from cotvtm.teacher.settings import BuildConfig, LabelEndpoint
+
     with pytest.warns(FutureWarning, match="--base-url is renamed --teacher-url"):
         a = parser().parse_args(["label", "--out", "o", "--scenes", "1", "--base-url", "http://127.0.0.1:9/v1"])
-    assert a.teacher_url == "http://127.0.0.1:9/v1"
+    assert given(a, BuildConfig, LabelEndpoint)["teacher_url"] == "http://127.0.0.1:9/v1"
+    # an earlier spelling lives only where it was: in soundtrack --endpoint is still --endpoint-url's
+    assert parser().parse_args(["soundtrack", "in", "out", "--endpoint", "http://127.0.0.1:9"]).endpoint_url
     from cotvtm.commands.soundtrack import settings as soundtrack_settings
 
     with pytest.warns(FutureWarning, match="--model-actors is renamed --embed-actors, --prior-actors, --music-actors"):

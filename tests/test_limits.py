@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from cotvtm.cli import parser
-from cotvtm.commands.soundtrack import config as _config
+from tests.helpers import parsed_config as _config
 from cotvtm.settings import Resources
 from cotvtm.errors import CotvtmError, MediaError, ModelError
 from cotvtm.eval import embedders

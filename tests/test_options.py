@@ -8,7 +8,7 @@ import pytest
 
 import cotvtm
 from cotvtm.cli import main, parser
-from cotvtm.commands.soundtrack import config as _config
+from tests.helpers import parsed_config as _config
 from cotvtm.settings import SETTINGS, Resources, SoundtrackConfig, configure
 from cotvtm.errors import CotvtmError
 from cotvtm.options import flag, settings

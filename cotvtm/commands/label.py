@@ -1,14 +1,15 @@
 """``cotvtm label`` (also ``python -m jobs.build_dataset``): the labelling run's settings as flags.
 
 Every flag comes from a field of ``cotvtm.teacher.settings`` (``BuildConfig``, and the teacher
-endpoint's ``EndpointConfig``), the same names ``cotvtm.label`` takes.
+endpoint's ``EndpointConfig`` with this command's earlier flags, ``LabelEndpoint``), the same
+names ``cotvtm.label`` takes.
 """
 
 import argparse
 from dataclasses import dataclass
 
 from cotvtm.options import Checked, command, given, setting
-from cotvtm.teacher.settings import BuildConfig, EndpointConfig
+from cotvtm.teacher.settings import BuildConfig, LabelEndpoint
 
 HELP = "label captions with the chain-of-thought teacher (an LLM endpoint, or offline rules)"
 EXIT = ("Exit status: 0 every caption has a label, 1 the build finished but some captions failed\n"
@@ -24,14 +25,6 @@ class Recipe(Checked):
                                        "10k/10k/11k/10k); labels nothing")
 
 
-class LabelEndpoint(EndpointConfig):
-    """The teacher endpoint's settings with this command's earlier ``--temperature``: the
-    teacher's here, MusicGen's in ``soundtrack``, so it cannot be the endpoint's everywhere.
-    Its section is parsed unset, so that the earlier flag fills what the new one left."""
-
-    RENAMED = {"--temperature": ("teacher_temperature",)}
-
-
 SECTIONS = ((None, BuildConfig), ("teacher endpoint (none given: the offline rule-based teacher)", LabelEndpoint, True),
             (None, Recipe))
 
@@ -44,7 +37,7 @@ def _label(a: argparse.Namespace) -> int:
         from cotvtm.teacher.build import recipe
         from cotvtm.teacher.settings import build_config
 
-        recipe(build_config(**settings))
+        recipe(build_config(settings.pop("out", None), **settings))
         return 0
     return label(settings.pop("out", None), **settings).exit_code
 

@@ -36,12 +36,6 @@ def settings(a: argparse.Namespace) -> dict:
     return given(a, *SETTINGS)
 
 
-def config(a: argparse.Namespace) -> tuple[SoundtrackConfig, Resources]:
-    """The configurations the command line asks for, checked (as the API would make them)."""
-    cfg, res, _ = configure(**settings(a))
-    return cfg, res
-
-
 def starting(name: str) -> None:
     """The first line, before anything slow is imported or started: what the first minute goes to."""
     address = os.environ.get("RAY_ADDRESS")

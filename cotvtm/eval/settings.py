@@ -137,15 +137,23 @@ class EvalConfig(Checked):
         return external_folders(self.external)
 
 
+
+class EvalEndpoint(EndpointConfig):
+    """The teacher endpoint as ``cotvtm evaluate`` takes it: with its three flags from before the
+    endpoint was declared once for every command, kept one release (they warn)."""
+
+    RENAMED = {"--base-url": ("teacher_url",), "--model": ("teacher_model",), "--api-key-env": ("teacher_key_env",)}
+
+
 SECTIONS = ((None, EvalConfig), ("evaluation models (KIND:LOCATION; see cotvtm/eval/embedders.py)", MetricModels),
-            ("teacher for cot2music / llm2music (no --teacher-model: the offline teacher)", EndpointConfig))
+            ("teacher for cot2music / llm2music (no --teacher-model: the offline teacher)", EvalEndpoint, True))
 
 
 def configure(**settings) -> EvalConfig:
     """An evaluation's configuration from settings by field name: ``EvalConfig``'s,
     ``MetricModels``' and ``EndpointConfig``'s (an endpoint without ``teacher_model`` is none:
     cot2music and llm2music then ask the offline teacher)."""
-    own, metric, teacher = split(settings, EvalConfig, MetricModels, EndpointConfig)
+    own, metric, teacher = split(settings, EvalConfig, MetricModels, EvalEndpoint)
     if teacher:
         own["endpoint"] = replace(own.get("endpoint") or EndpointConfig(), **teacher).named()
     if metric:

@@ -95,9 +95,11 @@ class MusicGenBackend:
     name = "generate"
 
     def __init__(self, ref: str | None, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(),
-                 model=None, dtype: str = "auto"):
-        """``ref``, ``model`` and ``dtype``: the ``MusicGen`` to load."""
+                 model=None, dtype: str = "auto", batch: int = 32):
+        """``ref``, ``model`` and ``dtype``: the ``MusicGen`` to load; ``batch``: the most windows
+        one ``generate`` call makes (``--slots``), so that memory is bounded whatever the call."""
         self.musicgen = musicgen = MusicGen(ref, device, model, dtype)
+        self.batch = batch
         self.model, self.sample_rate, self.frame_rate = musicgen.model, musicgen.sample_rate, musicgen.frame_rate
         self.device, self.sampling = device, sampling
         self.input_dtype = input_dtype(self.musicgen.model)  # what E_m is given as
@@ -111,15 +113,17 @@ class MusicGenBackend:
     # -- windows ----------------------------------------------------------------------------
 
     def render(self, requests: list[MusicRequest]) -> list[WindowMusic]:
-        """One ``generate`` call per group of windows with the same prompt length and length,
-        seeded with the group's first stream (so its draws depend on how windows are grouped)."""
-        groups = defaultdict(list)
-        for index, request in enumerate(requests):
-            groups[request.prompt_frames, self.musicgen.tokens_for(request.seconds)].append(index)
+        """``batch`` windows at a time, one ``generate`` call per group of them with the same
+        prompt length and length, seeded with the group's first stream (so its draws depend on
+        how windows are grouped)."""
         codes: list[np.ndarray | None] = [None] * len(requests)
-        for (_, new_tokens), members in groups.items():
-            for index, found in zip(members, self._generate_codes([requests[i] for i in members], new_tokens)):
-                codes[index] = found
+        for start in range(0, len(requests), self.batch):
+            groups = defaultdict(list)
+            for index in range(start, min(start + self.batch, len(requests))):
+                groups[requests[index].prompt_frames, self.musicgen.tokens_for(requests[index].seconds)].append(index)
+            for (_, new_tokens), members in groups.items():
+                for index, found in zip(members, self._generate_codes([requests[i] for i in members], new_tokens)):
+                    codes[index] = found
         return self.musicgen.music(requests, codes)
 
     @torch.inference_mode()
@@ -225,12 +229,13 @@ class EngineBackend:
 
 def make_backend(name: str, ref: str, device: str = "cpu", sampling: SamplingConfig = SamplingConfig(), *,
                  slots: int, dtype: str = "auto", full: bool = True) -> MusicGenBackend | EngineBackend:
-    """The MusicGen decoder ``name`` (``MUSICGEN_DECODERS``); ``slots`` sizes the engine."""
+    """The MusicGen decoder ``name`` (``MUSICGEN_DECODERS``); ``slots``: the windows it makes at
+    once (the engine's slots, or the windows of one ``generate`` call)."""
     if name not in MUSICGEN_DECODERS:
         raise ValueError(f"unknown music decoder {name!r}; choose one of {MUSICGEN_DECODERS}")
     if name == "engine":
         return EngineBackend(ref, device, sampling, slots=slots, dtype=dtype, full=full)
-    return MusicGenBackend(ref, device, sampling, dtype=dtype)
+    return MusicGenBackend(ref, device, sampling, dtype=dtype, batch=slots)
 
 
 class _LastIds(StoppingCriteria):

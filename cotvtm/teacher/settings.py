@@ -56,46 +56,46 @@ class EndpointConfig(Checked):
     """An OpenAI-compatible chat endpoint and how hard to push it. No ``teacher_model``: no
     endpoint (the offline rule-based teacher, where a command has one)."""
 
-    teacher_url: str | None = setting(None, metavar="URL", check=_HTTP_URL, renamed=("--base-url", "--endpoint"),
+    teacher_url: str | None = setting(None, metavar="URL", check=_HTTP_URL,
                                       help="the teacher's OpenAI-compatible base URL",
                                       shown_default=f"{OPENAI_URL} with --teacher-model")
-    teacher_model: str | None = setting(None, metavar="NAME", renamed=("--model",),
+    teacher_model: str | None = setting(None, metavar="NAME",
                                         check=(bool, "{flag} must name the model (or deployment) the endpoint "
                                                      "serves"),
                                         help="the model (or Azure deployment) the teacher endpoint serves; none: "
                                              "no endpoint")
-    teacher_key_env: str = setting("OPENAI_API_KEY", metavar="VAR", renamed=("--api-key-env",),
+    teacher_key_env: str = setting("OPENAI_API_KEY", metavar="VAR",
                                    help="the environment variable holding the teacher endpoint's API key (each "
                                         "node's own environment: it is never passed to Ray)")
-    teacher_api_version: str | None = setting(None, metavar="VERSION", renamed=("--api-version",),
+    teacher_api_version: str | None = setting(None, metavar="VERSION",
                                               help="Azure OpenAI API version (deployment-style Azure URLs; "
                                                    "--teacher-model is then the deployment name)")
     teacher_temperature: float | None = setting(0.7, metavar="T", help="the teacher's sampling temperature")
-    teacher_json_mode: bool = setting(True, flag="--teacher-no-json-mode", renamed=("--no-json-mode",),
+    teacher_json_mode: bool = setting(True, flag="--teacher-no-json-mode",
                                       help="do not send response_format=json_object (dropped anyway when the "
                                            "server rejects it)")
-    teacher_max_tokens: int = setting(1024, metavar="N", check=at_least(0), renamed=("--max-tokens",),
+    teacher_max_tokens: int = setting(1024, metavar="N", check=at_least(0),
                                       help="completion token limit per teacher request (0: none sent)")
-    teacher_timeout: float = setting(60.0, metavar="SECONDS", check=positive(), renamed=("--timeout",),
+    teacher_timeout: float = setting(60.0, metavar="SECONDS", check=positive(),
                                      help="seconds one teacher request may take in all, connect to last byte")
-    teacher_retries: int = setting(6, metavar="N", check=at_least(0), renamed=("--max-retries",),
+    teacher_retries: int = setting(6, metavar="N", check=at_least(0),
                                    help="retries per teacher request (429, 5xx, timeouts, connection errors)")
-    teacher_backoff: float = setting(0.5, metavar="SECONDS", check=_NOT_NEGATIVE, renamed=("--backoff",),
+    teacher_backoff: float = setting(0.5, metavar="SECONDS", check=_NOT_NEGATIVE,
                                      help="first retry delay in seconds (doubles each retry, when the server "
                                           "sends no Retry-After)")
-    teacher_repair_attempts: int = setting(2, metavar="N", check=at_least(0), renamed=("--repair-attempts",),
+    teacher_repair_attempts: int = setting(2, metavar="N", check=at_least(0),
                                            help="extra turns when the teacher's answer is not the required JSON")
-    teacher_concurrency: int = setting(16, metavar="N", check=at_least(1), renamed=("--concurrency",),
+    teacher_concurrency: int = setting(16, metavar="N", check=at_least(1),
                                        help="teacher requests in flight, all actors together")
-    teacher_rpm: float | None = setting(None, metavar="N", check=positive(), renamed=("--rpm",),
+    teacher_rpm: float | None = setting(None, metavar="N", check=positive(),
                                         help="teacher requests per minute, all actors together",
                                         shown_default="no limit")
-    teacher_tpm: float | None = setting(None, metavar="N", check=positive(), renamed=("--tpm",),
+    teacher_tpm: float | None = setting(None, metavar="N", check=positive(),
                                         help="teacher tokens per minute (prompt + token limit estimate), all actors "
                                              "together", shown_default="no limit")
-    teacher_price_in: float | None = setting(None, check=_NOT_NEGATIVE, metavar="USD", renamed=("--price-in",),
+    teacher_price_in: float | None = setting(None, check=_NOT_NEGATIVE, metavar="USD",
                                              help="USD per 1M prompt tokens, for the cost estimate")
-    teacher_price_out: float | None = setting(None, check=_NOT_NEGATIVE, metavar="USD", renamed=("--price-out",),
+    teacher_price_out: float | None = setting(None, check=_NOT_NEGATIVE, metavar="USD",
                                               help="USD per 1M completion tokens, for the cost estimate")
     max_backoff_s: float = 30.0
     max_retry_after_s: float = 120.0  # a longer Retry-After is capped to this
@@ -145,6 +145,21 @@ class EndpointConfig(Checked):
         """This endpoint when it names a model, else None (no endpoint: the offline teacher)."""
         return self if self.teacher_model is not None else None
 
+
+
+class LabelEndpoint(EndpointConfig):
+    """The teacher endpoint as ``cotvtm label`` takes it: with the flags it had before the
+    endpoint was declared once for every command, each kept one release (they warn). Only
+    here: ``--temperature`` is MusicGen's in ``soundtrack``, ``--endpoint`` short for
+    ``--endpoint-url`` there."""
+
+    RENAMED = {"--base-url": ("teacher_url",), "--endpoint": ("teacher_url",), "--model": ("teacher_model",),
+               "--api-key-env": ("teacher_key_env",), "--api-version": ("teacher_api_version",),
+               "--temperature": ("teacher_temperature",), "--no-json-mode": ("teacher_json_mode",),
+               **{f"--{name}": (f"teacher_{name.replace('-', '_')}",) for name in (
+                   "max-tokens", "timeout", "backoff", "repair-attempts", "concurrency", "rpm", "tpm", "price-in",
+                   "price-out")},
+               "--max-retries": ("teacher_retries",)}
 
 @dataclass(frozen=True)
 class BuildConfig(Checked):
@@ -206,7 +221,7 @@ def build_config(out, config: BuildConfig | None = None, **settings) -> BuildCon
     """The build that ``settings`` name by field (``BuildConfig``'s and ``EndpointConfig``'s, an
     ``endpoint`` whole too), over ``config`` when given, writing to ``out``. The endpoint: the
     teacher settings over ``config``'s (or ``endpoint``), None when they name no model."""
-    build, teacher = split(settings, BuildConfig, EndpointConfig)
+    build, teacher = split(settings, BuildConfig, LabelEndpoint)
     if "manifests" in build:
         build["manifests"] = tuple(str(m) for m in build["manifests"])
     base = build.pop("endpoint", config.endpoint if config is not None else None)
