@@ -83,8 +83,8 @@ def test_settings_whose_windows_the_model_cannot_make_stop_the_music_stage(model
     ctx = SimpleNamespace(res=Resources(), refs=SimpleNamespace(stable_audio=ref),
                           facts=SimpleNamespace(dims={"music_dim": tiny.T5_DIM}))
     with pytest.raises(ModelError, match="makes at most 16.38 s, but windows of these settings may need 16.75 s"):
-        _decoder(SimpleNamespace(**vars(ctx), cfg=SoundtrackConfig(decoder="stable-audio", window_s=16.0)), 32)
-    assert _decoder(SimpleNamespace(**vars(ctx), cfg=SoundtrackConfig(decoder="stable-audio", windows="shots")), 32)
+        _decoder(SimpleNamespace(**vars(ctx), cfg=SoundtrackConfig(decoder="stable-audio", window_s=16.0)))
+    assert _decoder(SimpleNamespace(**vars(ctx), cfg=SoundtrackConfig(decoder="stable-audio", windows="shots")))
 
 
 def _stereo(path, rate: int = 48000) -> np.ndarray:

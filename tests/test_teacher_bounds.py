@@ -52,6 +52,9 @@ def test_a_trickled_answer_ends_at_the_whole_request_limit():
         assert slow.status == "failed" and calm.status == "ok"
         assert slow.reason == "timed out after 1 s (the limit of one whole request); gave up after 2 attempts"
         assert len(server.requests_for("#trickle")) == 2 and took < 2 * 1.0 + 1.0
+        ended = time.monotonic() + 5.0  # the server's handler notes the end once it sees the client go
+        while not all(entry.done_at for entry in server.requests_for("#trickle")) and time.monotonic() < ended:
+            time.sleep(0.05)
         for entry in server.requests_for("#trickle"):  # the server saw each request end at the limit
             assert 0.9 <= entry.done_at - entry.at < 1.5
 
