@@ -63,7 +63,7 @@ def same(cls, name: str, **changes):
     """Field ``name`` of settings class ``cls`` declared again in another class, with the same
     flag, help, choices and check (and default, unless ``changes`` say otherwise: ``default``,
     ``help``, ``shown_default``...): one concept, one declaration, in every command that has it."""
-    [f] = [f for f in fields(cls) if f.name == name]
+    f = _field_of(cls, name)
     s = f.metadata[_KEY]
     given = {"flag": flag(f), "help": s.help, "choices": s.choices, "metavar": s.metavar, "check": s.check,
              "shown_default": s.shown_default, "positional": s.positional, "renamed": s.renamed, "short": s.short}
@@ -142,7 +142,7 @@ def add_options(group, cls, *, unset: bool = False) -> None:
             group.add_argument(*s.renamed, dest=f.name, action=_Renamed, renamed=flag(f), help=argparse.SUPPRESS,
                                **_renamed_options(f, kind))
     for old, new in getattr(cls, "RENAMED", {}).items():  # an earlier flag of one setting, or of several
-        group.add_argument(old, dest=old.lstrip("-").replace("-", "_"), action=_Renamed,
+        group.add_argument(old, dest=_key(old), action=_Renamed,
                            renamed=", ".join(flag(_field_of(cls, name)) for name in new), default=None,
                            help=argparse.SUPPRESS, **_renamed_options(_field_of(cls, new[0]), _scalar(hints[new[0]])))
 
@@ -154,7 +154,7 @@ def _kind_options(f, s: Setting, kind, default) -> dict:
     if _repeated(kind):  # given as often as wanted; None when never, so the declared default stays
         return {"action": "append", "choices": s.choices, "default": None, "metavar": s.metavar,
                 "help": _help(s, None)}
-    metavar = s.metavar or (None if s.choices else flag(f).lstrip("-").replace("-", "_").upper())
+    metavar = s.metavar or (None if s.choices else _key(flag(f)).upper())
     return {"type": kind, "default": default, "choices": s.choices, "metavar": metavar,
             "help": _help(s, _default(f))}
 
@@ -227,7 +227,7 @@ def given(namespace: argparse.Namespace, *classes) -> dict:
     values = {f.name: getattr(namespace, f.name) for cls in classes for f in settings(cls)}
     for cls in classes:
         for old, new in getattr(cls, "RENAMED", {}).items():
-            value = getattr(namespace, old.lstrip("-").replace("-", "_"), None)
+            value = getattr(namespace, _key(old), None)
             values.update({name: value for name in new if values.get(name) is None})
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
 
@@ -252,9 +252,8 @@ def split(values: dict, *classes) -> list[dict]:
 
 def _earlier_names(cls) -> dict[str, tuple]:
     """Earlier API keywords of ``cls``'s settings -> the fields they now fill."""
-    key = lambda flag_: flag_.lstrip("-").replace("-", "_")  # noqa: E731
-    names = {key(old): (f.name,) for f in settings(cls) for old in f.metadata[_KEY].renamed}
-    names.update({key(old): new for old, new in getattr(cls, "RENAMED", {}).items()})
+    names = {_key(old): (f.name,) for f in settings(cls) for old in f.metadata[_KEY].renamed}
+    names.update({_key(old): new for old, new in getattr(cls, "RENAMED", {}).items()})
     own = {f.name for f in fields(cls)}  # a switch's ``--no-...`` flag is no keyword: its value is the opposite
     return {old: new for old, new in names.items() if old not in own and not old.startswith("no_")}
 
@@ -262,6 +261,11 @@ def _earlier_names(cls) -> dict[str, tuple]:
 def _field_of(cls, name: str):
     [f] = [f for f in fields(cls) if f.name == name]
     return f
+
+
+def _key(flag_: str) -> str:
+    """A flag as a name: the keyword, or the parsed value's attribute (``--no-cot`` -> ``no_cot``)."""
+    return flag_.lstrip("-").replace("-", "_")
 
 
 def _member(choices: tuple, repeated: bool = False):

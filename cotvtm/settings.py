@@ -257,10 +257,13 @@ class SoundtrackConfig(Checked):
     def recorded(self) -> dict:
         """The settings as every sidecar records them: the teacher by its model alone (where it
         is and how long to wait for it change no answer, and its URL may carry credentials)."""
-        fields_ = asdict(self)
-        teacher = fields_.pop("teacher")["teacher_model"]
-        return {k: v for name, value in fields_.items()
-                for k, v in ((name, value), *((("teacher_model", teacher),) if name == "conditioning" else ()))}
+        recorded = {}
+        for name, value in asdict(self).items():
+            if name != "teacher":
+                recorded[name] = value
+            if name == "conditioning":  # where the teacher's model stood before the endpoint was one class
+                recorded["teacher_model"] = self.teacher.teacher_model
+        return recorded
 
     def digest(self, models_fingerprint: str, styles: str | None = None) -> str:
         """Output names are a pure function of input key + this digest (idempotent reruns).
@@ -309,14 +312,12 @@ def default_device() -> str:
 # prior are small, so Music takes the largest share; the three add up to 0.9 of one GPU. The CPUs
 # left beside the GPU stages decode, so the GPU waits for none.
 ON_CUDA = dict(embed_cpus=1.0, prior_cpus=1.0, music_cpus=1.0, embed_gpus=0.15, prior_gpus=0.15, music_gpus=0.6,
-               slots=16, embed_batch=16, prior_batch=16, videos_in_flight=32, mux_actors=2,
-               decode_actors="the CPUs beyond 4, up to 16")
+               slots=16, embed_batch=16, prior_batch=16, videos_in_flight=32, mux_actors=2)
 
 
 def _machine(name: str, default) -> str:
     """What --help says of a resource's default: this default, and what a CUDA machine makes it."""
-    return f"by the machine: {default:g}; {ON_CUDA[name]:g} with cuda" if not isinstance(ON_CUDA[name], str) else \
-        f"by the machine: {default:g}; with cuda {ON_CUDA[name]}"
+    return f"by the machine: {default:g}; {ON_CUDA[name]:g} with cuda"
 
 
 def _placed(stage: str, what: str, part: str):
@@ -336,7 +337,7 @@ class Resources(Checked):
     batches, not what is asked for (every random draw belongs to a window, whatever its batch)."""
 
     decode_actors: int = setting(1, check=at_least(1), help="CPU actors probing and decoding frames",
-                                 shown_default=_machine("decode_actors", 1))
+                                 shown_default="by the machine: 1; with cuda the CPUs beyond 4, up to 16")
     mux_actors: int = setting(1, check=at_least(1), help="CPU actors running ffmpeg",
                               shown_default=_machine("mux_actors", 1))
     mux_cpus: float = setting(0.25, check=_NOT_NEGATIVE, help="CPUs each ffmpeg actor reserves")

@@ -39,8 +39,7 @@ def table(command: argparse.ArgumentParser) -> str:
 
 def _usage(action: argparse.Action) -> str:
     """How a flag is written: with its choices or value name, when it takes a value."""
-    flag = action.option_strings[-1] if action.option_strings[0].startswith("-") and \
-        not action.option_strings[0].startswith("--") else action.option_strings[0]
+    flag = next(s for s in action.option_strings if s.startswith("--"))  # not its short spelling
     if action.nargs == 0:
         return flag
     if action.choices:
